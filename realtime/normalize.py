@@ -1,0 +1,362 @@
+"""Pose normalization: make a source person's pose fit the target person's body and camera.
+
+Two steps, after Everybody Dance Now (Chan et al., ICCV 2019, Sec. 3.4 "Global pose normalization"):
+
+1. **Bone-length retargeting** (:func:`retarget_bone_lengths`): keep the source's joint angles and
+   foreshortening, give each limb the target's proportions, walking outward from the torso.
+2. **Global normalization** (:func:`global_normalize`): map the source's foot position between its far and
+   near extremes linearly onto the target's, and scale the body by a factor interpolated the same way
+   between the far and near height ratios of target to source.
+
+:class:`PoseNormalizer` chains the two with statistics of the source (fitted on a whole video offline, or on
+a window of a stream) and of the target (from ``train.prepare``). All coordinates are pixels, x to the
+right and y down; "far" is the smaller foot y (higher in the image, further from the camera).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from realtime.skeleton import FOOT_JOINTS, HEAD_JOINTS, LIMB_INDEX, LIMBS, NUM_JOINTS, NUM_LIMBS, ROOT_JOINT
+
+#: Limbs whose summed length sets a body's overall size (clavicles, spine, pelvis, arms and legs; not the
+#: face or feet, whose detections are the least reliable).
+SIZE_LIMBS: tuple[str, ...] = (
+    "spine", "right_clavicle", "left_clavicle", "right_upper_arm", "left_upper_arm", "right_forearm",
+    "left_forearm", "right_pelvis", "left_pelvis", "right_thigh", "left_thigh", "right_shin", "left_shin",
+)  # fmt: skip
+
+#: Fraction of a video's frames (by foot height rank) that form the "far" and the "near" band.
+ANCHOR_BAND_FRACTION = 0.2
+#: Within a band, the person's height is this percentile of per-frame heights (standing, not crouching).
+HEIGHT_PERCENTILE = 90.0
+#: A source whose far and near foot positions differ by less than this fraction of its height is treated
+#: as standing at one depth: every frame maps to the middle of the target's range.
+MIN_DEPTH_SPAN_FRACTION = 0.02
+
+
+@dataclass(frozen=True)
+class BodyStats:
+    """Statistics of one person in one video, in that video's pixels.
+
+    Attributes:
+        limb_lengths_px: median length of each limb of :data:`LIMBS` (NaN where never seen).
+        far_foot_y_px, near_foot_y_px: foot height (image y of the lower ankle) at the far and near
+            extremes of where the person stood.
+        far_height_px, near_height_px: person height (foot y minus head y) at those extremes.
+        center_x_px: median x of the mid-hip.
+        num_frames: frames with a body that these figures come from.
+    """
+
+    limb_lengths_px: tuple[float, ...]
+    far_foot_y_px: float
+    near_foot_y_px: float
+    far_height_px: float
+    near_height_px: float
+    center_x_px: float
+    num_frames: int
+
+    def __post_init__(self) -> None:
+        if len(self.limb_lengths_px) != NUM_LIMBS:
+            raise ValueError(f"limb_lengths_px needs {NUM_LIMBS} values, got {len(self.limb_lengths_px)}")
+        for name in ("far_height_px", "near_height_px"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["limb_lengths_px"] = {limb.name: _json_float(v) for limb, v in zip(LIMBS, self.limb_lengths_px)}
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BodyStats:
+        fields = dict(data)
+        lengths = data["limb_lengths_px"]
+        missing = [limb.name for limb in LIMBS if limb.name not in lengths]
+        if missing:
+            raise ValueError(f"body statistics lack limb lengths for {missing}")
+        fields["limb_lengths_px"] = tuple(
+            float("nan") if lengths[limb.name] is None else float(lengths[limb.name]) for limb in LIMBS
+        )
+        return cls(**fields)
+
+
+def _json_float(value: float) -> float | None:
+    return None if not math.isfinite(value) else float(value)
+
+
+def _present(confidence: np.ndarray, threshold: float) -> np.ndarray:
+    return np.asarray(confidence) >= threshold
+
+
+def limb_lengths(joints_px: np.ndarray, confidence: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Per-frame limb lengths.
+
+    Args:
+        joints_px: float ``(..., NUM_JOINTS, 2)``; confidence: float ``(..., NUM_JOINTS)``.
+
+    Returns:
+        float32 ``(..., NUM_LIMBS)`` lengths in pixels, NaN where either end is below ``threshold``.
+    """
+    joints_px = np.asarray(joints_px, dtype=np.float32)
+    present = _present(confidence, threshold)
+    parents = [limb.parent for limb in LIMBS]
+    children = [limb.child for limb in LIMBS]
+    lengths = np.linalg.norm(joints_px[..., children, :] - joints_px[..., parents, :], axis=-1)
+    return np.where(present[..., parents] & present[..., children], lengths, np.nan).astype(np.float32)
+
+
+def foot_and_head_y(
+    joints_px: np.ndarray, confidence: np.ndarray, threshold: float = 0.5
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame foot y (the lower present ankle) and head y (the highest present nose/eye).
+
+    Returns:
+        two float32 ``(...,)`` arrays in pixels, NaN where no such joint is present.
+    """
+    joints_px = np.asarray(joints_px, dtype=np.float32)
+    present = _present(confidence, threshold)
+    ys = joints_px[..., 1]
+    with np.errstate(all="ignore"):
+        foot = np.where(present[..., list(FOOT_JOINTS)], ys[..., list(FOOT_JOINTS)], -np.inf).max(axis=-1)
+        head = np.where(present[..., list(HEAD_JOINTS)], ys[..., list(HEAD_JOINTS)], np.inf).min(axis=-1)
+    foot = np.where(np.isfinite(foot), foot, np.nan).astype(np.float32)
+    head = np.where(np.isfinite(head), head, np.nan).astype(np.float32)
+    return foot, head
+
+
+def body_stats(joints_px: np.ndarray, confidence: np.ndarray, threshold: float = 0.5) -> BodyStats:
+    """Estimate :class:`BodyStats` from a sequence of poses of one person.
+
+    Far and near anchors: frames with feet and head visible are ranked by foot y; the lowest and highest
+    :data:`ANCHOR_BAND_FRACTION` form the far and near bands. Each band's foot y is its median, its height
+    the :data:`HEIGHT_PERCENTILE` percentile of the band's heights (so crouching frames do not shrink it).
+
+    Args:
+        joints_px: float ``(N, NUM_JOINTS, 2)`` pixels; confidence: float ``(N, NUM_JOINTS)`` in [0, 1].
+        threshold: joints below this confidence are missing.
+
+    Raises:
+        ValueError: on wrong shapes, or if no frame shows both feet (ankles) and head.
+    """
+    joints_px = np.asarray(joints_px, dtype=np.float32)
+    confidence = np.asarray(confidence, dtype=np.float32)
+    if joints_px.ndim != 3 or joints_px.shape[1:] != (NUM_JOINTS, 2) or confidence.shape != joints_px.shape[:2]:
+        raise ValueError(
+            f"expected joints (N, {NUM_JOINTS}, 2) and confidence (N, {NUM_JOINTS}), "
+            f"got {joints_px.shape} and {confidence.shape}"
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=RuntimeWarning)  # a never-seen limb's median stays NaN
+        lengths = np.nanmedian(limb_lengths(joints_px, confidence, threshold), axis=0)
+    foot, head = foot_and_head_y(joints_px, confidence, threshold)
+    height = foot - head
+    usable = np.isfinite(foot) & np.isfinite(height) & (height > 0)
+    if not usable.any():
+        raise ValueError(
+            "no frame shows both the feet (ankles) and the head; global pose normalization needs at least "
+            "one full-body frame"
+        )
+    foot_u, height_u = foot[usable], height[usable]
+    order = np.argsort(foot_u, kind="stable")
+    band = max(1, int(round(ANCHOR_BAND_FRACTION * len(order))))
+    far, near = order[:band], order[-band:]
+    present_hip = _present(confidence[:, ROOT_JOINT], threshold)
+    center_x = float(np.median(joints_px[present_hip, ROOT_JOINT, 0])) if present_hip.any() else float("nan")
+    return BodyStats(
+        limb_lengths_px=tuple(float(v) for v in lengths),
+        far_foot_y_px=float(np.median(foot_u[far])),
+        near_foot_y_px=float(np.median(foot_u[near])),
+        far_height_px=float(np.percentile(height_u[far], HEIGHT_PERCENTILE)),
+        near_height_px=float(np.percentile(height_u[near], HEIGHT_PERCENTILE)),
+        center_x_px=center_x,
+        num_frames=int(usable.sum()),
+    )
+
+
+def retarget_bone_lengths(
+    joints_px: np.ndarray,
+    confidence: np.ndarray,
+    source_lengths_px: Sequence[float],
+    target_lengths_px: Sequence[float],
+    threshold: float = 0.5,
+) -> np.ndarray:
+    """Give a pose the target's limb lengths, keeping the source's joint angles.
+
+    Walks :data:`LIMBS` outward from :data:`ROOT_JOINT` (which stays put). For a limb whose two ends are
+    present, the child is placed at ``new[parent] + (src[child] - src[parent]) * target_len / source_len``:
+    the source's direction and foreshortening, scaled so that a limb at the source's typical length gets the
+    target's typical length. A joint whose limb cannot be measured (an end missing, or a length unknown)
+    moves with its parent. Missing joints stay missing: confidence is not changed.
+
+    Args:
+        joints_px: float ``(..., NUM_JOINTS, 2)`` pixels; confidence: float ``(..., NUM_JOINTS)``.
+        source_lengths_px, target_lengths_px: ``NUM_LIMBS`` reference lengths in pixels (e.g.
+            :attr:`BodyStats.limb_lengths_px` of the source and of the target); NaN or <= 0 keeps a limb's
+            length.
+
+    Returns:
+        float32 ``(..., NUM_JOINTS, 2)`` retargeted joints.
+
+    Raises:
+        ValueError: on wrong shapes.
+    """
+    joints_px = np.asarray(joints_px, dtype=np.float32)
+    if joints_px.shape[-2:] != (NUM_JOINTS, 2) or np.shape(confidence) != joints_px.shape[:-1]:
+        raise ValueError(
+            f"expected joints (..., {NUM_JOINTS}, 2) and confidence (..., {NUM_JOINTS}), "
+            f"got {joints_px.shape} and {np.shape(confidence)}"
+        )
+    if len(source_lengths_px) != NUM_LIMBS or len(target_lengths_px) != NUM_LIMBS:
+        raise ValueError(f"limb lengths need {NUM_LIMBS} values each")
+    present = _present(confidence, threshold)
+    out = joints_px.copy()
+    for i, limb in enumerate(LIMBS):
+        src, tgt = float(source_lengths_px[i]), float(target_lengths_px[i])
+        ratio = tgt / src if (math.isfinite(src) and math.isfinite(tgt) and src > 0 and tgt > 0) else 1.0
+        p, c = limb.parent, limb.child
+        both = (present[..., p] & present[..., c])[..., None]
+        scaled = out[..., p, :] + (joints_px[..., c, :] - joints_px[..., p, :]) * ratio
+        carried = joints_px[..., c, :] + (out[..., p, :] - joints_px[..., p, :])
+        out[..., c, :] = np.where(both, scaled, carried)
+    return out
+
+
+def depth_fraction(foot_y_px: float, stats: BodyStats) -> float:
+    """Where a foot height lies between ``stats``' far (0) and near (1) anchors, clamped to [0, 1].
+
+    A person who never changed depth (anchors closer than :data:`MIN_DEPTH_SPAN_FRACTION` of their height)
+    gives 0.5.
+    """
+    span = stats.near_foot_y_px - stats.far_foot_y_px
+    if span < MIN_DEPTH_SPAN_FRACTION * max(stats.far_height_px, stats.near_height_px):
+        return 0.5
+    return float(np.clip((foot_y_px - stats.far_foot_y_px) / span, 0.0, 1.0))
+
+
+def global_normalize(
+    joints_px: np.ndarray, foot_y_px: float, source: BodyStats, target: BodyStats
+) -> np.ndarray:
+    """Everybody Dance Now's global pose normalization of one pose.
+
+    With ``a = depth_fraction(foot_y_px, source)``, the foot moves to
+    ``target.far + a * (target.near - target.far)`` and the body scales by
+    ``t_far_h / s_far_h + a * (t_near_h / s_near_h - t_far_h / s_far_h)`` about the point
+    ``(source.center_x, foot_y)``, which lands on ``(target.center_x, target foot y)``.
+
+    Args:
+        joints_px: float ``(NUM_JOINTS, 2)`` (or ``(..., NUM_JOINTS, 2)``) source pixels.
+        foot_y_px: this frame's foot height in source pixels (:func:`foot_and_head_y`).
+        source, target: the two people's statistics; a NaN ``center_x_px`` uses the other's.
+
+    Returns:
+        float32 joints of the same shape, in target pixels.
+    """
+    a = depth_fraction(foot_y_px, source)
+    target_foot = target.far_foot_y_px + a * (target.near_foot_y_px - target.far_foot_y_px)
+    far_ratio = target.far_height_px / source.far_height_px
+    near_ratio = target.near_height_px / source.near_height_px
+    scale = far_ratio + a * (near_ratio - far_ratio)
+    source_x = source.center_x_px if math.isfinite(source.center_x_px) else target.center_x_px
+    target_x = target.center_x_px if math.isfinite(target.center_x_px) else source_x
+    anchor_src = np.array([source_x, foot_y_px], dtype=np.float32)
+    anchor_tgt = np.array([target_x, target_foot], dtype=np.float32)
+    return ((np.asarray(joints_px, dtype=np.float32) - anchor_src) * scale + anchor_tgt).astype(np.float32)
+
+
+def overall_size_ratio(source_lengths_px: Sequence[float], target_lengths_px: Sequence[float]) -> float:
+    """Target size over source size: summed :data:`SIZE_LIMBS` lengths seen in both (1.0 if none)."""
+    src_sum = tgt_sum = 0.0
+    for name in SIZE_LIMBS:
+        i = LIMB_INDEX[name]
+        s, t = float(source_lengths_px[i]), float(target_lengths_px[i])
+        if math.isfinite(s) and math.isfinite(t) and s > 0 and t > 0:
+            src_sum += s
+            tgt_sum += t
+    return tgt_sum / src_sum if src_sum > 0 else 1.0
+
+
+class PoseNormalizer:
+    """Source poses in, poses on the target's body and canvas out.
+
+    :meth:`fit` estimates the source's statistics from a sequence of its poses (a whole video offline, a
+    window of a stream live): first its limb lengths, then, on the poses given the target's *proportions*
+    (bone-length retargeting with the target's lengths rescaled to the source's overall size), its far and
+    near anchors. :meth:`normalize` then applies the same bone-length retargeting followed by global
+    normalization, which sets position and size.
+
+    Args:
+        target: the target's statistics (from ``train.prepare``), in canvas pixels.
+        threshold: joints below this confidence are missing.
+    """
+
+    def __init__(self, target: BodyStats, threshold: float = 0.5) -> None:
+        self.target = target
+        self.threshold = threshold
+        self.source: BodyStats | None = None
+        self._raw_lengths: np.ndarray | None = None
+        self._proportion_lengths: np.ndarray | None = None
+        self._last_foot_y: float | None = None
+
+    @property
+    def is_fitted(self) -> bool:
+        return self.source is not None
+
+    def fit(self, joints_px: np.ndarray, confidence: np.ndarray) -> BodyStats:
+        """Estimate the source's statistics from poses ``(N, NUM_JOINTS, 2)``, ``(N, NUM_JOINTS)``.
+
+        Raises:
+            ValueError: as :func:`body_stats` (no full-body frame).
+        """
+        raw = body_stats(joints_px, confidence, self.threshold)
+        ratio = overall_size_ratio(raw.limb_lengths_px, self.target.limb_lengths_px)
+        self._raw_lengths = np.asarray(raw.limb_lengths_px, dtype=np.float32)
+        self._proportion_lengths = np.asarray(self.target.limb_lengths_px, dtype=np.float32) / ratio
+        proportioned = self._retarget(np.asarray(joints_px, np.float32), np.asarray(confidence, np.float32))
+        self.source = body_stats(proportioned, confidence, self.threshold)
+        return self.source
+
+    def _retarget(self, joints_px: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+        assert self._raw_lengths is not None and self._proportion_lengths is not None
+        return retarget_bone_lengths(
+            joints_px, confidence, self._raw_lengths, self._proportion_lengths, self.threshold
+        )
+
+    def normalize(self, joints_px: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+        """Normalize one pose ``(NUM_JOINTS, 2)`` in source pixels to target canvas pixels.
+
+        A frame without visible ankles uses the last frame's foot height (or, before any, the source's
+        mid-depth), so the figure holds its place instead of jumping.
+
+        Raises:
+            RuntimeError: if :meth:`fit` has not been called.
+        """
+        if self.source is None:
+            raise RuntimeError("PoseNormalizer.normalize called before fit(); fit it on the source's poses")
+        proportioned = self._retarget(np.asarray(joints_px, np.float32), np.asarray(confidence, np.float32))
+        foot, _ = foot_and_head_y(proportioned, confidence, self.threshold)
+        foot_y = float(foot)
+        if not math.isfinite(foot_y):
+            mid = 0.5 * (self.source.far_foot_y_px + self.source.near_foot_y_px)
+            foot_y = self._last_foot_y if self._last_foot_y is not None else mid
+        self._last_foot_y = foot_y
+        return global_normalize(proportioned, foot_y, self.source, self.target)
+
+
+__all__ = [
+    "BodyStats",
+    "PoseNormalizer",
+    "body_stats",
+    "depth_fraction",
+    "foot_and_head_y",
+    "global_normalize",
+    "limb_lengths",
+    "overall_size_ratio",
+    "retarget_bone_lengths",
+]

@@ -1,0 +1,95 @@
+"""Shared fixtures: tiny generated datasets and the location of the real videos in ``../shared/data``."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from kernels.rasterize import RenderParams, rasterize_stick_figure
+from realtime.normalize import body_stats
+from realtime.skeleton import NUM_JOINTS, Joint
+from train.dataset import Crop, PreparedMeta, write_prepared
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared_video(name: str) -> Path:
+    """Path of a real video in ``../shared/data``; skips the test, with the reason, where it is absent."""
+    path = SHARED_DATA / name
+    if not path.is_file():
+        pytest.skip(f"real test video {path} is absent (../shared/data is not beside this checkout)")
+    return path
+
+
+def standing_pose(width: int, height: int, phase: float = 0.0) -> np.ndarray:
+    """A hand-made frontal pose ``(NUM_JOINTS, 2)`` filling a ``width`` x ``height`` canvas; ``phase`` (radians)
+    swings the arms so a sequence of phases moves."""
+    cx, s = width / 2, height / 256
+    pts = {
+        Joint.NOSE: (0, 40), Joint.RIGHT_EYE: (-5, 35), Joint.LEFT_EYE: (5, 35),
+        Joint.RIGHT_EAR: (-11, 38), Joint.LEFT_EAR: (11, 38), Joint.NECK: (0, 62),
+        Joint.RIGHT_SHOULDER: (-24, 64), Joint.LEFT_SHOULDER: (24, 64),
+        Joint.MID_HIP: (0, 130), Joint.RIGHT_HIP: (-14, 130), Joint.LEFT_HIP: (14, 130),
+        Joint.RIGHT_KNEE: (-16, 175), Joint.LEFT_KNEE: (16, 175),
+        Joint.RIGHT_ANKLE: (-17, 220), Joint.LEFT_ANKLE: (17, 220),
+        Joint.RIGHT_HEEL: (-19, 226), Joint.LEFT_HEEL: (19, 226),
+        Joint.RIGHT_BIG_TOE: (-24, 232), Joint.LEFT_BIG_TOE: (24, 232),
+    }  # fmt: skip
+    joints = np.zeros((NUM_JOINTS, 2), np.float32)
+    for joint, (x, y) in pts.items():
+        joints[joint] = (cx + x * s, y * s)
+    for side, sign in ((("RIGHT"), -1), (("LEFT"), 1)):
+        shoulder = joints[Joint[f"{side}_SHOULDER"]]
+        angle = math.pi / 2 + sign * (0.4 + 0.6 * math.sin(phase))
+        elbow = shoulder + 34 * s * np.array([sign * math.cos(angle - math.pi / 2), math.sin(angle)])
+        joints[Joint[f"{side}_ELBOW"]] = elbow
+        joints[Joint[f"{side}_WRIST"]] = elbow + 30 * s * np.array([sign * 0.5, 0.85])
+    return joints
+
+
+def make_tiny_prepared(root: Path, *, num_frames: int = 8, width: int = 64, height: int = 64) -> Path:
+    """Write a small generated prepared dataset: a stick figure waving its arms, and as "frames" a blurred,
+    recolored copy of the stick figure over a gray background (something a generator can learn)."""
+    params = RenderParams.for_canvas(width, height)
+    joints = np.stack([standing_pose(width, height, 0.6 * i) for i in range(num_frames)])
+    confidence = np.ones((num_frames, NUM_JOINTS), np.float32)
+    sticks = rasterize_stick_figure(
+        torch.from_numpy(joints), torch.from_numpy(confidence), height=height, width=width, params=params
+    )
+    body = torch.nn.functional.avg_pool2d(sticks, 3, stride=1, padding=1).amax(dim=1, keepdim=True)
+    frames = 0.4 + 0.5 * torch.cat([body, 0.6 * body, 0.3 * body], dim=1)
+    to_u8 = lambda t: (t.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()  # noqa: E731
+    face = np.stack([joints[:, Joint.NOSE] - 6, joints[:, Joint.NOSE] + 6], axis=1).reshape(num_frames, 4)
+    meta = PreparedMeta(
+        source_video="generated",
+        fps=24.0,
+        num_frames=num_frames,
+        canvas_width=width,
+        canvas_height=height,
+        crop=Crop(x0=0.0, y0=0.0, scale=1.0),
+        render=params,
+        stats=body_stats(joints, confidence),
+        train_end=max(2, int(round(num_frames * 0.85))),
+        face_box_size_px=12.0,
+    )
+    return write_prepared(
+        root,
+        meta,
+        frames=to_u8(frames),
+        stick_figures=to_u8(sticks),
+        masks=(to_u8(body)[..., 0] > 110).astype(np.uint8) * 255,
+        joints_px=joints.astype(np.float32),
+        confidence=confidence,
+        face_boxes=face.astype(np.float32),
+        timestamps_ms=np.arange(num_frames, dtype=np.float64) * 1000 / 24,
+    )
+
+
+@pytest.fixture
+def tiny_prepared(tmp_path: Path) -> Path:
+    """A generated 8-frame, 64x64 prepared dataset (see :func:`make_tiny_prepared`)."""
+    return make_tiny_prepared(tmp_path / "prepared")

@@ -1,0 +1,226 @@
+"""The prepared target dataset: its on-disk format, a writer, a reader and the training pairs.
+
+A prepared directory (written by ``python -m train.prepare``) holds::
+
+    meta.json          format version, source video, fps, canvas, crop, rendering, statistics, split
+    frames.npy         uint8 (N, H, W, 3) RGB frames on the fixed canvas
+    stick_figures.npy  uint8 (N, H, W, 3) stick figures drawn from keypoints.npz with meta's rendering
+    masks.npy          uint8 (N, H, W) person segmentation, 0-255
+    keypoints.npz      joints_px float32 (N, J, 2) canvas pixels; confidence float32 (N, J) in [0, 1];
+                       face_boxes float32 (N, 4) x0, y0, x1, y1 canvas pixels (NaN where no face);
+                       timestamps_ms float64 (N,)
+
+The split holds out the *last* frames (``heldout``) for evaluation; training never reads them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from kernels.rasterize import RenderParams
+from realtime.normalize import BodyStats
+from realtime.skeleton import NUM_JOINTS, SKELETON_NAME
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Crop:
+    """How a source video frame maps onto the canvas: ``canvas = (source - (x0, y0)) * scale``."""
+
+    x0: float
+    y0: float
+    scale: float
+
+
+@dataclass(frozen=True)
+class PreparedMeta:
+    """Everything in ``meta.json``. Sizes in pixels; ``train_end`` splits frames into [0, train_end) for
+    training and [train_end, num_frames) held out."""
+
+    source_video: str
+    fps: float
+    num_frames: int
+    canvas_width: int
+    canvas_height: int
+    crop: Crop
+    render: RenderParams
+    stats: BodyStats
+    train_end: int
+    face_box_size_px: float
+    skeleton: str = SKELETON_NAME
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["stats"] = self.stats.to_json()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PreparedMeta:
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ValueError(
+                f"prepared data has format version {version}, this code reads {FORMAT_VERSION}; "
+                "run python -m train.prepare again"
+            )
+        if data.get("skeleton") != SKELETON_NAME:
+            raise ValueError(f"prepared data uses skeleton {data.get('skeleton')!r}, expected {SKELETON_NAME!r}")
+        fields = dict(data)
+        fields["crop"] = Crop(**data["crop"])
+        fields["render"] = RenderParams(**data["render"])
+        fields["stats"] = BodyStats.from_json(data["stats"])
+        return cls(**fields)
+
+    @property
+    def heldout(self) -> range:
+        return range(self.train_end, self.num_frames)
+
+
+@dataclass
+class PreparedData:
+    """A prepared directory opened for reading; the large arrays are memory-mapped."""
+
+    root: Path
+    meta: PreparedMeta
+    frames: np.ndarray
+    stick_figures: np.ndarray
+    masks: np.ndarray
+    joints_px: np.ndarray
+    confidence: np.ndarray
+    face_boxes: np.ndarray
+    timestamps_ms: np.ndarray
+
+
+def write_prepared(
+    root: str | os.PathLike[str],
+    meta: PreparedMeta,
+    *,
+    frames: np.ndarray,
+    stick_figures: np.ndarray,
+    masks: np.ndarray,
+    joints_px: np.ndarray,
+    confidence: np.ndarray,
+    face_boxes: np.ndarray,
+    timestamps_ms: np.ndarray,
+) -> Path:
+    """Write a prepared directory (see the module docstring). Checks shapes against ``meta``.
+
+    Raises:
+        ValueError: if an array's shape or dtype does not match ``meta``.
+    """
+    n, h, w = meta.num_frames, meta.canvas_height, meta.canvas_width
+    expected = {
+        "frames": (frames, (n, h, w, 3), np.uint8),
+        "stick_figures": (stick_figures, (n, h, w, 3), np.uint8),
+        "masks": (masks, (n, h, w), np.uint8),
+        "joints_px": (joints_px, (n, NUM_JOINTS, 2), np.float32),
+        "confidence": (confidence, (n, NUM_JOINTS), np.float32),
+        "face_boxes": (face_boxes, (n, 4), np.float32),
+        "timestamps_ms": (timestamps_ms, (n,), np.float64),
+    }
+    for name, (array, shape, dtype) in expected.items():
+        if array.shape != shape or array.dtype != dtype:
+            raise ValueError(f"{name}: expected {np.dtype(dtype).name} {shape}, got {array.dtype} {array.shape}")
+    if not 0 < meta.train_end <= n:
+        raise ValueError(f"train_end must be in (0, {n}], got {meta.train_end}")
+    out = Path(root)
+    out.mkdir(parents=True, exist_ok=True)
+    np.save(out / "frames.npy", frames)
+    np.save(out / "stick_figures.npy", stick_figures)
+    np.save(out / "masks.npy", masks)
+    np.savez(
+        out / "keypoints.npz",
+        joints_px=joints_px,
+        confidence=confidence,
+        face_boxes=face_boxes,
+        timestamps_ms=timestamps_ms,
+    )
+    tmp = out / "meta.json.tmp"
+    tmp.write_text(json.dumps(meta.to_json(), indent=2))
+    os.replace(tmp, out / "meta.json")  # written last: a directory with meta.json is complete
+    return out
+
+
+def load_prepared(root: str | os.PathLike[str]) -> PreparedData:
+    """Open a prepared directory.
+
+    Raises:
+        FileNotFoundError: if ``root`` is not a complete prepared directory.
+        ValueError: if its format version or skeleton differs from this code's.
+    """
+    root = Path(root)
+    if not (root / "meta.json").is_file():
+        raise FileNotFoundError(
+            f"{root} is not a prepared target directory (no meta.json); "
+            "make one with: python -m train.prepare TARGET.mp4 --out DIR"
+        )
+    meta = PreparedMeta.from_json(json.loads((root / "meta.json").read_text()))
+    keypoints = np.load(root / "keypoints.npz")
+    return PreparedData(
+        root=root,
+        meta=meta,
+        frames=np.load(root / "frames.npy", mmap_mode="r"),
+        stick_figures=np.load(root / "stick_figures.npy", mmap_mode="r"),
+        masks=np.load(root / "masks.npy", mmap_mode="r"),
+        joints_px=keypoints["joints_px"],
+        confidence=keypoints["confidence"],
+        face_boxes=keypoints["face_boxes"],
+        timestamps_ms=keypoints["timestamps_ms"],
+    )
+
+
+def to_chw_float(images: np.ndarray) -> torch.Tensor:
+    """uint8 ``(..., H, W, C)`` -> float32 ``(..., C, H, W)`` in [0, 1]."""
+    tensor = torch.from_numpy(np.ascontiguousarray(images)).to(torch.float32) / 255.0
+    return tensor.movedim(-1, -3)
+
+
+class FramePairs(Dataset):
+    """Consecutive frame pairs ``(t-1, t)`` from one part of a prepared dataset, for the two-step unroll of
+    Everybody Dance Now (Chan et al. 2019, Sec. 3.2).
+
+    Each item is a dict of float32 tensors in [0, 1]: ``stick_prev``, ``stick``, ``frame_prev``, ``frame``
+    of shape ``(3, H, W)``, and ``mask`` ``(1, H, W)`` for frame ``t``.
+
+    Args:
+        data: an opened prepared directory.
+        split: ``"train"`` (frames ``[0, train_end)``) or ``"heldout"``.
+
+    Raises:
+        ValueError: if the split has fewer than two frames.
+    """
+
+    def __init__(self, data: PreparedData, split: str = "train") -> None:
+        if split == "train":
+            frames = range(0, data.meta.train_end)
+        elif split == "heldout":
+            frames = data.meta.heldout
+        else:
+            raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
+        if len(frames) < 2:
+            raise ValueError(f"split {split!r} has {len(frames)} frames; the two-step unroll needs at least 2")
+        self.data = data
+        self.indices = list(frames)[1:]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
+        t = self.indices[item]
+        d = self.data
+        return {
+            "stick_prev": to_chw_float(d.stick_figures[t - 1]),
+            "stick": to_chw_float(d.stick_figures[t]),
+            "frame_prev": to_chw_float(d.frames[t - 1]),
+            "frame": to_chw_float(d.frames[t]),
+            "mask": torch.from_numpy(np.array(d.masks[t], dtype=np.float32) / 255.0)[None],
+        }
