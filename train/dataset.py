@@ -180,7 +180,7 @@ def load_prepared(root: str | os.PathLike[str]) -> PreparedData:
 
 def to_chw_float(images: np.ndarray) -> torch.Tensor:
     """uint8 ``(..., H, W, C)`` -> float32 ``(..., C, H, W)`` in [0, 1]."""
-    tensor = torch.from_numpy(np.ascontiguousarray(images)).to(torch.float32) / 255.0
+    tensor = torch.from_numpy(np.array(images, copy=True)).to(torch.float32) / 255.0
     return tensor.movedim(-1, -3)
 
 
