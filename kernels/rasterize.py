@@ -36,7 +36,7 @@ _logged_impl: set[str] = set()
 
 @dataclass(frozen=True)
 class RenderParams:
-    """How a stick figure is drawn. Part of a target bundle: the generator sees exactly its training rendering.
+    """How a stick figure is drawn; part of a target bundle (the generator sees its training rendering).
 
     Attributes:
         limb_thickness_px: limb width in pixels (> 0).
@@ -99,7 +99,8 @@ def rasterize_stick_figure(
         raise ValueError(f"impl must be one of {_IMPLS}, got {impl!r}")
     if impl == "cuda":
         raise RuntimeError(
-            "the CUDA stick-figure kernel is not built yet; use impl='ref' (or 'auto', which picks the reference)"
+            "the CUDA stick-figure kernel is not built yet; "
+            "use impl='ref' (or 'auto', which picks the reference)"
         )
     _log_impl_once("ref")
     return _rasterize_ref(joints_px, confidence, height=height, width=width, params=params)
@@ -119,7 +120,9 @@ def _check_inputs(joints_px: torch.Tensor, confidence: torch.Tensor, height: int
     if confidence.shape != joints_px.shape[:2]:
         raise ValueError(f"confidence must be (B, {NUM_JOINTS}), got {tuple(confidence.shape)}")
     if joints_px.dtype != torch.float32 or confidence.dtype != torch.float32:
-        raise ValueError(f"joints_px and confidence must be float32, got {joints_px.dtype}, {confidence.dtype}")
+        raise ValueError(
+            f"joints_px and confidence must be float32, got {joints_px.dtype}, {confidence.dtype}"
+        )
     if joints_px.device != confidence.device:
         raise ValueError(f"joints_px on {joints_px.device} but confidence on {confidence.device}")
     if int(height) < 1 or int(width) < 1:

@@ -23,7 +23,16 @@ from typing import Any
 
 import numpy as np
 
-from realtime.skeleton import FOOT_JOINTS, HEAD_JOINTS, LIMB_INDEX, LIMBS, NUM_JOINTS, NUM_LIMBS, ROOT_JOINT
+from realtime.skeleton import (
+    FOOT_JOINTS,
+    HEAD_JOINTS,
+    LIMB_INDEX,
+    LIMBS,
+    NUM_JOINTS,
+    NUM_LIMBS,
+    ROOT_JOINT,
+    Joint,
+)
 
 #: Limbs whose summed length sets a body's overall size (clavicles, spine, pelvis, arms and legs; not the
 #: face or feet, whose detections are the least reliable).
@@ -71,7 +80,8 @@ class BodyStats:
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
-        data["limb_lengths_px"] = {limb.name: _json_float(v) for limb, v in zip(LIMBS, self.limb_lengths_px)}
+        lengths = zip(LIMBS, self.limb_lengths_px, strict=True)
+        data["limb_lengths_px"] = {limb.name: _json_float(v) for limb, v in lengths}
         return data
 
     @classmethod
@@ -147,7 +157,11 @@ def body_stats(joints_px: np.ndarray, confidence: np.ndarray, threshold: float =
     """
     joints_px = np.asarray(joints_px, dtype=np.float32)
     confidence = np.asarray(confidence, dtype=np.float32)
-    if joints_px.ndim != 3 or joints_px.shape[1:] != (NUM_JOINTS, 2) or confidence.shape != joints_px.shape[:2]:
+    if (
+        joints_px.ndim != 3
+        or joints_px.shape[1:] != (NUM_JOINTS, 2)
+        or confidence.shape != joints_px.shape[:2]
+    ):
         raise ValueError(
             f"expected joints (N, {NUM_JOINTS}, 2) and confidence (N, {NUM_JOINTS}), "
             f"got {joints_px.shape} and {confidence.shape}"
@@ -311,16 +325,49 @@ class PoseNormalizer:
     def fit(self, joints_px: np.ndarray, confidence: np.ndarray) -> BodyStats:
         """Estimate the source's statistics from poses ``(N, NUM_JOINTS, 2)``, ``(N, NUM_JOINTS)``.
 
+        Without any full-body frame (a webcam showing the upper body), the source's height is estimated from
+        its limb lengths and the target's height (:func:`overall_size_ratio`), and it is taken to stand at
+        one depth.
+
         Raises:
-            ValueError: as :func:`body_stats` (no full-body frame).
+            ValueError: if no frame has both ends of any limb used for size (:data:`SIZE_LIMBS`).
         """
-        raw = body_stats(joints_px, confidence, self.threshold)
-        ratio = overall_size_ratio(raw.limb_lengths_px, self.target.limb_lengths_px)
-        self._raw_lengths = np.asarray(raw.limb_lengths_px, dtype=np.float32)
+        joints_px = np.asarray(joints_px, np.float32)
+        confidence = np.asarray(confidence, np.float32)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=RuntimeWarning)
+            raw_lengths = np.nanmedian(limb_lengths(joints_px, confidence, self.threshold), axis=0)
+        if not any(math.isfinite(raw_lengths[LIMB_INDEX[name]]) for name in SIZE_LIMBS):
+            raise ValueError("no frame shows a body (no torso, arm or leg); cannot fit the normalizer")
+        ratio = overall_size_ratio(raw_lengths, self.target.limb_lengths_px)
+        self._raw_lengths = raw_lengths.astype(np.float32)
         self._proportion_lengths = np.asarray(self.target.limb_lengths_px, dtype=np.float32) / ratio
-        proportioned = self._retarget(np.asarray(joints_px, np.float32), np.asarray(confidence, np.float32))
-        self.source = body_stats(proportioned, confidence, self.threshold)
+        proportioned = self._retarget(joints_px, confidence)
+        try:
+            self.source = body_stats(proportioned, confidence, self.threshold)
+        except ValueError:
+            self.source = self._stats_without_feet(proportioned, confidence, ratio)
         return self.source
+
+    def _stats_without_feet(self, joints_px: np.ndarray, confidence: np.ndarray, ratio: float) -> BodyStats:
+        t = self.target
+        far_h, near_h = t.far_height_px / ratio, t.near_height_px / ratio
+        _, head = foot_and_head_y(joints_px, confidence, self.threshold)
+        head_y = float(np.nanmedian(head)) if np.isfinite(head).any() else 0.0
+        foot_y = head_y + 0.5 * (far_h + near_h)
+        xs = [
+            joints_px[confidence[:, j] >= self.threshold, j, 0] for j in (ROOT_JOINT, Joint.NECK, Joint.NOSE)
+        ]
+        center_x = next((float(np.median(x)) for x in xs if len(x)), float("nan"))
+        return BodyStats(
+            limb_lengths_px=tuple(float(v) for v in self._proportion_lengths),  # type: ignore[union-attr]
+            far_foot_y_px=foot_y,
+            near_foot_y_px=foot_y,
+            far_height_px=far_h,
+            near_height_px=near_h,
+            center_x_px=center_x,
+            num_frames=0,
+        )
 
     def _retarget(self, joints_px: np.ndarray, confidence: np.ndarray) -> np.ndarray:
         assert self._raw_lengths is not None and self._proportion_lengths is not None
@@ -331,8 +378,8 @@ class PoseNormalizer:
     def normalize(self, joints_px: np.ndarray, confidence: np.ndarray) -> np.ndarray:
         """Normalize one pose ``(NUM_JOINTS, 2)`` in source pixels to target canvas pixels.
 
-        A frame without visible ankles uses the last frame's foot height (or, before any, the source's
-        mid-depth), so the figure holds its place instead of jumping.
+        A frame without visible ankles places the feet one source height below the head (or, without a
+        head either, reuses the last frame's foot height), so the figure holds its place instead of jumping.
 
         Raises:
             RuntimeError: if :meth:`fit` has not been called.
@@ -343,8 +390,14 @@ class PoseNormalizer:
         foot, _ = foot_and_head_y(proportioned, confidence, self.threshold)
         foot_y = float(foot)
         if not math.isfinite(foot_y):
-            mid = 0.5 * (self.source.far_foot_y_px + self.source.near_foot_y_px)
-            foot_y = self._last_foot_y if self._last_foot_y is not None else mid
+            _, head = foot_and_head_y(proportioned, confidence, self.threshold)
+            height = 0.5 * (self.source.far_height_px + self.source.near_height_px)
+            if math.isfinite(float(head)):
+                foot_y = float(head) + height
+            elif self._last_foot_y is not None:
+                foot_y = self._last_foot_y
+            else:
+                foot_y = 0.5 * (self.source.far_foot_y_px + self.source.near_foot_y_px)
         self._last_foot_y = foot_y
         return global_normalize(proportioned, foot_y, self.source, self.target)
 

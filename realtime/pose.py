@@ -1,4 +1,4 @@
-"""Pose estimation: MediaPipe Pose per frame, returned as a typed :class:`PoseFrame` on the project's skeleton."""
+"""Pose estimation: MediaPipe Pose per frame, as a typed :class:`PoseFrame` on the project's skeleton."""
 
 from __future__ import annotations
 

@@ -170,7 +170,13 @@ JOINT_COLORS: tuple[tuple[int, int, int], ...] = tuple(
 )
 
 #: Joints that locate the face (used for face boxes).
-FACE_JOINTS: tuple[Joint, ...] = (Joint.NOSE, Joint.RIGHT_EYE, Joint.LEFT_EYE, Joint.RIGHT_EAR, Joint.LEFT_EAR)
+FACE_JOINTS: tuple[Joint, ...] = (
+    Joint.NOSE,
+    Joint.RIGHT_EYE,
+    Joint.LEFT_EYE,
+    Joint.RIGHT_EAR,
+    Joint.LEFT_EAR,
+)
 #: Joints whose image height gives a person's foot position (global pose normalization).
 FOOT_JOINTS: tuple[Joint, ...] = (Joint.RIGHT_ANKLE, Joint.LEFT_ANKLE)
 #: Joints whose image height gives the top of a person for their height (global pose normalization).

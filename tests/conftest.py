@@ -26,8 +26,8 @@ def shared_video(name: str) -> Path:
 
 
 def standing_pose(width: int, height: int, phase: float = 0.0) -> np.ndarray:
-    """A hand-made frontal pose ``(NUM_JOINTS, 2)`` filling a ``width`` x ``height`` canvas; ``phase`` (radians)
-    swings the arms so a sequence of phases moves."""
+    """A hand-made frontal pose ``(NUM_JOINTS, 2)`` filling a ``width`` x ``height`` canvas; ``phase``
+    (radians) swings the arms so a sequence of phases moves."""
     cx, s = width / 2, height / 256
     pts = {
         Joint.NOSE: (0, 40), Joint.RIGHT_EYE: (-5, 35), Joint.LEFT_EYE: (5, 35),

@@ -73,7 +73,9 @@ class PreparedMeta:
                 "run python -m train.prepare again"
             )
         if data.get("skeleton") != SKELETON_NAME:
-            raise ValueError(f"prepared data uses skeleton {data.get('skeleton')!r}, expected {SKELETON_NAME!r}")
+            raise ValueError(
+                f"prepared data uses skeleton {data.get('skeleton')!r}, expected {SKELETON_NAME!r}"
+            )
         fields = dict(data)
         fields["crop"] = Crop(**data["crop"])
         fields["render"] = RenderParams(**data["render"])
@@ -100,6 +102,76 @@ class PreparedData:
     timestamps_ms: np.ndarray
 
 
+class PreparedWriter:
+    """Write a prepared directory incrementally: fill the memory-mapped ``frames``, ``stick_figures`` and
+    ``masks`` arrays frame by frame, then :meth:`finish` with the keypoints and the metadata.
+
+    ``meta.json`` is written last, so a directory with it is complete.
+
+    Args:
+        root: output directory (created).
+        num_frames, height, width: array sizes (frames, canvas pixels).
+    """
+
+    def __init__(self, root: str | os.PathLike[str], num_frames: int, height: int, width: int) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "meta.json").unlink(missing_ok=True)
+        shape = (num_frames, height, width)
+
+        def memmap(name: str, shape: tuple[int, ...]) -> np.ndarray:
+            return np.lib.format.open_memmap(self.root / name, mode="w+", dtype=np.uint8, shape=shape)
+
+        self.frames = memmap("frames.npy", (*shape, 3))
+        self.stick_figures = memmap("stick_figures.npy", (*shape, 3))
+        self.masks = memmap("masks.npy", shape)
+
+    def finish(
+        self,
+        meta: PreparedMeta,
+        *,
+        joints_px: np.ndarray,
+        confidence: np.ndarray,
+        face_boxes: np.ndarray,
+        timestamps_ms: np.ndarray,
+    ) -> Path:
+        """Write the keypoints and ``meta.json``.
+
+        Raises:
+            ValueError: if an array's shape or dtype does not match ``meta``.
+        """
+        n, h, w = meta.num_frames, meta.canvas_height, meta.canvas_width
+        expected = {
+            "frames": (self.frames, (n, h, w, 3), np.uint8),
+            "stick_figures": (self.stick_figures, (n, h, w, 3), np.uint8),
+            "masks": (self.masks, (n, h, w), np.uint8),
+            "joints_px": (joints_px, (n, NUM_JOINTS, 2), np.float32),
+            "confidence": (confidence, (n, NUM_JOINTS), np.float32),
+            "face_boxes": (face_boxes, (n, 4), np.float32),
+            "timestamps_ms": (timestamps_ms, (n,), np.float64),
+        }
+        for name, (array, shape, dtype) in expected.items():
+            if array.shape != shape or array.dtype != dtype:
+                raise ValueError(
+                    f"{name}: expected {np.dtype(dtype).name} {shape}, got {array.dtype} {array.shape}"
+                )
+        if not 0 < meta.train_end <= n:
+            raise ValueError(f"train_end must be in (0, {n}], got {meta.train_end}")
+        for array in (self.frames, self.stick_figures, self.masks):
+            array.flush()
+        np.savez(
+            self.root / "keypoints.npz",
+            joints_px=joints_px,
+            confidence=confidence,
+            face_boxes=face_boxes,
+            timestamps_ms=timestamps_ms,
+        )
+        tmp = self.root / "meta.json.tmp"
+        tmp.write_text(json.dumps(meta.to_json(), indent=2))
+        os.replace(tmp, self.root / "meta.json")
+        return self.root
+
+
 def write_prepared(
     root: str | os.PathLike[str],
     meta: PreparedMeta,
@@ -112,42 +184,22 @@ def write_prepared(
     face_boxes: np.ndarray,
     timestamps_ms: np.ndarray,
 ) -> Path:
-    """Write a prepared directory (see the module docstring). Checks shapes against ``meta``.
+    """Write a whole prepared directory from in-memory arrays (see :class:`PreparedWriter`).
 
     Raises:
         ValueError: if an array's shape or dtype does not match ``meta``.
     """
-    n, h, w = meta.num_frames, meta.canvas_height, meta.canvas_width
-    expected = {
-        "frames": (frames, (n, h, w, 3), np.uint8),
-        "stick_figures": (stick_figures, (n, h, w, 3), np.uint8),
-        "masks": (masks, (n, h, w), np.uint8),
-        "joints_px": (joints_px, (n, NUM_JOINTS, 2), np.float32),
-        "confidence": (confidence, (n, NUM_JOINTS), np.float32),
-        "face_boxes": (face_boxes, (n, 4), np.float32),
-        "timestamps_ms": (timestamps_ms, (n,), np.float64),
-    }
-    for name, (array, shape, dtype) in expected.items():
-        if array.shape != shape or array.dtype != dtype:
-            raise ValueError(f"{name}: expected {np.dtype(dtype).name} {shape}, got {array.dtype} {array.shape}")
-    if not 0 < meta.train_end <= n:
-        raise ValueError(f"train_end must be in (0, {n}], got {meta.train_end}")
-    out = Path(root)
-    out.mkdir(parents=True, exist_ok=True)
-    np.save(out / "frames.npy", frames)
-    np.save(out / "stick_figures.npy", stick_figures)
-    np.save(out / "masks.npy", masks)
-    np.savez(
-        out / "keypoints.npz",
-        joints_px=joints_px,
-        confidence=confidence,
-        face_boxes=face_boxes,
-        timestamps_ms=timestamps_ms,
+    if frames.shape[0] != meta.num_frames:
+        raise ValueError(f"frames has {frames.shape[0]} frames, meta says {meta.num_frames}")
+    writer = PreparedWriter(root, meta.num_frames, meta.canvas_height, meta.canvas_width)
+    for name, array in (("frames", frames), ("stick_figures", stick_figures), ("masks", masks)):
+        target = getattr(writer, name)
+        if array.shape != target.shape or array.dtype != np.uint8:
+            raise ValueError(f"{name}: expected uint8 {target.shape}, got {array.dtype} {array.shape}")
+        target[...] = array
+    return writer.finish(
+        meta, joints_px=joints_px, confidence=confidence, face_boxes=face_boxes, timestamps_ms=timestamps_ms
     )
-    tmp = out / "meta.json.tmp"
-    tmp.write_text(json.dumps(meta.to_json(), indent=2))
-    os.replace(tmp, out / "meta.json")  # written last: a directory with meta.json is complete
-    return out
 
 
 def load_prepared(root: str | os.PathLike[str]) -> PreparedData:
@@ -207,7 +259,9 @@ class FramePairs(Dataset):
         else:
             raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
         if len(frames) < 2:
-            raise ValueError(f"split {split!r} has {len(frames)} frames; the two-step unroll needs at least 2")
+            raise ValueError(
+                f"split {split!r} has {len(frames)} frames; the two-step unroll needs at least 2"
+            )
         self.data = data
         self.indices = list(frames)[1:]
 
