@@ -6,6 +6,8 @@ A trained target travels as files with one stem: ``NAME.onnx`` (or ``NAME.plan``
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -122,3 +124,47 @@ def write_bundle(engine: str | os.PathLike[str], bundle: TargetBundle) -> Path:
     tmp.write_text(json.dumps(bundle.to_json(), indent=2))
     os.replace(tmp, path)
     return path
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of the libraries that shape an engine."""
+    versions = {}
+    for package in ("torch", "onnx", "onnxruntime", "mediapipe", "numpy"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "absent"
+    return versions
+
+
+def bundle_for_checkpoint(checkpoint_path: str | os.PathLike[str], name: str) -> TargetBundle:
+    """The sidecar of a checkpoint's generator: canvas, rendering and statistics from its prepared data.
+
+    Raises:
+        train.checkpoint.CheckpointError: if the file is not a readable checkpoint.
+    """
+    from train.checkpoint import load_checkpoint
+
+    checkpoint = load_checkpoint(checkpoint_path)
+    meta = checkpoint.data_meta
+    return TargetBundle(
+        name=name,
+        canvas_width=meta.canvas_width,
+        canvas_height=meta.canvas_height,
+        render=meta.render,
+        stats=meta.stats,
+        face_box_size_px=meta.face_box_size_px,
+        temporal=checkpoint.config.generator.temporal,
+        checkpoint_sha256=file_sha256(checkpoint_path),
+        checkpoint_step=checkpoint.step,
+        versions=library_versions(),
+    )

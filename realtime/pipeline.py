@@ -1,0 +1,233 @@
+"""The retargeting pipeline for one frame: pose -> normalize -> stick figure -> generator.
+
+:class:`Target` is a loaded target model (backend + sidecar), shared by every stream. :class:`Retargeter`
+holds one stream's state: its pose tracker, its source statistics for normalization, and the previous
+generated frame that the generator is conditioned on (Everybody Dance Now's temporal smoothing).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kernels.rasterize import rasterize_stick_figure
+from realtime.backends import InferenceBackend, open_backend
+from realtime.bundle import (
+    INPUT_PREVIOUS_FRAME,
+    INPUT_STICK_FIGURE,
+    OUTPUT_FRAME,
+    TargetBundle,
+    bundle_for_checkpoint,
+    read_bundle,
+    sidecar_path,
+)
+from realtime.normalize import PoseNormalizer
+from realtime.pose import PoseEstimator, PoseFrame
+
+log = logging.getLogger(__name__)
+
+#: Live streams refit the source's statistics on this many most recent frames with a body...
+LIVE_STATS_WINDOW_FRAMES = 300
+#: ...every this many frames (and on every frame until the first fit succeeds).
+LIVE_REFIT_EVERY_FRAMES = 30
+
+
+class Target:
+    """A target model ready to run: the inference backend and its sidecar.
+
+    Args:
+        backend: the loaded generator.
+        bundle: its sidecar.
+        path: the engine file it came from.
+    """
+
+    def __init__(self, backend: InferenceBackend, bundle: TargetBundle, path: Path) -> None:
+        self.backend = backend
+        self.bundle = bundle
+        self.path = path
+        self.name = bundle.name
+        self.canvas_size: tuple[int, int] = (bundle.canvas_width, bundle.canvas_height)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Target:
+        """Load ``NAME.onnx`` / ``NAME.pt`` with its ``NAME.json`` sidecar; the backend follows the extension.
+
+        A training checkpoint (``.pt``) without a sidecar takes its bundle from the checkpoint itself.
+
+        Raises:
+            FileNotFoundError: if the engine file is missing.
+            ValueError: (:class:`realtime.bundle.BundleError`) for a missing or malformed sidecar.
+            RuntimeError: (:class:`realtime.backends.BackendError`) if the engine cannot be loaded.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"engine file not found: {path}")
+        if path.suffix == ".pt" and not sidecar_path(path).is_file():
+            bundle = bundle_for_checkpoint(path, name=path.parent.name or path.stem)
+        else:
+            bundle = read_bundle(path)
+        backend = open_backend(path)
+        missing = [n for n in bundle.inputs if n not in backend.input_names]
+        if missing:
+            raise ValueError(f"{path}: the engine lacks inputs {missing} that its sidecar names")
+        return cls(backend, bundle, path)
+
+    def generate(self, stick_figure: np.ndarray, previous_frame: np.ndarray) -> np.ndarray:
+        """Run the generator: float32 ``(B, 3, H, W)`` in [0, 1] in and out."""
+        inputs = {INPUT_STICK_FIGURE: stick_figure, INPUT_PREVIOUS_FRAME: previous_frame}
+        return self.backend.run(inputs)[OUTPUT_FRAME]
+
+
+@dataclass(frozen=True)
+class RetargetResult:
+    """One retargeted frame.
+
+    Attributes:
+        generated: uint8 ``(H, W, 3)`` the target in the source's pose, on the target canvas.
+        stick_figure: uint8 ``(H, W, 3)`` the normalized stick figure the generator saw.
+        pose: the source pose, in source frame pixels.
+        normalized: the pose on the target canvas (in canvas pixels).
+        timings_ms: milliseconds per stage ("pose", "normalize", "rasterize", "generate").
+    """
+
+    generated: np.ndarray
+    stick_figure: np.ndarray
+    pose: PoseFrame
+    normalized: PoseFrame
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def side_by_side(self) -> np.ndarray:
+        """uint8 ``(H, 2W, 3)``: stick figure | generated."""
+        return np.concatenate([self.stick_figure, self.generated], axis=1)
+
+
+def _to_uint8_hwc(chw: np.ndarray) -> np.ndarray:
+    return (np.clip(chw, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).transpose(1, 2, 0)
+
+
+class Retargeter:
+    """One stream's retargeting state. Not thread-safe: call from one thread at a time.
+
+    Live (``live=True``): the source's normalization statistics are fitted on the stream as it runs (on the
+    first frames with a body, then every :data:`LIVE_REFIT_EVERY_FRAMES` frames on the last
+    :data:`LIVE_STATS_WINDOW_FRAMES`). Offline (``live=False``): call :meth:`fit_source` on the whole
+    source's poses first, then :meth:`generate` per pose.
+
+    Args:
+        target: the loaded target.
+        live: streaming mode (see above).
+    """
+
+    def __init__(self, target: Target, *, live: bool = True) -> None:
+        self.target = target
+        self.live = live
+        bundle = target.bundle
+        self._threshold = bundle.render.confidence_threshold
+        self.normalizer = PoseNormalizer(bundle.stats, self._threshold)
+        self._estimator: PoseEstimator | None = None
+        width, height = target.canvas_size
+        self._previous = np.zeros((1, 3, height, width), np.float32)
+        self._history: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=LIVE_STATS_WINDOW_FRAMES)
+        self._since_fit = 0
+
+    # -- stages ---------------------------------------------------------------------------------------
+    def estimate(self, rgb: np.ndarray, timestamp_ms: float) -> PoseFrame:
+        """Pose of the person in a uint8 ``(H, W, 3)`` RGB frame (empty when nobody is there)."""
+        if self._estimator is None:
+            self._estimator = PoseEstimator(video_mode=True)
+        return self._estimator.estimate(rgb, timestamp_ms)
+
+    def fit_source(self, joints_px: np.ndarray, confidence: np.ndarray) -> None:
+        """Fit the source's normalization statistics on poses ``(N, J, 2)``, ``(N, J)`` (offline use).
+
+        Raises:
+            ValueError: if no pose shows a body.
+        """
+        stats = self.normalizer.fit(joints_px, confidence)
+        log.info("source statistics: %s", stats)
+
+    def _update_live_fit(self, pose: PoseFrame) -> None:
+        if pose.is_empty:
+            return
+        self._history.append((pose.joints_px, pose.confidence))
+        self._since_fit += 1
+        if self.normalizer.is_fitted and self._since_fit < LIVE_REFIT_EVERY_FRAMES:
+            return
+        joints = np.stack([h[0] for h in self._history])
+        conf = np.stack([h[1] for h in self._history])
+        try:
+            self.normalizer.fit(joints, conf)
+            self._since_fit = 0
+        except ValueError:
+            pass  # no usable body yet; keep the previous fit (or none) and try again on the next frame
+
+    def normalize(self, pose: PoseFrame) -> PoseFrame:
+        """Map a source pose onto the target canvas; an empty pose (or none fitted yet) stays empty."""
+        width, height = self.target.canvas_size
+        if pose.is_empty or not self.normalizer.is_fitted:
+            return PoseFrame.empty(pose.timestamp_ms, (width, height))
+        joints = self.normalizer.normalize(pose.joints_px, pose.confidence)
+        return PoseFrame(joints, pose.confidence.copy(), pose.timestamp_ms, (width, height))
+
+    def render(self, normalized: PoseFrame) -> np.ndarray:
+        """The stick figure of a canvas pose: float32 ``(1, 3, H, W)`` in [0, 1]."""
+        width, height = self.target.canvas_size
+        stick = rasterize_stick_figure(
+            torch.from_numpy(normalized.joints_px[None]),
+            torch.from_numpy(normalized.confidence[None]),
+            height=height,
+            width=width,
+            params=self.target.bundle.render,
+        )
+        return stick.numpy()
+
+    def generate(self, pose: PoseFrame, timings_ms: dict[str, float] | None = None) -> RetargetResult:
+        """Normalize, draw and generate one frame from a source pose (updates the previous frame)."""
+        timings_ms = {} if timings_ms is None else timings_ms
+        t0 = time.perf_counter()
+        normalized = self.normalize(pose)
+        t1 = time.perf_counter()
+        stick = self.render(normalized)
+        t2 = time.perf_counter()
+        generated = self.target.generate(stick, self._previous)
+        t3 = time.perf_counter()
+        if self.target.bundle.temporal:
+            self._previous = np.ascontiguousarray(generated, dtype=np.float32)
+        timings_ms.update(normalize=1e3 * (t1 - t0), rasterize=1e3 * (t2 - t1), generate=1e3 * (t3 - t2))
+        return RetargetResult(
+            generated=_to_uint8_hwc(generated[0]),
+            stick_figure=_to_uint8_hwc(stick[0]),
+            pose=pose,
+            normalized=normalized,
+            timings_ms=timings_ms,
+        )
+
+    def process(self, rgb: np.ndarray, timestamp_ms: float) -> RetargetResult:
+        """All stages for one camera frame (uint8 ``(H, W, 3)`` RGB).
+
+        Raises:
+            ValueError: for a frame that is not uint8 ``(H, W, 3)``.
+        """
+        t0 = time.perf_counter()
+        pose = self.estimate(rgb, timestamp_ms)
+        timings = {"pose": 1e3 * (time.perf_counter() - t0)}
+        if self.live:
+            self._update_live_fit(pose)
+        return self.generate(pose, timings)
+
+    def reset(self) -> None:
+        """Forget the previous generated frame (the next frame starts from zeros, as at a stream's start)."""
+        self._previous = np.zeros_like(self._previous)
+
+    def close(self) -> None:
+        """Release the pose tracker. Idempotent."""
+        if self._estimator is not None:
+            self._estimator.close()
+            self._estimator = None
