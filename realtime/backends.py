@@ -139,6 +139,18 @@ class TorchBackend(InferenceBackend):
         return {OUTPUT_FRAME: out.float().cpu().numpy()}
 
 
+ENGINE_SUFFIXES = (".onnx", ".pt", ".plan")
+
+
+def check_engine_suffix(path: str | os.PathLike[str]) -> None:
+    """Raises :class:`BackendError` unless ``path`` ends in one of :data:`ENGINE_SUFFIXES`."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in ENGINE_SUFFIXES:
+        raise BackendError(
+            f"{path}: unknown engine type {suffix!r}; expected one of {', '.join(ENGINE_SUFFIXES)}"
+        )
+
+
 def open_backend(path: str | os.PathLike[str], **kwargs: object) -> InferenceBackend:
     """Open an engine by its extension: ``.onnx`` -> :class:`OnnxRuntimeBackend`, ``.pt`` ->
     :class:`TorchBackend`.
@@ -147,14 +159,13 @@ def open_backend(path: str | os.PathLike[str], **kwargs: object) -> InferenceBac
         BackendError: for an unknown extension, a ``.plan`` (TensorRT is not in this build), or a file that
             cannot be loaded.
     """
+    check_engine_suffix(path)
     suffix = Path(path).suffix.lower()
     if suffix == ".onnx":
         return OnnxRuntimeBackend(path, **kwargs)  # type: ignore[arg-type]
-    if suffix == ".pt":
-        return TorchBackend(path, **kwargs)  # type: ignore[arg-type]
     if suffix == ".plan":
         raise BackendError(
             f"{path}: TensorRT engines are not supported by this build yet; export to ONNX "
             "(python -m export.onnx) and pass the .onnx file"
         )
-    raise BackendError(f"{path}: unknown engine type {suffix!r}; expected .onnx, .pt or .plan")
+    return TorchBackend(path, **kwargs)  # type: ignore[arg-type]

@@ -48,6 +48,9 @@ HEIGHT_PERCENTILE = 90.0
 #: A source whose far and near foot positions differ by less than this fraction of its height is treated
 #: as standing at one depth: every frame maps to the middle of the target's range.
 MIN_DEPTH_SPAN_FRACTION = 0.02
+#: How far beyond the far and near anchors (as a fraction of the range between them) a foot position is
+#: still mapped linearly; further out it is clamped.
+MAX_EXTRAPOLATION = 0.5
 
 
 @dataclass(frozen=True)
@@ -243,7 +246,10 @@ def retarget_bone_lengths(
 
 
 def depth_fraction(foot_y_px: float, stats: BodyStats) -> float:
-    """Where a foot height lies between ``stats``' far (0) and near (1) anchors, clamped to [0, 1].
+    """Where a foot height lies between ``stats``' far (0) and near (1) anchors.
+
+    Linear, extrapolated up to :data:`MAX_EXTRAPOLATION` of the range beyond either anchor (the anchors are
+    band medians, so some frames lie beyond them) and clamped there.
 
     A person who never changed depth (anchors closer than :data:`MIN_DEPTH_SPAN_FRACTION` of their height)
     gives 0.5.
@@ -251,7 +257,8 @@ def depth_fraction(foot_y_px: float, stats: BodyStats) -> float:
     span = stats.near_foot_y_px - stats.far_foot_y_px
     if span < MIN_DEPTH_SPAN_FRACTION * max(stats.far_height_px, stats.near_height_px):
         return 0.5
-    return float(np.clip((foot_y_px - stats.far_foot_y_px) / span, 0.0, 1.0))
+    fraction = (foot_y_px - stats.far_foot_y_px) / span
+    return float(np.clip(fraction, -MAX_EXTRAPOLATION, 1.0 + MAX_EXTRAPOLATION))
 
 
 def global_normalize(

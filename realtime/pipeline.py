@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from kernels.rasterize import rasterize_stick_figure
-from realtime.backends import InferenceBackend, open_backend
+from realtime.backends import InferenceBackend, check_engine_suffix, open_backend
 from realtime.bundle import (
     INPUT_PREVIOUS_FRAME,
     INPUT_STICK_FIGURE,
@@ -67,6 +67,7 @@ class Target:
             RuntimeError: (:class:`realtime.backends.BackendError`) if the engine cannot be loaded.
         """
         path = Path(path)
+        check_engine_suffix(path)
         if not path.is_file():
             raise FileNotFoundError(f"engine file not found: {path}")
         if path.suffix == ".pt" and not sidecar_path(path).is_file():

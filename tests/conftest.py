@@ -93,3 +93,36 @@ def make_tiny_prepared(root: Path, *, num_frames: int = 8, width: int = 64, heig
 def tiny_prepared(tmp_path: Path) -> Path:
     """A generated 8-frame, 64x64 prepared dataset (see :func:`make_tiny_prepared`)."""
     return make_tiny_prepared(tmp_path / "prepared")
+
+
+#: Overrides that make a model small enough to train a step in about a second on a CPU.
+TINY_MODEL_OVERRIDES = (
+    "generator.ngf=4",
+    "generator.n_downsample=2",
+    "generator.n_blocks=1",
+    "discriminator.ndf=4",
+    "discriminator.n_scales=1",
+    "discriminator.n_layers=2",
+    "sample_every=1000",
+)
+
+
+def train_tiny(data_dir: Path, run_dir: Path, steps: int = 1) -> Path:
+    """Train a tiny model on ``data_dir`` for ``steps`` steps; returns its checkpoint."""
+    from train.config import load_config
+    from train.fit import fit
+
+    config = load_config(None, [*TINY_MODEL_OVERRIDES, f"steps={steps}"])
+    return fit(data_dir, run_dir, config)
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An exported ``.onnx`` target (with its ``.json`` sidecar) of a tiny model trained one step on the
+    generated 64x64 dataset."""
+    from export.onnx import export_onnx
+
+    root = tmp_path_factory.mktemp("tiny_engine")
+    data = make_tiny_prepared(root / "prepared")
+    checkpoint = train_tiny(data, root / "run")
+    return export_onnx(checkpoint, root / "tiny.onnx").onnx_path

@@ -1,0 +1,101 @@
+import numpy as np
+import pytest
+import torch
+
+from kernels.rasterize import RenderParams, rasterize_stick_figure
+from realtime.skeleton import JOINT_COLORS, LIMB_INDEX, LIMBS, NUM_JOINTS, Joint
+
+PARAMS = RenderParams(limb_thickness_px=4.0, joint_radius_px=0.0, confidence_threshold=0.5)
+
+
+def pose_with(joints: dict[Joint, tuple[float, float]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """A one-image batch where only ``joints`` are present."""
+    xy = torch.zeros(1, NUM_JOINTS, 2)
+    conf = torch.zeros(1, NUM_JOINTS)
+    for joint, (x, y) in joints.items():
+        xy[0, joint] = torch.tensor([x, y])
+        conf[0, joint] = 1.0
+    return xy, conf
+
+
+def color_of(limb: str) -> torch.Tensor:
+    return torch.tensor(LIMBS[LIMB_INDEX[limb]].color, dtype=torch.float32) / 255
+
+
+def test_a_limb_is_drawn_in_its_exact_color_with_an_antialiased_edge():
+    xy, conf = pose_with({Joint.RIGHT_ELBOW: (8.0, 16.0), Joint.RIGHT_WRIST: (24.0, 16.0)})
+    img = rasterize_stick_figure(xy, conf, height=32, width=32, params=PARAMS)[0]
+    assert img.shape == (3, 32, 32) and img.dtype == torch.float32
+    color = color_of("right_forearm")
+    # Pixel centers at y = 15.5 and 16.5 are 0.5 px from the segment: full coverage (half width 2 + 0.5).
+    torch.testing.assert_close(img[:, 15, 16], color)
+    torch.testing.assert_close(img[:, 16, 16], color)
+    # y = 17.5 is 1.5 px away: coverage 2 + 0.5 - 1.5 = 1; y = 18.5 is 2.5 px away: coverage 0 (edge).
+    torch.testing.assert_close(img[:, 17, 16], color)
+    torch.testing.assert_close(img[:, 18, 16], torch.zeros(3))
+    # Round cap: 1.5 px beyond the wrist along the limb, 0.5 px off its axis -> distance ~1.58 -> 0.92.
+    expected = (2.5 - float(np.hypot(1.5, 0.5))) * color
+    torch.testing.assert_close(img[:, 15, 25], expected)
+    assert img.min() >= 0 and img.max() <= 1
+
+
+def test_missing_joint_hides_its_limbs_and_far_pixels_stay_black():
+    xy, conf = pose_with({Joint.RIGHT_ELBOW: (8.0, 16.0), Joint.RIGHT_WRIST: (24.0, 16.0)})
+    conf[0, Joint.RIGHT_WRIST] = 0.49  # below the threshold
+    img = rasterize_stick_figure(xy, conf, height=32, width=32, params=PARAMS)
+    assert img.abs().max() == 0
+
+
+def test_later_limb_covers_earlier_one_where_they_cross():
+    xy, conf = pose_with(
+        {
+            Joint.MID_HIP: (16.0, 30.0),  # spine: vertical, drawn first
+            Joint.NECK: (16.0, 2.0),
+            Joint.RIGHT_SHOULDER: (2.0, 2.0),  # right clavicle: horizontal from the neck, drawn later
+        }
+    )
+    img = rasterize_stick_figure(xy, conf, height=32, width=32, params=PARAMS)[0]
+    torch.testing.assert_close(img[:, 1, 15], color_of("right_clavicle"))
+    torch.testing.assert_close(img[:, 20, 15], color_of("spine"))
+
+
+def test_joint_discs_and_a_zero_length_limb():
+    params = RenderParams(limb_thickness_px=2.0, joint_radius_px=3.0)
+    xy, conf = pose_with({Joint.RIGHT_ELBOW: (10.0, 10.0), Joint.RIGHT_WRIST: (10.0, 10.0)})
+    img = rasterize_stick_figure(xy, conf, height=20, width=20, params=params)[0]
+    wrist_color = torch.tensor(JOINT_COLORS[Joint.RIGHT_WRIST], dtype=torch.float32) / 255
+    torch.testing.assert_close(img[:, 9, 9], wrist_color)  # the wrist's disc is drawn last, on top
+    assert img[:, 9, 14].abs().max() == 0  # 4.5 px away: outside the 3 px disc's ramp
+
+
+def test_joints_off_canvas_and_non_finite_missing_joints():
+    xy, conf = pose_with({Joint.RIGHT_ELBOW: (-500.0, -500.0), Joint.RIGHT_WRIST: (-400.0, -500.0)})
+    xy[0, Joint.LEFT_WRIST] = float("nan")  # missing (confidence 0): must not poison the image
+    img = rasterize_stick_figure(xy, conf, height=16, width=16, params=PARAMS)
+    assert torch.isfinite(img).all() and img.abs().max() == 0
+
+
+def test_batch_equals_single_images():
+    gen = torch.Generator().manual_seed(0)
+    xy = torch.rand(3, NUM_JOINTS, 2, generator=gen) * 48
+    conf = torch.rand(3, NUM_JOINTS, generator=gen)
+    params = RenderParams()
+    batch = rasterize_stick_figure(xy, conf, height=48, width=40, params=params)
+    for i in range(3):
+        single = rasterize_stick_figure(xy[i : i + 1], conf[i : i + 1], height=48, width=40, params=params)
+        torch.testing.assert_close(batch[i : i + 1], single)
+    assert batch.shape == (3, 3, 48, 40)
+
+
+def test_bad_inputs_raise_clear_errors():
+    xy, conf = pose_with({})
+    with pytest.raises(ValueError, match="joints_px must be"):
+        rasterize_stick_figure(xy[:, :5], conf[:, :5], height=8, width=8, params=PARAMS)
+    with pytest.raises(ValueError, match="float32"):
+        rasterize_stick_figure(xy.double(), conf, height=8, width=8, params=PARAMS)
+    with pytest.raises(ValueError, match="impl"):
+        rasterize_stick_figure(xy, conf, height=8, width=8, params=PARAMS, impl="fast")
+    with pytest.raises(RuntimeError, match="CUDA"):
+        rasterize_stick_figure(xy, conf, height=8, width=8, params=PARAMS, impl="cuda")
+    with pytest.raises(ValueError, match="thickness"):
+        RenderParams(limb_thickness_px=0)

@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+
+from realtime.backends import BackendError
+from realtime.bundle import BundleError
+from realtime.pipeline import Retargeter, Target
+from realtime.skeleton import NUM_JOINTS
+
+
+def test_load_errors_are_clear(tiny_engine, tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        Target.load(tmp_path / "missing.onnx")
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"\x00garbage")
+    broken.with_suffix(".json").write_text(tiny_engine.with_suffix(".json").read_text())
+    with pytest.raises(BackendError, match="cannot load"):
+        Target.load(broken)
+    with pytest.raises(BackendError, match="unknown engine type"):
+        Target.load(tiny_engine.with_suffix(".json"))
+    lonely = tmp_path / "lonely.onnx"
+    lonely.write_bytes(tiny_engine.read_bytes())
+    with pytest.raises(BundleError, match="no sidecar"):
+        Target.load(lonely)
+    plan = tmp_path / "t.plan"
+    plan.write_bytes(b"x")
+    plan.with_suffix(".json").write_text(tiny_engine.with_suffix(".json").read_text())
+    with pytest.raises(BackendError, match="TensorRT"):
+        Target.load(plan)
+
+
+def test_frame_with_nobody_gives_an_empty_stick_figure_and_a_frame(tiny_engine):
+    target = Target.load(tiny_engine)
+    retargeter = Retargeter(target, live=True)
+    try:
+        result = retargeter.process(np.full((120, 160, 3), 90, np.uint8), timestamp_ms=0.0)
+    finally:
+        retargeter.close()
+        retargeter.close()  # idempotent
+    assert result.pose.is_empty and result.normalized.is_empty
+    assert result.stick_figure.shape == (64, 64, 3) and result.stick_figure.max() == 0
+    assert result.generated.shape == (64, 64, 3) and result.generated.dtype == np.uint8
+    assert result.side_by_side().shape == (64, 128, 3)
+    assert set(result.timings_ms) == {"pose", "normalize", "rasterize", "generate"}
+
+
+def test_temporal_generator_sees_its_previous_output(tiny_engine):
+    target = Target.load(tiny_engine)
+    retargeter = Retargeter(target, live=False)
+    joints = np.random.default_rng(1).uniform(10, 50, (4, NUM_JOINTS, 2)).astype(np.float32)
+    conf = np.ones((4, NUM_JOINTS), np.float32)
+    retargeter.fit_source(joints, conf)
+    from realtime.pose import PoseFrame
+
+    pose = PoseFrame(joints[0], conf[0], 0.0, (64, 64))
+    first = retargeter.generate(pose).generated
+    second = retargeter.generate(pose).generated  # same pose, but now conditioned on `first`
+    retargeter.reset()
+    again = retargeter.generate(pose).generated
+    np.testing.assert_array_equal(first, again)
+    assert np.abs(first.astype(int) - second.astype(int)).max() > 0
+    assert not retargeter.generate(pose).stick_figure.max() == 0
+
+
+def test_torch_checkpoint_runs_like_its_onnx_export(tiny_engine):
+    onnx_target = Target.load(tiny_engine)
+    torch_target = Target.load(
+        tiny_engine.parent / "run" / "checkpoint.pt"
+    )  # no sidecar: from the checkpoint
+    assert torch_target.backend.name == "torch" and torch_target.canvas_size == onnx_target.canvas_size
+    x = np.random.default_rng(2).random((1, 3, 64, 64), dtype=np.float32)
+    np.testing.assert_allclose(torch_target.generate(x, x), onnx_target.generate(x, x), atol=1e-4)
