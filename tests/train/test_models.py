@@ -1,0 +1,157 @@
+"""Generator, discriminator and losses: shapes, ranges, errors, known values, ONNX export parity."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from train.config import DiscriminatorConfig, GeneratorConfig
+from train.losses import feature_matching_loss, l1_loss, lsgan_loss
+from train.models import GlobalGenerator, MultiscaleDiscriminator, build_discriminator, build_generator
+
+ONNX_TOLERANCE = 1e-4  # max abs difference, frames in [0, 1]
+
+
+def tiny_generator(temporal: bool = True) -> GlobalGenerator:
+    torch.manual_seed(0)
+    return build_generator(GeneratorConfig(ngf=8, n_downsample=2, n_blocks=2, temporal=temporal))
+
+
+@pytest.mark.parametrize("temporal", [True, False])
+def test_generator_shape_and_range(temporal: bool) -> None:
+    generator = tiny_generator(temporal)
+    stick, previous = torch.rand(2, 3, 32, 48), torch.rand(2, 3, 32, 48)
+    out = generator(stick, previous)
+    assert out.shape == (2, 3, 32, 48) and out.dtype == torch.float32
+    assert 0.0 <= out.min().item() and out.max().item() <= 1.0
+
+
+def test_generator_temporal_uses_previous_frame_and_non_temporal_ignores_it() -> None:
+    stick = torch.rand(1, 3, 32, 32)
+    temporal = tiny_generator(True)
+    # (random previous frames: a constant one only shifts the first conv's output, which InstanceNorm removes)
+    previous_a, previous_b = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    assert not torch.allclose(temporal(stick, previous_a), temporal(stick, previous_b))
+    single = tiny_generator(False)
+    assert torch.equal(single(stick, previous_a), single(stick, previous_b))
+    assert torch.equal(single(stick), single(stick, None))
+    assert temporal.model[1].in_channels == 6 and single.model[1].in_channels == 3
+
+
+def test_generator_rejects_bad_inputs() -> None:
+    generator = tiny_generator(True)  # n_downsample=2: sides must be multiples of 4
+    with pytest.raises(ValueError, match="divisible by 4"):
+        generator(torch.rand(1, 3, 30, 32), torch.rand(1, 3, 30, 32))
+    with pytest.raises(ValueError, match="previous_frame"):
+        generator(torch.rand(1, 3, 32, 32))
+    with pytest.raises(ValueError, match="must match"):
+        generator(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 64))
+    with pytest.raises(ValueError, match="float32"):
+        generator(torch.rand(1, 3, 32, 32, dtype=torch.float64), torch.rand(1, 3, 32, 32))
+
+
+@pytest.mark.parametrize("temporal, channels", [(True, 12), (False, 6)])
+def test_discriminator_outputs_per_scale(temporal: bool, channels: int) -> None:
+    discriminator = build_discriminator(DiscriminatorConfig(ndf=8, n_layers=3, n_scales=3), temporal=temporal)
+    outputs = discriminator(torch.rand(2, channels, 64, 64))
+    assert len(outputs) == 3
+    for features in outputs:
+        assert len(features) == 3 + 2
+        assert features[-1].shape[:2] == (2, 1)
+        assert [f.shape[1] for f in features[:-1]] == [8, 16, 32, 64]
+    assert outputs[1][-1].shape[-1] < outputs[0][-1].shape[-1]  # coarser scale, smaller patch grid
+    with pytest.raises(ValueError, match=f"\\(B, {channels}, H, W\\)"):
+        discriminator(torch.rand(2, 3, 64, 64))
+    with pytest.raises(ValueError, match="in_channels"):
+        MultiscaleDiscriminator(in_channels=9)
+
+
+def fake_outputs(value: float, scales: int = 2, layers: int = 3) -> list[list[torch.Tensor]]:
+    return [
+        [torch.full((1, 4, 5, 5), value) for _ in range(layers + 1)] + [torch.full((1, 1, 3, 3), value)]
+    ] * scales
+
+
+def test_lsgan_loss_known_values() -> None:
+    assert lsgan_loss(fake_outputs(1.0), target_is_real=True).item() == 0.0
+    assert lsgan_loss(fake_outputs(0.0), target_is_real=False).item() == 0.0
+    assert lsgan_loss(fake_outputs(0.0), target_is_real=True).item() == pytest.approx(1.0)
+    assert lsgan_loss(fake_outputs(0.5), target_is_real=False).item() == pytest.approx(0.25)
+
+
+def test_feature_matching_loss_known_values() -> None:
+    assert feature_matching_loss(fake_outputs(0.3), fake_outputs(0.3)).item() == 0.0
+    # each of 4 intermediate maps differs by 0.5, weight 4/4 per layer, 1/2 per scale, 2 scales: 4 * 0.5 = 2
+    assert feature_matching_loss(fake_outputs(0.5), fake_outputs(0.0)).item() == pytest.approx(2.0)
+    # the last map (the prediction) is not matched
+    real = fake_outputs(0.0)
+    fake = [scale[:-1] + [torch.ones_like(scale[-1])] for scale in real]
+    assert feature_matching_loss(fake, real).item() == 0.0
+
+
+def test_feature_matching_detaches_real_features() -> None:
+    real = [[torch.rand(1, 2, 4, 4, requires_grad=True) for _ in range(3)]]
+    fake = [[torch.rand(1, 2, 4, 4, requires_grad=True) for _ in range(3)]]
+    feature_matching_loss(fake, real).backward()
+    assert all(t.grad is None for t in real[0]) and fake[0][0].grad is not None
+
+
+def test_l1_loss() -> None:
+    assert l1_loss(torch.zeros(1, 3, 4, 4), torch.full((1, 3, 4, 4), 0.25)).item() == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="shapes differ"):
+        l1_loss(torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 8))
+
+
+def export_onnx(generator: GlobalGenerator, path: str) -> None:
+    """The export call the export module makes (TorchScript exporter: ``dynamo=False``)."""
+    stick, previous = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
+        torch.onnx.export(
+            generator,
+            (stick, previous),
+            path,
+            input_names=["stick_figure", "previous_frame"],
+            output_names=["frame"],
+            dynamic_axes={
+                "stick_figure": {0: "batch"},
+                "previous_frame": {0: "batch"},
+                "frame": {0: "batch"},
+            },
+            opset_version=17,
+            dynamo=False,
+        )
+
+
+def test_onnx_export_matches_torch(tmp_path) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    generator = tiny_generator(True).eval()
+    path = str(tmp_path / "generator.onnx")
+    export_onnx(generator, path)
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["stick_figure", "previous_frame"]
+    stick, previous = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)  # batch 2: the batch axis is dynamic
+    (onnx_frame,) = session.run(
+        ["frame"], {"stick_figure": stick.numpy(), "previous_frame": previous.numpy()}
+    )
+    with torch.no_grad():
+        torch_frame = generator(stick, previous).numpy()
+    error = float(np.abs(onnx_frame - torch_frame).max())
+    print(f"ONNX Runtime vs torch, 64x64 temporal generator: max abs error {error:.3g}")
+    assert error < ONNX_TOLERANCE
+
+
+def test_onnx_export_non_temporal_has_only_the_stick_figure_input(tmp_path) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    generator = tiny_generator(False).eval()
+    path = str(tmp_path / "generator.onnx")
+    export_onnx(generator, path)
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["stick_figure"]
+    stick = torch.rand(1, 3, 64, 64)
+    (onnx_frame,) = session.run(["frame"], {"stick_figure": stick.numpy()})
+    with torch.no_grad():
+        assert float(np.abs(onnx_frame - generator(stick).numpy()).max()) < ONNX_TOLERANCE

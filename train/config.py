@@ -1,0 +1,250 @@
+"""Typed, frozen training configuration, loaded from a YAML file plus ``key=value`` overrides.
+
+One dataclass per component (generator, discriminator, losses, optimizer) gathered in :class:`FitConfig`.
+Files and overrides are merged with OmegaConf structured configs, so an unknown key or a value of the wrong
+type is reported with its dotted name; ranges are checked in each dataclass's ``__post_init__``.
+
+Defaults are pix2pixHD's global generator and discriminator (Wang et al., CVPR 2018) as used by Everybody
+Dance Now (Chan et al., ICCV 2019); ``train/configs/small.yaml`` shrinks them to train on a 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+DEFAULT_CONFIG_PATH = CONFIG_DIR / "small.yaml"
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """pix2pixHD global generator (Wang et al. 2018, Sec. 3.2); see :class:`train.models.GlobalGenerator`.
+
+    ``temporal``: condition on the previous output frame (Everybody Dance Now, Sec. 3.2).
+    """
+
+    ngf: int = 64
+    n_downsample: int = 4
+    n_blocks: int = 9
+    temporal: bool = True
+
+    def __post_init__(self) -> None:
+        _require(self.ngf >= 1, f"generator.ngf must be >= 1, got {self.ngf}")
+        _require(
+            1 <= self.n_downsample <= 6, f"generator.n_downsample must be in [1, 6], got {self.n_downsample}"
+        )
+        _require(self.n_blocks >= 0, f"generator.n_blocks must be >= 0, got {self.n_blocks}")
+
+
+@dataclass(frozen=True)
+class DiscriminatorConfig:
+    """pix2pixHD multi-scale PatchGAN; see :class:`train.models.MultiscaleDiscriminator`."""
+
+    ndf: int = 64
+    n_layers: int = 3
+    n_scales: int = 2
+
+    def __post_init__(self) -> None:
+        _require(self.ndf >= 1, f"discriminator.ndf must be >= 1, got {self.ndf}")
+        _require(1 <= self.n_layers <= 6, f"discriminator.n_layers must be in [1, 6], got {self.n_layers}")
+        _require(1 <= self.n_scales <= 4, f"discriminator.n_scales must be in [1, 4], got {self.n_scales}")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Weights of the generator's loss terms (the LSGAN term has weight 1).
+
+    ``lambda_feature_matching``: pix2pixHD's discriminator feature matching (their ``lambda_feat`` = 10).
+    ``lambda_l1``: L1 between generated and real frames. Not in pix2pixHD or Everybody Dance Now (they use a
+    VGG perceptual loss, which this slice does not have); a small L1 weight makes small CPU models converge
+    to something recognizable within minutes. 0 turns it off.
+    """
+
+    lambda_feature_matching: float = 10.0
+    lambda_l1: float = 0.0
+
+    def __post_init__(self) -> None:
+        _require(
+            self.lambda_feature_matching >= 0,
+            f"loss.lambda_feature_matching must be >= 0, got {self.lambda_feature_matching}",
+        )
+        _require(self.lambda_l1 >= 0, f"loss.lambda_l1 must be >= 0, got {self.lambda_l1}")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Adam for both networks (pix2pixHD: lr 2e-4, betas (0.5, 0.999))."""
+
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+
+    def __post_init__(self) -> None:
+        _require(self.lr > 0, f"optim.lr must be > 0, got {self.lr}")
+        _require(0 <= self.beta1 < 1, f"optim.beta1 must be in [0, 1), got {self.beta1}")
+        _require(0 <= self.beta2 < 1, f"optim.beta2 must be in [0, 1), got {self.beta2}")
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Everything ``python -m train.fit`` needs besides the data and run directories.
+
+    ``steps``: total optimizer steps (a resumed run continues to this total). ``max_minutes``: stop cleanly,
+    with a checkpoint, after this much wall time in this invocation (0 = no limit). ``*_every``: in steps.
+    ``sample_frames``: number of fixed training frames drawn on each sample sheet. ``threads``: torch CPU
+    threads (0 = all cores). ``num_workers``: DataLoader worker processes (0 = load in the main process).
+    ``device``: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    """
+
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    batch_size: int = 1
+    steps: int = 1000
+    max_minutes: float = 0.0
+    checkpoint_every: int = 200
+    log_every: int = 10
+    sample_every: int = 100
+    sample_frames: int = 3
+    seed: int = 0
+    threads: int = 0
+    num_workers: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "steps", "checkpoint_every", "log_every", "sample_every", "sample_frames"):
+            value = getattr(self, name)
+            _require(value >= 1, f"{name} must be >= 1, got {value}")
+        for name in ("max_minutes", "threads", "num_workers"):
+            value = getattr(self, name)
+            _require(value >= 0, f"{name} must be >= 0 (0 = {_ZERO_MEANS[name]}), got {value}")
+        _require(
+            self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
+            f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}",
+        )
+
+
+_ZERO_MEANS = {"max_minutes": "no limit", "threads": "all cores", "num_workers": "main process"}
+
+
+def _keys_under(dotted_parent: str) -> list[str]:
+    """Field names of the config dataclass at ``dotted_parent`` ('' = FitConfig), or [] if not a dataclass."""
+    cls: Any = FitConfig
+    for part in filter(None, dotted_parent.split(".")):
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        if part not in fields or not dataclasses.is_dataclass(fields[part].default_factory):  # type: ignore[arg-type]
+            return []
+        cls = fields[part].default_factory
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def _merge(sources: Sequence[tuple[str, Any]]) -> FitConfig:
+    """Merge ``(description, OmegaConf-compatible node)`` pairs over the defaults into a FitConfig.
+
+    Raises:
+        ValueError: naming the source and the key or value that was wrong.
+    """
+    merged = OmegaConf.structured(FitConfig)
+    for description, node in sources:
+        try:
+            merged = OmegaConf.merge(merged, node)
+        except ConfigKeyError as error:
+            key = str(error.full_key)
+            parent = key.rpartition(".")[0]
+            valid = ", ".join(_keys_under(parent))
+            raise ValueError(f"{description}: unknown config key {key!r}; valid keys here: {valid}") from None
+        except OmegaConfBaseException as error:
+            key = getattr(error, "full_key", None)
+            where = f"key {key!r} = {getattr(error, 'value', None)!r}" if key else "a value"
+            reason = str(getattr(error, "msg", error)).splitlines()[0]
+            raise ValueError(f"{description}: bad {where}: {reason}") from None
+    try:
+        config = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as error:
+        raise ValueError(f"bad config: {str(error).splitlines()[0]}") from None
+    assert isinstance(config, FitConfig)
+    return config
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    overrides: Sequence[str] = (),
+    *,
+    base: FitConfig | None = None,
+) -> FitConfig:
+    """Load a :class:`FitConfig`: defaults, then ``base`` (if given), then the YAML file at ``path`` (if
+    given), then ``overrides`` like ``["generator.ngf=32", "steps=500"]``.
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+        ValueError: for an unknown key (listing the valid ones), a value of the wrong type, an out-of-range
+            value, or an override without ``=``.
+    """
+    sources: list[tuple[str, Any]] = []
+    if base is not None:
+        sources.append(("base config", OmegaConf.structured(base)))
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"config file {path} does not exist; see {CONFIG_DIR} for the packaged ones"
+            )
+        try:
+            sources.append((f"config file {path}", OmegaConf.load(path)))
+        except yaml.YAMLError as error:
+            raise ValueError(f"config file {path} is not valid YAML: {error}") from error
+    for override in overrides:
+        if "=" not in override:
+            raise ValueError(f"override {override!r} is not of the form key=value (e.g. steps=500)")
+        sources.append((f"override {override!r}", OmegaConf.from_dotlist([override])))
+    return _merge(sources)
+
+
+def config_to_dict(config: FitConfig) -> dict[str, Any]:
+    """A plain, JSON/YAML-friendly nested dict of ``config`` (what checkpoints store)."""
+    return dataclasses.asdict(config)
+
+
+def config_from_dict(data: dict[str, Any]) -> FitConfig:
+    """Inverse of :func:`config_to_dict`; keys missing from ``data`` take their defaults.
+
+    Raises:
+        ValueError: as :func:`load_config`.
+    """
+    return _merge([("stored config", OmegaConf.create(data))])
+
+
+def config_to_yaml(config: FitConfig) -> str:
+    """The resolved config as YAML text, loadable again with :func:`load_config`."""
+    return OmegaConf.to_yaml(OmegaConf.structured(config))
+
+
+def config_differences(old: FitConfig, new: FitConfig) -> dict[str, tuple[Any, Any]]:
+    """Dotted keys whose values differ between two configs, mapped to ``(old, new)``."""
+
+    def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            if isinstance(value, dict):
+                out.update(flatten(value, f"{prefix}{key}."))
+            else:
+                out[f"{prefix}{key}"] = value
+        return out
+
+    a, b = flatten(config_to_dict(old)), flatten(config_to_dict(new))
+    return {key: (a.get(key), b.get(key)) for key in sorted(a.keys() | b.keys()) if a.get(key) != b.get(key)}
