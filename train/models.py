@@ -117,8 +117,8 @@ class GlobalGenerator(nn.Module):
                 ``size_multiple_px``, or a missing ``previous_frame`` for a temporal generator.
 
         ONNX: export with ``torch.onnx.export(..., dynamo=False)`` (the TorchScript exporter; the dynamo one
-        needs ``onnxscript``). A non-temporal generator's graph has no ``previous_frame`` input (the exporter
-        drops unused inputs).
+        needs ``onnxscript``). A non-temporal generator's graph keeps a ``previous_frame`` input too (unused:
+        multiplied by zero), so every exported target takes the same two inputs.
         """
         # In a trace (ONNX export) shapes are constants and these checks only warn; the eager call checks.
         if not torch.jit.is_tracing():
@@ -127,6 +127,10 @@ class GlobalGenerator(nn.Module):
         if self.temporal:
             assert previous_frame is not None
             x = torch.cat([x, previous_frame * 2 - 1], dim=1)
+        elif previous_frame is not None and torch.onnx.is_in_onnx_export():
+            # Keep previous_frame as a graph input (the exporter drops unused ones) so that every exported
+            # generator has the same two inputs; multiplied by 0 it does not change the result.
+            x = x + 0 * previous_frame
         return (self.model(x) + 1) / 2
 
     def _check_inputs(self, stick_figure: Tensor, previous_frame: Tensor | None) -> None:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +18,7 @@ from train.dataset import load_prepared
 from train.fit import fit, main
 from train.models import GlobalGenerator
 
+REPO = Path(__file__).resolve().parents[2]
 TINY = [
     "generator.ngf=8", "generator.n_downsample=2", "generator.n_blocks=1",
     "discriminator.ndf=8", "discriminator.n_layers=2", "discriminator.n_scales=2",
@@ -91,3 +96,32 @@ def test_cli(tiny_prepared: Path, tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "resuming" in capsys.readouterr().out
     assert main([str(tiny_prepared), "--out", str(run), "generator.ngff=3"]) == 2
     assert "unknown config key 'generator.ngff'" in capsys.readouterr().err
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tiny_prepared: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    command = [
+        sys.executable,
+        "-m",
+        "train.fit",
+        str(tiny_prepared),
+        "--out",
+        str(run),
+        *TINY,
+        "steps=100000",
+    ]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline_s = time.monotonic() + 60
+        while not (run / "metrics.jsonl").is_file():  # training has started
+            assert process.poll() is None, process.communicate()[0]
+            assert time.monotonic() < deadline_s, "training did not start within 60 s"
+            time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, output
+    assert "SIGTERM" in output
+    assert 1 <= load_checkpoint(run / "checkpoint.pt").step < 100000

@@ -144,14 +144,16 @@ def test_onnx_export_matches_torch(tmp_path) -> None:
     assert error < ONNX_TOLERANCE
 
 
-def test_onnx_export_non_temporal_has_only_the_stick_figure_input(tmp_path) -> None:
+def test_onnx_export_non_temporal_keeps_both_inputs(tmp_path) -> None:
     ort = pytest.importorskip("onnxruntime")
     generator = tiny_generator(False).eval()
     path = str(tmp_path / "generator.onnx")
     export_onnx(generator, path)
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    assert [i.name for i in session.get_inputs()] == ["stick_figure"]
-    stick = torch.rand(1, 3, 64, 64)
-    (onnx_frame,) = session.run(["frame"], {"stick_figure": stick.numpy()})
+    assert [i.name for i in session.get_inputs()] == ["stick_figure", "previous_frame"]
+    stick, previous = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)
+    (onnx_frame,) = session.run(
+        ["frame"], {"stick_figure": stick.numpy(), "previous_frame": previous.numpy()}
+    )
     with torch.no_grad():
         assert float(np.abs(onnx_frame - generator(stick).numpy()).max()) < ONNX_TOLERANCE
