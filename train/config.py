@@ -170,9 +170,9 @@ def _merge(sources: Sequence[tuple[str, Any]]) -> FitConfig:
             raise ValueError(f"{description}: unknown config key {key!r}; valid keys here: {valid}") from None
         except OmegaConfBaseException as error:
             key = getattr(error, "full_key", None)
-            where = f"key {key!r} = {getattr(error, 'value', None)!r}" if key else "a value"
+            which = f" {getattr(error, 'value', None)!r} for key {key!r}" if key else ""
             reason = str(getattr(error, "msg", error)).splitlines()[0]
-            raise ValueError(f"{description}: bad {where}: {reason}") from None
+            raise ValueError(f"{description}: bad value{which}: {reason}") from None
     try:
         config = OmegaConf.to_object(merged)
     except OmegaConfBaseException as error:

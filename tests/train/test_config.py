@@ -47,7 +47,7 @@ def test_unknown_key_lists_valid_keys() -> None:
 
 
 def test_bad_values_say_which_key() -> None:
-    with pytest.raises(ValueError, match=r"'steps' = 'many'"):
+    with pytest.raises(ValueError, match=r"bad value 'many' for key 'steps'"):
         load_config(None, ["steps=many"])
     with pytest.raises(ValueError, match=r"generator\.ngf must be >= 1, got 0"):
         load_config(None, ["generator.ngf=0"])
@@ -68,6 +68,10 @@ def test_bad_file(tmp_path) -> None:
     typo.write_text("discriminator:\n  n_scale: 2\n")
     with pytest.raises(ValueError, match=rf"config file {typo}: unknown config key 'discriminator\.n_scale'"):
         load_config(typo)
+    flat = tmp_path / "flat.yaml"
+    flat.write_text("generator: 3\n")
+    with pytest.raises(ValueError, match=rf"config file {flat}: bad value"):
+        load_config(flat)
 
 
 def test_round_trips(tmp_path) -> None:
