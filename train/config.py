@@ -171,7 +171,7 @@ def _merge(sources: Sequence[tuple[str, Any]]) -> FitConfig:
         except OmegaConfBaseException as error:
             key = getattr(error, "full_key", None)
             which = f" {getattr(error, 'value', None)!r} for key {key!r}" if key else ""
-            reason = str(getattr(error, "msg", error)).splitlines()[0]
+            reason = str(getattr(error, "msg", None) or error).splitlines()[0]
             raise ValueError(f"{description}: bad value{which}: {reason}") from None
     try:
         config = OmegaConf.to_object(merged)
