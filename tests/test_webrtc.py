@@ -1,0 +1,112 @@
+"""End to end over real WebRTC: `server.py` and `python -m realtime.client` in one fresh network namespace.
+
+The client sends a small generated video as its camera; the test checks the JSON summary the client writes
+(generated frames arrived at the target canvas size, side by side, with server latency reported) and that the
+server stopped cleanly on SIGTERM. Skipped, with the reason, where ``unshare -n`` is not permitted.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import av
+import netns
+import numpy as np
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FAKE_PIPELINE = Path(__file__).resolve().parent / "fake_pipeline.py"
+PORT = 8080  # the namespace is fresh, so the port is always free
+SOURCE_FPS = 15
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _needs_netns() -> None:
+    reason = netns.skip_reason()
+    if reason is not None:
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def source_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2 s, 320x240, 15 fps H.264 clip: a white block sliding over a changing background."""
+    path = tmp_path_factory.mktemp("webrtc") / "source.mp4"
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=SOURCE_FPS)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for i in range(2 * SOURCE_FPS):
+            image = np.full((240, 320, 3), (i * 8) % 256, np.uint8)
+            x = (i * 9) % 280
+            image[80:160, x : x + 40] = 255
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def stream_once(server_argv: list[str], source: Path, out: Path, seconds: float) -> dict[str, Any]:
+    """Serve with ``server_argv``, stream ``source`` for ``seconds`` in a namespace; the client summary."""
+    client_argv = [
+        sys.executable,
+        "-m",
+        "realtime.client",
+        "--url",
+        f"ws://{netns.NETNS_HOST}:{PORT}/ws",
+        "--source",
+        str(source),
+        "--seconds",
+        str(seconds),
+        "--json",
+        str(out),
+    ]
+    run = netns.run_server_and_client(server_argv, client_argv, port=PORT)
+    assert run.server_early_rc is None, f"the server exited early ({run.server_early_rc}):\n{run.output}"
+    assert run.client_rc == 0, f"client exit code {run.client_rc}:\n{run.output}"
+    assert run.server_rc == 0, f"server exit code {run.server_rc} after SIGTERM:\n{run.output}"
+    assert run.server_stop_s is not None and run.server_stop_s < 10.0, run.output
+    return json.loads(out.read_text())
+
+
+def check_summary(
+    summary: dict[str, Any], canvas_size: tuple[int, int], seconds: float, min_frames: int
+) -> None:
+    width, height = canvas_size
+    assert not summary["errors"], summary["errors"]
+    assert summary["frames_sent"] >= SOURCE_FPS * seconds * 0.7, summary
+    assert summary["frames_received"] >= min_frames, summary
+    assert summary["frame_size"] == [2 * width, height], summary  # stick figure | generated
+    assert set(summary["frame_sizes"]) == {f"{2 * width}x{height}"}, summary
+    start, end = summary["server_latency_ms"]["start"], summary["server_latency_ms"]["end"]
+    assert start["count"] > 0 and end["count"] > 0, summary
+    assert 0 < start["median"] <= start["p95"] < 5000, summary
+    assert summary["stats"] and summary["server_counters"]["frames_out"] > 0, summary
+
+
+def test_webrtc_end_to_end_fake_pipeline(source_video: Path, tmp_path: Path) -> None:
+    """The transport alone (fake pipeline, 20 ms per frame): fast, and independent of any model."""
+    engine = tmp_path / "fake.json"
+    engine.write_text(json.dumps({"canvas_size": [96, 64], "process_ms": 20}))
+    server_argv = [sys.executable, str(FAKE_PIPELINE), "--engine", str(engine), "--host", netns.NETNS_HOST]
+    server_argv += ["--port", str(PORT)]
+    seconds = 4.0
+    summary = stream_once(server_argv, source_video, tmp_path / "summary.json", seconds)
+    check_summary(summary, (96, 64), seconds, min_frames=int(SOURCE_FPS * seconds * 0.5))
+    assert summary["received_fps"] > SOURCE_FPS * 0.6, summary
+
+
+def test_webrtc_end_to_end_tiny_engine(tiny_engine: Path, source_video: Path, tmp_path: Path) -> None:
+    """The real pipeline (pose, normalization, stick figure, ONNX generator) behind ``server.py``, ~10 s."""
+    from realtime.pipeline import Target
+
+    canvas_size = Target.load(tiny_engine).canvas_size
+    server_argv = [sys.executable, "server.py", "--engine", str(tiny_engine), "--host", netns.NETNS_HOST]
+    server_argv += ["--port", str(PORT)]
+    seconds = 10.0
+    summary = stream_once(server_argv, source_video, tmp_path / "summary.json", seconds)
+    check_summary(summary, canvas_size, seconds, min_frames=10)
