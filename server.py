@@ -15,6 +15,7 @@ import concurrent.futures
 import functools
 import ipaddress
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -29,6 +30,7 @@ DEFAULT_ENGINE: Path | None = None
 
 EXIT_BAD_TARGET = 2
 EXIT_CANNOT_LISTEN = 1
+EXIT_INTERRUPTED = 130
 
 
 class ListenError(Exception):
@@ -46,9 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog=(
             "Browsers give the camera only to https pages or to localhost/127.0.0.1; to serve other "
-            "machines, put an https reverse proxy in front. Stop with Ctrl-C (or SIGTERM)."
+            "machines, put an https reverse proxy in front. Stop with Ctrl-C or SIGTERM (a second Ctrl-C "
+            "exits at once)."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
         "--engine",
@@ -60,8 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
             "with its NAME.json sidecar beside it"
         ),
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=8080, help="TCP port for the page and the WebSocket")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=8080,
+        help="TCP port for the page and the WebSocket (default: %(default)s)",
+    )
     parser.add_argument(
         "--workers",
         type=int,
@@ -75,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level",
         default="info",
         choices=["debug", "info", "warning", "error"],
-        help="logging verbosity",
+        help="logging verbosity (default: %(default)s)",
     )
     return parser
 
@@ -100,8 +107,16 @@ async def serve(make_retargeter: functools.partial, host: str, port: int, worker
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = (signal.SIGINT, signal.SIGTERM)
+
+    def on_signal(sig: signal.Signals) -> None:
+        if stop.is_set():  # a second Ctrl-C while shutting down: the user wants out now
+            log.warning("%s again while shutting down: exiting immediately", sig.name)
+            os._exit(EXIT_INTERRUPTED)
+        log.info("%s received", sig.name)
+        stop.set()
+
     for sig in signals:
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
     executor = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="retarget")
     server = SignalingServer(make_retargeter, executor)
     try:
@@ -130,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.log_level != "debug":  # aioice logs every ICE candidate pair check at INFO
+        logging.getLogger("aioice").setLevel(logging.WARNING)
     workers = args.workers or (1 if args.engine.suffix == ".plan" else 2)
 
     from realtime.pipeline import Retargeter, Target  # heavy (models, ML runtimes): after --help

@@ -28,6 +28,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 NETNS_HOST = "127.0.0.2"
 """The address WebRTC tests listen on and connect to."""
@@ -86,7 +87,7 @@ class NetnsRun:
         client_rc: the client's exit code (None if it timed out).
         server_rc: the server's exit code after SIGTERM (None if it had to be killed).
         server_stop_s: seconds from SIGTERM to the server's exit.
-        server_early_rc: the server's exit code if it exited before the client ran (else None).
+        server_early_rc: the server's exit code if it exited on its own before being stopped (else None).
         output: everything printed inside the namespace (stdout and stderr), for failure messages.
     """
 
@@ -106,9 +107,13 @@ def run_server_and_client(
     start_timeout_s: float = 60.0,
     client_timeout_s: float = 120.0,
     stop_timeout_s: float = 20.0,
+    sigterm_server_after_s: float | None = None,
 ) -> NetnsRun:
     """Start ``server_argv``, wait until ``host:port`` accepts, run ``client_argv``, SIGTERM the server, all
     inside one fresh network namespace. Both commands run in the repository root.
+
+    With ``sigterm_server_after_s``, the server gets SIGTERM that long after the client started, while the
+    client still runs (a shutdown with a live session); otherwise after the client exited.
 
     Raises:
         RuntimeError: where no namespace can be made, or if the namespace run reports nothing.
@@ -121,6 +126,7 @@ def run_server_and_client(
         "start_timeout_s": start_timeout_s,
         "client_timeout_s": client_timeout_s,
         "stop_timeout_s": stop_timeout_s,
+        "sigterm_server_after_s": sigterm_server_after_s,
     }
     argv = in_netns([sys.executable, str(Path(__file__).resolve()), json.dumps(spec)])
     outer_timeout_s = start_timeout_s + client_timeout_s + stop_timeout_s + 30.0
@@ -151,10 +157,22 @@ def _wait_for_port(host: str, port: int, server: subprocess.Popen[bytes], timeou
     return False
 
 
+def _stop_server(server: subprocess.Popen[bytes], timeout_s: float, result: dict[str, Any]) -> None:
+    stop_start_s = time.monotonic()
+    server.send_signal(signal.SIGTERM)
+    try:
+        result["server_rc"] = server.wait(timeout=timeout_s)
+        result["server_stop_s"] = round(time.monotonic() - stop_start_s, 3)
+    except subprocess.TimeoutExpired:
+        print(f"netns: the server ignored SIGTERM for {timeout_s} s; killing it", file=sys.stderr)
+        server.kill()
+        server.wait()
+
+
 def _main(spec_json: str) -> int:
     """Inside the namespace: server up, client run, server stopped; prints the :data:`RESULT_PREFIX` line."""
     spec = json.loads(spec_json)
-    result: dict[str, int | float | None] = {
+    result: dict[str, Any] = {
         "client_rc": None,
         "server_rc": None,
         "server_stop_s": None,
@@ -162,33 +180,29 @@ def _main(spec_json: str) -> int:
     }
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     server = subprocess.Popen(spec["server"], env=env)
+    stopped = False
     try:
         if not _wait_for_port(spec["host"], spec["port"], server, spec["start_timeout_s"]):
             print(f"netns: the server did not listen on {spec['host']}:{spec['port']}", file=sys.stderr)
         else:
+            client = subprocess.Popen(spec["client"], env=env)
+            if spec["sigterm_server_after_s"] is not None:
+                time.sleep(spec["sigterm_server_after_s"])
+                stopped = True
+                _stop_server(server, spec["stop_timeout_s"], result)
             try:
-                result["client_rc"] = subprocess.run(
-                    spec["client"], env=env, timeout=spec["client_timeout_s"], check=False
-                ).returncode
+                result["client_rc"] = client.wait(timeout=spec["client_timeout_s"])
             except subprocess.TimeoutExpired:
                 print(f"netns: the client ran over {spec['client_timeout_s']} s", file=sys.stderr)
+                client.kill()
+                client.wait()
     finally:
-        early_rc = server.poll()
-        if early_rc is not None:
-            result["server_early_rc"] = early_rc
-        else:
-            stop_start_s = time.monotonic()
-            server.send_signal(signal.SIGTERM)
-            try:
-                result["server_rc"] = server.wait(timeout=spec["stop_timeout_s"])
-                result["server_stop_s"] = round(time.monotonic() - stop_start_s, 3)
-            except subprocess.TimeoutExpired:
-                print(
-                    f"netns: the server ignored SIGTERM for {spec['stop_timeout_s']} s; killing it",
-                    file=sys.stderr,
-                )
-                server.kill()
-                server.wait()
+        if not stopped:
+            early_rc = server.poll()
+            if early_rc is not None:
+                result["server_early_rc"] = early_rc
+            else:
+                _stop_server(server, spec["stop_timeout_s"], result)
     sys.stdout.flush()
     sys.stderr.flush()
     print(RESULT_PREFIX + json.dumps(result), flush=True)

@@ -50,22 +50,24 @@ def source_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def client_argv(source: Path, out: Path, seconds: float) -> list[str]:
+    """``python -m realtime.client`` streaming ``source`` for ``seconds``, its summary to ``out``."""
+    url = f"ws://{netns.NETNS_HOST}:{PORT}/ws"
+    options = ["--url", url, "--source", str(source), "--seconds", str(seconds), "--json", str(out)]
+    return [sys.executable, "-m", "realtime.client", *options]
+
+
+def fake_server_argv(tmp_path: Path, canvas_size: tuple[int, int], process_ms: float) -> list[str]:
+    """``server.py`` with the fake pipeline of tests/fake_pipeline.py standing in for realtime.pipeline."""
+    engine = tmp_path / "fake.json"
+    engine.write_text(json.dumps({"canvas_size": list(canvas_size), "process_ms": process_ms}))
+    options = ["--engine", str(engine), "--host", netns.NETNS_HOST, "--port", str(PORT)]
+    return [sys.executable, str(FAKE_PIPELINE), *options]
+
+
 def stream_once(server_argv: list[str], source: Path, out: Path, seconds: float) -> dict[str, Any]:
     """Serve with ``server_argv``, stream ``source`` for ``seconds`` in a namespace; the client summary."""
-    client_argv = [
-        sys.executable,
-        "-m",
-        "realtime.client",
-        "--url",
-        f"ws://{netns.NETNS_HOST}:{PORT}/ws",
-        "--source",
-        str(source),
-        "--seconds",
-        str(seconds),
-        "--json",
-        str(out),
-    ]
-    run = netns.run_server_and_client(server_argv, client_argv, port=PORT)
+    run = netns.run_server_and_client(server_argv, client_argv(source, out, seconds), port=PORT)
     assert run.server_early_rc is None, f"the server exited early ({run.server_early_rc}):\n{run.output}"
     assert run.client_rc == 0, f"client exit code {run.client_rc}:\n{run.output}"
     assert run.server_rc == 0, f"server exit code {run.server_rc} after SIGTERM:\n{run.output}"
@@ -90,14 +92,29 @@ def check_summary(
 
 def test_webrtc_end_to_end_fake_pipeline(source_video: Path, tmp_path: Path) -> None:
     """The transport alone (fake pipeline, 20 ms per frame): fast, and independent of any model."""
-    engine = tmp_path / "fake.json"
-    engine.write_text(json.dumps({"canvas_size": [96, 64], "process_ms": 20}))
-    server_argv = [sys.executable, str(FAKE_PIPELINE), "--engine", str(engine), "--host", netns.NETNS_HOST]
-    server_argv += ["--port", str(PORT)]
     seconds = 4.0
+    server_argv = fake_server_argv(tmp_path, (96, 64), process_ms=20)
     summary = stream_once(server_argv, source_video, tmp_path / "summary.json", seconds)
     check_summary(summary, (96, 64), seconds, min_frames=int(SOURCE_FPS * seconds * 0.5))
     assert summary["received_fps"] > SOURCE_FPS * 0.6, summary
+
+
+def test_webrtc_sigterm_during_a_live_session_stops_cleanly(source_video: Path, tmp_path: Path) -> None:
+    out = tmp_path / "summary.json"
+    run = netns.run_server_and_client(
+        fake_server_argv(tmp_path, (96, 64), process_ms=20),
+        client_argv(source_video, out, seconds=30),
+        port=PORT,
+        sigterm_server_after_s=4.0,
+        client_timeout_s=20.0,
+    )
+    assert run.server_rc == 0, run.output
+    assert run.server_stop_s is not None and run.server_stop_s < 5.0, run.output
+    assert "session 1: stream stopped" in run.output and "session 1: closed" in run.output, run.output
+    summary = json.loads(out.read_text())
+    assert summary["frames_received"] > 0, summary
+    assert any("closed the connection" in e for e in summary["errors"]), summary
+    assert run.client_rc == 1, run.output  # the client reports that the server went away
 
 
 def test_webrtc_end_to_end_tiny_engine(tiny_engine: Path, source_video: Path, tmp_path: Path) -> None:
@@ -105,8 +122,8 @@ def test_webrtc_end_to_end_tiny_engine(tiny_engine: Path, source_video: Path, tm
     from realtime.pipeline import Target
 
     canvas_size = Target.load(tiny_engine).canvas_size
-    server_argv = [sys.executable, "server.py", "--engine", str(tiny_engine), "--host", netns.NETNS_HOST]
-    server_argv += ["--port", str(PORT)]
+    options = ["--engine", str(tiny_engine), "--host", netns.NETNS_HOST, "--port", str(PORT)]
+    server_argv = [sys.executable, "server.py", *options]
     seconds = 10.0
     summary = stream_once(server_argv, source_video, tmp_path / "summary.json", seconds)
     check_summary(summary, canvas_size, seconds, min_frames=10)
