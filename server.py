@@ -18,9 +18,11 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from realtime.signaling import SignalingServer
+from realtime.stream import RetargeterLike
 
 log = logging.getLogger("server")
 
@@ -98,7 +100,7 @@ def page_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}/" if address.version == 6 else f"http://{host}:{port}/"
 
 
-async def serve(make_retargeter: functools.partial, host: str, port: int, workers: int) -> None:
+async def serve(make_retargeter: Callable[[], RetargeterLike], host: str, port: int, workers: int) -> None:
     """Serve until SIGINT or SIGTERM, then close every session and drain the thread pool.
 
     Raises:

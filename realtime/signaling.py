@@ -280,19 +280,21 @@ class Session:
         """Stop the stream (tasks, Retargeter) and close the peer connection. Idempotent."""
         stream, self._stream = self._stream, None
         pc, self._pc = self._pc, None
-        if stream is not None:
-            await stream.stop()
-            snap = stream.stats.snapshot()
-            log.info(
-                "session %d: stream stopped: %d frames in, %d out, %d dropped, %d failed",
-                self.id,
-                snap.frames_in,
-                snap.frames_out,
-                snap.frames_dropped,
-                snap.frames_failed,
-            )
-        if pc is not None:
-            await pc.close()
+        try:
+            if stream is not None:
+                await stream.stop()
+                snap = stream.stats.snapshot()
+                log.info(
+                    "session %d: stream stopped: %d frames in, %d out, %d dropped, %d failed",
+                    self.id,
+                    snap.frames_in,
+                    snap.frames_out,
+                    snap.frames_dropped,
+                    snap.frames_failed,
+                )
+        finally:
+            if pc is not None:
+                await pc.close()
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """End the session: stop the stream, close the peer connection, cancel and await every task, close
@@ -303,14 +305,14 @@ class Session:
         self._closing = asyncio.get_running_loop().create_future()
         try:
             await self._close_media()
+        finally:
             current = asyncio.current_task()
             tasks = [t for t in self._tasks if t is not current]
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)  # failures were logged by _task_done
             await self._ws.close(code, reason)
             log.info("session %d: closed", self.id)
-        finally:
             self._closing.set_result(None)
 
 

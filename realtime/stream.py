@@ -51,6 +51,12 @@ class RetargeterLike(Protocol):
     def close(self) -> None: ...
 
 
+def _log_if_failed(task: asyncio.Task[Any]) -> None:
+    """Done callback: a stage task that died of an exception says so at once (not only at stop())."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("stream task %s failed", task.get_name(), exc_info=task.exception())
+
+
 class SlotClosed(Exception):
     """Raised by :meth:`LatestSlot.get` once the slot is closed and empty."""
 
@@ -265,6 +271,7 @@ class LatestFrameReader:
         """Start the reading task (once)."""
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="camera-reader")
+            self._task.add_done_callback(_log_if_failed)
 
     @property
     def task(self) -> asyncio.Task[None] | None:
@@ -359,6 +366,7 @@ class RetargetStage:
         """Start the processing task (once)."""
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="retarget-stage")
+            self._task.add_done_callback(_log_if_failed)
 
     @property
     def task(self) -> asyncio.Task[None] | None:
@@ -414,10 +422,12 @@ class RetargetStage:
             self._retargeter_closed = True
             loop = asyncio.get_running_loop()
             try:
-                await loop.run_in_executor(self._executor, self._retargeter.close)
-            except RuntimeError as exc:  # executor already shut down: close here, it is cheap by contract
+                closing = loop.run_in_executor(self._executor, self._retargeter.close)
+            except RuntimeError as exc:  # the executor is already shut down: close here instead
                 log.warning("executor unavailable (%s); closing the retargeter on the event loop", exc)
                 self._retargeter.close()
+            else:
+                await closing
 
 
 class RetargetedTrack(MediaStreamTrack):
@@ -508,6 +518,6 @@ class RetargetStream:
         try:
             await self.reader.stop()
             await self.stage.stop()
-            self.output.stop()
         finally:
+            self.output.stop()
             self._stopping.set_result(None)

@@ -285,3 +285,30 @@ def test_latency_does_not_grow_when_input_outpaces_processing() -> None:
     assert max(latencies_ms) < 5 * process_ms, latencies_ms
     assert np.mean(latencies_ms[-10:]) < np.mean(latencies_ms[:10]) + process_ms, latencies_ms
     assert all(latency >= process_ms * 0.9 for latency in latencies_ms)
+
+
+def test_bad_side_by_side_is_a_failed_frame_and_stop_survives_a_shut_down_executor(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class WrongShape(FakeRetargeter):
+        def process(self, rgb: np.ndarray, timestamp_ms: float) -> Any:
+            result = super().process(rgb, timestamp_ms)
+            return type(result)(result.generated[..., 0], result.stick_figure[..., 0], result.pose)
+
+    async def main() -> RetargetStream:
+        executor = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        retargeter = WrongShape(FakeTarget(canvas_size=CANVAS), process_ms=1)
+        stream = RetargetStream(FakeCamera(fps=100), retargeter, executor)
+        stream.start()
+        while stream.stats.frames_failed < 3:
+            await asyncio.sleep(0.01)
+        executor.shutdown(wait=True)  # out of order on purpose: stop() must still close the retargeter
+        await stream.stop()
+        assert retargeter.close_count == 1
+        return stream
+
+    with caplog.at_level("ERROR", logger="realtime.stream"):
+        stream = run(main())
+    assert stream.stats.frames_out == 0
+    failures = [r.exc_info[1] for r in caplog.records if r.exc_info]
+    assert any(isinstance(e, ValueError) and "uint8 (H, W, 3)" in str(e) for e in failures), failures
