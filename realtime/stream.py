@@ -21,6 +21,7 @@ import collections
 import concurrent.futures
 import fractions
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,9 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+FAILURE_LOG_INTERVAL_S = 5.0
+"""At most one logged traceback per stream in this many seconds when frames keep failing."""
 
 
 class RetargetResultLike(Protocol):
@@ -338,7 +342,9 @@ class RetargetStage:
 
     ``recv()`` returns the newest :class:`ProcessedFrame` not taken yet; results not taken before the next one
     are dropped (``stats.dropped_before_sending``). An exception from ``process`` is logged, counted in
-    ``stats.frames_failed``, and that frame is skipped; the stage goes on with the next frame.
+    ``stats.frames_failed``, and that frame is skipped; the stage goes on with the next frame. (The traceback
+    is logged at most every :data:`FAILURE_LOG_INTERVAL_S` seconds, so a model failing on every frame cannot
+    flood the log; every failure is counted.)
 
     Args:
         source: anything with ``async recv() -> CameraFrame`` raising :class:`SlotClosed` at the end.
@@ -361,6 +367,7 @@ class RetargetStage:
         self._task: asyncio.Task[None] | None = None
         self._job: asyncio.Future[ProcessedFrame] | None = None
         self._retargeter_closed = False
+        self._last_failure_log_s = -math.inf
 
     def start(self) -> None:
         """Start the processing task (once)."""
@@ -387,7 +394,14 @@ class RetargetStage:
                     processed = await asyncio.shield(self._job)
                 except Exception:
                     self._stats.frames_failed += 1
-                    log.exception("retargeting failed on frame pts=%s; skipping it", camera.frame.pts)
+                    now_s = time.perf_counter()
+                    if now_s - self._last_failure_log_s >= FAILURE_LOG_INTERVAL_S:
+                        self._last_failure_log_s = now_s
+                        log.exception(
+                            "retargeting failed on frame pts=%s (%d failed so far); skipping it",
+                            camera.frame.pts,
+                            self._stats.frames_failed,
+                        )
                     continue
                 finally:
                     if self._job.done():
