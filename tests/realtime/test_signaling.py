@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 from aiortc import AudioStreamTrack, RTCConfiguration, RTCPeerConnection, VideoStreamTrack
 from fake_pipeline import FakeRetargeter, FakeTarget
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -378,3 +380,47 @@ def test_server_cli_real_pipeline_rejects_a_missing_engine(tmp_path: Path) -> No
     )
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: cannot load the target")
+
+
+def _children(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+
+
+def _is_bye(message: str) -> bool:
+    try:
+        decoded = json.loads(message)
+    except ValueError:
+        return False
+    return isinstance(decoded, dict) and decoded.get("type") == "bye"
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    _children,
+    max_leaves=6,
+)
+_messages = st.one_of(
+    st.text(max_size=200),
+    _json_values.map(json.dumps),
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["offer", "answer", "stats", "", "OFFER"]) | st.text(max_size=8)},
+        optional={"sdp": _json_values, "sdpType": _json_values},
+    ).map(json.dumps),
+).filter(lambda m: not _is_bye(m))  # "bye" ends the session: tested on its own
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(messages=st.lists(_messages, min_size=1, max_size=5))
+def test_random_messages_get_errors_and_never_break_the_server(messages: list[str]) -> None:
+    async def main() -> None:
+        async with serving() as h:
+            async with connect(h.url) as ws:
+                for message in messages:
+                    await ws.send(message)
+                    error = await receive(ws, "error")
+                    assert error["message"]
+                await ws.send(json.dumps({"type": "ping"}))  # still answered afterwards
+                assert "unknown message type" in (await receive(ws, "error"))["message"]
+            await h.wait_no_sessions()
+
+    run(main())
