@@ -83,7 +83,9 @@ def export_onnx(
     tmp = out.with_name(out.name + ".tmp")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # the TorchScript exporter's constant-folding notes
+            # The TorchScript exporter's constant-folding notes and tracer notes about shape checks.
+            warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
             torch.onnx.export(
                 generator,
                 example,
