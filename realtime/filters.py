@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from realtime.skeleton import NUM_JOINTS
+from realtime.skeleton import as_pose_arrays
 
 
 def median_filter_poses(
@@ -29,16 +29,7 @@ def median_filter_poses(
     Raises:
         ValueError: on wrong shapes or an even or non-positive window.
     """
-    joints_px = np.asarray(joints_px, dtype=np.float32)
-    confidence = np.asarray(confidence, dtype=np.float32)
-    if (
-        joints_px.ndim != 3
-        or joints_px.shape[1:] != (NUM_JOINTS, 2)
-        or confidence.shape != joints_px.shape[:2]
-    ):
-        raise ValueError(
-            f"expected (N, {NUM_JOINTS}, 2) and (N, {NUM_JOINTS}), got {joints_px.shape}, {confidence.shape}"
-        )
+    joints_px, confidence = as_pose_arrays(joints_px, confidence, sequence=True)
     if window < 1 or window % 2 == 0:
         raise ValueError(f"window must be a positive odd number of frames, got {window}")
     half = window // 2

@@ -28,10 +28,10 @@ from realtime.skeleton import (
     HEAD_JOINTS,
     LIMB_INDEX,
     LIMBS,
-    NUM_JOINTS,
     NUM_LIMBS,
     ROOT_JOINT,
     Joint,
+    as_pose_arrays,
 )
 
 #: Limbs whose summed length sets a body's overall size (clavicles, spine, pelvis, arms and legs; not the
@@ -158,17 +158,7 @@ def body_stats(joints_px: np.ndarray, confidence: np.ndarray, threshold: float =
     Raises:
         ValueError: on wrong shapes, or if no frame shows both feet (ankles) and head.
     """
-    joints_px = np.asarray(joints_px, dtype=np.float32)
-    confidence = np.asarray(confidence, dtype=np.float32)
-    if (
-        joints_px.ndim != 3
-        or joints_px.shape[1:] != (NUM_JOINTS, 2)
-        or confidence.shape != joints_px.shape[:2]
-    ):
-        raise ValueError(
-            f"expected joints (N, {NUM_JOINTS}, 2) and confidence (N, {NUM_JOINTS}), "
-            f"got {joints_px.shape} and {confidence.shape}"
-        )
+    joints_px, confidence = as_pose_arrays(joints_px, confidence, sequence=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=RuntimeWarning)  # a never-seen limb's median stays NaN
         lengths = np.nanmedian(limb_lengths(joints_px, confidence, threshold), axis=0)
@@ -224,12 +214,7 @@ def retarget_bone_lengths(
     Raises:
         ValueError: on wrong shapes.
     """
-    joints_px = np.asarray(joints_px, dtype=np.float32)
-    if joints_px.shape[-2:] != (NUM_JOINTS, 2) or np.shape(confidence) != joints_px.shape[:-1]:
-        raise ValueError(
-            f"expected joints (..., {NUM_JOINTS}, 2) and confidence (..., {NUM_JOINTS}), "
-            f"got {joints_px.shape} and {np.shape(confidence)}"
-        )
+    joints_px, confidence = as_pose_arrays(joints_px, confidence)
     if len(source_lengths_px) != NUM_LIMBS or len(target_lengths_px) != NUM_LIMBS:
         raise ValueError(f"limb lengths need {NUM_LIMBS} values each")
     present = _present(confidence, threshold)

@@ -201,6 +201,37 @@ def joint_colors() -> np.ndarray:
     return np.array(JOINT_COLORS, dtype=np.float32) / 255.0
 
 
+def as_pose_arrays(
+    joints_px: np.ndarray, confidence: np.ndarray, *, sequence: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Check and convert poses at a public boundary.
+
+    Args:
+        joints_px: ``(..., NUM_JOINTS, 2)`` (``(N, NUM_JOINTS, 2)`` when ``sequence``) pixels.
+        confidence: ``(..., NUM_JOINTS)`` matching ``joints_px``.
+        sequence: require exactly one leading (frame) axis.
+
+    Returns:
+        both as float32 arrays.
+
+    Raises:
+        ValueError: if the shapes do not match the skeleton or each other.
+    """
+    joints_px = np.asarray(joints_px, dtype=np.float32)
+    confidence = np.asarray(confidence, dtype=np.float32)
+    if (
+        joints_px.shape[-2:] != (NUM_JOINTS, 2)
+        or confidence.shape != joints_px.shape[:-1]
+        or (sequence and joints_px.ndim != 3)
+    ):
+        lead = "N" if sequence else "..."
+        raise ValueError(
+            f"expected joints ({lead}, {NUM_JOINTS}, 2) and confidence ({lead}, {NUM_JOINTS}), "
+            f"got {joints_px.shape} and {confidence.shape}"
+        )
+    return joints_px, confidence
+
+
 def from_mediapipe(landmarks_px: np.ndarray, visibility: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Map MediaPipe's 33 landmarks onto the project's skeleton.
 
