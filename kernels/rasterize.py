@@ -22,6 +22,7 @@ the image's top-left corner.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import torch
@@ -129,22 +130,42 @@ def _check_inputs(joints_px: torch.Tensor, confidence: torch.Tensor, height: int
         raise ValueError(f"canvas must be at least 1x1, got {width}x{height}")
 
 
+def _window(lo: float, hi: float, reach: float, size: int) -> tuple[int, int]:
+    """Pixel index range ``[start, stop)`` whose centers can lie within ``reach`` of ``[lo, hi]``."""
+    return max(0, math.floor(lo - reach)), min(size, math.ceil(hi + reach) + 1)
+
+
 def _rasterize_ref(
     joints_px: torch.Tensor, confidence: torch.Tensor, *, height: int, width: int, params: RenderParams
 ) -> torch.Tensor:
-    """The reference: plain PyTorch, any device. See the module docstring for the drawing model."""
+    """The reference: plain PyTorch, any device. See the module docstring for the drawing model.
+
+    Each limb and disc is evaluated only on the window of pixels it can cover (coverage is exactly 0
+    further out), which gives the same image as evaluating every pixel, several times faster.
+    """
     device = joints_px.device
     batch = joints_px.shape[0]
     parents, children, limb_rgb = (torch.from_numpy(a).to(device) for a in limb_arrays())
     joint_rgb = torch.from_numpy(joint_colors()).to(device)
-    present = confidence >= params.confidence_threshold  # (B, J)
+    present = (confidence >= params.confidence_threshold) & torch.isfinite(joints_px).all(dim=-1)  # (B, J)
     joints = torch.where(present[..., None], joints_px, torch.zeros_like(joints_px))
-
-    ys = torch.arange(height, device=device, dtype=torch.float32) + 0.5
-    xs = torch.arange(width, device=device, dtype=torch.float32) + 0.5
-    py = ys.view(1, height, 1)
-    px = xs.view(1, 1, width)
     out = torch.zeros(batch, 3, height, width, device=device, dtype=torch.float32)
+
+    def paint(color: torch.Tensor, ends: torch.Tensor, drawn: torch.Tensor, reach: float, alpha_fn) -> None:
+        """Composite ``color`` over ``out`` with coverage ``alpha_fn(px, py)`` on the window around
+        ``ends`` (B, K, 2) of the images in ``drawn`` (B,)."""
+        if not bool(drawn.any()):
+            return
+        used = ends[drawn]
+        x0, x1 = _window(used[..., 0].min().item(), used[..., 0].max().item(), reach, width)
+        y0, y1 = _window(used[..., 1].min().item(), used[..., 1].max().item(), reach, height)
+        if x0 >= x1 or y0 >= y1:
+            return
+        px = (torch.arange(x0, x1, device=device, dtype=torch.float32) + 0.5).view(1, 1, -1)
+        py = (torch.arange(y0, y1, device=device, dtype=torch.float32) + 0.5).view(1, -1, 1)
+        alpha = (alpha_fn(px, py) * drawn.view(-1, 1, 1).to(torch.float32))[:, None]  # (B, 1, h, w)
+        region = out[:, :, y0:y1, x0:x1]
+        out[:, :, y0:y1, x0:x1] = region * (1.0 - alpha) + color.view(1, 3, 1, 1) * alpha
 
     half = params.limb_thickness_px / 2.0
     for limb in range(parents.shape[0]):
@@ -154,17 +175,23 @@ def _rasterize_ref(
         ax, ay = a[:, 0].view(-1, 1, 1), a[:, 1].view(-1, 1, 1)
         dx, dy = (b[:, 0] - a[:, 0]).view(-1, 1, 1), (b[:, 1] - a[:, 1]).view(-1, 1, 1)
         length_sq = dx * dx + dy * dy
-        t = ((px - ax) * dx + (py - ay) * dy) / length_sq.clamp_min(1e-12)
-        t = torch.where(length_sq > 0, t.clamp(0.0, 1.0), torch.zeros_like(t))
-        dist = torch.hypot(px - (ax + t * dx), py - (ay + t * dy))  # (B, H, W)
-        alpha = (half + 0.5 - dist).clamp(0.0, 1.0) * drawn.view(-1, 1, 1).to(torch.float32)
-        out = out * (1.0 - alpha[:, None]) + limb_rgb[limb].view(1, 3, 1, 1) * alpha[:, None]
 
-    if params.joint_radius_px > 0:
+        def limb_alpha(px, py, ax=ax, ay=ay, dx=dx, dy=dy, length_sq=length_sq):
+            t = ((px - ax) * dx + (py - ay) * dy) / length_sq.clamp_min(1e-12)
+            t = torch.where(length_sq > 0, t.clamp(0.0, 1.0), torch.zeros_like(t))
+            dist = torch.hypot(px - (ax + t * dx), py - (ay + t * dy))  # (B, h, w)
+            return (half + 0.5 - dist).clamp(0.0, 1.0)
+
+        paint(limb_rgb[limb], torch.stack([a, b], dim=1), drawn, half + 0.5, limb_alpha)
+
+    radius = params.joint_radius_px
+    if radius > 0:
         for joint in range(NUM_JOINTS):
             c = joints[:, joint]
-            dist = torch.hypot(px - c[:, 0].view(-1, 1, 1), py - c[:, 1].view(-1, 1, 1))
-            alpha = (params.joint_radius_px + 0.5 - dist).clamp(0.0, 1.0)
-            alpha = alpha * present[:, joint].view(-1, 1, 1).to(torch.float32)
-            out = out * (1.0 - alpha[:, None]) + joint_rgb[joint].view(1, 3, 1, 1) * alpha[:, None]
+            cx, cy = c[:, 0].view(-1, 1, 1), c[:, 1].view(-1, 1, 1)
+
+            def disc_alpha(px, py, cx=cx, cy=cy):
+                return (radius + 0.5 - torch.hypot(px - cx, py - cy)).clamp(0.0, 1.0)
+
+            paint(joint_rgb[joint], c[:, None], present[:, joint], radius + 0.5, disc_alpha)
     return out

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from kernels.rasterize import RenderParams, rasterize_stick_figure
-from realtime.skeleton import JOINT_COLORS, LIMB_INDEX, LIMBS, NUM_JOINTS, Joint
+from realtime.skeleton import JOINT_COLORS, LIMB_INDEX, LIMBS, NUM_JOINTS, Joint, joint_colors, limb_arrays
 
 PARAMS = RenderParams(limb_thickness_px=4.0, joint_radius_px=0.0, confidence_threshold=0.5)
 
@@ -99,3 +99,40 @@ def test_bad_inputs_raise_clear_errors():
         rasterize_stick_figure(xy, conf, height=8, width=8, params=PARAMS, impl="cuda")
     with pytest.raises(ValueError, match="thickness"):
         RenderParams(limb_thickness_px=0)
+
+
+def dense_stick_figure(xy, conf, height, width, params):
+    """The drawing model evaluated on every pixel (no windows): what the reference must equal."""
+    parents, children, limb_rgb = (torch.from_numpy(a) for a in limb_arrays())
+    present = conf >= params.confidence_threshold
+    py = (torch.arange(height) + 0.5).view(1, -1, 1)
+    px = (torch.arange(width) + 0.5).view(1, 1, -1)
+    out = torch.zeros(xy.shape[0], 3, height, width)
+
+    def over(out, alpha, color):
+        return out * (1 - alpha[:, None]) + color.view(1, 3, 1, 1) * alpha[:, None]
+
+    for i in range(len(parents)):
+        a, b = xy[:, parents[i]].view(-1, 2, 1, 1), xy[:, children[i]].view(-1, 2, 1, 1)
+        d = b - a
+        length_sq = (d * d).sum(1)
+        t = (((px - a[:, 0]) * d[:, 0] + (py - a[:, 1]) * d[:, 1]) / length_sq.clamp_min(1e-12)).clamp(0, 1)
+        dist = torch.hypot(px - a[:, 0] - t * d[:, 0], py - a[:, 1] - t * d[:, 1])
+        drawn = (present[:, parents[i]] & present[:, children[i]]).float().view(-1, 1, 1)
+        out = over(out, (params.limb_thickness_px / 2 + 0.5 - dist).clamp(0, 1) * drawn, limb_rgb[i])
+    for j in range(NUM_JOINTS):
+        dist = torch.hypot(px - xy[:, j, 0].view(-1, 1, 1), py - xy[:, j, 1].view(-1, 1, 1))
+        alpha = (params.joint_radius_px + 0.5 - dist).clamp(0, 1) * present[:, j].float().view(-1, 1, 1)
+        out = over(out, alpha, torch.from_numpy(joint_colors())[j])
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_windowed_reference_equals_every_pixel_evaluation(seed):
+    gen = torch.Generator().manual_seed(seed)
+    xy = torch.rand(4, NUM_JOINTS, 2, generator=gen) * 120 - 30  # some joints off the 60x80 canvas
+    conf = torch.rand(4, NUM_JOINTS, generator=gen)
+    xy[0, 3] = xy[0, 2]  # a zero-length limb where both ends are present
+    params = RenderParams(limb_thickness_px=3.5, joint_radius_px=2.5, confidence_threshold=0.3)
+    got = rasterize_stick_figure(xy, conf, height=60, width=80, params=params)
+    torch.testing.assert_close(got, dense_stick_figure(xy, conf, 60, 80, params), atol=1e-5, rtol=0)
