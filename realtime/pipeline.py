@@ -132,7 +132,8 @@ class Retargeter:
         bundle = target.bundle
         self._threshold = bundle.render.confidence_threshold
         self.normalizer = PoseNormalizer(bundle.stats, self._threshold)
-        self._estimator: PoseEstimator | None = None
+        # Live streams build MediaPipe's graph now (about a second), not on the first camera frame.
+        self._estimator: PoseEstimator | None = PoseEstimator(video_mode=True) if live else None
         width, height = target.canvas_size
         self._previous = np.zeros((1, 3, height, width), np.float32)
         self._history: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=LIVE_STATS_WINDOW_FRAMES)
