@@ -323,7 +323,9 @@ async def run_client(
     if summary.stats:
         last = summary.stats[-1]
         summary.server_counters = {
-            k: last[k] for k in ("frames_in", "frames_out", "frames_dropped", "frames_failed") if k in last
+            k: last[k]
+            for k in ("frames_in", "frames_out", "frames_dropped", "frames_failed", "frames_with_person")
+            if k in last
         }
     return summary
 

@@ -31,6 +31,8 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from realtime.pose import PoseFrame
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -43,6 +45,7 @@ class RetargetResultLike(Protocol):
     """What the stream needs from :class:`realtime.pipeline.RetargetResult`."""
 
     timings_ms: dict[str, float]
+    pose: PoseFrame
 
     def side_by_side(self) -> np.ndarray: ...
 
@@ -140,6 +143,7 @@ class ProcessedFrame:
         pts, time_base: taken from the camera frame it was made from.
         arrival_s: when that camera frame reached the server (``time.perf_counter()`` seconds).
         timings_ms: the pipeline's per-stage timings, plus ``"total"`` (the whole executor job).
+        person_found: whether a person was found in the camera frame.
     """
 
     frame: av.VideoFrame
@@ -147,6 +151,7 @@ class ProcessedFrame:
     time_base: fractions.Fraction | None
     arrival_s: float
     timings_ms: dict[str, float] = field(default_factory=dict)
+    person_found: bool = False
 
 
 @dataclass(frozen=True)
@@ -158,6 +163,7 @@ class StreamStatsSnapshot:
         frames_out: output frames returned by the outgoing track's ``recv()`` since the start.
         frames_dropped: camera frames never processed plus processed frames never sent (latest frame wins).
         frames_failed: frames whose processing raised (logged and skipped).
+        frames_with_person: processed frames in which a person was found.
         fps_in, fps_out: frames per second over the window.
         latency_ms_mean, latency_ms_last: server latency (camera frame arrival -> its output frame leaving
             ``recv()``) over the window; ``None`` when no frame left in the window.
@@ -169,6 +175,7 @@ class StreamStatsSnapshot:
     frames_out: int
     frames_dropped: int
     frames_failed: int
+    frames_with_person: int
     fps_in: float
     fps_out: float
     latency_ms_mean: float | None
@@ -189,6 +196,7 @@ class StreamStatsSnapshot:
             "frames_out": self.frames_out,
             "frames_dropped": self.frames_dropped,
             "frames_failed": self.frames_failed,
+            "frames_with_person": self.frames_with_person,
             "fps_in": r(self.fps_in),
             "fps_out": r(self.fps_out),
             "fps": r(self.fps_out),
@@ -214,6 +222,7 @@ class StreamStats:
         self.frames_in = 0
         self.frames_out = 0
         self.frames_failed = 0
+        self.frames_with_person = 0
         self.dropped_before_processing = 0
         self.dropped_before_sending = 0
         self.last_timings_ms: dict[str, float] = {}
@@ -248,6 +257,7 @@ class StreamStats:
             frames_out=self.frames_out,
             frames_dropped=self.dropped_before_processing + self.dropped_before_sending,
             frames_failed=self.frames_failed,
+            frames_with_person=self.frames_with_person,
             fps_in=len(self._arrivals_s) / self.window_s,
             fps_out=len(latencies_ms) / self.window_s,
             latency_ms_mean=float(np.mean(latencies_ms)) if latencies_ms else None,
@@ -334,7 +344,8 @@ def _retarget_frame(retargeter: RetargeterLike, camera: CameraFrame) -> Processe
     out = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
     timings_ms = dict(result.timings_ms)
     timings_ms["total"] = (time.perf_counter() - start_s) * 1000.0
-    return ProcessedFrame(out, frame.pts, frame.time_base, camera.arrival_s, timings_ms)
+    person_found = not result.pose.is_empty
+    return ProcessedFrame(out, frame.pts, frame.time_base, camera.arrival_s, timings_ms, person_found)
 
 
 class RetargetStage:
@@ -407,6 +418,7 @@ class RetargetStage:
                     if self._job.done():
                         self._job = None
                 self._stats.last_timings_ms = processed.timings_ms
+                self._stats.frames_with_person += processed.person_found
                 self._slot.put(processed)
                 self._stats.dropped_before_sending = self._slot.dropped
         finally:

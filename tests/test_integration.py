@@ -3,8 +3,8 @@
 import json
 
 import numpy as np
-from conftest import shared_video, train_tiny
 
+from conftest import shared_video, train_tiny
 from export.onnx import export_onnx
 from realtime.pipeline import Target
 from realtime.retarget import main as retarget_main

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import av
-import netns
 import numpy as np
 import pytest
+
+import netns
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FAKE_PIPELINE = Path(__file__).resolve().parent / "fake_pipeline.py"
@@ -117,9 +118,13 @@ def test_webrtc_sigterm_during_a_live_session_stops_cleanly(source_video: Path, 
     assert run.client_rc == 1, run.output  # the client reports that the server went away
 
 
-def test_webrtc_end_to_end_tiny_engine(tiny_engine: Path, source_video: Path, tmp_path: Path) -> None:
-    """The real pipeline (pose, normalization, stick figure, ONNX generator) behind ``server.py``, ~10 s."""
+def test_webrtc_end_to_end_tiny_engine(tiny_engine: Path, tmp_path: Path) -> None:
+    """The real pipeline (pose, normalization, stick figure, ONNX generator) behind ``server.py``, driven by
+    the frames of the real dance video, ~10 s."""
+    from conftest import shared_video
     from realtime.pipeline import Target
+
+    source_video = shared_video("source_dance.mp4")
 
     canvas_size = Target.load(tiny_engine).canvas_size
     options = ["--engine", str(tiny_engine), "--host", netns.NETNS_HOST, "--port", str(PORT)]
@@ -127,3 +132,5 @@ def test_webrtc_end_to_end_tiny_engine(tiny_engine: Path, source_video: Path, tm
     seconds = 10.0
     summary = stream_once(server_argv, source_video, tmp_path / "summary.json", seconds)
     check_summary(summary, canvas_size, seconds, min_frames=10)
+    counters = summary["server_counters"]
+    assert counters["frames_with_person"] >= 0.8 * counters["frames_out"], counters  # the dancer was seen

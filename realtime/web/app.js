@@ -67,7 +67,7 @@ function showStats(msg, browserFps) {
     `server: ${fmt(msg.fps_out)} fps out (${fmt(msg.fps_in)} in), ` +
     `latency ${fmt(msg.latency_ms_mean)} ms mean, ${fmt(msg.latency_ms_last)} ms last\n` +
     `frames: ${msg.frames_in} in, ${msg.frames_out} out, ${msg.frames_dropped} dropped, ` +
-    `${msg.frames_failed} failed\n` +
+    `${msg.frames_failed} failed, ${msg.frames_with_person} with a person\n` +
     `browser: ${fmt(browserFps)} fps received\n` +
     `pipeline ms: ${timings || "n/a"}`;
 }

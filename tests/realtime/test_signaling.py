@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 from aiortc import AudioStreamTrack, RTCConfiguration, RTCPeerConnection, VideoStreamTrack
-from fake_pipeline import FakeRetargeter, FakeTarget
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from fake_pipeline import FakeRetargeter, FakeTarget
 from realtime.signaling import WEB_DIR, SignalingServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

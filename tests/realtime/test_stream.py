@@ -15,8 +15,8 @@ import av
 import numpy as np
 import pytest
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from fake_pipeline import FakeRetargeter, FakeTarget
 
+from fake_pipeline import FakeRetargeter, FakeTarget
 from realtime.stream import LatestSlot, RetargetStream, SlotClosed, StreamStats
 
 TIME_BASE = Fraction(1, 90000)
