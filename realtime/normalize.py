@@ -305,43 +305,50 @@ class PoseNormalizer:
     def __init__(self, target: BodyStats, threshold: float = 0.5) -> None:
         self.target = target
         self.threshold = threshold
-        self.source: BodyStats | None = None
-        self._raw_lengths: np.ndarray | None = None
-        self._proportion_lengths: np.ndarray | None = None
+        self._fit: _SourceFit | None = None
         self._last_foot_y: float | None = None
 
     @property
+    def source(self) -> BodyStats | None:
+        """The source's fitted statistics (None before :meth:`fit`)."""
+        fit = self._fit
+        return None if fit is None else fit.stats
+
+    @property
     def is_fitted(self) -> bool:
-        return self.source is not None
+        return self._fit is not None
 
     def fit(self, joints_px: np.ndarray, confidence: np.ndarray) -> BodyStats:
         """Estimate the source's statistics from poses ``(N, NUM_JOINTS, 2)``, ``(N, NUM_JOINTS)``.
 
         Without any full-body frame (a webcam showing the upper body), the source's height is estimated from
         its limb lengths and the target's height (:func:`overall_size_ratio`), and it is taken to stand at
-        one depth.
+        one depth. The new fit replaces the old one in a single assignment, so :meth:`normalize` may run on
+        another thread meanwhile.
 
         Raises:
             ValueError: if no frame has both ends of any limb used for size (:data:`SIZE_LIMBS`).
         """
-        joints_px = np.asarray(joints_px, np.float32)
-        confidence = np.asarray(confidence, np.float32)
+        joints_px, confidence = as_pose_arrays(joints_px, confidence, sequence=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=RuntimeWarning)
             raw_lengths = np.nanmedian(limb_lengths(joints_px, confidence, self.threshold), axis=0)
         if not any(math.isfinite(raw_lengths[LIMB_INDEX[name]]) for name in SIZE_LIMBS):
             raise ValueError("no frame shows a body (no torso, arm or leg); cannot fit the normalizer")
         ratio = overall_size_ratio(raw_lengths, self.target.limb_lengths_px)
-        self._raw_lengths = raw_lengths.astype(np.float32)
-        self._proportion_lengths = np.asarray(self.target.limb_lengths_px, dtype=np.float32) / ratio
-        proportioned = self._retarget(joints_px, confidence)
+        raw = raw_lengths.astype(np.float32)
+        proportion = np.asarray(self.target.limb_lengths_px, dtype=np.float32) / ratio
+        proportioned = retarget_bone_lengths(joints_px, confidence, raw, proportion, self.threshold)
         try:
-            self.source = body_stats(proportioned, confidence, self.threshold)
+            stats = body_stats(proportioned, confidence, self.threshold)
         except ValueError:
-            self.source = self._stats_without_feet(proportioned, confidence, ratio)
-        return self.source
+            stats = self._stats_without_feet(proportioned, confidence, ratio, proportion)
+        self._fit = _SourceFit(raw, proportion, stats)
+        return stats
 
-    def _stats_without_feet(self, joints_px: np.ndarray, confidence: np.ndarray, ratio: float) -> BodyStats:
+    def _stats_without_feet(
+        self, joints_px: np.ndarray, confidence: np.ndarray, ratio: float, proportion_lengths: np.ndarray
+    ) -> BodyStats:
         t = self.target
         far_h, near_h = t.far_height_px / ratio, t.near_height_px / ratio
         _, head = foot_and_head_y(joints_px, confidence, self.threshold)
@@ -352,19 +359,13 @@ class PoseNormalizer:
         ]
         center_x = next((float(np.median(x)) for x in xs if len(x)), float("nan"))
         return BodyStats(
-            limb_lengths_px=tuple(float(v) for v in self._proportion_lengths),  # type: ignore[union-attr]
+            limb_lengths_px=tuple(float(v) for v in proportion_lengths),
             far_foot_y_px=foot_y,
             near_foot_y_px=foot_y,
             far_height_px=far_h,
             near_height_px=near_h,
             center_x_px=center_x,
             num_frames=0,
-        )
-
-    def _retarget(self, joints_px: np.ndarray, confidence: np.ndarray) -> np.ndarray:
-        assert self._raw_lengths is not None and self._proportion_lengths is not None
-        return retarget_bone_lengths(
-            joints_px, confidence, self._raw_lengths, self._proportion_lengths, self.threshold
         )
 
     def normalize(self, joints_px: np.ndarray, confidence: np.ndarray) -> np.ndarray:
@@ -376,22 +377,34 @@ class PoseNormalizer:
         Raises:
             RuntimeError: if :meth:`fit` has not been called.
         """
-        if self.source is None:
+        fit = self._fit
+        if fit is None:
             raise RuntimeError("PoseNormalizer.normalize called before fit(); fit it on the source's poses")
-        proportioned = self._retarget(np.asarray(joints_px, np.float32), np.asarray(confidence, np.float32))
-        foot, _ = foot_and_head_y(proportioned, confidence, self.threshold)
-        foot_y = float(foot)
+        joints_px, confidence = as_pose_arrays(joints_px, confidence)
+        proportioned = retarget_bone_lengths(
+            joints_px, confidence, fit.raw_lengths_px, fit.proportion_lengths_px, self.threshold
+        )
+        foot, head = (float(v) for v in foot_and_head_y(proportioned, confidence, self.threshold))
+        foot_y = foot
         if not math.isfinite(foot_y):
-            _, head = foot_and_head_y(proportioned, confidence, self.threshold)
-            height = 0.5 * (self.source.far_height_px + self.source.near_height_px)
-            if math.isfinite(float(head)):
-                foot_y = float(head) + height
+            if math.isfinite(head):
+                foot_y = head + 0.5 * (fit.stats.far_height_px + fit.stats.near_height_px)
             elif self._last_foot_y is not None:
                 foot_y = self._last_foot_y
             else:
-                foot_y = 0.5 * (self.source.far_foot_y_px + self.source.near_foot_y_px)
+                foot_y = 0.5 * (fit.stats.far_foot_y_px + fit.stats.near_foot_y_px)
         self._last_foot_y = foot_y
-        return global_normalize(proportioned, foot_y, self.source, self.target)
+        return global_normalize(proportioned, foot_y, fit.stats, self.target)
+
+
+@dataclass(frozen=True)
+class _SourceFit:
+    """What :meth:`PoseNormalizer.fit` estimates: the source's median limb lengths, the lengths that give it
+    the target's proportions at its own size, and its statistics after that retargeting."""
+
+    raw_lengths_px: np.ndarray
+    proportion_lengths_px: np.ndarray
+    stats: BodyStats
 
 
 __all__ = [

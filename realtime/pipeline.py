@@ -114,7 +114,12 @@ def _to_uint8_hwc(chw: np.ndarray) -> np.ndarray:
 
 
 class Retargeter:
-    """One stream's retargeting state. Not thread-safe: call from one thread at a time.
+    """One stream's retargeting state.
+
+    Two stages: :meth:`estimate` (pose, and live fitting of the source's statistics) and :meth:`generate`
+    (normalize, stick figure, generator). Each stage must be called from one thread at a time, but the two
+    may run at once on two threads (frame t+1's pose while frame t is generated): they share only the
+    normalizer's fit, which is replaced atomically. :meth:`process` runs both for one frame.
 
     Live (``live=True``): the source's normalization statistics are fitted on the stream as it runs (on the
     first frames with a body, then every :data:`LIVE_REFIT_EVERY_FRAMES` frames on the last
@@ -141,10 +146,18 @@ class Retargeter:
 
     # -- stages ---------------------------------------------------------------------------------------
     def estimate(self, rgb: np.ndarray, timestamp_ms: float) -> PoseFrame:
-        """Pose of the person in a uint8 ``(H, W, 3)`` RGB frame (empty when nobody is there)."""
+        """Pose of the person in a uint8 ``(H, W, 3)`` RGB frame (empty when nobody is there); a live
+        stream also updates its source statistics with it.
+
+        Raises:
+            ValueError: for a frame that is not uint8 ``(H, W, 3)``.
+        """
         if self._estimator is None:
             self._estimator = PoseEstimator(video_mode=True)
-        return self._estimator.estimate(rgb, timestamp_ms)
+        pose = self._estimator.estimate(rgb, timestamp_ms)
+        if self.live:
+            self._update_live_fit(pose)
+        return pose
 
     def fit_source(self, joints_px: np.ndarray, confidence: np.ndarray) -> None:
         """Fit the source's normalization statistics on poses ``(N, J, 2)``, ``(N, J)`` (offline use).
@@ -220,8 +233,6 @@ class Retargeter:
         t0 = time.perf_counter()
         pose = self.estimate(rgb, timestamp_ms)
         timings = {"pose": 1e3 * (time.perf_counter() - t0)}
-        if self.live:
-            self._update_live_fit(pose)
         return self.generate(pose, timings)
 
     def reset(self) -> None:
