@@ -69,3 +69,25 @@ def test_torch_checkpoint_runs_like_its_onnx_export(tiny_engine):
     assert torch_target.backend.name == "torch" and torch_target.canvas_size == onnx_target.canvas_size
     x = np.random.default_rng(2).random((1, 3, 64, 64), dtype=np.float32)
     np.testing.assert_allclose(torch_target.generate(x, x), onnx_target.generate(x, x), atol=1e-4)
+
+
+def test_live_poses_are_smoothed(tiny_engine):
+    from conftest import shared_video
+    from realtime.video import read_frames
+
+    frames = [f for f, _ in read_frames(shared_video("source_dance.mp4"), max_frames=24)]
+    target = Target.load(tiny_engine)
+    tracks = {}
+    for name, kwargs in (("filtered", {}), ("raw", {"one_euro": None})):
+        retargeter = Retargeter(target, live=True, **kwargs)
+        try:
+            tracks[name] = np.stack(
+                [retargeter.estimate(f, 1000.0 * i / 24).joints_px for i, f in enumerate(frames)]
+            )
+        finally:
+            retargeter.close()
+    # The filter changes the poses, by less than the dancer's size, and makes them move less per frame.
+    change = np.abs(tracks["filtered"] - tracks["raw"]).max()
+    assert 0 < change < 100
+    step = {name: np.abs(np.diff(t, axis=0)).mean() for name, t in tracks.items()}
+    assert step["filtered"] < step["raw"]
