@@ -1,123 +1,475 @@
-"""Self-reconstruction on held-out target frames: ``python -m train.evaluate RUN --data DIR``.
+"""Self-reconstruction on held-out target frames: ``python -m train.evaluate MODEL [MODEL ...] --data DIR``.
 
-The model is driven by the held-out frames' own stick figures (the last frames of the target video, never
-trained on), in order, each conditioned on the previous generated frame (zeros for the first), and its
-output is compared with the real frames: SSIM and PSNR over the whole frame (Everybody Dance Now,
-Chan et al. 2019, Tables 1-2; metrics from scikit-image). Writes ``metrics.json`` and a sample sheet
-(stick figure | real | generated) to ``--out``.
+Each model is driven by the held-out frames' own stick figures (the last frames of the target video, never
+trained on), in order, each frame conditioned on the previous generated frame (zeros for the first), and its
+output is compared with the real frames by :mod:`train.metrics`: SSIM and PSNR over the frame and the face
+crop (Everybody Dance Now, Chan et al. 2019, Tables 1-2), pose distance and missed joints of MediaPipe on
+the generated frames against the driving keypoints (Tables 3-4), and temporal stability where the pose
+stood still.
+
+``MODEL`` is a run directory, a checkpoint (``.pt``) or an engine (``.onnx``, ``.pt``); see
+:func:`resolve_model`. Writes to ``--out``::
+
+    metrics.json          one model: headline numbers (num_frames, ssim, psnr_db, face_ssim, face_psnr_db,
+                          pose_distance_px, missed_joint_rate, temporal_change_levels, generator_ms_per_frame,
+                          ...) and every per-frame value under "details"
+    metrics.md            a markdown table, one row per model (and one for the real frames themselves,
+                          the floor of each measure, unless --no-reference), with its columns' definitions
+    reference.json        the measures of that reference row
+    samples.png           rows of stick figure | real | generated for a few held-out frames
+    training_curves.png   losses vs step from the run's metrics.jsonl (skipped, with a message, without one)
+
+With several models, each gets those files (but ``metrics.md``) in ``OUT/LABEL/``, and ``OUT`` holds the
+one ``metrics.md`` comparing them and ``comparison.json`` (the headline numbers of each).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
+import math
 import sys
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from tqdm import tqdm
 
 from realtime.pipeline import Target
-from train.dataset import load_prepared, to_chw_float
+from train.dataset import PreparedData, load_prepared, to_chw_float
+from train.metrics import (
+    STILL_THRESHOLD_PX,
+    EvaluationResult,
+    FrameEvaluator,
+    PoseEstimatorLike,
+    json_safe,
+    markdown_table,
+)
+
+log = logging.getLogger(__name__)
+
+#: The checkpoint file of a run directory (train.fit's ``CHECKPOINT_NAME``).
+CHECKPOINT_NAME = "checkpoint.pt"
+#: Training stages in the order they run (design: global -> local -> face); a run directory with per-stage
+#: subfolders is evaluated at the last stage that has a checkpoint.
+STAGE_ORDER: tuple[str, ...] = ("global", "local", "face")
+#: Engine and checkpoint extensions a MODEL file may have.
+MODEL_SUFFIXES: tuple[str, ...] = (".onnx", ".pt", ".plan")
+#: Label of the table row that scores the real frames themselves (``--reference``).
+REFERENCE_LABEL = "real frames (reference)"
+#: Name of the training log that train.fit writes beside its checkpoint.
+TRAINING_LOG_NAME = "metrics.jsonl"
 
 
 @dataclass(frozen=True)
-class ReconstructionMetrics:
-    """Mean SSIM (in [-1, 1], higher is better) and PSNR (dB) over ``num_frames`` held-out frames, with the
-    per-frame values, and the generator's mean milliseconds per frame."""
+class ModelEvaluation:
+    """One model's evaluation on the held-out frames.
 
-    num_frames: int
-    ssim: float
-    psnr_db: float
-    ssim_per_frame: list[float]
-    psnr_db_per_frame: list[float]
-    generate_ms: float
+    Attributes:
+        label: the model's name in tables and output folders.
+        model_path: the engine or checkpoint file that ran.
+        result: all measures (:class:`train.metrics.EvaluationResult`).
+        generator_ms_per_frame: mean wall time of one generator call in milliseconds, the first (warm-up)
+            call excluded when there is more than one frame.
+    """
+
+    label: str
+    model_path: Path
+    result: EvaluationResult
+    generator_ms_per_frame: float
+
+    def to_json(self) -> dict[str, Any]:
+        """Headline numbers at the top level (``num_frames``, ``ssim``, ``psnr_db``, ... see
+        :meth:`EvaluationResult.summary`), every measured value under ``details``; NaN as ``null``."""
+        return json_safe(
+            {
+                "label": self.label,
+                "model": str(self.model_path),
+                **self.result.summary(),
+                "generator_ms_per_frame": self.generator_ms_per_frame,
+                "details": self.result.to_json(),
+            }
+        )
 
 
-def resolve_engine(path: Path) -> Path:
-    """A run directory means its ``checkpoint.pt``; anything else is an engine file."""
-    return path / "checkpoint.pt" if path.is_dir() else path
+def resolve_model(path: str | Path) -> Path:
+    """The model file that a command-line ``MODEL`` names.
 
-
-def evaluate_reconstruction(
-    target: Target, data_dir: str | Path, *, sheet: Path | None = None, sheet_frames: int = 6
-) -> ReconstructionMetrics:
-    """Generate every held-out frame from its own stick figure and compare with the real frame.
+    - a file ending in ``.onnx``, ``.pt`` or ``.plan``: that file;
+    - a run directory holding ``checkpoint.pt`` (``python -m train.fit``'s single-stage layout): that;
+    - a run directory with per-stage subfolders ``RUN/STAGE/checkpoint.pt``: the checkpoint of the last
+      stage in :data:`STAGE_ORDER` that has one, or, for other subfolder names, the only one there is.
 
     Raises:
-        FileNotFoundError: if ``data_dir`` is not a prepared directory.
-        ValueError: if the target's canvas differs from the data's.
+        FileNotFoundError: if the path does not exist, or a directory holds no checkpoint where one is looked
+            for (the message lists the places).
+        ValueError: for a file of another type, or a directory with several checkpoints in unknown stage
+            folders (pass one checkpoint instead).
     """
-    data = load_prepared(data_dir)
+    path = Path(path)
+    if path.is_file():
+        if path.suffix.lower() not in MODEL_SUFFIXES:
+            raise ValueError(
+                f"{path}: not a model file; expected a run directory or a file ending in "
+                f"{', '.join(MODEL_SUFFIXES)}"
+            )
+        return path
+    if not path.is_dir():
+        raise FileNotFoundError(f"model not found: {path} (expected a run directory or an engine file)")
+    if (path / CHECKPOINT_NAME).is_file():
+        return path / CHECKPOINT_NAME
+    known = [
+        path / stage / CHECKPOINT_NAME for stage in STAGE_ORDER if (path / stage / CHECKPOINT_NAME).is_file()
+    ]
+    if known:
+        return known[-1]
+    others = sorted(path.glob(f"*/{CHECKPOINT_NAME}"))
+    if len(others) == 1:
+        return others[0]
+    if others:
+        listed = ", ".join(str(p) for p in others)
+        raise ValueError(f"{path} holds several checkpoints ({listed}); pass the one to evaluate")
+    places = [
+        CHECKPOINT_NAME,
+        *(f"{stage}/{CHECKPOINT_NAME}" for stage in STAGE_ORDER),
+        f"*/{CHECKPOINT_NAME}",
+    ]
+    raise FileNotFoundError(
+        f"{path} holds no checkpoint (looked for {', '.join(places)}); train one with python -m train.fit, "
+        "or pass an engine file"
+    )
+
+
+def model_label(model: str | Path, resolved: Path) -> str:
+    """A short name for a model: the run directory's name (with ``/STAGE`` for a stage's checkpoint), a
+    checkpoint's folder name, or an engine's file name without its extension."""
+    model = Path(model)
+    if model.is_dir():
+        inner = resolved.parent.relative_to(model) if resolved.parent != model else None
+        name = model.resolve().name
+        return f"{name}/{inner.as_posix()}" if inner is not None else name
+    if resolved.name == CHECKPOINT_NAME:
+        return resolved.resolve().parent.name
+    return resolved.stem
+
+
+def training_logs(model: str | Path, resolved: Path) -> list[Path]:
+    """The training logs (``metrics.jsonl``) of a model: beside its file, and for a run directory also in
+    the run directory and each stage subfolder (stages in :data:`STAGE_ORDER` first). Empty when none."""
+    model = Path(model)
+    if model.is_dir():
+        candidates = [
+            model / TRAINING_LOG_NAME,
+            *(model / stage / TRAINING_LOG_NAME for stage in STAGE_ORDER),
+        ]
+        candidates += sorted(model.glob(f"*/{TRAINING_LOG_NAME}"))
+    else:
+        candidates = [resolved.parent / TRAINING_LOG_NAME]
+    found: list[Path] = []
+    for path in candidates:
+        if path.is_file() and path.resolve() not in {p.resolve() for p in found}:
+            found.append(path)
+    return found
+
+
+def read_training_log(path: Path) -> list[dict[str, Any]]:
+    """The records of a ``metrics.jsonl`` (one JSON object per line). A cut-off last line (a run still
+    writing) is ignored.
+
+    Raises:
+        ValueError: for a line before the last that is not a JSON object.
+    """
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            if number == len(lines):
+                log.warning("%s: ignoring its unfinished last line", path)
+                break
+            raise ValueError(f"{path}, line {number}: not JSON ({error})") from error
+        if not isinstance(record, dict):
+            raise ValueError(f"{path}, line {number}: expected a JSON object, got {type(record).__name__}")
+        records.append(record)
+    return records
+
+
+def plot_training_curves(logs: Sequence[Path], out: Path) -> Path:
+    """Plot every ``loss*`` scalar of each training log against ``step`` into a PNG: one row per log,
+    generator losses on the left, discriminator losses (``loss_d*``) on the right. Records carrying a
+    ``stage`` field get one line per stage and loss. Uses matplotlib's Agg canvas (no display needed).
+
+    Raises:
+        ValueError: for an unreadable log (see :func:`read_training_log`) or one without any loss.
+        ImportError: if matplotlib is not installed.
+    """
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(12, 3.6 * len(logs)), layout="constrained")
+    axes = figure.subplots(len(logs), 2, squeeze=False)
+    for row, path in enumerate(logs):
+        records = read_training_log(path)
+        series: dict[str, tuple[list[float], list[float]]] = {}
+        for record in records:
+            if "step" not in record:
+                continue
+            stage = record.get("stage")
+            for key, value in record.items():
+                if key.startswith("loss") and isinstance(value, int | float) and math.isfinite(value):
+                    name = f"{stage}/{key}" if stage is not None else key
+                    steps, values = series.setdefault(name, ([], []))
+                    steps.append(float(record["step"]))
+                    values.append(float(value))
+        if not series:
+            raise ValueError(f"{path} has no loss values against 'step' to plot")
+        for column, (title, is_d) in enumerate((("generator", False), ("discriminator", True))):
+            ax = axes[row][column]
+            positive = True
+            for name, (steps, values) in sorted(series.items()):
+                if name.split("/")[-1].startswith("loss_d") == is_d:
+                    ax.plot(steps, values, label=name, linewidth=1)
+                    positive = positive and min(values) > 0
+            if ax.lines and positive:
+                ax.set_yscale("log")  # losses of different sizes stay readable
+            ax.set_title(f"{path.parent.name}/{path.name}: {title} losses", fontsize=9)
+            ax.set_xlabel("step")
+            ax.set_ylabel("loss")
+            ax.grid(alpha=0.3)
+            if ax.lines:
+                ax.legend(fontsize=7)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=100)
+    return out
+
+
+def evaluate_model(
+    target: Target,
+    data: PreparedData | str | Path,
+    *,
+    label: str | None = None,
+    estimator: PoseEstimatorLike | None = None,
+    still_threshold_px: float = STILL_THRESHOLD_PX,
+    sheet: Path | None = None,
+    sheet_frames: int = 6,
+) -> ModelEvaluation:
+    """Generate every held-out frame from its own stick figure, in order (each conditioned on the previous
+    output when the model is temporal), and score it against the real frame (:class:`FrameEvaluator`, with
+    the data's joint confidence threshold).
+
+    Args:
+        target: the loaded model.
+        data: the prepared target directory (or it opened).
+        label: name in tables; default the target's name.
+        estimator: pose estimator for the pose measures (default: a new MediaPipe one).
+        still_threshold_px: see :class:`train.metrics.TemporalStability`.
+        sheet: write a sample sheet PNG here (rows of stick figure | real | generated).
+        sheet_frames: rows in the sample sheet, spread evenly over the held-out frames.
+
+    Raises:
+        FileNotFoundError: if ``data`` is not a prepared directory.
+        ValueError: if the target's canvas differs from the data's, or nothing is held out.
+    """
+    data = data if isinstance(data, PreparedData) else load_prepared(data)
     meta = data.meta
     if target.canvas_size != (meta.canvas_width, meta.canvas_height):
         raise ValueError(
-            f"target canvas {target.canvas_size} differs from the data's "
+            f"{target.path}: canvas {target.canvas_size[0]}x{target.canvas_size[1]} differs from the data's "
             f"{meta.canvas_width}x{meta.canvas_height}"
         )
+    heldout = list(meta.heldout)
+    if not heldout:
+        raise ValueError(f"{data.root} holds out no frames (train_end = num_frames = {meta.num_frames})")
+    picks = set(np.linspace(0, len(heldout) - 1, num=min(sheet_frames, len(heldout))).round().astype(int))
     previous = np.zeros((1, 3, meta.canvas_height, meta.canvas_width), np.float32)
-    ssims, psnrs, generated_frames, seconds = [], [], [], 0.0
-    for t in tqdm(meta.heldout, desc="held-out frames", unit="frame"):
-        stick = to_chw_float(data.stick_figures[t])[None].numpy()
-        start = time.perf_counter()
-        out = target.generate(stick, previous)
-        seconds += time.perf_counter() - start
-        if target.bundle.temporal:
-            previous = out
-        generated = (np.clip(out[0], 0, 1) * 255 + 0.5).astype(np.uint8).transpose(1, 2, 0)
-        real = np.asarray(data.frames[t])
-        ssims.append(float(structural_similarity(real, generated, channel_axis=2, data_range=255)))
-        psnrs.append(float(peak_signal_noise_ratio(real, generated, data_range=255)))
-        generated_frames.append(generated)
+    seconds: list[float] = []
+    rows = []
+    with FrameEvaluator(
+        confidence_threshold=meta.render.confidence_threshold,
+        still_threshold_px=still_threshold_px,
+        estimator=estimator,
+    ) as evaluator:
+        for i, t in enumerate(tqdm(heldout, desc=f"evaluate {label or target.name}", unit="frame")):
+            stick = to_chw_float(data.stick_figures[t])[None].numpy()
+            start = time.perf_counter()
+            out = target.generate(stick, previous)
+            seconds.append(time.perf_counter() - start)
+            if target.bundle.temporal:
+                previous = out
+            generated = (np.clip(out[0], 0, 1) * 255 + 0.5).astype(np.uint8).transpose(1, 2, 0)
+            real = np.asarray(data.frames[t])
+            evaluator.add(generated, real, data.joints_px[t], data.confidence[t], data.face_boxes[t])
+            if i in picks:
+                rows.append(np.concatenate([data.stick_figures[t], real, generated], axis=1))
+        result = evaluator.result()
     if sheet is not None:
-        picks = np.linspace(0, len(generated_frames) - 1, num=min(sheet_frames, len(generated_frames)))
-        rows = []
-        for i in picks.round().astype(int):
-            t = meta.heldout[i]
-            rows.append(np.concatenate([data.stick_figures[t], data.frames[t], generated_frames[i]], axis=1))
         sheet.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.concatenate(rows, axis=0)).save(sheet)
-    n = len(ssims)
-    return ReconstructionMetrics(
-        num_frames=n,
-        ssim=float(np.mean(ssims)),
-        psnr_db=float(np.mean(psnrs)),
-        ssim_per_frame=ssims,
-        psnr_db_per_frame=psnrs,
-        generate_ms=1e3 * seconds / max(1, n),
+    timed = seconds[1:] if len(seconds) > 1 else seconds
+    return ModelEvaluation(
+        label=label or target.name,
+        model_path=target.path,
+        result=result,
+        generator_ms_per_frame=1e3 * float(np.mean(timed)),
     )
+
+
+def evaluate_reference(
+    data: PreparedData,
+    *,
+    estimator: PoseEstimatorLike | None = None,
+    still_threshold_px: float = STILL_THRESHOLD_PX,
+) -> EvaluationResult:
+    """The measures with the real held-out frames in place of generated ones: the floor of each measure on
+    this data. SSIM and PSNR are trivially perfect; pose distance and missed joints show how far the
+    estimator on single frames lies from the prepared keypoints (tracked in video mode); temporal change is
+    the real video's own change over the still pairs."""
+    heldout = list(data.meta.heldout)
+    with FrameEvaluator(
+        confidence_threshold=data.meta.render.confidence_threshold,
+        still_threshold_px=still_threshold_px,
+        estimator=estimator,
+    ) as evaluator:
+        for t in tqdm(heldout, desc="evaluate real frames (reference)", unit="frame"):
+            real = np.asarray(data.frames[t])
+            evaluator.add(real, real, data.joints_px[t], data.confidence[t], data.face_boxes[t])
+        return evaluator.result()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m train.evaluate",
-        description="Self-reconstruction SSIM and PSNR on the held-out frames of the target video: the model "
-        "is driven by those frames' own stick figures and compared with the real frames.",
+        description="Self-reconstruction on the held-out frames of the target video: each model is driven by "
+        "those frames' own stick figures and its output is compared with the real frames (SSIM and PSNR "
+        "over the frame and the face, pose distance and missed joints of MediaPipe on the output, "
+        "temporal stability). Several models give one table with a row each.",
+        epilog="examples:\n"
+        "  python -m train.evaluate runs/alice --data prepared/alice\n"
+        "  python -m train.evaluate a.onnx b.onnx c.onnx --data prepared/alice --out ablation",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("model", type=Path, help="a run directory (uses its checkpoint.pt) or an engine file")
+    parser.add_argument(
+        "models",
+        type=Path,
+        nargs="+",
+        metavar="MODEL",
+        help="a run directory (its checkpoint; the last stage's with per-stage subfolders), a checkpoint "
+        "(.pt) or an engine file (.onnx, .pt)",
+    )
     parser.add_argument("--data", type=Path, required=True, help="the prepared target directory")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: MODEL's folder/eval)")
-    args = parser.parse_args(argv)
-    engine = resolve_engine(args.model)
-    out = args.out or (args.model if args.model.is_dir() else args.model.parent) / "eval"
-    try:
-        target = Target.load(engine)
-        metrics = evaluate_reconstruction(target, args.data, sheet=out / "samples.png")
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(asdict(metrics), indent=2))
-    print(
-        f"{metrics.num_frames} held-out frames: SSIM {metrics.ssim:.4f}, PSNR {metrics.psnr_db:.2f} dB, "
-        f"generator {metrics.generate_ms:.1f} ms/frame; "
-        f"wrote {out / 'metrics.json'} and {out / 'samples.png'}"
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (default with one model: the model's folder/eval; required with several)",
     )
+    parser.add_argument(
+        "--still-threshold-px",
+        type=float,
+        default=STILL_THRESHOLD_PX,
+        help="consecutive frames count as still when every driving joint moved less than this (pixels)",
+    )
+    parser.add_argument("--sheet-frames", type=int, default=6, help="rows in each sample sheet")
+    parser.add_argument(
+        "--reference",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="add a row measuring the real frames themselves (each measure's floor on this data)",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if len(args.models) > 1 and args.out is None:
+        print("error: --out is required when evaluating several models", file=sys.stderr)
+        return 2
+    if args.still_threshold_px <= 0 or args.sheet_frames < 1:
+        print("error: --still-threshold-px must be positive and --sheet-frames at least 1", file=sys.stderr)
+        return 2
+
+    estimator = None
+    try:
+        data = load_prepared(args.data)
+        models = [(model, resolve_model(model)) for model in args.models]
+        labels = _unique([model_label(model, resolved) for model, resolved in models])
+        targets = [Target.load(resolved) for _, resolved in models]  # fail early, before any evaluation
+        if len(models) == 1:
+            out = args.out or (args.models[0] if args.models[0].is_dir() else args.models[0].parent) / "eval"
+            folders = [out]
+        else:
+            out = args.out
+            folders = [out / label.replace("/", "_") for label in labels]
+        from realtime.pose import PoseEstimator
+
+        estimator = PoseEstimator(video_mode=False)
+        evaluations = []
+        for (model, resolved), label, target, folder in zip(models, labels, targets, folders, strict=True):
+            evaluation = evaluate_model(
+                target, data, label=label, estimator=estimator, still_threshold_px=args.still_threshold_px,
+                sheet=folder / "samples.png", sheet_frames=args.sheet_frames,
+            )  # fmt: skip
+            evaluations.append(evaluation)
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "metrics.json").write_text(json.dumps(evaluation.to_json(), indent=2))
+            message = _write_training_curves(model, resolved, folder / "training_curves.png")
+            print(f"{label}: wrote {folder / 'metrics.json'}, {folder / 'samples.png'}; {message}")
+        reference = None
+        if args.reference:
+            reference = evaluate_reference(
+                data, estimator=estimator, still_threshold_px=args.still_threshold_px
+            )
+    except (FileNotFoundError, ValueError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        if estimator is not None:
+            estimator.close()
+
+    heldout = data.meta.heldout
+    results = {e.label: e.result for e in evaluations}
+    if reference is not None:
+        results[REFERENCE_LABEL] = reference
+        (out / "reference.json").parent.mkdir(parents=True, exist_ok=True)
+        (out / "reference.json").write_text(json.dumps(reference.to_json(), indent=2))
+    table = markdown_table(results, {e.label: e.generator_ms_per_frame for e in evaluations})
+    header = (
+        f"# Self-reconstruction on held-out frames\n\nData: `{args.data}`, frames {heldout.start}-"
+        f"{heldout.stop - 1} ({len(heldout)} held out), canvas {data.meta.canvas_width}x"
+        f"{data.meta.canvas_height}.\n\n"
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.md").write_text(header + table)
+    if len(evaluations) > 1:
+        rows = [{k: v for k, v in e.to_json().items() if k != "details"} for e in evaluations]
+        (out / "comparison.json").write_text(json.dumps({"data": str(args.data), "models": rows}, indent=2))
+    print(table.split("\n\n")[0])
+    print(f"wrote {out / 'metrics.md'}")
     return 0
+
+
+def _write_training_curves(model: Path, resolved: Path, out: Path) -> str:
+    """Plot the model's training logs, if any; returns what was done, for the CLI to print."""
+    logs = training_logs(model, resolved)
+    if not logs:
+        return f"no training curves ({TRAINING_LOG_NAME} is not beside {resolved})"
+    try:
+        plot_training_curves(logs, out)
+    except ImportError:
+        return "no training curves (matplotlib is not installed: pip install matplotlib)"
+    return f"training curves {out}"
+
+
+def _unique(labels: list[str]) -> list[str]:
+    """The labels with repeats made distinct by a ``-2``, ``-3``... suffix."""
+    seen: dict[str, int] = {}
+    unique = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        unique.append(label if seen[label] == 1 else f"{label}-{seen[label]}")
+    return unique
 
 
 if __name__ == "__main__":

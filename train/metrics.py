@@ -1,0 +1,605 @@
+"""Quality measures of generated frames against ground truth, as in Everybody Dance Now (Chan et al., ICCV
+2019, Tables 1-4).
+
+- **Image similarity** (EDN Tables 1-2): SSIM and PSNR (scikit-image) over the whole frame and over the face
+  crop (the frame's face box clipped to the canvas).
+- **Pose fidelity** (EDN Tables 3-4): the pose estimator (MediaPipe, :class:`realtime.pose.PoseEstimator`)
+  is run on each generated frame and its joints are compared with the driving joints: mean distance in
+  pixels of the generated frame, and the rate of driving joints it fails to find.
+- **Temporal stability** (not in EDN; the design's third measure): mean absolute frame-to-frame change of the
+  generated frames over consecutive frames whose driving pose stayed still.
+
+Everything works frame by frame (:class:`FrameEvaluator`, constant memory for long videos) and on whole
+arrays (:func:`evaluate_frames`). The inputs are the same whether the ground truth is a held-out frame of
+the target video (``python -m train.evaluate``) or a rendered synthetic target:
+
+- frames: uint8 ``(H, W, 3)`` RGB (``(N, H, W, 3)`` for a sequence), generated and real of one shape;
+- driving pose: joints float ``(NUM_JOINTS, 2)`` in pixels of those frames (x right, y down) and confidence
+  float ``(NUM_JOINTS,)`` in [0, 1]; a joint is *present* when its confidence is at least the confidence
+  threshold (default :data:`CONFIDENCE_THRESHOLD`, the stick-figure renderer's) and its coordinates are
+  finite;
+- face box: float ``(4,)`` x0, y0, x1, y1 in pixels (NaN where the frame has no face).
+
+Means are NaN where nothing was measured (no face box, no still frame pair, no driving joint);
+:meth:`EvaluationResult.to_json` writes them as ``null``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+import numpy as np
+from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
+from tqdm import tqdm
+
+from realtime.pose import PoseFrame
+from realtime.skeleton import NUM_JOINTS, Joint
+
+#: PSNR of a frame is capped at this many dB. Identical frames have an infinite PSNR; the cap keeps means
+#: and JSON finite. Frames differing by one level in one channel of one pixel reach it only above about 51,000
+#: pixels (226x226; 101 dB at 256x256), so below that size the cap replaces nothing but infinity.
+PSNR_MAX_DB = 100.0
+#: SSIM's window (scikit-image's default, 7x7 pixels): a face crop narrower or shorter than this, after
+#: clipping to the canvas, is skipped.
+SSIM_WINDOW_PX = 7
+#: A joint counts (driving: present; estimated: found) when its confidence is at least this; the
+#: stick-figure renderer's default threshold (:class:`kernels.rasterize.RenderParams`).
+CONFIDENCE_THRESHOLD = 0.5
+#: Consecutive frames are *still* when every present driving joint moved less than this many pixels (and
+#: the same joints are present in both). 2 px on a 256x256 canvas is about MediaPipe's jitter on a person
+#: standing still.
+STILL_THRESHOLD_PX = 2.0
+
+
+class PoseEstimatorLike(Protocol):
+    """Anything that estimates a :class:`PoseFrame` from a uint8 ``(H, W, 3)`` RGB frame."""
+
+    def estimate(self, rgb: np.ndarray, timestamp_ms: float = 0.0) -> PoseFrame: ...
+
+
+# -- results ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageSimilarity:
+    """SSIM and PSNR of generated frames (or their face crops) against the real ones.
+
+    Attributes:
+        num_frames: frames scored (for the face: frames with a usable face box).
+        ssim: mean SSIM in [-1, 1] (1 = identical), NaN when ``num_frames`` is 0.
+        psnr_db: mean PSNR in dB, each frame capped at :data:`PSNR_MAX_DB`; NaN when ``num_frames`` is 0.
+        frame_indices: the index of each scored frame in the sequence.
+        ssim_per_frame, psnr_db_per_frame: the values behind the means, in ``frame_indices`` order.
+    """
+
+    num_frames: int
+    ssim: float
+    psnr_db: float
+    frame_indices: list[int]
+    ssim_per_frame: list[float]
+    psnr_db_per_frame: list[float]
+
+
+@dataclass(frozen=True)
+class PoseFidelity:
+    """The pose estimator on generated frames against the driving poses (EDN Tables 3-4).
+
+    Attributes:
+        num_frames: generated frames the estimator ran on.
+        num_frames_without_person: frames where it found nobody.
+        num_driving_joints: present driving joints, summed over frames.
+        num_missed_joints: of those, joints the estimator did not find (confidence below
+            ``confidence_threshold``, or nobody found).
+        missed_joint_rate: ``num_missed_joints / num_driving_joints`` in [0, 1]; NaN without driving joints.
+        pose_distance_px: mean Euclidean distance in pixels of the generated frame between found joints and
+            their driving positions, over all found joints of all frames; NaN when none was found.
+        confidence_threshold: the threshold used for driving and estimated joints.
+        pose_distance_px_per_joint: the same mean per joint name (NaN where never found).
+        missed_joint_rate_per_joint: the same rate per joint name (NaN where never present).
+        pose_distance_px_per_frame: mean distance per frame (NaN where no joint was found).
+    """
+
+    num_frames: int
+    num_frames_without_person: int
+    num_driving_joints: int
+    num_missed_joints: int
+    missed_joint_rate: float
+    pose_distance_px: float
+    confidence_threshold: float
+    pose_distance_px_per_joint: dict[str, float]
+    missed_joint_rate_per_joint: dict[str, float]
+    pose_distance_px_per_frame: list[float]
+
+
+@dataclass(frozen=True)
+class TemporalStability:
+    """Frame-to-frame change of the output where the input pose stood still.
+
+    The change between two frames is the mean absolute difference over all pixels and channels, in uint8
+    levels [0, 255]. A pair of consecutive frames ``(t-1, t)`` is *still* when the same driving joints are
+    present in both and none of them moved ``still_threshold_px`` pixels or more.
+
+    Attributes:
+        still_threshold_px: the stillness threshold in pixels.
+        num_pairs: consecutive frame pairs (frames - 1).
+        num_still_pairs: of those, still pairs.
+        still_change_levels: mean change of the generated frames over still pairs (0 = perfectly steady);
+            NaN when there is no still pair.
+        real_still_change_levels: the same for the real frames: the change the video itself has there
+            (sensor noise, compression, small motions the pose misses). NaN without still pairs.
+        change_levels: mean change of the generated frames over all pairs (NaN for fewer than two frames).
+        still_pair_indices: ``t`` of each still pair ``(t-1, t)``.
+    """
+
+    still_threshold_px: float
+    num_pairs: int
+    num_still_pairs: int
+    still_change_levels: float
+    real_still_change_levels: float
+    change_levels: float
+    still_pair_indices: list[int]
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """All measures of one generated sequence against its ground truth."""
+
+    frame: ImageSimilarity
+    face: ImageSimilarity
+    pose: PoseFidelity
+    temporal: TemporalStability
+
+    def summary(self) -> dict[str, float | int]:
+        """The headline numbers, flat (one table row): ``num_frames``, ``ssim``, ``psnr_db``,
+        ``face_num_frames``, ``face_ssim``, ``face_psnr_db``, ``pose_distance_px``, ``missed_joint_rate``,
+        ``num_frames_without_person``, ``temporal_change_levels`` (over still pairs), ``num_still_pairs``,
+        ``real_temporal_change_levels``. NaN where not measured."""
+        return {
+            "num_frames": self.frame.num_frames,
+            "ssim": self.frame.ssim,
+            "psnr_db": self.frame.psnr_db,
+            "face_num_frames": self.face.num_frames,
+            "face_ssim": self.face.ssim,
+            "face_psnr_db": self.face.psnr_db,
+            "pose_distance_px": self.pose.pose_distance_px,
+            "missed_joint_rate": self.pose.missed_joint_rate,
+            "num_frames_without_person": self.pose.num_frames_without_person,
+            "temporal_change_levels": self.temporal.still_change_levels,
+            "num_still_pairs": self.temporal.num_still_pairs,
+            "real_temporal_change_levels": self.temporal.real_still_change_levels,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """All fields as a JSON-ready dict (non-finite numbers become ``None``)."""
+        return json_safe(asdict(self))
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, infinity) replaced by ``None``, recursively through dicts,
+    lists and tuples, so that ``json.dumps`` writes standard JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+# -- per-frame measures -------------------------------------------------------------------------------------
+
+
+def ssim(generated: np.ndarray, real: np.ndarray) -> float:
+    """Structural similarity of two uint8 ``(H, W, 3)`` images (scikit-image's ``structural_similarity``:
+    7x7 uniform window, per channel then averaged, data range 255). In [-1, 1], 1 for identical images.
+
+    Raises:
+        ValueError: if the images differ in shape, are not uint8 ``(H, W, 3)``, or are smaller than
+            :data:`SSIM_WINDOW_PX` on a side.
+    """
+    _check_image_pair(generated, real)
+    if min(real.shape[:2]) < SSIM_WINDOW_PX:
+        raise ValueError(f"SSIM needs images of at least {SSIM_WINDOW_PX}x{SSIM_WINDOW_PX}, got {real.shape}")
+    return float(structural_similarity(real, generated, channel_axis=2, data_range=255))
+
+
+def psnr_db(generated: np.ndarray, real: np.ndarray, *, max_db: float = PSNR_MAX_DB) -> float:
+    """Peak signal-to-noise ratio in dB of two uint8 ``(H, W, 3)`` images (scikit-image, data range 255),
+    capped at ``max_db`` (identical images give ``max_db``; see :data:`PSNR_MAX_DB`).
+
+    Raises:
+        ValueError: if the images differ in shape or are not uint8 ``(H, W, 3)``.
+    """
+    _check_image_pair(generated, real)
+    if mean_squared_error(real, generated) == 0:
+        return float(max_db)
+    return float(min(max_db, peak_signal_noise_ratio(real, generated, data_range=255)))
+
+
+def face_crop_slices(
+    box: np.ndarray | Iterable[float], width: int, height: int, *, min_side_px: int = SSIM_WINDOW_PX
+) -> tuple[slice, slice] | None:
+    """The pixels of a face box on a ``width`` x ``height`` canvas, as ``(rows, columns)`` slices.
+
+    The box ``(x0, y0, x1, y1)`` in pixels (pixel ``i`` covers ``[i, i + 1)``) is widened to whole pixels
+    (``floor(x0)`` to ``ceil(x1)``) and clipped to the canvas.
+
+    Returns:
+        the slices, or None when the box has a NaN, or its clipped part is narrower or shorter than
+        ``min_side_px`` (a box off the canvas, or too small for SSIM's window).
+
+    Raises:
+        ValueError: if ``box`` does not have 4 numbers.
+    """
+    box = np.asarray(box, dtype=np.float64)
+    if box.shape != (4,):
+        raise ValueError(f"a face box is 4 numbers (x0, y0, x1, y1), got shape {box.shape}")
+    if not np.all(np.isfinite(box)):
+        return None
+    x0, y0, x1, y1 = box
+    c0, c1 = max(0, math.floor(x0)), min(width, math.ceil(x1))
+    r0, r1 = max(0, math.floor(y0)), min(height, math.ceil(y1))
+    if c1 - c0 < min_side_px or r1 - r0 < min_side_px:
+        return None
+    return slice(r0, r1), slice(c0, c1)
+
+
+def present_joints(
+    joints_px: np.ndarray, confidence: np.ndarray, threshold: float = CONFIDENCE_THRESHOLD
+) -> np.ndarray:
+    """bool ``(..., NUM_JOINTS)``: confidence at least ``threshold`` and finite coordinates."""
+    joints_px, confidence = np.asarray(joints_px), np.asarray(confidence)
+    return (confidence >= threshold) & np.all(np.isfinite(joints_px), axis=-1)
+
+
+def frame_change_levels(previous: np.ndarray, current: np.ndarray) -> float:
+    """Mean absolute difference of two uint8 ``(H, W, 3)`` frames over all pixels and channels, in levels
+    [0, 255].
+
+    Raises:
+        ValueError: if the frames differ in shape or are not uint8 ``(H, W, 3)``.
+    """
+    _check_image_pair(previous, current)
+    return float(np.abs(current.astype(np.int16) - previous.astype(np.int16)).mean())
+
+
+def is_still(
+    previous_joints_px: np.ndarray,
+    previous_confidence: np.ndarray,
+    joints_px: np.ndarray,
+    confidence: np.ndarray,
+    *,
+    confidence_threshold: float = CONFIDENCE_THRESHOLD,
+    still_threshold_px: float = STILL_THRESHOLD_PX,
+) -> bool:
+    """Whether the driving pose stood still between two frames: the same joints are present in both and
+    each moved less than ``still_threshold_px`` pixels. Two poses without any present joint (two blank stick
+    figures) are still."""
+    before = present_joints(previous_joints_px, previous_confidence, confidence_threshold)
+    after = present_joints(joints_px, confidence, confidence_threshold)
+    if not np.array_equal(before, after):
+        return False
+    if not after.any():
+        return True
+    moved = np.linalg.norm(np.asarray(joints_px)[after] - np.asarray(previous_joints_px)[after], axis=-1)
+    return bool(moved.max() < still_threshold_px)
+
+
+# -- accumulation -------------------------------------------------------------------------------------------
+
+
+class FrameEvaluator:
+    """All measures, accumulated one frame at a time in sequence order (constant memory).
+
+    Use as a context manager, or call :meth:`close`, to release a pose estimator it created.
+
+    Args:
+        confidence_threshold: joints count as present / found at this confidence (see the module doc).
+        still_threshold_px: stillness threshold of :class:`TemporalStability`.
+        estimator: the pose estimator for :class:`PoseFidelity`; None = a MediaPipe
+            :class:`realtime.pose.PoseEstimator` with ``video_mode=False``, so that every generated frame is
+            judged on its own (no tracking from the previous frame), created on first use.
+        psnr_max_db: the PSNR cap (:data:`PSNR_MAX_DB`).
+    """
+
+    def __init__(
+        self,
+        *,
+        confidence_threshold: float = CONFIDENCE_THRESHOLD,
+        still_threshold_px: float = STILL_THRESHOLD_PX,
+        estimator: PoseEstimatorLike | None = None,
+        psnr_max_db: float = PSNR_MAX_DB,
+    ) -> None:
+        if not 0.0 <= confidence_threshold <= 1.0:
+            raise ValueError(f"confidence_threshold must be in [0, 1], got {confidence_threshold}")
+        if not still_threshold_px > 0:
+            raise ValueError(f"still_threshold_px must be positive, got {still_threshold_px}")
+        self.confidence_threshold = confidence_threshold
+        self.still_threshold_px = still_threshold_px
+        self.psnr_max_db = psnr_max_db
+        self._estimator = estimator
+        self._owns_estimator = estimator is None
+        self._shape: tuple[int, ...] | None = None
+        self._count = 0
+        self._frame: dict[str, list[Any]] = {"index": [], "ssim": [], "psnr": []}
+        self._face: dict[str, list[Any]] = {"index": [], "ssim": [], "psnr": []}
+        self._without_person = 0
+        self._distance_sum = np.zeros(NUM_JOINTS)
+        self._found = np.zeros(NUM_JOINTS, np.int64)
+        self._present = np.zeros(NUM_JOINTS, np.int64)
+        self._distance_per_frame: list[float] = []
+        self._previous: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._changes: list[float] = []
+        self._still: list[tuple[int, float, float]] = []
+
+    def add(
+        self,
+        generated: np.ndarray,
+        real: np.ndarray,
+        driving_joints_px: np.ndarray,
+        driving_confidence: np.ndarray,
+        face_box: np.ndarray | None = None,
+    ) -> None:
+        """Score the next frame of the sequence.
+
+        Args:
+            generated, real: uint8 ``(H, W, 3)`` RGB frames, one shape for the whole sequence.
+            driving_joints_px: float ``(NUM_JOINTS, 2)`` the pose that drove ``generated``, in its pixels.
+            driving_confidence: float ``(NUM_JOINTS,)`` in [0, 1].
+            face_box: float ``(4,)`` x0, y0, x1, y1 pixels, NaN (or None) where there is no face.
+
+        Raises:
+            ValueError: for arrays of the wrong shape or dtype, or a frame size that changes.
+        """
+        _check_image_pair(generated, real)
+        if self._shape is None:
+            self._shape = generated.shape
+        elif generated.shape != self._shape:
+            raise ValueError(f"frame {self._count} has shape {generated.shape}, earlier ones {self._shape}")
+        joints = np.asarray(driving_joints_px, dtype=np.float64)
+        conf = np.asarray(driving_confidence, dtype=np.float64)
+        if joints.shape != (NUM_JOINTS, 2) or conf.shape != (NUM_JOINTS,):
+            raise ValueError(
+                f"expected driving joints ({NUM_JOINTS}, 2) and confidence ({NUM_JOINTS},), "
+                f"got {joints.shape} and {conf.shape}"
+            )
+        index = self._count
+        height, width = generated.shape[:2]
+
+        # Image similarity over the frame and the face crop.
+        self._frame["index"].append(index)
+        self._frame["ssim"].append(ssim(generated, real))
+        self._frame["psnr"].append(psnr_db(generated, real, max_db=self.psnr_max_db))
+        crop = None if face_box is None else face_crop_slices(face_box, width, height)
+        if crop is not None:
+            self._face["index"].append(index)
+            self._face["ssim"].append(ssim(generated[crop], real[crop]))
+            self._face["psnr"].append(psnr_db(generated[crop], real[crop], max_db=self.psnr_max_db))
+
+        # Pose fidelity.
+        detected = self._pose_estimator().estimate(np.ascontiguousarray(generated), float(index))
+        if detected.is_empty:
+            self._without_person += 1
+        present = present_joints(joints, conf, self.confidence_threshold)
+        found = present & present_joints(detected.joints_px, detected.confidence, self.confidence_threshold)
+        distance = np.linalg.norm(detected.joints_px.astype(np.float64) - joints, axis=-1)
+        self._present += present
+        self._found += found
+        self._distance_sum += np.where(found, distance, 0.0)
+        self._distance_per_frame.append(float(distance[found].mean()) if found.any() else math.nan)
+
+        # Temporal stability.
+        if self._previous is not None:
+            prev_generated, prev_real, prev_joints, prev_conf = self._previous
+            change = frame_change_levels(prev_generated, generated)
+            self._changes.append(change)
+            still = is_still(
+                prev_joints, prev_conf, joints, conf,
+                confidence_threshold=self.confidence_threshold, still_threshold_px=self.still_threshold_px,
+            )  # fmt: skip
+            if still:
+                self._still.append((index, change, frame_change_levels(prev_real, real)))
+        self._previous = (generated.copy(), real.copy(), joints, conf)
+        self._count += 1
+
+    def result(self) -> EvaluationResult:
+        """The measures over the frames added so far."""
+        present, found = int(self._present.sum()), int(self._found.sum())
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per_joint_distance = self._distance_sum / self._found
+            per_joint_missed = (self._present - self._found) / self._present
+        pose = PoseFidelity(
+            num_frames=self._count,
+            num_frames_without_person=self._without_person,
+            num_driving_joints=present,
+            num_missed_joints=present - found,
+            missed_joint_rate=(present - found) / present if present else math.nan,
+            pose_distance_px=float(self._distance_sum.sum() / found) if found else math.nan,
+            confidence_threshold=self.confidence_threshold,
+            pose_distance_px_per_joint={j.name.lower(): float(per_joint_distance[j]) for j in Joint},
+            missed_joint_rate_per_joint={j.name.lower(): float(per_joint_missed[j]) for j in Joint},
+            pose_distance_px_per_frame=list(self._distance_per_frame),
+        )
+        temporal = TemporalStability(
+            still_threshold_px=self.still_threshold_px,
+            num_pairs=len(self._changes),
+            num_still_pairs=len(self._still),
+            still_change_levels=_mean(s[1] for s in self._still),
+            real_still_change_levels=_mean(s[2] for s in self._still),
+            change_levels=_mean(self._changes),
+            still_pair_indices=[s[0] for s in self._still],
+        )
+        return EvaluationResult(
+            frame=_similarity(self._frame), face=_similarity(self._face), pose=pose, temporal=temporal
+        )
+
+    def _pose_estimator(self) -> PoseEstimatorLike:
+        if self._estimator is None:
+            from realtime.pose import PoseEstimator
+
+            self._estimator = PoseEstimator(video_mode=False)
+        return self._estimator
+
+    def close(self) -> None:
+        """Release the pose estimator if this evaluator created it. Idempotent."""
+        if self._owns_estimator and self._estimator is not None:
+            close = getattr(self._estimator, "close", None)
+            if close is not None:
+                close()
+            self._estimator = None
+
+    def __enter__(self) -> FrameEvaluator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def evaluate_frames(
+    generated: np.ndarray,
+    real: np.ndarray,
+    driving_joints_px: np.ndarray,
+    driving_confidence: np.ndarray,
+    face_boxes: np.ndarray | None = None,
+    *,
+    confidence_threshold: float = CONFIDENCE_THRESHOLD,
+    still_threshold_px: float = STILL_THRESHOLD_PX,
+    estimator: PoseEstimatorLike | None = None,
+    progress: bool = False,
+) -> EvaluationResult:
+    """All measures of a generated sequence against its ground truth (see :class:`FrameEvaluator`).
+
+    Args:
+        generated, real: uint8 ``(N, H, W, 3)`` RGB, in sequence order (temporal stability compares
+            consecutive frames).
+        driving_joints_px: float ``(N, NUM_JOINTS, 2)`` the poses that drove ``generated``, in its pixels.
+        driving_confidence: float ``(N, NUM_JOINTS)`` in [0, 1].
+        face_boxes: float ``(N, 4)`` x0, y0, x1, y1 pixels, NaN rows where a frame has no face; None = no
+            face measures.
+        confidence_threshold, still_threshold_px, estimator: as for :class:`FrameEvaluator`.
+        progress: show a progress bar.
+
+    Raises:
+        ValueError: for arrays of the wrong shape or dtype, or lengths that differ.
+    """
+    generated, real = np.asarray(generated), np.asarray(real)
+    if generated.ndim != 4 or generated.shape != real.shape:
+        raise ValueError(
+            f"expected generated and real frames of one shape (N, H, W, 3), got {generated.shape} and "
+            f"{real.shape}"
+        )
+    n = generated.shape[0]
+    driving_joints_px = np.asarray(driving_joints_px)
+    driving_confidence = np.asarray(driving_confidence)
+    if driving_joints_px.shape != (n, NUM_JOINTS, 2) or driving_confidence.shape != (n, NUM_JOINTS):
+        raise ValueError(
+            f"expected driving joints ({n}, {NUM_JOINTS}, 2) and confidence ({n}, {NUM_JOINTS}) for {n} "
+            f"frames, got {driving_joints_px.shape} and {driving_confidence.shape}"
+        )
+    if face_boxes is not None:
+        face_boxes = np.asarray(face_boxes)
+        if face_boxes.shape != (n, 4):
+            raise ValueError(f"expected face boxes ({n}, 4), got {face_boxes.shape}")
+    with FrameEvaluator(
+        confidence_threshold=confidence_threshold, still_threshold_px=still_threshold_px, estimator=estimator
+    ) as evaluator:
+        for i in tqdm(range(n), desc="evaluate", unit="frame", disable=not progress):
+            box = None if face_boxes is None else face_boxes[i]
+            evaluator.add(generated[i], real[i], driving_joints_px[i], driving_confidence[i], box)
+        return evaluator.result()
+
+
+# -- presentation -------------------------------------------------------------------------------------------
+
+#: Columns of :func:`markdown_table`: header and how a value is printed.
+TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("num_frames", "frames", "{:d}"),
+    ("ssim", "SSIM", "{:.4f}"),
+    ("psnr_db", "PSNR (dB)", "{:.2f}"),
+    ("face_ssim", "face SSIM", "{:.4f}"),
+    ("face_psnr_db", "face PSNR (dB)", "{:.2f}"),
+    ("pose_distance_px", "pose distance (px)", "{:.2f}"),
+    ("missed_joint_rate", "missed joints", "{:.1%}"),
+    ("temporal_change_levels", "temporal change (levels)", "{:.2f}"),
+    ("generator_ms_per_frame", "generator (ms/frame)", "{:.1f}"),
+)
+
+
+def markdown_table(
+    results: Mapping[str, EvaluationResult], generator_ms_per_frame: Mapping[str, float] | None = None
+) -> str:
+    """A markdown table with one row per labelled result (columns :data:`TABLE_COLUMNS`), followed by the
+    definitions of the columns and per-row counts (face frames, still pairs, frames without a person).
+    Unmeasured values print as ``n/a``."""
+    timings = generator_ms_per_frame or {}
+    header = "| model | " + " | ".join(title for _, title, _ in TABLE_COLUMNS) + " |"
+    lines = [header, "|---|" + "---:|" * len(TABLE_COLUMNS)]
+    notes = []
+    thresholds = set()
+    for label, result in results.items():
+        row = {**result.summary(), "generator_ms_per_frame": timings.get(label, math.nan)}
+        cells = [_format(row[key], spec) for key, _, spec in TABLE_COLUMNS]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        notes.append(
+            f"- {label}: face scored on {result.face.num_frames}/{result.frame.num_frames} frames; "
+            f"{result.temporal.num_still_pairs}/{result.temporal.num_pairs} still frame pairs (real video's "
+            f"change there: {_format(result.temporal.real_still_change_levels, '{:.2f}')} levels); nobody "
+            f"found in {result.pose.num_frames_without_person} generated frames"
+        )
+        thresholds.add((result.pose.confidence_threshold, result.temporal.still_threshold_px))
+    definitions = [
+        "SSIM, PSNR: scikit-image, mean over frames (PSNR capped at "
+        f"{PSNR_MAX_DB:g} dB per frame); face: over the face box clipped to the canvas (EDN Tables 1-2).",
+        "Pose distance: MediaPipe Pose on each generated frame, mean distance in pixels of the output "
+        "between found joints and the driving joints; missed joints: share of present driving joints it "
+        "did not find (EDN Tables 3-4).",
+        "Temporal change: mean absolute frame-to-frame change of the output, in levels of 0-255, over "
+        "consecutive frames whose driving joints all moved less than the stillness threshold.",
+    ]
+    for confidence, still in sorted(thresholds):
+        definitions.append(f"Joint confidence threshold {confidence:g}; stillness threshold {still:g} px.")
+    return "\n".join([*lines, "", *(f"- {d}" for d in definitions), *notes]) + "\n"
+
+
+# -- helpers ------------------------------------------------------------------------------------------------
+
+
+def _check_image_pair(a: np.ndarray, b: np.ndarray) -> None:
+    for image in (a, b):
+        if (
+            not isinstance(image, np.ndarray)
+            or image.dtype != np.uint8
+            or image.ndim != 3
+            or image.shape[2] != 3
+        ):
+            raise ValueError(
+                f"expected uint8 (H, W, 3) RGB frames, got {getattr(image, 'dtype', type(image))} "
+                f"{getattr(image, 'shape', '')}"
+            )
+    if a.shape != b.shape:
+        raise ValueError(f"frames differ in shape: {a.shape} and {b.shape}")
+
+
+def _mean(values: Iterable[float]) -> float:
+    values = list(values)
+    return float(np.mean(values)) if values else math.nan
+
+
+def _similarity(scores: dict[str, list[Any]]) -> ImageSimilarity:
+    return ImageSimilarity(
+        num_frames=len(scores["index"]),
+        ssim=_mean(scores["ssim"]),
+        psnr_db=_mean(scores["psnr"]),
+        frame_indices=list(scores["index"]),
+        ssim_per_frame=list(scores["ssim"]),
+        psnr_db_per_frame=list(scores["psnr"]),
+    )
+
+
+def _format(value: float | int, spec: str) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "n/a"
+    return spec.format(value)
