@@ -1,0 +1,321 @@
+"""train.metrics: known answers for every measure, with a stand-in pose estimator and with MediaPipe."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import shared_video, standing_pose
+from realtime.pose import PoseEstimator, PoseFrame
+from realtime.skeleton import NUM_JOINTS, Joint
+from train.metrics import (
+    PSNR_MAX_DB,
+    TABLE_COLUMNS,
+    EvaluationResult,
+    FrameEvaluator,
+    evaluate_frames,
+    face_crop_slices,
+    frame_change_levels,
+    is_still,
+    json_safe,
+    markdown_table,
+    present_joints,
+    psnr_db,
+    ssim,
+)
+
+H = W = 64
+
+
+class FakeEstimator:
+    """Returns the given poses in order, one per call."""
+
+    def __init__(self, poses: list[PoseFrame]) -> None:
+        self.poses = list(poses)
+        self.frames: list[np.ndarray] = []
+
+    def estimate(self, rgb: np.ndarray, timestamp_ms: float = 0.0) -> PoseFrame:
+        self.frames.append(rgb)
+        return self.poses[len(self.frames) - 1]
+
+
+def textured(seed: int = 0, shape: tuple[int, int] = (H, W)) -> np.ndarray:
+    """A smooth random uint8 (H, W, 3) image."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (shape[0] // 4, shape[1] // 4, 3), dtype=np.uint8)
+    return np.asarray(Image.fromarray(small).resize((shape[1], shape[0]), Image.Resampling.BICUBIC))
+
+
+def pose(joints: np.ndarray, confidence: float | np.ndarray = 1.0) -> PoseFrame:
+    conf = np.broadcast_to(np.asarray(confidence, np.float32), (NUM_JOINTS,)).copy()
+    return PoseFrame(joints.astype(np.float32), conf, 0.0, (W, H))
+
+
+def sequence(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Driving joints (n, J, 2) standing still and full confidence (n, J)."""
+    joints = np.stack([standing_pose(W, H)] * n)
+    return joints, np.ones((n, NUM_JOINTS), np.float32)
+
+
+# -- SSIM, PSNR ----------------------------------------------------------------------------------------------
+
+
+def test_identical_frames_score_perfectly() -> None:
+    image = textured()
+    assert ssim(image, image) == pytest.approx(1.0)
+    assert psnr_db(image, image) == PSNR_MAX_DB  # capped, not infinite
+    assert psnr_db(image, image, max_db=60.0) == 60.0
+
+
+def test_a_shifted_frame_scores_lower() -> None:
+    image = textured()
+    shifted = np.roll(image, 3, axis=1)
+    assert ssim(shifted, image) < 0.95
+    assert 0 < psnr_db(shifted, image) < 40
+
+
+def test_psnr_known_value() -> None:
+    real = np.zeros((8, 8, 3), np.uint8)
+    generated = np.full((8, 8, 3), 10, np.uint8)  # MSE 100
+    assert psnr_db(generated, real) == pytest.approx(10 * math.log10(255**2 / 100))
+
+
+def test_image_checks() -> None:
+    with pytest.raises(ValueError, match="differ in shape"):
+        ssim(textured(), textured(shape=(32, 32)))
+    with pytest.raises(ValueError, match="uint8"):
+        psnr_db(textured().astype(np.float32), textured())
+    with pytest.raises(ValueError, match="at least 7x7"):
+        ssim(np.zeros((5, 5, 3), np.uint8), np.zeros((5, 5, 3), np.uint8))
+
+
+# -- face crop -----------------------------------------------------------------------------------------------
+
+
+def test_face_crop_inside_the_canvas_widens_to_whole_pixels() -> None:
+    assert face_crop_slices([10.5, 20.2, 30.5, 40.0], W, H) == (slice(20, 40), slice(10, 31))
+
+
+def test_face_crop_clipped_at_the_canvas_border() -> None:
+    assert face_crop_slices([-6, -4, 12, 10], W, H) == (slice(0, 10), slice(0, 12))
+    assert face_crop_slices([55, 50, 75, 70], W, H) == (slice(50, 64), slice(55, 64))
+
+
+@pytest.mark.parametrize(
+    "box",
+    [
+        [np.nan] * 4,  # no face in this frame
+        [70, 10, 90, 30],  # off the canvas
+        [60, 10, 80, 30],  # 4 pixels left on the canvas: narrower than SSIM's window
+        [10, 10, 14, 30],  # too narrow
+    ],
+)
+def test_face_crop_unusable(box: list[float]) -> None:
+    assert face_crop_slices(box, W, H) is None
+
+
+def test_face_figures_skip_frames_without_a_face_box() -> None:
+    real = np.stack([textured(i) for i in range(3)])
+    generated = real.copy()
+    generated[1, :20, :20] = 0  # damage the face of frame 1 only
+    joints, conf = sequence(3)
+    boxes = np.array([[0, 0, 20, 20], [0, 0, 20, 20], [np.nan] * 4], np.float32)
+    estimator = FakeEstimator([pose(j) for j in joints])
+    result = evaluate_frames(generated, real, joints, conf, boxes, estimator=estimator)
+    assert result.face.num_frames == 2 and result.face.frame_indices == [0, 1]
+    assert result.face.ssim_per_frame[0] == pytest.approx(1.0) and result.face.ssim_per_frame[1] < 0.5
+    assert result.face.ssim < result.frame.ssim  # the damage weighs more on the crop than on the frame
+    no_faces = evaluate_frames(
+        real, real, joints, conf, np.full((3, 4), np.nan), estimator=FakeEstimator([pose(j) for j in joints])
+    )
+    assert no_faces.face.num_frames == 0 and math.isnan(no_faces.face.ssim)
+    assert no_faces.to_json()["face"]["ssim"] is None
+
+
+# -- pose fidelity -------------------------------------------------------------------------------------------
+
+
+def test_pose_distance_known_offset() -> None:
+    joints, conf = sequence(2)
+    detected = [pose(joints[0] + np.array([3.0, 4.0])), pose(joints[1])]  # 5 px off in frame 0, exact in 1
+    frames = np.stack([textured(0), textured(1)])
+    result = evaluate_frames(frames, frames, joints, conf, estimator=FakeEstimator(detected))
+    assert result.pose.pose_distance_px == pytest.approx(2.5)  # mean over all found joints of both frames
+    assert result.pose.pose_distance_px_per_frame == pytest.approx([5.0, 0.0])
+    assert result.pose.pose_distance_px_per_joint["left_wrist"] == pytest.approx(2.5)
+    assert result.pose.missed_joint_rate == 0.0 and result.pose.num_driving_joints == 2 * NUM_JOINTS
+
+
+def test_missed_joints_counted_over_present_driving_joints() -> None:
+    joints, conf = sequence(1)
+    conf[0, Joint.LEFT_ANKLE] = 0.2  # absent from the driving pose: neither missed nor found
+    found = np.ones(NUM_JOINTS, np.float32)
+    found[[Joint.LEFT_WRIST, Joint.RIGHT_WRIST, Joint.LEFT_ANKLE]] = 0.1  # not found by the estimator
+    frames = textured()[None]
+    result = evaluate_frames(frames, frames, joints, conf, estimator=FakeEstimator([pose(joints[0], found)]))
+    assert result.pose.num_driving_joints == NUM_JOINTS - 1
+    assert result.pose.num_missed_joints == 2
+    assert result.pose.missed_joint_rate == pytest.approx(2 / (NUM_JOINTS - 1))
+    assert result.pose.missed_joint_rate_per_joint["left_wrist"] == 1.0
+    assert math.isnan(result.pose.missed_joint_rate_per_joint["left_ankle"])
+    assert result.pose.pose_distance_px == 0.0
+
+
+def test_nobody_found_misses_every_joint() -> None:
+    joints, conf = sequence(2)
+    frames = np.stack([textured(0), textured(1)])
+    empty = [PoseFrame.empty(0.0, (W, H))] * 2
+    result = evaluate_frames(frames, frames, joints, conf, estimator=FakeEstimator(empty))
+    assert result.pose.missed_joint_rate == 1.0 and result.pose.num_frames_without_person == 2
+    assert math.isnan(result.pose.pose_distance_px)
+
+
+def test_mediapipe_finds_nobody_in_a_blank_frame() -> None:
+    joints, conf = sequence(1)
+    blank = np.zeros((1, 128, 128, 3), np.uint8)
+    result = evaluate_frames(blank, blank, joints * 2, conf)  # the default estimator: MediaPipe
+    assert result.pose.missed_joint_rate == 1.0 and result.pose.num_frames_without_person == 1
+
+
+def _taiji_frame() -> np.ndarray:
+    from realtime.video import read_frames
+
+    rgb, _ = next(read_frames(shared_video("target_taiji.mp4"), 1))
+    square = rgb[:, 100:820]  # 720x720 around the person in the 1280x720 video
+    return np.asarray(Image.fromarray(square).resize((256, 256), Image.Resampling.BILINEAR))
+
+
+def test_mediapipe_pose_distance_on_a_real_frame() -> None:
+    frame = _taiji_frame()
+    with PoseEstimator(video_mode=False) as estimator:
+        own = estimator.estimate(frame)
+        assert (own.confidence >= 0.5).sum() >= 20  # the person is found
+        same = evaluate_frames(frame[None], frame[None], own.joints_px[None], own.confidence[None],
+                               estimator=estimator)  # fmt: skip
+        assert same.pose.pose_distance_px < 0.5 and same.pose.missed_joint_rate == 0.0
+        shifted = np.zeros_like(frame)
+        shifted[:, 12:] = frame[:, :-12]  # the person 12 px to the right
+        moved = evaluate_frames(shifted[None], frame[None], own.joints_px[None], own.confidence[None],
+                                estimator=estimator)  # fmt: skip
+        assert moved.pose.pose_distance_px == pytest.approx(12, abs=2)
+        assert moved.frame.ssim < same.frame.ssim
+
+
+# -- temporal stability --------------------------------------------------------------------------------------
+
+
+def test_is_still() -> None:
+    joints, conf = sequence(1)
+    j, c = joints[0], conf[0]
+    assert is_still(j, c, j + 1.0, c)  # 1.41 px < 2 px
+    assert not is_still(j, c, j + 2.0, c)
+    assert is_still(j, c, j, c, still_threshold_px=1e-9)  # an exact copy is still
+    fewer = c.copy()
+    fewer[Joint.NOSE] = 0.0
+    assert not is_still(j, c, j, fewer)  # a joint disappeared: the stick figure changed
+    moved_absent = j.copy()
+    moved_absent[Joint.NOSE] += 50
+    assert is_still(j, fewer, moved_absent, fewer)  # absent joints do not count
+    none = np.zeros_like(c)
+    assert is_still(j, none, j + 100, none)  # two blank stick figures
+    assert present_joints(np.full((NUM_JOINTS, 2), np.nan), c).sum() == 0
+
+
+def test_frame_change_levels() -> None:
+    image = textured()
+    assert frame_change_levels(image, image) == 0.0
+    brighter = (image.astype(np.int16) + 5).clip(0, 255).astype(np.uint8)
+    expected = np.abs(brighter.astype(float) - image).mean()
+    assert frame_change_levels(image, brighter) == pytest.approx(expected)
+    assert frame_change_levels(brighter, image) == pytest.approx(expected)
+
+
+def test_constant_output_is_perfectly_stable() -> None:
+    joints, conf = sequence(4)
+    constant = np.repeat(textured()[None], 4, axis=0)
+    real = np.stack([textured(i) for i in range(4)])
+    result = evaluate_frames(constant, real, joints, conf, estimator=FakeEstimator([pose(j) for j in joints]))
+    assert result.temporal.num_pairs == 3 and result.temporal.num_still_pairs == 3
+    assert result.temporal.still_change_levels == 0.0 and result.temporal.change_levels == 0.0
+    assert result.temporal.real_still_change_levels > 10  # the real frames differ
+
+
+def test_temporal_stability_only_over_still_pairs() -> None:
+    joints, conf = sequence(4)
+    joints[2:] += 10.0  # the pose jumps at frame 2 and then stays: pairs (0, 1) and (2, 3) are still
+    frames = np.stack([textured(0), textured(0), textured(1), textured(1) // 2])
+    result = evaluate_frames(frames, frames, joints, conf, estimator=FakeEstimator([pose(j) for j in joints]))
+    assert result.temporal.still_pair_indices == [1, 3]
+    expected = np.mean([0.0, frame_change_levels(frames[2], frames[3])])
+    assert result.temporal.still_change_levels == pytest.approx(expected)
+    assert result.temporal.real_still_change_levels == pytest.approx(expected)  # real = generated here
+    assert result.temporal.change_levels > result.temporal.still_change_levels
+
+
+def test_no_still_pair_gives_nan() -> None:
+    joints, conf = sequence(3)
+    joints += 5.0 * np.arange(3)[:, None, None]  # the whole body steps 5 px per frame
+    frames = np.stack([textured(i) for i in range(3)])
+    result = evaluate_frames(frames, frames, joints, conf, estimator=FakeEstimator([pose(j) for j in joints]))
+    assert result.temporal.num_still_pairs == 0 and math.isnan(result.temporal.still_change_levels)
+
+
+# -- entry point, results ------------------------------------------------------------------------------------
+
+
+def test_evaluate_frames_checks_its_inputs() -> None:
+    frames = np.stack([textured(0), textured(1)])
+    joints, conf = sequence(2)
+    with pytest.raises(ValueError, match="one shape"):
+        evaluate_frames(frames, frames[:1], joints, conf, estimator=FakeEstimator([]))
+    with pytest.raises(ValueError, match="driving joints"):
+        evaluate_frames(frames, frames, joints[:1], conf[:1], estimator=FakeEstimator([]))
+    with pytest.raises(ValueError, match="face boxes"):
+        evaluate_frames(frames, frames, joints, conf, np.zeros((2, 3)), estimator=FakeEstimator([]))
+    with pytest.raises(ValueError, match="uint8"):
+        evaluate_frames(frames / 255.0, frames / 255.0, joints, conf, estimator=FakeEstimator([]))
+
+
+def test_frame_evaluator_rejects_a_size_change() -> None:
+    joints, conf = sequence(1)
+    evaluator = FrameEvaluator(estimator=FakeEstimator([pose(joints[0])] * 2))
+    evaluator.add(textured(), textured(), joints[0], conf[0])
+    with pytest.raises(ValueError, match="earlier ones"):
+        evaluator.add(textured(shape=(32, 32)), textured(shape=(32, 32)), joints[0], conf[0])
+
+
+def _result() -> EvaluationResult:
+    joints, conf = sequence(2)
+    frames = np.stack([textured(0), textured(1)])
+    return evaluate_frames(
+        frames, np.roll(frames, 2, axis=2), joints, conf, np.tile([[0, 0, 20, 20]], (2, 1)),
+        estimator=FakeEstimator([pose(j) for j in joints]),
+    )  # fmt: skip
+
+
+def test_summary_and_json() -> None:
+    result = _result()
+    summary = result.summary()
+    assert summary["num_frames"] == 2 and summary["face_num_frames"] == 2
+    assert 0 < summary["ssim"] < 1 and summary["pose_distance_px"] == 0.0
+    assert summary["num_still_pairs"] == 1  # the driving pose stands still; the output changes
+    assert summary["temporal_change_levels"] == pytest.approx(frame_change_levels(textured(0), textured(1)))
+    text = json.dumps(result.to_json(), allow_nan=False)  # standard JSON: no NaN
+    assert json.loads(text)["frame"]["num_frames"] == 2
+    assert json_safe({"a": [math.inf, 1.0, (math.nan,)]}) == {"a": [None, 1.0, [None]]}
+
+
+def test_markdown_table() -> None:
+    result = _result()
+    table = markdown_table({"A": result, "B": result}, {"A": 12.34})
+    lines = table.splitlines()
+    assert lines[0].startswith("| model | frames | SSIM |") and lines[0].count("|") == len(TABLE_COLUMNS) + 2
+    rows = [line for line in lines if line.startswith(("| A |", "| B |"))]
+    assert len(rows) == 2
+    assert rows[0].endswith("| 12.3 |") and rows[1].endswith("| n/a |")  # B has no generator timing
+    assert "| 0.0% |" in rows[0]  # missed joints
+    assert "stillness threshold 2 px" in table
