@@ -41,6 +41,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from realtime.pipeline import Target
+from realtime.pose import PoseEstimator
 from train.dataset import PreparedData, load_prepared, to_chw_float
 from train.metrics import (
     STILL_THRESHOLD_PX,
@@ -402,8 +403,6 @@ def main(argv: list[str] | None = None) -> int:
         else:
             out = args.out
             folders = [out / label.replace("/", "_") for label in labels]
-        from realtime.pose import PoseEstimator
-
         estimator = PoseEstimator(video_mode=False)
         evaluations = []
         for (model, resolved), label, target, folder in zip(models, labels, targets, folders, strict=True):
@@ -421,33 +420,43 @@ def main(argv: list[str] | None = None) -> int:
             reference = evaluate_reference(
                 data, estimator=estimator, still_threshold_px=args.still_threshold_px
             )
-    except (FileNotFoundError, ValueError, RuntimeError) as error:
+        table = _write_table(out, args.data, data, evaluations, reference)
+    except (OSError, ValueError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     finally:
         if estimator is not None:
             estimator.close()
-
-    heldout = data.meta.heldout
-    results = {e.label: e.result for e in evaluations}
-    if reference is not None:
-        results[REFERENCE_LABEL] = reference
-        (out / "reference.json").parent.mkdir(parents=True, exist_ok=True)
-        (out / "reference.json").write_text(json.dumps(reference.to_json(), indent=2))
-    table = markdown_table(results, {e.label: e.generator_ms_per_frame for e in evaluations})
-    header = (
-        f"# Self-reconstruction on held-out frames\n\nData: `{args.data}`, frames {heldout.start}-"
-        f"{heldout.stop - 1} ({len(heldout)} held out), canvas {data.meta.canvas_width}x"
-        f"{data.meta.canvas_height}.\n\n"
-    )
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.md").write_text(header + table)
-    if len(evaluations) > 1:
-        rows = [{k: v for k, v in e.to_json().items() if k != "details"} for e in evaluations]
-        (out / "comparison.json").write_text(json.dumps({"data": str(args.data), "models": rows}, indent=2))
     print(table.split("\n\n")[0])
     print(f"wrote {out / 'metrics.md'}")
     return 0
+
+
+def _write_table(
+    out: Path,
+    data_dir: Path,
+    data: PreparedData,
+    evaluations: list[ModelEvaluation],
+    reference: EvaluationResult | None,
+) -> str:
+    """Write ``metrics.md`` (and ``reference.json``, and ``comparison.json`` for several models) to ``out``;
+    returns the markdown table."""
+    out.mkdir(parents=True, exist_ok=True)
+    results = {e.label: e.result for e in evaluations}
+    if reference is not None:
+        results[REFERENCE_LABEL] = reference
+        (out / "reference.json").write_text(json.dumps(reference.to_json(), indent=2))
+    table = markdown_table(results, {e.label: e.generator_ms_per_frame for e in evaluations})
+    heldout, meta = data.meta.heldout, data.meta
+    header = (
+        f"# Self-reconstruction on held-out frames\n\nData: `{data_dir}`, frames {heldout.start}-"
+        f"{heldout.stop - 1} ({len(heldout)} held out), canvas {meta.canvas_width}x{meta.canvas_height}.\n\n"
+    )
+    (out / "metrics.md").write_text(header + table)
+    if len(evaluations) > 1:
+        rows = [{k: v for k, v in e.to_json().items() if k != "details"} for e in evaluations]
+        (out / "comparison.json").write_text(json.dumps({"data": str(data_dir), "models": rows}, indent=2))
+    return table
 
 
 def _write_training_curves(model: Path, resolved: Path, out: Path) -> str:
