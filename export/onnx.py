@@ -1,7 +1,10 @@
-"""Export a training checkpoint's generator to ONNX, verified: ``python -m export.onnx CHECKPOINT OUT.onnx``.
+"""Export a training checkpoint's generators to ONNX, verified: ``python -m export.onnx CHECKPOINT OUT.onnx``.
 
-Writes ``OUT.onnx`` and its sidecar ``OUT.json`` (DESIGN.md, "Target bundle"), then runs ONNX Runtime and
-PyTorch on the same random inputs and fails if they differ by more than :data:`ONNX_VS_TORCH_ATOL`.
+Writes ``OUT.onnx`` (the main generator as trained so far: the global generator, or global + local enhancer,
+at the canvas size), for a face-stage checkpoint also ``OUT.face.onnx`` (the face residual generator, named
+by the sidecar's ``face_model``), and the sidecar ``OUT.json`` (DESIGN.md, "Target bundle"). Each graph is run
+by ONNX Runtime and PyTorch on the same random inputs; the export fails, writing nothing, if they differ by
+more than :data:`ONNX_VS_TORCH_ATOL`.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ import logging
 import os
 import sys
 import warnings
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +29,7 @@ from realtime.bundle import (
     bundle_for_checkpoint,
     write_bundle,
 )
+from realtime.face import FACE_INPUT_FRAME, FACE_INPUT_STICK, FACE_OUTPUT_RESIDUAL
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +46,21 @@ class ExportError(RuntimeError):
 
 @dataclass(frozen=True)
 class ExportReport:
-    """What :func:`export_onnx` wrote and measured (``max_abs_error``: ONNX Runtime vs PyTorch)."""
+    """What :func:`export_onnx` wrote and measured (``max_abs_error``: ONNX Runtime vs PyTorch, main
+    generator; ``face_*``: the face model's, None without a face stage)."""
 
     onnx_path: Path
     sidecar_path: Path
     max_abs_error: float
     bundle: TargetBundle
+    face_onnx_path: Path | None = None
+    face_max_abs_error: float | None = None
+
+
+def face_model_path(out: str | os.PathLike[str]) -> Path:
+    """``NAME.face.onnx`` beside ``NAME.onnx``."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.face.onnx")
 
 
 def export_onnx(
@@ -59,27 +73,74 @@ def export_onnx(
 ) -> ExportReport:
     """Export, write the sidecar, and verify against PyTorch.
 
-    The graph takes ``stick_figure`` and ``previous_frame`` and returns ``frame``, each float32
-    ``(batch, 3, H, W)`` in [0, 1]; the batch axis is dynamic.
+    The main graph takes ``stick_figure`` and ``previous_frame`` and returns ``frame``, each float32
+    ``(batch, 3, H, W)`` in [0, 1]. The face graph (face-stage checkpoints) takes ``face_stick_figure`` and
+    ``face_frame``, float32 ``(batch, 3, S, S)`` in [0, 1] (S = the sidecar's ``face_box_size_px``), and
+    returns ``face_residual`` in [-1, 1] (see :mod:`realtime.face`). Batch axes are dynamic.
 
     Raises:
         train.checkpoint.CheckpointError: for an unreadable checkpoint.
-        ExportError: if the export fails or ONNX Runtime differs from PyTorch by more than ``atol``.
+        ExportError: if an export fails or ONNX Runtime differs from PyTorch by more than ``atol``.
     """
-    import onnx
-    import onnxruntime as ort
-
-    from train.checkpoint import load_generator
+    from train.checkpoint import load_face_generator, load_generator
 
     out = Path(out)
     if out.suffix != ".onnx":
         raise ExportError(f"output must end in .onnx, got {out}")
     out.parent.mkdir(parents=True, exist_ok=True)
     generator, _ = load_generator(checkpoint_path)
-    generator.eval()
+    face, _ = load_face_generator(checkpoint_path)
     bundle = bundle_for_checkpoint(checkpoint_path, name or out.stem)
-    shape = (1, 3, bundle.canvas_height, bundle.canvas_width)
-    example = (torch.rand(shape), torch.rand(shape))
+    shape = (3, bundle.canvas_height, bundle.canvas_width)
+    main_tmp, main_error = _export_verified(
+        generator, [INPUT_STICK_FIGURE, INPUT_PREVIOUS_FRAME], OUTPUT_FRAME, shape, out,
+        f"ONNX export of {checkpoint_path}", atol, seed,
+    )  # fmt: skip
+    face_out, face_error = None, None
+    if face is not None:
+        face_out = face_model_path(out)
+        size = int(bundle.face_box_size_px)
+        try:
+            face_tmp, face_error = _export_verified(
+                face, [FACE_INPUT_STICK, FACE_INPUT_FRAME], FACE_OUTPUT_RESIDUAL, (3, size, size), face_out,
+                f"ONNX export of the face generator of {checkpoint_path}", atol, seed,
+            )  # fmt: skip
+        except ExportError:
+            main_tmp.unlink(missing_ok=True)
+            raise
+        os.replace(face_tmp, face_out)
+        bundle = replace(bundle, face_model=face_out.name)
+        log.info("exported %s (max |onnxruntime - torch| = %.3g)", face_out, face_error)
+    os.replace(main_tmp, out)
+    sidecar = write_bundle(out, bundle)
+    log.info("exported %s (max |onnxruntime - torch| = %.3g)", out, main_error)
+    return ExportReport(out, sidecar, main_error, bundle, face_out, face_error)
+
+
+def _export_verified(
+    model: torch.nn.Module,
+    input_names: list[str],
+    output_name: str,
+    shape: tuple[int, int, int],
+    out: Path,
+    what: str,
+    atol: float,
+    seed: int,
+) -> tuple[Path, float]:
+    """Export ``model`` (inputs of ``(batch, *shape)``) to ``out`` + ``.tmp``, check the graph, and compare
+    ONNX Runtime with PyTorch on random inputs of :data:`VERIFY_BATCH_SIZES`.
+
+    Returns:
+        the temporary file (the caller moves it into place) and the maximum absolute difference.
+
+    Raises:
+        ExportError: if the export fails or the difference exceeds ``atol`` (the temporary file is removed).
+    """
+    import onnx
+    import onnxruntime as ort
+
+    model.eval()
+    example = tuple(torch.rand((1, *shape)) for _ in input_names)
     tmp = out.with_name(out.name + ".tmp")
     try:
         with warnings.catch_warnings():
@@ -90,50 +151,44 @@ def export_onnx(
             warnings.simplefilter("ignore", UserWarning)
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             torch.onnx.export(
-                generator,
+                model,
                 example,
                 str(tmp),
-                input_names=[INPUT_STICK_FIGURE, INPUT_PREVIOUS_FRAME],
-                output_names=[OUTPUT_FRAME],
-                dynamic_axes={
-                    n: {0: "batch"} for n in (INPUT_STICK_FIGURE, INPUT_PREVIOUS_FRAME, OUTPUT_FRAME)
-                },
+                input_names=input_names,
+                output_names=[output_name],
+                dynamic_axes={n: {0: "batch"} for n in (*input_names, output_name)},
                 opset_version=ONNX_OPSET,
                 dynamo=False,
             )
         onnx.checker.check_model(str(tmp))
     except Exception as exc:  # the exporter raises many unrelated types; report them all the same way
         tmp.unlink(missing_ok=True)
-        raise ExportError(f"ONNX export of {checkpoint_path} failed: {exc}") from exc
+        raise ExportError(f"{what} failed: {exc}") from exc
 
     session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
     rng = torch.Generator().manual_seed(seed)
+    draw: Callable[[int], torch.Tensor] = lambda batch: torch.rand((batch, *shape), generator=rng)  # noqa: E731
     max_error = 0.0
     for batch in VERIFY_BATCH_SIZES:
-        stick = torch.rand((batch, *shape[1:]), generator=rng)
-        prev = torch.rand((batch, *shape[1:]), generator=rng)
+        inputs = [draw(batch) for _ in input_names]
         with torch.inference_mode():
-            expected = generator(stick, prev).numpy()
-        got = session.run(
-            [OUTPUT_FRAME], {INPUT_STICK_FIGURE: stick.numpy(), INPUT_PREVIOUS_FRAME: prev.numpy()}
-        )
-        max_error = max(max_error, float(np.abs(got[0] - expected).max()))
+            expected = model(*inputs).numpy()
+        (got,) = session.run([output_name], {n: x.numpy() for n, x in zip(input_names, inputs, strict=True)})
+        max_error = max(max_error, float(np.abs(got - expected).max()))
     if not max_error <= atol:
         tmp.unlink(missing_ok=True)
         raise ExportError(
-            f"ONNX Runtime differs from PyTorch by {max_error:.3g} > {atol:.3g}; nothing written"
+            f"{what}: ONNX Runtime differs from PyTorch by {max_error:.3g} > {atol:.3g}; nothing written"
         )
-    os.replace(tmp, out)
-    sidecar = write_bundle(out, bundle)
-    log.info("exported %s (max |onnxruntime - torch| = %.3g)", out, max_error)
-    return ExportReport(out, sidecar, max_error, bundle)
+    return tmp, max_error
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m export.onnx",
-        description="Export a training checkpoint's generator to ONNX with its JSON sidecar, and verify ONNX "
-        "Runtime against PyTorch on random inputs (prints the maximum absolute error).",
+        description="Export a training checkpoint's generator to ONNX with its JSON sidecar (and, after a "
+        "face stage, the face model as OUT.face.onnx), and verify ONNX Runtime against PyTorch on random "
+        "inputs (prints the maximum absolute error).",
     )
     parser.add_argument("checkpoint", type=Path, help="training checkpoint (RUN/checkpoint.pt)")
     parser.add_argument("out", type=Path, help="output .onnx file; the sidecar goes beside it as .json")
@@ -157,6 +212,11 @@ def main(argv: list[str] | None = None) -> int:
         f"wrote {report.onnx_path} and {report.sidecar_path}; "
         f"max |onnxruntime - torch| = {report.max_abs_error:.3g} (tolerance {args.atol:.3g})"
     )
+    if report.face_onnx_path is not None:
+        print(
+            f"wrote the face model {report.face_onnx_path}; "
+            f"max |onnxruntime - torch| = {report.face_max_abs_error:.3g} (tolerance {args.atol:.3g})"
+        )
     return 0
 
 

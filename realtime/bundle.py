@@ -41,8 +41,10 @@ class TargetBundle:
         skeleton: the skeleton convention's name (:data:`realtime.skeleton.SKELETON_NAME`).
         render: stick-figure rendering parameters the generator was trained on.
         stats: the target's normalization statistics in canvas pixels.
-        face_box_size_px: side of the face crop in canvas pixels.
-        face_model: file of the face residual model next to the engine, or None (not trained).
+        face_box_size_px: side of the face crop in canvas pixels (with a face model: the whole-pixel side of
+            the crops it takes, see :mod:`realtime.face`).
+        face_model: file name of the face residual model in the engine's folder (``NAME.face.onnx``, or the
+            ``.pt`` checkpoint itself), or None (no face stage trained).
         temporal: whether the generator takes the previous generated frame as an input.
         precision: numeric precision of the engine ("fp32", "fp16").
         inputs, outputs: tensor names in the engine.
@@ -149,20 +151,26 @@ def library_versions() -> dict[str, str]:
 def bundle_for_checkpoint(checkpoint_path: str | os.PathLike[str], name: str) -> TargetBundle:
     """The sidecar of a checkpoint's generator: canvas, rendering and statistics from its prepared data.
 
+    A face-stage checkpoint's sidecar names the checkpoint itself as its ``face_model`` (the PyTorch backend
+    reads the face generator from it; the ONNX exporter replaces it with ``NAME.face.onnx``), and its
+    ``face_box_size_px`` is the side of the face crops the face generator was trained on.
+
     Raises:
         train.checkpoint.CheckpointError: if the file is not a readable checkpoint.
     """
-    from train.checkpoint import load_checkpoint
+    from train.checkpoint import face_crop_px, load_checkpoint
 
     checkpoint = load_checkpoint(checkpoint_path)
     meta = checkpoint.data_meta
+    has_face = checkpoint.face_generator is not None
     return TargetBundle(
         name=name,
         canvas_width=meta.canvas_width,
         canvas_height=meta.canvas_height,
         render=meta.render,
         stats=meta.stats,
-        face_box_size_px=meta.face_box_size_px,
+        face_box_size_px=float(face_crop_px(checkpoint)) if has_face else meta.face_box_size_px,
+        face_model=Path(checkpoint_path).name if has_face else None,
         temporal=checkpoint.config.generator.temporal,
         checkpoint_sha256=file_sha256(checkpoint_path),
         checkpoint_step=checkpoint.step,

@@ -28,6 +28,7 @@ from realtime.bundle import (
     read_bundle,
     sidecar_path,
 )
+from realtime.face import FaceRefiner
 from realtime.filters import OneEuroFilter, OneEuroParams
 from realtime.normalize import PoseNormalizer
 from realtime.pose import PoseEstimator, PoseFrame
@@ -49,12 +50,16 @@ class Target:
         backend: the loaded generator.
         bundle: its sidecar.
         path: the engine file it came from.
+        face: the face residual model (Everybody Dance Now's face GAN) when the sidecar names one, else None.
     """
 
-    def __init__(self, backend: InferenceBackend, bundle: TargetBundle, path: Path) -> None:
+    def __init__(
+        self, backend: InferenceBackend, bundle: TargetBundle, path: Path, face: FaceRefiner | None = None
+    ) -> None:
         self.backend = backend
         self.bundle = bundle
         self.path = path
+        self.face = face
         self.name = bundle.name
         self.canvas_size: tuple[int, int] = (bundle.canvas_width, bundle.canvas_height)
 
@@ -62,10 +67,11 @@ class Target:
     def load(cls, path: str | os.PathLike[str]) -> Target:
         """Load ``NAME.onnx`` / ``NAME.pt`` with its ``NAME.json`` sidecar; the backend follows the extension.
 
-        A training checkpoint (``.pt``) without a sidecar takes its bundle from the checkpoint itself.
+        A training checkpoint (``.pt``) without a sidecar takes its bundle from the checkpoint itself. When
+        the sidecar names a ``face_model``, it is loaded too (:class:`realtime.face.FaceRefiner`).
 
         Raises:
-            FileNotFoundError: if the engine file is missing.
+            FileNotFoundError: if the engine file (or the face model it names) is missing.
             ValueError: (:class:`realtime.bundle.BundleError`) for a missing or malformed sidecar.
             RuntimeError: (:class:`realtime.backends.BackendError`) if the engine cannot be loaded.
         """
@@ -81,7 +87,12 @@ class Target:
         missing = [n for n in bundle.inputs if n not in backend.input_names]
         if missing:
             raise ValueError(f"{path}: the engine lacks inputs {missing} that its sidecar names")
-        return cls(backend, bundle, path)
+        face = None
+        if bundle.face_model is not None:
+            face = FaceRefiner.load(
+                path, bundle.face_model, bundle.face_box_size_px, bundle.render.confidence_threshold
+            )
+        return cls(backend, bundle, path, face)
 
     def generate(self, stick_figure: np.ndarray, previous_frame: np.ndarray) -> np.ndarray:
         """Run the generator: float32 ``(B, 3, H, W)`` in [0, 1] in and out."""
@@ -230,6 +241,12 @@ class Retargeter:
         if self.target.bundle.temporal:
             self._previous = np.ascontiguousarray(generated, dtype=np.float32)
         timings_ms.update(normalize=1e3 * (t1 - t0), rasterize=1e3 * (t2 - t1), generate=1e3 * (t3 - t2))
+        # --- Face residual (Everybody Dance Now, Sec. 3.3): refines only the face crop of the output; the
+        # generator keeps conditioning on its own output above, as in training. ---
+        if self.target.face is not None:
+            generated = self.target.face.apply(stick, generated, normalized.joints_px, normalized.confidence)
+            timings_ms["face"] = 1e3 * (time.perf_counter() - t3)
+        # --- end of the face residual ---
         return RetargetResult(
             generated=_to_uint8_hwc(generated[0]),
             stick_figure=_to_uint8_hwc(stick[0]),

@@ -1,14 +1,24 @@
-"""Training checkpoints: a plain dict of ``state_dict`` s plus step, resolved config, the prepared data's
-metadata and a format version (nanoGPT style), written atomically and loaded strictly.
+"""Training checkpoints: a plain dict of ``state_dict`` s plus stage, step, resolved config, the prepared
+data's metadata and a format version (nanoGPT style), written atomically and loaded strictly.
 
-On disk (``torch.save``)::
+Each training stage (``global``, ``local``, ``face``; see :mod:`train.fit`) has its own checkpoint, which
+holds everything needed to run the model as trained so far. On disk (``torch.save``)::
 
-    format_version  int, CHECKPOINT_FORMAT_VERSION
-    step            int, optimizer steps done
-    config          dict, the resolved FitConfig (train.config.config_to_dict)
-    data_meta       dict, the prepared dataset's PreparedMeta.to_json() (canvas, rendering, statistics)
-    generator, discriminator, optimizer_g, optimizer_d   state_dicts
-    elapsed_s       float, training wall time summed over all invocations, seconds
+    format_version   int, CHECKPOINT_FORMAT_VERSION (2; version 1 predates training stages)
+    stage            str, "global", "local" or "face"
+    step             int, optimizer steps done in this stage
+    config           dict, the resolved FitConfig (train.config.config_to_dict)
+    data_meta        dict, the prepared dataset's PreparedMeta.to_json() (canvas, rendering, statistics)
+    main_generator   str, "global" (GlobalGenerator) or "local" (LocalEnhancer): the architecture of
+                     ``generator``
+    main_downscale   int, canvas size / the size ``generator`` was trained at (2 for a global stage that a
+                     local stage follows, else 1)
+    generator        state_dict of the main generator (trained in the global and local stages, frozen in the
+                     face stage)
+    face_generator   state_dict of the FaceGenerator (face stage), else None
+    discriminator, optimizer_g, optimizer_d   state_dicts of the networks this stage trains (the face
+                     generator's and face discriminator's in the face stage)
+    elapsed_s        float, this stage's training wall time summed over all invocations, seconds
 """
 
 from __future__ import annotations
@@ -22,11 +32,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from train.config import FitConfig, config_from_dict, config_to_dict
+from train.config import STAGES, FitConfig, config_from_dict, config_to_dict
 from train.dataset import PreparedMeta
-from train.models import GlobalGenerator, build_generator
+from train.models import (
+    DownscaledGenerator,
+    FaceGenerator,
+    GlobalGenerator,
+    LocalEnhancer,
+    build_face_generator,
+    build_main_generator,
+)
 
-CHECKPOINT_FORMAT_VERSION = 1
+CHECKPOINT_FORMAT_VERSION = 2
 
 
 class CheckpointError(ValueError):
@@ -39,10 +56,14 @@ class Checkpoint:
 
     path: Path
     format_version: int
+    stage: str
     step: int
     config: FitConfig
     data_meta: PreparedMeta
+    main_generator: str
+    main_downscale: int
     generator: dict[str, Any]
+    face_generator: dict[str, Any] | None
     discriminator: dict[str, Any]
     optimizer_g: dict[str, Any]
     optimizer_d: dict[str, Any]
@@ -52,25 +73,41 @@ class Checkpoint:
 def save_checkpoint(
     path: str | os.PathLike[str],
     *,
+    stage: str,
     step: int,
     config: FitConfig,
     data_meta: PreparedMeta,
+    main_generator: str,
+    main_downscale: int,
     generator: nn.Module,
     discriminator: nn.Module,
     optimizer_g: torch.optim.Optimizer,
     optimizer_d: torch.optim.Optimizer,
     elapsed_s: float,
+    face_generator: nn.Module | None = None,
 ) -> Path:
     """Write a checkpoint atomically: to a temporary file in the same directory, then ``os.replace``, so a
-    crash never leaves a half-written ``path``. Creates the parent directory. Returns ``path``."""
+    crash never leaves a half-written ``path``. Creates the parent directory. Returns ``path``.
+
+    Raises:
+        ValueError: for an unknown stage or main generator kind, or a face stage without a face generator.
+    """
+    if stage not in STAGES or main_generator not in ("global", "local"):
+        raise ValueError(f"unknown stage {stage!r} or main generator {main_generator!r}")
+    if (stage == "face") != (face_generator is not None):
+        raise ValueError("a face-stage checkpoint, and only one, holds a face generator")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format_version": CHECKPOINT_FORMAT_VERSION,
+        "stage": stage,
         "step": int(step),
         "config": config_to_dict(config),
         "data_meta": data_meta.to_json(),
+        "main_generator": main_generator,
+        "main_downscale": int(main_downscale),
         "generator": generator.state_dict(),
+        "face_generator": None if face_generator is None else face_generator.state_dict(),
         "discriminator": discriminator.state_dict(),
         "optimizer_g": optimizer_g.state_dict(),
         "optimizer_d": optimizer_d.state_dict(),
@@ -91,13 +128,18 @@ def save_checkpoint(
 
 _KEYS = (
     "format_version",
+    "stage",
     "step",
     "config",
     "data_meta",
+    "main_generator",
+    "main_downscale",
     "generator",
+    "face_generator",
     "discriminator",
     "optimizer_g",
     "optimizer_d",
+    "elapsed_s",
 )
 
 
@@ -119,6 +161,12 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
             f"not a checkpoint: {path} could not be read ({type(error).__name__}: {error}); "
             "it is corrupt or another kind of file: delete it to start over"
         ) from error
+    if isinstance(data, dict) and data.get("format_version") == 1:
+        raise CheckpointError(
+            f"{path} has checkpoint format version 1 (written before training stages existed), this code "
+            f"reads {CHECKPOINT_FORMAT_VERSION}; train it again (python -m train.fit DATA --out RUN) or use "
+            "the code version that wrote it"
+        )
     if not isinstance(data, dict) or not all(key in data for key in _KEYS):
         raise CheckpointError(f"not a checkpoint: {path} does not hold the keys {', '.join(_KEYS)}")
     if data["format_version"] != CHECKPOINT_FORMAT_VERSION:
@@ -131,17 +179,31 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
         data_meta = PreparedMeta.from_json(data["data_meta"])
     except (ValueError, KeyError, TypeError) as error:
         raise CheckpointError(f"{path}: stored config or data metadata is invalid: {error}") from None
+    if (
+        data["stage"] not in STAGES
+        or data["main_generator"] not in ("global", "local")
+        or data["main_downscale"] not in (1, 2)
+        or (data["stage"] == "face") != (data["face_generator"] is not None)
+    ):
+        raise CheckpointError(
+            f"{path}: inconsistent stage {data['stage']!r}, main generator {data['main_generator']!r}, "
+            f"downscale {data['main_downscale']!r} or face generator; it is damaged: delete it to start over"
+        )
     return Checkpoint(
         path=path,
         format_version=data["format_version"],
+        stage=data["stage"],
         step=int(data["step"]),
         config=config,
         data_meta=data_meta,
+        main_generator=data["main_generator"],
+        main_downscale=int(data["main_downscale"]),
         generator=data["generator"],
+        face_generator=data["face_generator"],
         discriminator=data["discriminator"],
         optimizer_g=data["optimizer_g"],
         optimizer_d=data["optimizer_d"],
-        elapsed_s=float(data.get("elapsed_s", 0.0)),
+        elapsed_s=float(data["elapsed_s"]),
     )
 
 
@@ -160,19 +222,63 @@ def load_weights_strict(model: nn.Module, state_dict: dict[str, Any], *, what: s
         ) from None
 
 
+def main_generator_of(checkpoint: Checkpoint) -> GlobalGenerator | LocalEnhancer:
+    """The checkpoint's main generator (as trained: a :class:`GlobalGenerator` or :class:`LocalEnhancer`),
+    weights loaded strictly, in train mode on the CPU.
+
+    Raises:
+        CheckpointError: if the weights do not fit the architecture the checkpoint's config describes.
+    """
+    generator = build_main_generator(checkpoint.config, checkpoint.main_generator)
+    expected = (
+        checkpoint.config.generator if checkpoint.main_generator == "global" else checkpoint.config.local
+    )
+    load_weights_strict(generator, checkpoint.generator, what="generator", expected=expected)
+    return generator
+
+
 def load_generator(
     path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
-) -> tuple[GlobalGenerator, Checkpoint]:
-    """The trained generator of a checkpoint, in eval mode on ``map_location``, and the checkpoint itself
-    (for its config and ``data_meta``: canvas, rendering, statistics). For the exporter and the PyTorch
-    inference backend.
+) -> tuple[GlobalGenerator | LocalEnhancer | DownscaledGenerator, Checkpoint]:
+    """The trained main generator of a checkpoint, ready to run at the canvas size, in eval mode on
+    ``map_location``, and the checkpoint itself (for its config and ``data_meta``: canvas, rendering,
+    statistics). For the exporter and the PyTorch inference backend.
+
+    A global stage trained at half the canvas (a local stage follows it) comes wrapped in a
+    :class:`train.models.DownscaledGenerator`. The face generator, if any, is :func:`load_face_generator`'s.
 
     Raises:
         FileNotFoundError, CheckpointError: as :func:`load_checkpoint` and :func:`load_weights_strict`.
     """
     checkpoint = load_checkpoint(path, map_location)
-    generator = build_generator(checkpoint.config.generator)
-    load_weights_strict(
-        generator, checkpoint.generator, what="generator", expected=checkpoint.config.generator
-    )
+    generator: GlobalGenerator | LocalEnhancer | DownscaledGenerator = main_generator_of(checkpoint)
+    if checkpoint.main_downscale == 2:
+        assert isinstance(generator, GlobalGenerator)
+        generator = DownscaledGenerator(generator)
     return generator.to(map_location).eval(), checkpoint
+
+
+def load_face_generator(
+    path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
+) -> tuple[FaceGenerator | None, Checkpoint]:
+    """The face generator of a face-stage checkpoint (None for other stages), in eval mode on
+    ``map_location``, and the checkpoint.
+
+    Raises:
+        FileNotFoundError, CheckpointError: as :func:`load_checkpoint` and :func:`load_weights_strict`.
+    """
+    checkpoint = load_checkpoint(path, map_location)
+    if checkpoint.face_generator is None:
+        return None, checkpoint
+    face = build_face_generator(checkpoint.config.face)
+    load_weights_strict(
+        face, checkpoint.face_generator, what="face generator", expected=checkpoint.config.face
+    )
+    return face.to(map_location).eval(), checkpoint
+
+
+def face_crop_px(checkpoint: Checkpoint) -> int:
+    """Side in canvas pixels of the face crops a checkpoint's face generator was trained on."""
+    from realtime.face import face_crop_size_px
+
+    return face_crop_size_px(checkpoint.data_meta.face_box_size_px, 2**checkpoint.config.face.n_downsample)

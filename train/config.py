@@ -1,11 +1,13 @@
 """Typed, frozen training configuration, loaded from a YAML file plus ``key=value`` overrides.
 
-One dataclass per component (generator, discriminator, losses, optimizer) gathered in :class:`FitConfig`.
+One dataclass per component (generator, discriminator, losses, optimizer, the local enhancer and face stages,
+pose augmentation) gathered in :class:`FitConfig`.
 Files and overrides are merged with OmegaConf structured configs, so an unknown key or a value of the wrong
 type is reported with its dotted name; ranges are checked in each dataclass's ``__post_init__``.
 
 Defaults are pix2pixHD's global generator and discriminator (Wang et al., CVPR 2018) as used by Everybody
-Dance Now (Chan et al., ICCV 2019); ``train/configs/small.yaml`` shrinks them to train on a 2-core CPU.
+Dance Now (Chan et al., ICCV 2019); ``train/configs/small.yaml`` shrinks them to train on a 2-core CPU and
+``train/configs/full.yaml`` runs all three stages (global, local, face).
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_CONFIG_PATH = CONFIG_DIR / "small.yaml"
+
+#: Training stages in the order they run (Everybody Dance Now, Sec. 3.2-3.3; pix2pixHD, Sec. 3.2).
+STAGES = ("global", "local", "face")
 
 
 def _require(condition: bool, message: str) -> None:
@@ -66,23 +71,116 @@ class DiscriminatorConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    """Weights of the generator's loss terms (the LSGAN term has weight 1).
+    """Weights of the generator's loss terms (the LSGAN term has weight 1) in the global and local stages.
 
     ``lambda_feature_matching``: pix2pixHD's discriminator feature matching (their ``lambda_feat`` = 10).
-    ``lambda_l1``: L1 between generated and real frames. Not in pix2pixHD or Everybody Dance Now (they use a
-    VGG perceptual loss, which this slice does not have); a small L1 weight makes small CPU models converge
-    to something recognizable within minutes. 0 turns it off.
+    ``lambda_vgg``: pix2pixHD's VGG19 perceptual loss (their weight 10), used only when ``vgg_weights``
+    names a local file with torchvision's ``vgg19`` state dict (weights cannot be downloaded here); without
+    one the term is off and the log says so once. ``vgg_weights``: that file's path ("" = none).
+    ``lambda_pose_mask_l1``: PG2's pose-mask L1 (Ma et al., NeurIPS 2017, Eq. 2), ``|(G - y) * (1 + M)|``
+    with M the prepared body mask in [0, 1]: an L1 that counts the person twice as much as the background.
+    ``lambda_l1``: plain L1 between generated and real frames (not in the papers). Both L1 terms make small
+    CPU models converge to something recognizable within minutes. 0 turns a term off.
     """
 
     lambda_feature_matching: float = 10.0
+    lambda_vgg: float = 10.0
+    vgg_weights: str = ""
+    lambda_pose_mask_l1: float = 0.0
     lambda_l1: float = 0.0
 
     def __post_init__(self) -> None:
-        _require(
-            self.lambda_feature_matching >= 0,
-            f"loss.lambda_feature_matching must be >= 0, got {self.lambda_feature_matching}",
-        )
-        _require(self.lambda_l1 >= 0, f"loss.lambda_l1 must be >= 0, got {self.lambda_l1}")
+        for name in ("lambda_feature_matching", "lambda_vgg", "lambda_pose_mask_l1", "lambda_l1"):
+            value = getattr(self, name)
+            _require(value >= 0, f"loss.{name} must be >= 0, got {value}")
+
+    @property
+    def use_vgg_loss(self) -> bool:
+        """Whether the VGG perceptual term is on: a weights file is given and its weight is positive."""
+        return bool(self.vgg_weights) and self.lambda_vgg > 0
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    """The ``local`` stage: pix2pixHD's local enhancer G2 (Wang et al. 2018, Sec. 3.2, "Coarse-to-fine
+    generator"; reference code ``LocalEnhancer``) at the full canvas, around the global generator G1, which
+    then runs at half the canvas (so a run with this stage trains its ``global`` stage at half the canvas,
+    frames downsampled). G2's first layer has ``generator.ngf / 2`` channels, as in pix2pixHD.
+
+    ``steps``: optimizer steps of this stage. ``n_blocks``: G2's residual blocks (pix2pixHD: 3). The stage
+    starts from the finished global stage: G1 (all but its output layer) and the discriminator are copied,
+    G2 is new; all of them train.
+    """
+
+    steps: int = 1000
+    n_blocks: int = 3
+
+    def __post_init__(self) -> None:
+        _require(self.steps >= 1, f"local.steps must be >= 1, got {self.steps}")
+        _require(self.n_blocks >= 0, f"local.n_blocks must be >= 0, got {self.n_blocks}")
+
+
+@dataclass(frozen=True)
+class FaceConfig:
+    """The ``face`` stage: Everybody Dance Now's face GAN (Chan et al. 2019, Sec. 3.3). The main generator
+    is frozen; a small pix2pixHD global generator sees the face crop of the stick figure and of the generated
+    frame and outputs a residual added to the generated crop; its own PatchGAN judges (stick crop, face crop)
+    pairs. Crops are ``face_box_size_px`` of the prepared data rounded up to a multiple of
+    ``2**n_downsample``, centered on the face boxes.
+
+    ``steps``: optimizer steps of this stage. ``ngf``, ``n_downsample``, ``n_blocks``: the face generator.
+    ``ndf``, ``n_layers``, ``n_scales``: the face discriminator. ``lambda_feature_matching``: its feature
+    matching weight. ``lambda_l1``: L1 between the corrected and the real face crop. (The VGG term, when on,
+    applies to the crops with ``loss.lambda_vgg``.)
+    """
+
+    steps: int = 1000
+    ngf: int = 32
+    n_downsample: int = 2
+    n_blocks: int = 3
+    ndf: int = 32
+    n_layers: int = 2
+    n_scales: int = 1
+    lambda_feature_matching: float = 10.0
+    lambda_l1: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "ngf", "ndf"):
+            value = getattr(self, name)
+            _require(value >= 1, f"face.{name} must be >= 1, got {value}")
+        _require(1 <= self.n_downsample <= 4, f"face.n_downsample must be in [1, 4], got {self.n_downsample}")
+        _require(self.n_blocks >= 0, f"face.n_blocks must be >= 0, got {self.n_blocks}")
+        _require(1 <= self.n_layers <= 4, f"face.n_layers must be in [1, 4], got {self.n_layers}")
+        _require(1 <= self.n_scales <= 3, f"face.n_scales must be in [1, 3], got {self.n_scales}")
+        for name in ("lambda_feature_matching", "lambda_l1"):
+            value = getattr(self, name)
+            _require(value >= 0, f"face.{name} must be >= 0, got {value}")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training-time pose corruption, for robustness to imperfect poses at run time (Yang et al., "Pose
+    Guided Human Video Generation", ECCV 2018: "abnormal poses" with missing or misplaced keypoints;
+    Everybody Dance Now's remark on missed keypoints). When ``enabled``, stick figures are drawn on the fly
+    from ``keypoints.npz`` (with the data's rendering parameters) after corrupting each frame's pose:
+
+    ``joint_dropout_p``: each present joint is dropped (confidence 0) with this probability (default 0.05).
+    ``chain_dropout_p``: with this probability per frame, one limb chain (an arm, a leg or the head, drawn
+    uniformly) is dropped from a random joint of it outward to its end (default 0.1).
+    ``jitter_px``: standard deviation in canvas pixels of Gaussian noise added to every joint's x and y
+    (default 1.0; 0 = none). When not ``enabled``, the stored stick figures are used unchanged.
+    """
+
+    enabled: bool = False
+    joint_dropout_p: float = 0.05
+    chain_dropout_p: float = 0.1
+    jitter_px: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("joint_dropout_p", "chain_dropout_p"):
+            value = getattr(self, name)
+            _require(0 <= value <= 1, f"augment.{name} must be in [0, 1], got {value}")
+        _require(self.jitter_px >= 0, f"augment.jitter_px must be >= 0, got {self.jitter_px}")
 
 
 @dataclass(frozen=True)
@@ -103,7 +201,11 @@ class OptimConfig:
 class FitConfig:
     """Everything ``python -m train.fit`` needs besides the data and run directories.
 
-    ``steps``: total optimizer steps (a resumed run continues to this total). ``max_minutes``: stop cleanly,
+    ``stages``: the training stages to run, in order, from :data:`STAGES`: ``global`` first, then
+    optionally ``local`` and/or ``face`` (e.g. ``[global]``, ``[global, local, face]``, ``[global, face]``).
+    ``steps``: optimizer steps of the global stage (a resumed run continues to this total); the other stages
+    have ``local.steps`` and ``face.steps``. ``batch_size``: frame pairs per step and process (with
+    ``torchrun``, each process draws its own batch). ``max_minutes``: stop cleanly,
     with a checkpoint, after this much wall time in this invocation (0 = no limit). ``*_every``: in steps.
     ``sample_frames``: number of fixed training frames drawn on each sample sheet. ``threads``: torch CPU
     threads (0 = all cores). ``num_workers``: DataLoader worker processes (0 = load in the main process).
@@ -114,6 +216,10 @@ class FitConfig:
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    local: LocalConfig = field(default_factory=LocalConfig)
+    face: FaceConfig = field(default_factory=FaceConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    stages: tuple[str, ...] = ("global",)
     batch_size: int = 1
     steps: int = 1000
     max_minutes: float = 0.0
@@ -137,6 +243,34 @@ class FitConfig:
             self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
             f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}",
         )
+        stages = tuple(self.stages)
+        _require(
+            bool(stages) and stages[0] == "global" and len(set(stages)) == len(stages)
+            and all(stage in STAGES for stage in stages)
+            and list(stages) == sorted(stages, key=STAGES.index),
+            f"stages must start with 'global' and follow the order {list(STAGES)} without repeats "
+            f"(e.g. [global], [global,local,face], [global,face]), got {list(stages)}",
+        )  # fmt: skip
+        if "local" in stages:
+            _require(
+                self.generator.ngf % 2 == 0,
+                f"the local enhancer has generator.ngf / 2 channels: generator.ngf must be even, "
+                f"got {self.generator.ngf}",
+            )
+
+    @property
+    def main_generator(self) -> str:
+        """The run's main generator (before any face stage): "local" if that stage runs, else "global"."""
+        return "local" if "local" in self.stages else "global"
+
+    @property
+    def global_downscale(self) -> int:
+        """Canvas size / the global stage's training size: 2 when a local stage follows, else 1."""
+        return 2 if "local" in self.stages else 1
+
+    def stage_steps(self, stage: str) -> int:
+        """Optimizer steps of ``stage`` (one of :data:`STAGES`)."""
+        return {"global": self.steps, "local": self.local.steps, "face": self.face.steps}[stage]
 
 
 _ZERO_MEANS = {"max_minutes": "no limit", "threads": "all cores", "num_workers": "main process"}

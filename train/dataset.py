@@ -25,9 +25,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from kernels.rasterize import RenderParams
+from kernels.rasterize import RenderParams, rasterize_stick_figure
 from realtime.normalize import BodyStats
 from realtime.skeleton import NUM_JOINTS, SKELETON_NAME
+from train.augment import corrupt_pose
+from train.config import AugmentConfig
 
 FORMAT_VERSION = 1
 
@@ -240,18 +242,32 @@ class FramePairs(Dataset):
     """Consecutive frame pairs ``(t-1, t)`` from one part of a prepared dataset, for the two-step unroll of
     Everybody Dance Now (Chan et al. 2019, Sec. 3.2).
 
-    Each item is a dict of float32 tensors in [0, 1]: ``stick_prev``, ``stick``, ``frame_prev``, ``frame``
-    of shape ``(3, H, W)``, and ``mask`` ``(1, H, W)`` for frame ``t``.
+    Each item is a dict of float32 tensors: ``stick_prev``, ``stick``, ``frame_prev``, ``frame`` of shape
+    ``(3, H, W)`` in [0, 1]; ``mask_prev``, ``mask`` ``(1, H, W)`` in [0, 1] (the person's segmentation);
+    ``face_center_prev``, ``face_center`` ``(2,)`` the face box centers x, y in canvas pixels (NaN where the
+    frame has no face box).
 
     Args:
         data: an opened prepared directory.
         split: ``"train"`` (frames ``[0, train_end)``) or ``"heldout"``.
+        augment: pose corruption (:class:`train.config.AugmentConfig`). When given and ``enabled``, the
+            stick figures are drawn on the fly from ``keypoints.npz`` with ``meta.render`` after
+            :func:`train.augment.corrupt_pose` (each frame of a pair independently, from torch's global RNG);
+            otherwise the stored stick figures are used.
+        require_face: keep only pairs whose two frames both have a face box (the face stage).
 
     Raises:
-        ValueError: if the split has fewer than two frames.
+        ValueError: if the split has fewer than two frames, or no pair is left.
     """
 
-    def __init__(self, data: PreparedData, split: str = "train") -> None:
+    def __init__(
+        self,
+        data: PreparedData,
+        split: str = "train",
+        *,
+        augment: AugmentConfig | None = None,
+        require_face: bool = False,
+    ) -> None:
         if split == "train":
             frames = range(0, data.meta.train_end)
         elif split == "heldout":
@@ -263,18 +279,47 @@ class FramePairs(Dataset):
                 f"split {split!r} has {len(frames)} frames; the two-step unroll needs at least 2"
             )
         self.data = data
+        self.augment = augment if augment is not None and augment.enabled else None
         self.indices = list(frames)[1:]
+        if require_face:
+            has_face = np.isfinite(data.face_boxes).all(axis=1)
+            self.indices = [t for t in self.indices if has_face[t - 1] and has_face[t]]
+            if not self.indices:
+                raise ValueError(
+                    f"no consecutive frames of split {split!r} both have a face box; the face stage needs "
+                    "visible faces (drop 'face' from stages)"
+                )
 
     def __len__(self) -> int:
         return len(self.indices)
 
+    def _sticks(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        d = self.data
+        if self.augment is None:
+            return to_chw_float(d.stick_figures[t - 1]), to_chw_float(d.stick_figures[t])
+        poses = [corrupt_pose(d.joints_px[i], d.confidence[i], self.augment) for i in (t - 1, t)]
+        sticks = rasterize_stick_figure(
+            torch.from_numpy(np.stack([p[0] for p in poses])),
+            torch.from_numpy(np.stack([p[1] for p in poses])),
+            height=d.meta.canvas_height,
+            width=d.meta.canvas_width,
+            params=d.meta.render,
+        )
+        return sticks[0], sticks[1]
+
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
         t = self.indices[item]
         d = self.data
+        stick_prev, stick = self._sticks(t)
+        boxes = torch.from_numpy(np.array(d.face_boxes[t - 1 : t + 1], dtype=np.float32))
+        centers = (boxes[:, :2] + boxes[:, 2:]) / 2
         return {
-            "stick_prev": to_chw_float(d.stick_figures[t - 1]),
-            "stick": to_chw_float(d.stick_figures[t]),
+            "stick_prev": stick_prev,
+            "stick": stick,
             "frame_prev": to_chw_float(d.frames[t - 1]),
             "frame": to_chw_float(d.frames[t]),
+            "mask_prev": torch.from_numpy(np.array(d.masks[t - 1], dtype=np.float32) / 255.0)[None],
             "mask": torch.from_numpy(np.array(d.masks[t], dtype=np.float32) / 255.0)[None],
+            "face_center_prev": centers[0],
+            "face_center": centers[1],
         }

@@ -1,18 +1,32 @@
-"""Train a target model: Everybody Dance Now's temporally coherent pix2pixHD global stage.
+"""Train a target model: Everybody Dance Now's stages, global -> local -> face, run in order and resumable.
 
 Usage::
 
     python -m train.fit PREPARED_DIR --out RUN [--config train/configs/small.yaml] [key=value ...]
+    python -m train.fit PREPARED_DIR --out RUN --config train/configs/full.yaml --vgg-weights vgg19.pth
+    torchrun --nproc_per_node 2 -m train.fit PREPARED_DIR --out RUN ...      # DistributedDataParallel
 
-Each step follows Everybody Dance Now (Chan et al., ICCV 2019, Sec. 3.2) on a pair of consecutive frames:
-``gen_prev = G(stick_prev, 0)``, ``gen = G(stick, gen_prev)``; the discriminator judges
-``concat(stick_prev, stick, frame_prev, frame)`` against ``concat(stick_prev, stick, gen_prev, gen)``. Losses
-are pix2pixHD's (Wang et al., CVPR 2018): LSGAN + 10 x discriminator feature matching, plus an optional L1
-term; the VGG perceptual loss is not part of this slice. Adam for both networks.
+The stages (``stages=[global,local,face]``; see :mod:`train.stages`) follow Everybody Dance Now (Chan et
+al., ICCV 2019, Sec. 3.2-3.3) and pix2pixHD (Wang et al., CVPR 2018, Sec. 3.2): the temporally coherent
+global generator, pix2pixHD's local enhancer at twice its resolution (the global stage then trains at half
+the canvas), and the face residual GAN with the main generator frozen. Every step is the two-step temporal
+unroll on a pair of consecutive frames. Losses: LSGAN, 10 x discriminator feature matching, VGG19
+perceptual loss (when ``--vgg-weights`` gives a local weights file), PG2's pose-mask L1 and plain L1 (config
+weights), and in the face stage a face-crop L1. Adam for every network.
 
-The run directory gets ``config.yaml`` (resolved config), ``metrics.jsonl`` (one JSON line per log step),
-``checkpoint.pt`` (latest, written atomically; see :mod:`train.checkpoint`) and ``samples/step_XXXXXXX.png``
-(rows of stick figure | real | generated). If ``checkpoint.pt`` exists the run resumes from it.
+Run directory::
+
+    RUN/config.yaml                 the resolved config of the latest invocation
+    RUN/checkpoint.pt               symlink to the latest stage's checkpoint: the run's model so far (export
+                                    it, evaluate it, or run it with the PyTorch backend)
+    RUN/STAGE/checkpoint.pt         each stage's checkpoint (see train.checkpoint), written atomically
+    RUN/STAGE/metrics.jsonl         one JSON line per log step
+    RUN/STAGE/samples/step_XXXXXXX.png   stick figure | real | generated (| with the face residual)
+
+Running the same command again resumes: finished stages are skipped (a finished stage that a later stage
+already started from is never trained further), the stage in progress continues from its checkpoint, and the
+remaining stages follow. SIGINT/SIGTERM or ``max_minutes`` stop at the end of a step with a checkpoint.
+With ``torchrun``, only rank 0 writes files; all ranks stop at the same step.
 """
 
 from __future__ import annotations
@@ -28,32 +42,69 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
-from torch.utils.data import DataLoader, default_collate
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, default_collate
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from train.checkpoint import load_checkpoint, load_weights_strict, save_checkpoint
-from train.config import DEFAULT_CONFIG_PATH, FitConfig, config_differences, config_to_yaml, load_config
-from train.dataset import FramePairs, PreparedMeta, load_prepared
-from train.losses import feature_matching_loss, l1_loss, lsgan_loss
-from train.models import GlobalGenerator, build_discriminator, build_generator
+from train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from train.config import (
+    DEFAULT_CONFIG_PATH,
+    STAGES,
+    FitConfig,
+    config_differences,
+    config_to_yaml,
+    load_config,
+)
+from train.dataset import FramePairs, PreparedData, PreparedMeta, load_prepared
+from train.distributed import (
+    DistributedContext,
+    any_rank,
+    barrier,
+    init_distributed,
+    mean_over_ranks,
+    shutdown_distributed,
+)
+from train.stages import (
+    build_stage_models,
+    face_stage_losses,
+    main_stage_losses,
+    prepare_batch,
+    write_sample_sheet,
+)
+from train.vgg import VGGPerceptualLoss, load_vgg19_features
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
+#: Config keys that define each stage's networks: a resumed stage must keep them.
+_MODEL_KEYS = {
+    "global": ("generator.", "discriminator."),
+    "local": ("generator.", "discriminator.", "local.n_blocks"),
+    "face": ("generator.", "local.n_blocks", *(f"face.{k}" for k in ("ngf", "n_downsample", "n_blocks", "ndf",
+                                                                       "n_layers", "n_scales"))),
+}  # fmt: skip
+
+
+def stage_checkpoint_path(run_dir: str | os.PathLike[str], stage: str) -> Path:
+    """``RUN/STAGE/checkpoint.pt``."""
+    return Path(run_dir) / stage / CHECKPOINT_NAME
+
 
 def fit(
     data_dir: str | os.PathLike[str], run_dir: str | os.PathLike[str], config: FitConfig | None = None
 ) -> Path:
-    """Train on the prepared directory ``data_dir``, writing into ``run_dir``, until ``config.steps`` steps
-    are done, ``config.max_minutes`` of wall time have passed in this call, or SIGINT/SIGTERM arrives; then
-    save a checkpoint and return its path. Resumes from ``run_dir/checkpoint.pt`` if it exists.
+    """Train on the prepared directory ``data_dir``, writing into ``run_dir``, through ``config.stages`` in
+    order, until every stage has its steps, ``config.max_minutes`` of wall time have passed in this call, or
+    SIGINT/SIGTERM arrives; then save a checkpoint and return ``run_dir/checkpoint.pt`` (the latest stage's).
+    Resumes from the stage checkpoints in ``run_dir``. Under ``torchrun`` (``WORLD_SIZE`` > 1) trains with
+    DistributedDataParallel; only rank 0 writes.
 
     Args:
         data_dir: a prepared directory (:func:`train.dataset.load_prepared`); trains on its ``train`` split.
@@ -61,183 +112,267 @@ def fit(
         config: the training config; None = the packaged ``small.yaml``.
 
     Returns:
-        the path of the latest checkpoint.
+        the path of the run's latest checkpoint (a symlink to ``run_dir/STAGE/checkpoint.pt``).
 
     Raises:
-        FileNotFoundError, ValueError: for a missing or invalid prepared directory, a batch larger than the
-            training set, or a resume whose model settings or dataset differ from the checkpoint's.
-        train.checkpoint.CheckpointError: if the existing checkpoint is unreadable.
+        FileNotFoundError, ValueError: for a missing or invalid prepared directory or VGG weights file, a
+            batch larger than the training set, a resume whose model settings or dataset differ from the
+            checkpoint's, or stages that do not fit the run directory.
+        train.checkpoint.CheckpointError: if an existing checkpoint is unreadable.
     """
     config = config if config is not None else load_config(DEFAULT_CONFIG_PATH)
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint_path = run_dir / CHECKPOINT_NAME
+    context = init_distributed(config.device)
+    try:
+        return _fit(Path(data_dir), Path(run_dir), config, context)
+    finally:
+        shutdown_distributed(context)
+
+
+@dataclass
+class _Run:
+    """What every stage of one invocation shares."""
+
+    data: PreparedData
+    run_dir: Path
+    config: FitConfig
+    context: DistributedContext
+    vgg: VGGPerceptualLoss | None
+    stop_reasons: list[str]
+    deadline_s: float
+
+
+def _fit(data_dir: Path, run_dir: Path, config: FitConfig, context: DistributedContext) -> Path:
     data = load_prepared(data_dir)
-    pairs = FramePairs(data, "train")
-    if config.batch_size > len(pairs):
-        raise ValueError(
-            f"batch_size={config.batch_size} exceeds the {len(pairs)} training frame pairs; lower it"
-        )
-    torch.set_num_threads(config.threads or os.cpu_count() or 1)
-    device = _device(config.device)
-    torch.manual_seed(config.seed)
-    temporal = config.generator.temporal
-
-    generator = build_generator(config.generator).to(device)
-    discriminator = build_discriminator(config.discriminator, temporal=temporal).to(device)
-    betas = (config.optim.beta1, config.optim.beta2)
-    optimizer_g = torch.optim.Adam(generator.parameters(), lr=config.optim.lr, betas=betas)
-    optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=config.optim.lr, betas=betas)
-
-    step, elapsed_before_s = 0, 0.0
-    if checkpoint_path.exists():
-        checkpoint = load_checkpoint(checkpoint_path, map_location=device)
-        _check_resumable(checkpoint.config, checkpoint.data_meta, config, data.meta, run_dir)
-        load_weights_strict(generator, checkpoint.generator, what="generator", expected=config.generator)
-        load_weights_strict(
-            discriminator, checkpoint.discriminator, what="discriminator", expected=config.discriminator
-        )
-        optimizer_g.load_state_dict(checkpoint.optimizer_g)
-        optimizer_d.load_state_dict(checkpoint.optimizer_d)
-        step, elapsed_before_s = checkpoint.step, checkpoint.elapsed_s
-        _truncate_metrics(run_dir / "metrics.jsonl", step)
-        torch.manual_seed(config.seed + step)  # a resumed run draws fresh (but reproducible) batches
-        log.info("resuming %s from step %d (%.0f s trained so far)", checkpoint_path, step, elapsed_before_s)
-    (run_dir / "config.yaml").write_text(config_to_yaml(config))
-    log.info(
-        "training on %s: %d frame pairs of %dx%d, device %s, %d threads, G %.2fM / D %.2fM parameters",
-        data.root, len(pairs), data.meta.canvas_width, data.meta.canvas_height, device,
-        torch.get_num_threads(), _millions(generator), _millions(discriminator),
-    )  # fmt: skip
-    log.info(
-        "VGG perceptual loss is off (not part of this training slice); L1 weight %g", config.loss.lambda_l1
-    )
-
-    loader = DataLoader(
-        pairs, batch_size=config.batch_size, shuffle=True, drop_last=True, num_workers=config.num_workers,
-        generator=torch.Generator().manual_seed(config.seed + step),
-    )  # fmt: skip
-    batches = _forever(loader)
-    sample_batch = _sample_batch(pairs, config.sample_frames)
-    window: dict[str, list[float]] = defaultdict(list)
-    stop_reasons: list[str] = []
-    start_s = window_start_s = time.monotonic()
+    torch.set_num_threads(config.threads or max(1, (os.cpu_count() or 1) // context.world_size))
+    if context.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(config_to_yaml(config))
+    vgg = _vgg_loss(config, context.device)
+    start_s = time.monotonic()
     deadline_s = start_s + config.max_minutes * 60 if config.max_minutes > 0 else float("inf")
-
-    def save() -> None:
-        save_checkpoint(
-            checkpoint_path, step=step, config=config, data_meta=data.meta, generator=generator,
-            discriminator=discriminator, optimizer_g=optimizer_g, optimizer_d=optimizer_d,
-            elapsed_s=elapsed_before_s + time.monotonic() - start_s,
-        )  # fmt: skip
-
-    bar = tqdm(total=config.steps, initial=step, unit="step", desc="fit")
-    with _stop_on_signals(stop_reasons), bar:
-        while step < config.steps and not stop_reasons:
-            if time.monotonic() >= deadline_s:
-                stop_reasons.append(f"time limit of {config.max_minutes:g} min")
+    run = _Run(data, run_dir, config, context, vgg, [], deadline_s)
+    previous: Checkpoint | None = None
+    with _stop_on_signals(run.stop_reasons):
+        for index, stage in enumerate(config.stages):
+            path = stage_checkpoint_path(run_dir, stage)
+            existing = load_checkpoint(path, map_location=context.device) if path.exists() else None
+            if existing is not None:
+                _check_resumable(existing, config, data.meta, stage)
+            later = [s for s in config.stages[index + 1 :] if stage_checkpoint_path(run_dir, s).exists()]
+            if existing is not None and (existing.step >= config.stage_steps(stage) or later):
+                if existing.step < config.stage_steps(stage):
+                    log.warning(
+                        "stage %s stays at %d steps (not %d): stage %s already started from it",
+                        stage, existing.step, config.stage_steps(stage), later[0],
+                    )  # fmt: skip
+                else:
+                    log.info("stage %s: done (%d steps), %s", stage, existing.step, path)
+                build_stage_models(
+                    stage,
+                    config,
+                    previous=previous,
+                    existing=existing,
+                    face_box_px=data.meta.face_box_size_px,
+                )  # fmt: skip  (checks stage fit)
+                previous = existing
+                continue
+            previous = _train_stage(run, stage, previous=previous, existing=existing)
+            if run.stop_reasons:
                 break
-            batch = {key: value.to(device) for key, value in next(batches).items()}
-            stick_prev, stick = batch["stick_prev"], batch["stick"]
-            frame_prev, frame = batch["frame_prev"], batch["frame"]
+    final = run_dir / CHECKPOINT_NAME
+    if context.is_main and previous is not None:
+        _link_latest(run_dir, previous.stage)
+    barrier(context)
+    if run.stop_reasons:
+        log.info("stopped (%s); run the same command again to resume", run.stop_reasons[0])
+    else:
+        log.info("finished stages %s: %s", ", ".join(config.stages), final)
+    return final
 
-            # Generator: two-step unroll (first frame from a blank previous frame), or a single frame.
-            if temporal:
-                gen_prev = generator(stick_prev, torch.zeros_like(stick_prev))
-                gen = generator(stick, gen_prev)
-                real = torch.cat([stick_prev, stick, frame_prev, frame], dim=1)
-                fake = torch.cat([stick_prev, stick, gen_prev, gen], dim=1)
-                loss_l1 = l1_loss(gen, frame) + l1_loss(gen_prev, frame_prev)
+
+def _vgg_loss(config: FitConfig, device: torch.device) -> VGGPerceptualLoss | None:
+    """The VGG perceptual loss if ``loss.vgg_weights`` names a file (and its weight is > 0), else None; says
+    which in the log, once."""
+    weights = config.loss
+    if not weights.use_vgg_loss:
+        reason = "no VGG19 weights file given (--vgg-weights PATH / loss.vgg_weights; they cannot be " \
+            "downloaded here)" if weights.lambda_vgg > 0 else "loss.lambda_vgg is 0"  # fmt: skip
+        log.info("VGG perceptual loss is off: %s", reason)
+        return None
+    vgg = VGGPerceptualLoss(load_vgg19_features(weights.vgg_weights, map_location=device)).to(device)
+    log.info("VGG perceptual loss on (weight %g, weights %s)", weights.lambda_vgg, weights.vgg_weights)
+    return vgg
+
+
+def _train_stage(
+    run: _Run, stage: str, *, previous: Checkpoint | None, existing: Checkpoint | None
+) -> Checkpoint:
+    """Train (or resume) one stage until its steps are done or a stop is requested; returns its checkpoint."""
+    config, context, data = run.config, run.context, run.data
+    device = context.device
+    stage_dir = run.run_dir / stage
+    checkpoint_path = stage_dir / CHECKPOINT_NAME
+    step = existing.step if existing is not None else 0
+    steps = config.stage_steps(stage)
+    torch.manual_seed(config.seed + step + 100_003 * context.rank)  # fresh, reproducible draws on resume
+    models = build_stage_models(
+        stage, config, previous=previous, existing=existing, face_box_px=data.meta.face_box_size_px
+    ).to(device)
+    generator_raw, discriminator_raw = models.trained_generator, models.discriminator
+    betas = (config.optim.beta1, config.optim.beta2)
+    optimizer_g = torch.optim.Adam(generator_raw.parameters(), lr=config.optim.lr, betas=betas)
+    optimizer_d = torch.optim.Adam(discriminator_raw.parameters(), lr=config.optim.lr, betas=betas)
+    elapsed_before_s = 0.0
+    if existing is not None:
+        optimizer_g.load_state_dict(existing.optimizer_g)
+        optimizer_d.load_state_dict(existing.optimizer_d)
+        elapsed_before_s = existing.elapsed_s
+        if context.is_main:
+            _truncate_metrics(stage_dir / "metrics.jsonl", step)
+        log.info("stage %s: resuming %s from step %d (%.0f s so far)", stage, checkpoint_path, step,
+                 elapsed_before_s)  # fmt: skip
+    generator, discriminator = generator_raw, discriminator_raw
+    if context.is_distributed:
+        ids = [device.index] if device.type == "cuda" else None
+        generator = DistributedDataParallel(generator_raw, device_ids=ids)
+        discriminator = DistributedDataParallel(discriminator_raw, device_ids=ids)
+
+    pairs = FramePairs(data, "train", augment=config.augment, require_face=stage == "face")
+    per_rank = len(pairs) // context.world_size
+    if config.batch_size > per_rank:
+        raise ValueError(
+            f"batch_size={config.batch_size} exceeds the {per_rank} training frame pairs per process "
+            f"({len(pairs)} pairs{' with faces' if stage == 'face' else ''}, "
+            f"{context.world_size} processes); lower it"
+        )
+    sampler = (
+        DistributedSampler(pairs, context.world_size, context.rank, shuffle=True, seed=config.seed + step,
+                           drop_last=True)
+        if context.is_distributed else None
+    )  # fmt: skip
+    loader = DataLoader(
+        pairs, batch_size=config.batch_size, shuffle=sampler is None, sampler=sampler, drop_last=True,
+        num_workers=config.num_workers, generator=torch.Generator().manual_seed(config.seed + step),
+    )  # fmt: skip
+    batches = _forever(loader, sampler)
+    sample_batch = _sample_batch(
+        FramePairs(data, "train", require_face=stage == "face"), config.sample_frames
+    )
+    sample_batch = prepare_batch(sample_batch, device, models.main_downscale)
+    log.info(
+        "stage %s on %s: %d frame pairs at %dx%d (canvas / %d), device %s, %d threads, %d process(es), "
+        "trained G %.2fM / D %.2fM parameters, augmentation %s",
+        stage, data.root, len(pairs), data.meta.canvas_width // models.main_downscale,
+        data.meta.canvas_height // models.main_downscale, models.main_downscale, device,
+        torch.get_num_threads(), context.world_size, _millions(generator_raw), _millions(discriminator_raw),
+        "on" if config.augment.enabled else "off",
+    )  # fmt: skip
+
+    window: dict[str, list[float]] = defaultdict(list)
+    start_s = window_start_s = time.monotonic()
+
+    def save() -> Checkpoint | None:
+        if not context.is_main:
+            return None
+        save_checkpoint(
+            checkpoint_path, stage=stage, step=step, config=config, data_meta=data.meta,
+            main_generator=models.main_kind, main_downscale=models.main_downscale, generator=models.main,
+            face_generator=models.face, discriminator=discriminator_raw, optimizer_g=optimizer_g,
+            optimizer_d=optimizer_d, elapsed_s=elapsed_before_s + time.monotonic() - start_s,
+        )  # fmt: skip
+        _link_latest(run.run_dir, stage)
+        return None
+
+    bar = tqdm(total=steps, initial=step, unit="step", desc=f"fit {stage}", disable=not context.is_main)
+    with bar:
+        while step < steps:
+            local_stop = bool(run.stop_reasons) or time.monotonic() >= run.deadline_s
+            if any_rank(context, local_stop):
+                if not run.stop_reasons:
+                    reason = "time limit" if time.monotonic() >= run.deadline_s else "another rank stopped"
+                    run.stop_reasons.append(
+                        f"time limit of {config.max_minutes:g} min" if reason == "time limit" else reason
+                    )
+                break
+            batch = prepare_batch(next(batches), device, models.main_downscale)
+            if stage == "face":
+                losses = face_stage_losses(
+                    models, generator, discriminator, discriminator_raw, batch, config, run.vgg
+                )
             else:
-                gen = generator(stick)
-                real, fake = torch.cat([stick, frame], dim=1), torch.cat([stick, gen], dim=1)
-                loss_l1 = l1_loss(gen, frame)
-
-            # Discriminator loss on real and (detached) fake pairs.
-            pred_real = discriminator(real)
-            pred_fake_detached = discriminator(fake.detach())
-            loss_d_real = lsgan_loss(pred_real, target_is_real=True)
-            loss_d_fake = lsgan_loss(pred_fake_detached, target_is_real=False)
-            loss_d = 0.5 * (loss_d_real + loss_d_fake)
-
-            # Generator loss: fool D, match D's features on real pairs, stay close to the frames (L1).
-            discriminator.requires_grad_(False)  # gradients flow through D to G, none accumulate in D
-            pred_fake = discriminator(fake)
-            discriminator.requires_grad_(True)
-            loss_g_gan = lsgan_loss(pred_fake, target_is_real=True)
-            loss_g_fm = feature_matching_loss(pred_fake, pred_real)
-            weights = config.loss
-            loss_g = loss_g_gan + weights.lambda_feature_matching * loss_g_fm + weights.lambda_l1 * loss_l1
-
+                losses = main_stage_losses(
+                    generator, discriminator, discriminator_raw, batch, config, run.vgg
+                )
             optimizer_g.zero_grad(set_to_none=True)
-            loss_g.backward()
+            losses.generator.backward()
             optimizer_g.step()
             optimizer_d.zero_grad(set_to_none=True)
-            loss_d.backward()
+            losses.discriminator.backward()
             optimizer_d.step()
             step += 1
             bar.update(1)
 
-            losses = {
-                "loss_g": loss_g, "loss_g_gan": loss_g_gan, "loss_g_feature_matching": loss_g_fm,
-                "loss_g_l1": loss_l1, "loss_d": loss_d, "loss_d_real": loss_d_real,
-                "loss_d_fake": loss_d_fake,
-            }  # fmt: skip
-            for name, value in losses.items():
+            for name, value in losses.logged.items():
                 window[name].append(value.item())
-            if step % config.log_every == 0 or step == config.steps:
+            if step % config.log_every == 0 or step == steps:
                 now_s = time.monotonic()
-                record = {"step": step, **{name: float(np.mean(values)) for name, values in window.items()}}
+                means = mean_over_ranks(context, {k: float(np.mean(v)) for k, v in window.items()})
+                record: dict[str, object] = {"stage": stage, "step": step, **means}
                 record["sec_per_step"] = (now_s - window_start_s) / len(window["loss_g"])
                 record["elapsed_s"] = elapsed_before_s + now_s - start_s
                 record["wall_time"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-                with open(run_dir / "metrics.jsonl", "a") as metrics:
-                    metrics.write(json.dumps(record) + "\n")
-                bar.set_postfix(loss_g=f"{record['loss_g']:.3f}", loss_d=f"{record['loss_d']:.3f}")
+                if context.is_main:
+                    stage_dir.mkdir(parents=True, exist_ok=True)
+                    with open(stage_dir / "metrics.jsonl", "a") as metrics:
+                        metrics.write(json.dumps(record) + "\n")
+                bar.set_postfix(loss_g=f"{means['loss_g']:.3f}", loss_d=f"{means['loss_d']:.3f}")
                 window.clear()
                 window_start_s = now_s
-            if step % config.sample_every == 0 or step == config.steps:
-                _write_sample_sheet(
-                    run_dir / "samples" / f"step_{step:07d}.png", generator, sample_batch, device
+            if context.is_main and (step % config.sample_every == 0 or step == steps):
+                write_sample_sheet(
+                    stage_dir / "samples" / f"step_{step:07d}.png", models, sample_batch, config
                 )
             if step % config.checkpoint_every == 0:
                 save()
     save()
-    if stop_reasons:
-        log.info("stopped at step %d/%d (%s); run again to resume", step, config.steps, stop_reasons[0])
+    barrier(context)  # the checkpoint is on disk before any rank reads it (the next stage starts from it)
+    if step >= steps:
+        log.info("stage %s: finished %d steps, %s", stage, step, checkpoint_path)
     else:
-        log.info("finished: %d steps, checkpoint %s", step, checkpoint_path)
-    return checkpoint_path
+        log.info("stage %s: stopped at step %d/%d (%s)", stage, step, steps, run.stop_reasons[0])
+    return load_checkpoint(checkpoint_path, map_location=device)
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={name!r} but CUDA is not available here; use device=cpu or device=auto")
-    return torch.device(name)
+def _link_latest(run_dir: Path, stage: str) -> None:
+    """Point ``RUN/checkpoint.pt`` at ``RUN/STAGE/checkpoint.pt`` (relative symlink, replaced atomically)."""
+    link = run_dir / CHECKPOINT_NAME
+    tmp = run_dir / f".{CHECKPOINT_NAME}.{os.getpid()}.tmp"
+    tmp.unlink(missing_ok=True)
+    os.symlink(Path(stage) / CHECKPOINT_NAME, tmp)
+    os.replace(tmp, link)
 
 
 def _millions(module: torch.nn.Module) -> float:
     return sum(p.numel() for p in module.parameters()) / 1e6
 
 
-def _check_resumable(
-    old_config: FitConfig, old_meta: PreparedMeta, config: FitConfig, meta: PreparedMeta, run_dir: Path
-) -> None:
-    """Model settings and dataset must match the checkpoint's; other settings may change (logged)."""
-    differences = config_differences(old_config, config)
-    model_changes = {k: v for k, v in differences.items() if k.startswith(("generator.", "discriminator."))}
+def _check_resumable(checkpoint: Checkpoint, config: FitConfig, meta: PreparedMeta, stage: str) -> None:
+    """The stage's model settings and the dataset must match the checkpoint's; others may change (logged)."""
+    if checkpoint.stage != stage:
+        raise ValueError(f"{checkpoint.path} holds a {checkpoint.stage!r} stage, expected {stage!r}")
+    differences = config_differences(checkpoint.config, config)
+    model_changes = {k: v for k, v in differences.items() if k.startswith(_MODEL_KEYS[stage])}
+    run_dir = checkpoint.path.parent.parent
     if model_changes:
         listed = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in model_changes.items())
         raise ValueError(
-            f"{run_dir} holds a checkpoint of a different model ({listed}); resume with its settings "
-            f"(see {run_dir / 'config.yaml'}) or train into a new --out directory"
+            f"{run_dir} holds a {stage} stage checkpoint of a different model ({listed}); resume with its "
+            f"settings (see {run_dir / 'config.yaml'}) or train into a new --out directory"
         )
     if differences:
         listed = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in differences.items())
-        log.info("resuming with changed settings: %s", listed)
-    if old_meta.to_json() != meta.to_json():
+        log.info("stage %s: settings changed since its checkpoint: %s", stage, listed)
+    if checkpoint.data_meta.to_json() != meta.to_json():
         raise ValueError(
             f"{run_dir} was trained on a different prepared dataset (its meta.json differs); "
             "train into a new --out directory"
@@ -251,33 +386,19 @@ def _truncate_metrics(path: Path, last_step: int) -> None:
         path.write_text("".join(line for line in lines if json.loads(line)["step"] <= last_step))
 
 
-def _forever(loader: DataLoader) -> Iterator[dict[str, torch.Tensor]]:
+def _forever(loader: DataLoader, sampler: DistributedSampler | None) -> Iterator[dict[str, torch.Tensor]]:
+    epoch = 0
     while True:
+        if sampler is not None:
+            sampler.set_epoch(epoch)
         yield from loader
+        epoch += 1
 
 
 def _sample_batch(pairs: FramePairs, count: int) -> dict[str, torch.Tensor]:
     """``count`` fixed frame pairs spread evenly over the training split, collated."""
     indices = sorted(set(np.linspace(0, len(pairs) - 1, min(count, len(pairs))).round().astype(int).tolist()))
     return default_collate([pairs[i] for i in indices])
-
-
-@torch.no_grad()
-def _write_sample_sheet(
-    path: Path, generator: GlobalGenerator, batch: dict[str, torch.Tensor], device: torch.device
-) -> None:
-    """PNG with one row per sample frame: stick figure | real frame | generated frame (two-step unroll)."""
-    stick = batch["stick"].to(device)
-    if generator.temporal:
-        stick_prev = batch["stick_prev"].to(device)
-        generated = generator(stick, generator(stick_prev, torch.zeros_like(stick_prev)))
-    else:
-        generated = generator(stick)
-    rows = torch.cat([stick, batch["frame"].to(device), generated], dim=3)  # (N, 3, H, 3W)
-    sheet = torch.cat(list(rows), dim=1)  # (3, N*H, 3W)
-    pixels = (sheet.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(pixels).save(path)
 
 
 @contextlib.contextmanager
@@ -305,48 +426,68 @@ def _stop_on_signals(stop_reasons: list[str]) -> Iterator[None]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m train.fit",
-        description="Train a target model (Everybody Dance Now's temporal pix2pixHD global generator) on a "
-        "prepared directory. Resumes if RUN/checkpoint.pt exists. Ctrl-C or SIGTERM saves a checkpoint "
-        "and exits.",
+        description="Train a target model (Everybody Dance Now: temporal pix2pixHD global generator, local "
+        "enhancer, face GAN) on a prepared directory, stage after stage. Resumes if RUN has checkpoints. "
+        "Ctrl-C or SIGTERM saves a checkpoint and exits. Multi-process: torchrun --nproc_per_node N -m "
+        "train.fit ...",
         epilog="examples:\n"
         "  python -m train.fit prepared/alice --out runs/alice\n"
         "  python -m train.fit prepared/alice --out runs/alice steps=20000 max_minutes=30 generator.ngf=32\n"
-        "keys: generator.{ngf,n_downsample,n_blocks,temporal} discriminator.{ndf,n_layers,n_scales}\n"
-        "  loss.{lambda_feature_matching,lambda_l1} optim.{lr,beta1,beta2} batch_size steps max_minutes\n"
-        "  checkpoint_every log_every sample_every sample_frames seed threads num_workers device",
+        "  python -m train.fit prepared/alice --out runs/alice 'stages=[global,local,face]' \\\n"
+        "      local.steps=2000 face.steps=1000\n"
+        "  python -m train.fit prepared/alice --out runs/alice --config train/configs/full.yaml "
+        "--vgg-weights vgg19.pth\n"
+        f"stages: {', '.join(STAGES)} (in this order, global first)\n"
+        "keys: stages steps generator.{ngf,n_downsample,n_blocks,temporal}\n"
+        "  discriminator.{ndf,n_layers,n_scales} local.{steps,n_blocks}\n"
+        "  face.{steps,ngf,n_downsample,n_blocks,ndf,n_layers,n_scales,\n"
+        "  lambda_feature_matching,lambda_l1} loss.{lambda_feature_matching,lambda_vgg,vgg_weights,\n"
+        "  lambda_pose_mask_l1,lambda_l1} augment.{enabled,joint_dropout_p,chain_dropout_p,jitter_px}\n"
+        "  optim.{lr,beta1,beta2} batch_size max_minutes checkpoint_every log_every sample_every\n"
+        "  sample_frames seed threads num_workers device",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("data_dir", type=Path, help="prepared directory (python -m train.prepare)")
     parser.add_argument(
-        "--out", type=Path, required=True, help="run directory (created; resumed if it has a checkpoint)"
+        "--out", type=Path, required=True, help="run directory (created; resumed if it has checkpoints)"
     )
     parser.add_argument(
         "--config",
         type=Path,
         default=None,
-        help=f"YAML config (default: {DEFAULT_CONFIG_PATH} for a new run, the checkpoint's config "
+        help=f"YAML config (default: {DEFAULT_CONFIG_PATH} for a new run, the latest checkpoint's config "
         "when resuming)",
+    )
+    parser.add_argument(
+        "--vgg-weights",
+        type=Path,
+        default=None,
+        help="torchvision vgg19 state dict (.pth) for the VGG perceptual loss (same as "
+        "loss.vgg_weights=PATH); without it the term is off",
     )
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. steps=500")
     args = parser.parse_intermixed_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    overrides = list(args.overrides)
+    if args.vgg_weights is not None:
+        overrides.append(f"loss.vgg_weights={args.vgg_weights.resolve()}")
 
     try:
         checkpoint_path = args.out / CHECKPOINT_NAME
         if args.config is None and checkpoint_path.exists():
             base = load_checkpoint(checkpoint_path).config
-            config = load_config(None, args.overrides, base=base)
-            print(
-                f"resuming {checkpoint_path} with its config{' and the overrides' if args.overrides else ''}"
-            )
+            config = load_config(None, overrides, base=base)
+            if os.environ.get("RANK", "0") == "0":
+                print(f"resuming {args.out} with its config{' and the overrides' if overrides else ''}")
         else:
-            config = load_config(args.config or DEFAULT_CONFIG_PATH, args.overrides)
+            config = load_config(args.config or DEFAULT_CONFIG_PATH, overrides)
         with logging_redirect_tqdm():
             path = fit(args.data_dir, args.out, config)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"checkpoint: {path}")
+    if os.environ.get("RANK", "0") == "0":
+        print(f"checkpoint: {path}")
     return 0
 
 

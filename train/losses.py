@@ -1,5 +1,7 @@
 """Training losses of pix2pixHD (Wang et al., CVPR 2018, Sec. 3.2 and ``models/pix2pixHD_model.py``) as used
-by Everybody Dance Now (Chan et al., ICCV 2019, Sec. 3.2), without the VGG perceptual term.
+by Everybody Dance Now (Chan et al., ICCV 2019, Sec. 3.2), and PG2's pose-mask L1 (Ma et al., "Pose Guided
+Person Image Generation", NeurIPS 2017, Sec. 3.1, Eq. 2). The VGG perceptual term is
+:class:`train.vgg.VGGPerceptualLoss`.
 
 Discriminator outputs are in the format of :meth:`train.models.MultiscaleDiscriminator.forward`: one list per
 scale of feature maps, the last of which is the patch prediction.
@@ -78,3 +80,32 @@ def l1_loss(generated: Tensor, real: Tensor) -> Tensor:
     if generated.shape != real.shape:
         raise ValueError(f"l1_loss: shapes differ, {tuple(generated.shape)} vs {tuple(real.shape)}")
     return F.l1_loss(generated, real)
+
+
+def pose_mask_l1_loss(generated: Tensor, real: Tensor, mask: Tensor) -> Tensor:
+    """PG2's pose-mask L1 (Ma et al. 2017, Eq. 2): ``mean(|(generated - real) * (1 + mask)|)``, so pixels of
+    the person count up to twice as much as the background.
+
+    Args:
+        generated, real: float32 ``(B, C, H, W)`` images (here in [0, 1]).
+        mask: float32 ``(B, 1, H, W)`` (or ``(B, C, H, W)``) in [0, 1], 1 on the person (the prepared body
+            mask divided by 255).
+
+    Returns:
+        a float32 scalar >= 0.
+
+    Raises:
+        ValueError: if the image shapes differ or the mask does not broadcast over them.
+    """
+    if generated.shape != real.shape:
+        raise ValueError(f"pose_mask_l1_loss: shapes differ, {tuple(generated.shape)} vs {tuple(real.shape)}")
+    if (
+        mask.dim() != 4
+        or mask.shape[0] != generated.shape[0]
+        or mask.shape[1] not in (1, generated.shape[1])
+        or mask.shape[2:] != generated.shape[2:]
+    ):
+        raise ValueError(
+            f"mask must be (B, 1, H, W) matching the images {tuple(generated.shape)}, got {tuple(mask.shape)}"
+        )
+    return ((generated - real) * (1 + mask)).abs().mean()

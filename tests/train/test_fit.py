@@ -26,23 +26,31 @@ TINY = [
 ]  # fmt: skip
 
 
-def read_metrics(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+def read_metrics(run: Path, stage: str = "global") -> list[dict]:
+    return [json.loads(line) for line in (run / stage / "metrics.jsonl").read_text().splitlines()]
 
 
 def test_two_steps_then_resume(tiny_prepared: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     path = fit(tiny_prepared, run, load_config(None, [*TINY, "steps=2"]))
     assert path == run / "checkpoint.pt" and (run / "config.yaml").is_file()
+    assert path.resolve() == (run / "global" / "checkpoint.pt").resolve()  # the latest stage's checkpoint
     assert load_config(run / "config.yaml").steps == 2
     metrics = read_metrics(run)
-    assert [m["step"] for m in metrics] == [1, 2]
-    for key in ("loss_g", "loss_d", "loss_g_feature_matching", "loss_g_l1", "sec_per_step", "elapsed_s"):
+    assert [m["step"] for m in metrics] == [1, 2] and {m["stage"] for m in metrics} == {"global"}
+    for key in (
+        "loss_g", "loss_d", "loss_g_feature_matching", "loss_g_l1", "loss_g_pose_mask_l1", "sec_per_step",
+        "elapsed_s",
+    ):  # fmt: skip
         assert all(isinstance(m[key], float) for m in metrics)
-    assert (run / "samples" / "step_0000002.png").is_file()
+    assert "loss_g_vgg" not in metrics[0]  # no VGG weights file: the term is off
+    assert (run / "global" / "samples" / "step_0000002.png").is_file()
 
     checkpoint = load_checkpoint(path)
     assert checkpoint.step == 2 and checkpoint.config.generator.ngf == 8
+    assert (
+        checkpoint.stage == "global" and checkpoint.main_downscale == 1 and checkpoint.face_generator is None
+    )
     assert checkpoint.data_meta == load_prepared(tiny_prepared).meta
     generator, _ = load_generator(path)
     assert isinstance(generator, GlobalGenerator) and not generator.training
@@ -75,14 +83,17 @@ def test_max_minutes_stops_and_checkpoints(tiny_prepared: Path, tmp_path: Path) 
 
 def test_corrupt_checkpoint_raises_clearly(tiny_prepared: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    run.mkdir()
-    (run / "checkpoint.pt").write_bytes(b"this is not a checkpoint")
+    (run / "global").mkdir(parents=True)
+    (run / "global" / "checkpoint.pt").write_bytes(b"this is not a checkpoint")
     with pytest.raises(CheckpointError, match="not a checkpoint"):
-        load_checkpoint(run / "checkpoint.pt")
+        load_checkpoint(run / "global" / "checkpoint.pt")
     with pytest.raises(CheckpointError, match="not a checkpoint"):
         fit(tiny_prepared, run, load_config(None, [*TINY, "steps=1"]))
     torch.save({"step": 3}, run / "checkpoint.pt")
     with pytest.raises(CheckpointError, match="not a checkpoint"):
+        load_checkpoint(run / "checkpoint.pt")
+    torch.save({"format_version": 1, "step": 3}, run / "checkpoint.pt")  # written before training stages
+    with pytest.raises(CheckpointError, match="format version 1 .*train it again"):
         load_checkpoint(run / "checkpoint.pt")
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         load_checkpoint(tmp_path / "missing.pt")
@@ -113,7 +124,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tiny_prepared: Path, tmp_p
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline_s = time.monotonic() + 60
-        while not (run / "metrics.jsonl").is_file():  # training has started
+        while not (run / "global" / "metrics.jsonl").is_file():  # training has started
             assert process.poll() is None, process.communicate()[0]
             assert time.monotonic() < deadline_s, "training did not start within 60 s"
             time.sleep(0.1)
