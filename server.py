@@ -1,34 +1,38 @@
 """Live server: serves the page and WebRTC signaling on one port and streams the target dancing back.
 
-    python server.py --engine target.onnx [--host 127.0.0.1] [--port 8080] [--log-level info]
+    python server.py --engine target.onnx [--engine other.onnx | --engine FOLDER] [--host 127.0.0.1]
+        [--port 8080] [--cert cert.pem --key key.pem] [--max-sessions 4] [--test-stamp] [--log-level info]
 
 This file only wires the web (:mod:`realtime.signaling`, :mod:`realtime.stream`) to the pipeline
 (:mod:`realtime.pipeline`). Ctrl-C or SIGTERM stops it cleanly: sessions closed, tasks cancelled, peer
-connections closed, the thread pool drained.
+connections closed, the inference threads drained.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import concurrent.futures
 import functools
 import ipaddress
 import logging
 import os
 import signal
+import ssl
 import sys
-from collections.abc import Callable
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from realtime.signaling import SignalingServer
-from realtime.stream import RetargeterLike
+from realtime.signaling import DEFAULT_MAX_SESSIONS, SessionSettings, SignalingServer, TargetChoice
+from realtime.stream import StreamWorkers
 
 log = logging.getLogger("server")
 
-DEFAULT_ENGINE: Path | None = None
-"""The bundled default target. None for now: a later change ships one and sets it here, which makes
-``--engine`` optional."""
+BUNDLED_TARGETS = Path(__file__).resolve().parent / "realtime" / "targets"
+"""Folder of bundled targets: the default ``--engine`` when it holds at least one engine."""
+
+ENGINE_SUFFIXES = (".plan", ".onnx", ".pt")
+"""Engine files in a folder, in order of preference when one stem has several."""
 
 EXIT_BAD_TARGET = 2
 EXIT_CANNOT_LISTEN = 1
@@ -39,29 +43,55 @@ class ListenError(Exception):
     """The server cannot listen on the address it was given."""
 
 
+class TargetLoadError(Exception):
+    """A target given on the command line cannot be loaded; the message says which and why."""
+
+
+def engines_in(folder: Path) -> list[list[Path]]:
+    """The engines of a folder of target bundles: per stem (sorted), its engine files that have a ``.json``
+    sidecar, in :data:`ENGINE_SUFFIXES` order (the first that loads is used)."""
+    stems: dict[str, list[Path]] = {}
+    for suffix in ENGINE_SUFFIXES:
+        for path in sorted(folder.glob(f"*{suffix}")):
+            if path.is_file() and path.with_suffix(".json").is_file():
+                stems.setdefault(path.stem, []).append(path)
+    return [stems[stem] for stem in sorted(stems)]
+
+
+def default_engines() -> list[Path]:
+    """``[BUNDLED_TARGETS]`` when that folder holds an engine, else ``[]`` (then ``--engine`` is required)."""
+    return [BUNDLED_TARGETS] if BUNDLED_TARGETS.is_dir() and engines_in(BUNDLED_TARGETS) else []
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``python server.py``."""
+    defaults = default_engines()
     parser = argparse.ArgumentParser(
         prog="server.py",
         description=(
-            "Live motion retargeting server. Open the page it serves, allow the camera, press Start, and "
-            "watch the target person do your moves (stick figure | generated, side by side). The page and "
-            "the WebRTC signaling (WebSocket at /ws) share one port."
+            "Live motion retargeting server. Open the page it serves, choose a target and a camera, press "
+            "Start, and watch the target person do your moves (camera | stick figure | generated, side by "
+            "side, with frames per second and latency). The page, GET /targets, GET /status and the WebRTC "
+            "signaling (WebSocket at /ws) share one port."
         ),
         epilog=(
-            "Browsers give the camera only to https pages or to localhost/127.0.0.1; to serve other "
-            "machines, put an https reverse proxy in front. Stop with Ctrl-C or SIGTERM (a second Ctrl-C "
+            "Browsers give the camera only to https pages or to localhost/127.0.0.1. To use the page from "
+            "another device (a phone, another computer), serve HTTPS and WSS on the same port with --cert "
+            "and --key, e.g. a self-signed pair made with: openssl req -x509 -newkey rsa:2048 -nodes "
+            "-days 30 -subj /CN=dance -keyout key.pem -out cert.pem (the browser asks once to accept it), "
+            "and --host 0.0.0.0 to listen on every interface. Stop with Ctrl-C or SIGTERM (a second Ctrl-C "
             "exits at once)."
         ),
     )
     parser.add_argument(
         "--engine",
         type=Path,
-        required=DEFAULT_ENGINE is None,
-        default=DEFAULT_ENGINE,
+        action="append",
+        required=not defaults,
         help=(
-            "the exported target model: NAME.plan (TensorRT), NAME.onnx (ONNX Runtime) or NAME.pt (PyTorch), "
-            "with its NAME.json sidecar beside it"
+            "a target to offer: NAME.plan (TensorRT), NAME.onnx (ONNX Runtime) or NAME.pt (PyTorch) with "
+            "its NAME.json sidecar beside it, or a folder of such bundles; repeat to offer several (the page "
+            "lists them; the first is the default)" + (f"; default: {defaults[0]}" if defaults else "")
         ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
@@ -71,13 +101,23 @@ def build_parser() -> argparse.ArgumentParser:
         default=8080,
         help="TCP port for the page and the WebSocket (default: %(default)s)",
     )
+    parser.add_argument("--cert", type=Path, default=None, help="TLS certificate (PEM): serve HTTPS and WSS")
+    parser.add_argument("--key", type=Path, default=None, help="the certificate's private key (PEM)")
     parser.add_argument(
-        "--workers",
+        "--max-sessions",
         type=int,
-        default=None,
+        default=DEFAULT_MAX_SESSIONS,
         help=(
-            "threads running the pipeline, shared by all sessions (one session uses one at a time); "
-            "default: 1 for a .plan engine (GPU work stays on one thread), else 2"
+            "clients served at once; the next one is told the server is full (default: %(default)s). All "
+            "sessions share one pose-estimation thread and one generation thread, taking turns"
+        ),
+    )
+    parser.add_argument(
+        "--test-stamp",
+        action="store_true",
+        help=(
+            "test mode: copy the frame-index barcode at the top of each camera frame into the output frame "
+            "made from it, for glass-to-glass latency measurements (see realtime/stamp.py); off by default"
         ),
     )
     parser.add_argument(
@@ -89,19 +129,84 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def page_url(host: str, port: int) -> str:
+def page_url(host: str, port: int, *, https: bool = False) -> str:
     """The address to open in a browser for a server listening on ``host:port``."""
+    scheme = "https" if https else "http"
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        return f"http://{host}:{port}/"
+        return f"{scheme}://{host}:{port}/"
     if address.is_unspecified:
-        return f"http://localhost:{port}/"
-    return f"http://[{host}]:{port}/" if address.version == 6 else f"http://{host}:{port}/"
+        return f"{scheme}://localhost:{port}/"
+    return f"{scheme}://[{host}]:{port}/" if address.version == 6 else f"{scheme}://{host}:{port}/"
 
 
-async def serve(make_retargeter: Callable[[], RetargeterLike], host: str, port: int, workers: int) -> None:
-    """Serve until SIGINT or SIGTERM, then close every session and drain the thread pool.
+def load_targets(paths: Sequence[Path]) -> list[TargetChoice]:
+    """Load every engine named on the command line (files, or folders of bundles), in order.
+
+    Each target is loaded once and shared by all its streams; a stream gets its own
+    ``Retargeter(target, live=True)``. A name used twice gets its engine file's name appended.
+
+    Raises:
+        TargetLoadError: for an engine that cannot be loaded, or a folder without any.
+    """
+    from realtime.pipeline import Retargeter, Target  # heavy (models, ML runtimes): after --help
+
+    choices: list[TargetChoice] = []
+    for path in paths:
+        if path.is_dir():
+            groups = engines_in(path)
+            if not groups:
+                suffixes = "/".join(ENGINE_SUFFIXES)
+                raise TargetLoadError(f"{path} holds no target bundles (NAME{suffixes} with NAME.json)")
+        else:
+            groups = [[path]]
+        for candidates in groups:
+            target: Any = None
+            loaded_from = candidates[0]
+            failures = []
+            for candidate in candidates:
+                try:
+                    target = Target.load(candidate)
+                    loaded_from = candidate
+                    break
+                except Exception as exc:  # every load failure is reported the same way, with its cause
+                    log.debug("loading %s failed", candidate, exc_info=True)
+                    failures.append(f"{candidate}: {exc}")
+            if target is None:
+                raise TargetLoadError("cannot load the target " + "; ".join(failures))
+            for failure in failures:
+                log.warning("skipped %s (loaded %s instead)", failure, loaded_from)
+            name = str(target.name)
+            if any(c.name == name for c in choices):
+                name = f"{name} ({loaded_from.name})"
+            log.info("target %r loaded from %s (canvas %dx%d)", name, loaded_from, *target.canvas_size)
+            make = functools.partial(Retargeter, target, live=True)
+            choices.append(TargetChoice(name, make, tuple(target.canvas_size)))
+    return choices
+
+
+def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
+    """A server TLS context from a PEM certificate and key.
+
+    Raises:
+        OSError, ssl.SSLError: if the files cannot be read or do not match.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+async def serve(
+    targets: Sequence[TargetChoice],
+    host: str,
+    port: int,
+    *,
+    max_sessions: int = DEFAULT_MAX_SESSIONS,
+    ssl_context: ssl.SSLContext | None = None,
+    test_stamp: bool = False,
+) -> None:
+    """Serve until SIGINT or SIGTERM, then close every session and drain the inference threads.
 
     Raises:
         ListenError: if ``host:port`` cannot be bound.
@@ -119,51 +224,71 @@ async def serve(make_retargeter: Callable[[], RetargeterLike], host: str, port: 
 
     for sig in signals:
         loop.add_signal_handler(sig, on_signal, sig)
-    executor = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="retarget")
-    server = SignalingServer(make_retargeter, executor)
+    workers = StreamWorkers.create()
+    server = SignalingServer(
+        targets,
+        workers,
+        max_sessions=max_sessions,
+        ssl_context=ssl_context,
+        settings=SessionSettings(test_stamp=test_stamp),
+    )
     try:
         try:
             await server.start(host, port)
         except OSError as exc:
             raise ListenError(f"cannot listen on {host}:{port}: {exc}") from exc
-        log.info("open %s in a browser (camera access needs https or localhost)", page_url(host, server.port))
+        if test_stamp:
+            log.warning("test mode: copying the camera frames' index stamp into the output (--test-stamp)")
+        url = page_url(host, server.port, https=ssl_context is not None)
+        log.info("open %s in a browser (camera access needs https or localhost)", url)
         await stop.wait()
         log.info("shutting down")
     finally:
         await server.stop()
-        await loop.run_in_executor(None, functools.partial(executor.shutdown, wait=True, cancel_futures=True))
+        await asyncio.to_thread(workers.shutdown, wait=True)
         for sig in signals:
             loop.remove_signal_handler(sig)
         log.info("stopped")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the server; returns the exit code (0 after Ctrl-C/SIGTERM, 2 for a target that cannot be
-    loaded, 1 if the address cannot be bound)."""
+    """Run the server; returns the exit code (0 after Ctrl-C/SIGTERM, 2 for a target or a certificate that
+    cannot be loaded, 1 if the address cannot be bound)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.workers is not None and args.workers < 1:
-        parser.error(f"--workers must be >= 1, got {args.workers}")
+    if args.max_sessions < 1:
+        parser.error(f"--max-sessions must be >= 1, got {args.max_sessions}")
+    if (args.cert is None) != (args.key is None):
+        parser.error("--cert and --key go together: give both to serve HTTPS, or neither")
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     if args.log_level != "debug":  # aioice logs every ICE candidate pair check at INFO
         logging.getLogger("aioice").setLevel(logging.WARNING)
-    workers = args.workers or (1 if args.engine.suffix == ".plan" else 2)
-
-    from realtime.pipeline import Retargeter, Target  # heavy (models, ML runtimes): after --help
-
+    ssl_context = None
+    if args.cert is not None:
+        try:
+            ssl_context = tls_context(args.cert, args.key)
+        except (OSError, ssl.SSLError) as exc:
+            message = f"error: cannot use the certificate {args.cert} with key {args.key}: {exc}"
+            print(message, file=sys.stderr)
+            return EXIT_BAD_TARGET
     try:
-        target = Target.load(args.engine)
-    except Exception as exc:  # any failure to load is reported the same way: one line, exit code 2
-        log.debug("loading the target failed", exc_info=True)
-        print(f"error: cannot load the target {args.engine}: {exc}", file=sys.stderr)
+        targets = load_targets(args.engine or default_engines())
+    except TargetLoadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_TARGET
-    log.info("target %r loaded from %s (canvas %dx%d)", target.name, args.engine, *target.canvas_size)
-
-    make_retargeter = functools.partial(Retargeter, target, live=True)
     try:
-        asyncio.run(serve(make_retargeter, args.host, args.port, workers))
+        asyncio.run(
+            serve(
+                targets,
+                args.host,
+                args.port,
+                max_sessions=args.max_sessions,
+                ssl_context=ssl_context,
+                test_stamp=args.test_stamp,
+            )
+        )
     except ListenError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CANNOT_LISTEN

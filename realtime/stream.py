@@ -1,17 +1,20 @@
-"""Live streaming stages: camera track -> latest frame wins -> Retargeter (in a thread) -> outgoing track.
+"""Live streaming stages: camera track -> pose (one thread) -> generation (another thread) -> outgoing track.
 
-The stages follow aiortc's style, one ``recv()`` each::
+The stages follow aiortc's style, one ``recv()`` each, with a latest-wins slot after each::
 
-    LatestFrameReader(camera track)       recv() -> the newest camera frame not yet taken (older ones dropped)
-      -> RetargetStage(reader, retargeter) recv() -> the newest processed frame not yet taken
-        -> RetargetedTrack(stage)          recv() -> av.VideoFrame (stick figure | generated) for aiortc
+    LatestFrameReader(camera track)    recv() -> the newest camera frame not yet taken (older ones dropped)
+      -> PoseStage(reader)             recv() -> the newest estimated pose not yet taken
+        -> GenerateStage(pose stage)   recv() -> the newest generated frame not yet taken
+          -> RetargetedTrack(stage)    recv() -> av.VideoFrame (stick figure | generated) for aiortc
 
-:class:`RetargetStream` builds and owns the three for one peer connection, with their statistics.
+:class:`RetargetStream` builds and owns them for one peer connection, with their statistics.
 
-The asyncio event loop only moves frames. Colour conversion, :meth:`Retargeter.process`, ``side_by_side()``
-and building the output ``av.VideoFrame`` run in a thread executor shared by all sessions; one session's
-calls are sequential. A slow stage makes the stream drop stale frames, never queue them, so the latency
-cannot grow over time.
+The asyncio event loop only moves frames. Colour conversion and :meth:`Retargeter.estimate` run on the
+server's pose :class:`FairWorker`; :meth:`Retargeter.generate`, ``side_by_side()`` and building the output
+``av.VideoFrame`` run on its generation :class:`FairWorker`. Each worker is one thread shared by every session
+and takes turns among them (round-robin over the sessions with a pending frame); the two run at once, so the
+pose of frame t+1 is estimated while frame t is generated. A stage picks its input when its worker is free,
+so a slow stage makes the stream drop stale frames, never queue them, and the latency cannot grow over time.
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import fractions
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -32,13 +36,16 @@ import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from realtime.pose import PoseFrame
+from realtime.stamp import band_height, copy_stamp
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+In = TypeVar("In")
+Out = TypeVar("Out")
 
 FAILURE_LOG_INTERVAL_S = 5.0
-"""At most one logged traceback per stream in this many seconds when frames keep failing."""
+"""At most one logged traceback per stage in this many seconds when frames keep failing."""
 
 
 class RetargetResultLike(Protocol):
@@ -51,9 +58,15 @@ class RetargetResultLike(Protocol):
 
 
 class RetargeterLike(Protocol):
-    """The stream's view of :class:`realtime.pipeline.Retargeter` (not thread-safe: one thread at a time)."""
+    """The stream's view of :class:`realtime.pipeline.Retargeter`.
 
-    def process(self, rgb: np.ndarray, timestamp_ms: float) -> RetargetResultLike: ...
+    ``estimate`` and ``generate`` may run at the same time on two threads; each of them, and ``close``, is
+    called from one thread at a time, and ``close`` never while either runs.
+    """
+
+    def estimate(self, rgb: np.ndarray, timestamp_ms: float) -> PoseFrame: ...
+
+    def generate(self, pose: PoseFrame, timings_ms: dict[str, float] | None = None) -> RetargetResultLike: ...
 
     def close(self) -> None: ...
 
@@ -65,7 +78,7 @@ def _log_if_failed(task: asyncio.Task[Any]) -> None:
 
 
 class SlotClosed(Exception):
-    """Raised by :meth:`LatestSlot.get` once the slot is closed and empty."""
+    """Raised by :class:`LatestSlot` once the slot is closed."""
 
 
 class LatestSlot(Generic[T]):
@@ -97,8 +110,8 @@ class LatestSlot(Generic[T]):
         self._has_item = True
         self._event.set()
 
-    async def get(self) -> T:
-        """Wait for an item that was not taken yet and take it.
+    async def wait(self) -> None:
+        """Wait until an item not taken yet is in the slot, without taking it.
 
         Raises:
             SlotClosed: once the slot is closed (an item still in it is discarded).
@@ -108,10 +121,31 @@ class LatestSlot(Generic[T]):
                 raise SlotClosed("slot closed")
             self._event.clear()
             await self._event.wait()
+
+    def take(self) -> T:
+        """Take the item now (call after :meth:`wait`; only the consumer takes, so it is still there).
+
+        Raises:
+            SlotClosed: if the slot is closed.
+            LookupError: if the slot is empty.
+        """
+        if self._closed:
+            raise SlotClosed("slot closed")
+        if not self._has_item:
+            raise LookupError("the slot is empty; await wait() first")
         item = self._item
         self._item = None
         self._has_item = False
         return item  # type: ignore[return-value]
+
+    async def get(self) -> T:
+        """Wait for an item that was not taken yet and take it.
+
+        Raises:
+            SlotClosed: once the slot is closed (an item still in it is discarded).
+        """
+        await self.wait()
+        return self.take()
 
     def close(self) -> None:
         """Wake the consumer with :class:`SlotClosed` and refuse further items. Idempotent."""
@@ -126,12 +160,115 @@ class LatestSlot(Generic[T]):
         return self._closed
 
 
+class FairWorker:
+    """One thread that runs blocking jobs one at a time, shared fairly by the stages of every stream.
+
+    A stage waits for its :meth:`turn` (first come, first served), picks its newest input, and runs the job
+    with :meth:`run` before giving the turn back. Each stage holds at most one turn and asks again only after
+    its job finished, so first-come-first-served is round-robin over the stages that have work; and as the
+    input is picked when the thread is free, not when the stage queued, a busy worker never runs stale frames.
+
+    Create it on the event loop that uses it. :meth:`shutdown` after every stream has stopped.
+
+    Args:
+        name: the thread's name prefix (shows in logs and profilers).
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._lock = asyncio.Lock()  # FIFO: a released lock goes to its oldest waiter, never to a newcomer
+        self.jobs = 0
+        """Jobs run so far."""
+        self.busy_s = 0.0
+        """Seconds the thread spent in jobs so far."""
+
+    @contextlib.asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        """Hold the worker: stages waiting for a turn get it in the order they asked."""
+        async with self._lock:
+            yield
+
+    @property
+    def waiting(self) -> int:
+        """Stages waiting for a turn now."""
+        waiters = getattr(self._lock, "_waiters", None) or ()
+        return sum(1 for w in waiters if not w.done())
+
+    def _timed(self, fn: Callable[..., T], *args: Any) -> T:
+        start_s = time.perf_counter()
+        try:
+            return fn(*args)
+        finally:
+            self.busy_s += time.perf_counter() - start_s
+            self.jobs += 1
+
+    def run(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Start ``fn(*args)`` on the thread; the returned future has its result. Jobs run in the order
+        submitted; cancelling the future does not stop a job that has started.
+
+        Raises:
+            RuntimeError: after :meth:`shutdown`.
+        """
+        return asyncio.get_running_loop().run_in_executor(self._executor, self._timed, fn, *args)
+
+    def shutdown(self, *, wait: bool = True) -> None:
+        """Stop the thread (jobs not started are cancelled; with ``wait``, block until the running one ends).
+        Idempotent; blocking, so call it off the event loop when ``wait`` is true."""
+        self._executor.shutdown(wait=wait, cancel_futures=True)
+
+
+@dataclass
+class StreamWorkers:
+    """The server's two inference threads, shared by every stream: pose estimation and generation."""
+
+    pose: FairWorker
+    generate: FairWorker
+
+    @classmethod
+    def create(cls) -> StreamWorkers:
+        """Two fresh workers (call on the event loop that will use them)."""
+        return cls(FairWorker("pose"), FairWorker("generate"))
+
+    def shutdown(self, *, wait: bool = True) -> None:
+        """Shut both threads down (see :meth:`FairWorker.shutdown`). Idempotent."""
+        self.pose.shutdown(wait=wait)
+        self.generate.shutdown(wait=wait)
+
+    def describe(self) -> dict[str, Any]:
+        """Per worker: jobs run, busy seconds, stages waiting (for the server's status)."""
+        return {
+            w.name: {"jobs": w.jobs, "busy_s": round(w.busy_s, 3), "waiting": w.waiting}
+            for w in (self.pose, self.generate)
+        }
+
+
 @dataclass(frozen=True)
 class CameraFrame:
     """An incoming camera frame and when it reached the server (``time.perf_counter()`` seconds)."""
 
     frame: av.VideoFrame
     arrival_s: float
+
+
+@dataclass(frozen=True)
+class PosedFrame:
+    """A camera frame's pose, on its way to generation.
+
+    Attributes:
+        pose: the estimated pose (in pixels of the camera frame).
+        pts, time_base: the camera frame's.
+        arrival_s: when the camera frame reached the server (``time.perf_counter()`` seconds).
+        timings_ms: ``"pose"`` (colour conversion and estimation) in ms.
+        stamp: the camera frame's test-stamp band, uint8 ``(band, W, 3)``, when test stamps are on.
+    """
+
+    pose: PoseFrame
+    pts: int | None
+    time_base: fractions.Fraction | None
+    arrival_s: float
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    stamp: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -142,7 +279,8 @@ class ProcessedFrame:
         frame: the outgoing frame, ``(2W, H)`` of the target canvas.
         pts, time_base: taken from the camera frame it was made from.
         arrival_s: when that camera frame reached the server (``time.perf_counter()`` seconds).
-        timings_ms: the pipeline's per-stage timings, plus ``"total"`` (the whole executor job).
+        timings_ms: the pipeline's per-stage timings, plus ``"pose_job"`` and ``"generate_job"`` (each
+            stage's whole job) and ``"total"`` (their sum: compute time, not counting waits).
         person_found: whether a person was found in the camera frame.
     """
 
@@ -161,14 +299,15 @@ class StreamStatsSnapshot:
     Attributes:
         frames_in: camera frames received since the start.
         frames_out: output frames returned by the outgoing track's ``recv()`` since the start.
-        frames_dropped: camera frames never processed plus processed frames never sent (latest frame wins).
-        frames_failed: frames whose processing raised (logged and skipped).
-        frames_with_person: processed frames in which a person was found.
+        frames_dropped: frames dropped anywhere on the way (latest frame wins): camera frames never
+            estimated, poses never generated, generated frames never sent.
+        frames_failed: frames whose estimation or generation raised (logged and skipped).
+        frames_with_person: generated frames whose camera frame showed a person.
         fps_in, fps_out: frames per second over the window.
         latency_ms_mean, latency_ms_last: server latency (camera frame arrival -> its output frame leaving
             ``recv()``) over the window; ``None`` when no frame left in the window.
         latency_ms_window: every such latency in the window, oldest first.
-        timings_ms: the pipeline's per-stage timings of the last processed frame.
+        timings_ms: the pipeline's per-stage timings of the last generated frame.
     """
 
     frames_in: int
@@ -211,7 +350,8 @@ class StreamStatsSnapshot:
 class StreamStats:
     """Counts frames and keeps the per-frame server latencies of the last ``window_s`` seconds.
 
-    Times are ``time.perf_counter()`` seconds. Updated and read on the event loop only.
+    Times are ``time.perf_counter()`` seconds. Updated and read on the event loop only. The ``dropped_*``
+    counters are each stage's slot's :attr:`LatestSlot.dropped`.
     """
 
     def __init__(self, window_s: float = 1.0, clock: Callable[[], float] = time.perf_counter) -> None:
@@ -224,6 +364,7 @@ class StreamStats:
         self.frames_failed = 0
         self.frames_with_person = 0
         self.dropped_before_processing = 0
+        self.dropped_between_stages = 0
         self.dropped_before_sending = 0
         self.last_timings_ms: dict[str, float] = {}
         self._arrivals_s: collections.deque[float] = collections.deque()
@@ -252,10 +393,11 @@ class StreamStats:
         """The counters now and the rates and latencies over the last ``window_s`` seconds."""
         self._trim(self._clock())
         latencies_ms = [latency for _, latency in self._outputs]
+        dropped = self.dropped_before_processing + self.dropped_between_stages + self.dropped_before_sending
         return StreamStatsSnapshot(
             frames_in=self.frames_in,
             frames_out=self.frames_out,
-            frames_dropped=self.dropped_before_processing + self.dropped_before_sending,
+            frames_dropped=dropped,
             frames_failed=self.frames_failed,
             frames_with_person=self.frames_with_person,
             fps_in=len(self._arrivals_s) / self.window_s,
@@ -278,7 +420,8 @@ class LatestFrameReader:
     def __init__(self, track: MediaStreamTrack, stats: StreamStats) -> None:
         self._track = track
         self._stats = stats
-        self._slot: LatestSlot[CameraFrame] = LatestSlot()
+        self.slot: LatestSlot[CameraFrame] = LatestSlot()
+        """The newest frame (the next stage waits on it and takes from it)."""
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -302,10 +445,10 @@ class LatestFrameReader:
                     return
                 now_s = time.perf_counter()
                 self._stats.record_input(now_s)
-                self._slot.put(CameraFrame(frame, now_s))
-                self._stats.dropped_before_processing = self._slot.dropped
+                self.slot.put(CameraFrame(frame, now_s))
+                self._stats.dropped_before_processing = self.slot.dropped
         finally:
-            self._slot.close()
+            self.slot.close()
 
     async def recv(self) -> CameraFrame:
         """The newest camera frame not taken yet (waits for one).
@@ -313,147 +456,176 @@ class LatestFrameReader:
         Raises:
             SlotClosed: once the camera track has ended or the reader was stopped.
         """
-        return await self._slot.get()
+        return await self.slot.get()
 
     async def stop(self) -> None:
         """Cancel the reading task and wait for it. Idempotent."""
-        self._slot.close()
+        self.slot.close()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
 
-def _retarget_frame(retargeter: RetargeterLike, camera: CameraFrame) -> ProcessedFrame:
-    """The executor job for one frame: RGB conversion, ``process``, ``side_by_side`` and the output frame.
+class WorkerStage(Generic[In, Out]):
+    """One stage: when an input waits in ``source`` and ``worker`` gives this stage its turn, take the newest
+    input, run ``job(input)`` on the worker, and offer the result in :attr:`slot` (latest wins).
 
-    Raises:
-        ValueError: if ``side_by_side()`` is not a uint8 ``(H, W, 3)`` array.
-        Whatever ``retargeter.process`` raises.
-    """
-    start_s = time.perf_counter()
-    frame = camera.frame
-    rgb = frame.to_ndarray(format="rgb24")
-    timestamp_ms = float(frame.time) * 1000.0 if frame.time is not None else camera.arrival_s * 1000.0
-    result = retargeter.process(rgb, timestamp_ms)
-    image = result.side_by_side()
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(
-            f"side_by_side() must return a uint8 (H, W, 3) array, got "
-            f"{getattr(image, 'dtype', type(image))} {getattr(image, 'shape', '')}"
-        )
-    out = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-    timings_ms = dict(result.timings_ms)
-    timings_ms["total"] = (time.perf_counter() - start_s) * 1000.0
-    person_found = not result.pose.is_empty
-    return ProcessedFrame(out, frame.pts, frame.time_base, camera.arrival_s, timings_ms, person_found)
-
-
-class RetargetStage:
-    """Takes the newest camera frame, runs the Retargeter on it in ``executor``, and offers the result.
-
-    ``recv()`` returns the newest :class:`ProcessedFrame` not taken yet; results not taken before the next one
-    are dropped (``stats.dropped_before_sending``). An exception from ``process`` is logged, counted in
-    ``stats.frames_failed``, and that frame is skipped; the stage goes on with the next frame. (The traceback
-    is logged at most every :data:`FAILURE_LOG_INTERVAL_S` seconds, so a model failing on every frame cannot
-    flood the log; every failure is counted.)
+    ``recv()`` returns the newest result not taken yet. An exception from ``job`` is counted in
+    ``stats.frames_failed`` and that frame is skipped; the stage goes on with the next one. (A traceback is
+    logged at most every :data:`FAILURE_LOG_INTERVAL_S` seconds, so a model failing on every frame cannot
+    flood the log.)
 
     Args:
-        source: anything with ``async recv() -> CameraFrame`` raising :class:`SlotClosed` at the end.
-        retargeter: used from the executor, one call at a time; closed by :meth:`stop`.
-        executor: shared thread pool; this stage submits at most one job at a time.
+        name: the stage's name (task name, logs).
+        source: the previous stage's slot.
+        job: runs on the worker's thread, one call at a time.
+        worker: the shared thread.
+        stats: the stream's statistics.
+        on_result: called on the event loop with each result before it is offered.
+        on_dropped: called with :attr:`slot`'s drop count after each result.
     """
 
     def __init__(
         self,
-        source: LatestFrameReader,
-        retargeter: RetargeterLike,
-        executor: concurrent.futures.Executor,
+        name: str,
+        source: LatestSlot[In],
+        job: Callable[[In], Out],
+        worker: FairWorker,
         stats: StreamStats,
+        *,
+        on_result: Callable[[Out], None] | None = None,
+        on_dropped: Callable[[int], None] | None = None,
     ) -> None:
+        self.name = name
         self._source = source
-        self._retargeter = retargeter
-        self._executor = executor
+        self._job_fn = job
+        self._worker = worker
         self._stats = stats
-        self._slot: LatestSlot[ProcessedFrame] = LatestSlot()
+        self._on_result = on_result
+        self._on_dropped = on_dropped
+        self.slot: LatestSlot[Out] = LatestSlot()
+        """The newest result (the next stage waits on it and takes from it)."""
         self._task: asyncio.Task[None] | None = None
-        self._job: asyncio.Future[ProcessedFrame] | None = None
-        self._retargeter_closed = False
+        self._job: asyncio.Future[Out] | None = None
         self._last_failure_log_s = -math.inf
 
     def start(self) -> None:
-        """Start the processing task (once)."""
+        """Start the stage's task (once)."""
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="retarget-stage")
+            self._task = asyncio.create_task(self._run(), name=f"{self.name}-stage")
             self._task.add_done_callback(_log_if_failed)
 
     @property
     def task(self) -> asyncio.Task[None] | None:
-        """The processing task, once started."""
+        """The stage's task, once started."""
         return self._task
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         try:
             while True:
                 try:
-                    camera = await self._source.recv()
+                    await self._source.wait()
                 except SlotClosed:
                     return
-                self._job = loop.run_in_executor(self._executor, _retarget_frame, self._retargeter, camera)
-                try:
-                    # shield: a cancelled stage must still wait for the running job (see stop()).
-                    processed = await asyncio.shield(self._job)
-                except Exception:
-                    self._stats.frames_failed += 1
-                    now_s = time.perf_counter()
-                    if now_s - self._last_failure_log_s >= FAILURE_LOG_INTERVAL_S:
-                        self._last_failure_log_s = now_s
-                        log.exception(
-                            "retargeting failed on frame pts=%s (%d failed so far); skipping it",
-                            camera.frame.pts,
-                            self._stats.frames_failed,
-                        )
-                    continue
-                finally:
-                    if self._job.done():
-                        self._job = None
-                self._stats.last_timings_ms = processed.timings_ms
-                self._stats.frames_with_person += processed.person_found
-                self._slot.put(processed)
-                self._stats.dropped_before_sending = self._slot.dropped
+                async with self._worker.turn():
+                    try:
+                        item = self._source.take()  # the newest input now that the thread is free
+                    except SlotClosed:
+                        return
+                    self._job = self._worker.run(self._job_fn, item)
+                    try:
+                        # shield: a cancelled stage must still wait for the running job (see stop()).
+                        result = await asyncio.shield(self._job)
+                    except Exception:
+                        self._failed()
+                        continue
+                    finally:
+                        if self._job.done():
+                            self._job = None
+                if self._on_result is not None:
+                    self._on_result(result)
+                self.slot.put(result)
+                if self._on_dropped is not None:
+                    self._on_dropped(self.slot.dropped)
         finally:
-            self._slot.close()
+            self.slot.close()
 
-    async def recv(self) -> ProcessedFrame:
-        """The newest processed frame not taken yet (waits for one).
+    def _failed(self) -> None:
+        self._stats.frames_failed += 1
+        now_s = time.perf_counter()
+        if now_s - self._last_failure_log_s >= FAILURE_LOG_INTERVAL_S:
+            self._last_failure_log_s = now_s
+            log.exception(
+                "%s failed on a frame (%d failed so far in this stream); skipping it",
+                self.name,
+                self._stats.frames_failed,
+            )
+
+    async def recv(self) -> Out:
+        """The newest result not taken yet (waits for one).
 
         Raises:
-            SlotClosed: once the stage has stopped (camera ended or :meth:`stop`).
+            SlotClosed: once the stage has stopped (its input ended, or :meth:`stop`).
         """
-        return await self._slot.get()
+        return await self.slot.get()
 
     async def stop(self) -> None:
-        """Cancel the processing task, wait for a job still running in the executor, then close the
-        Retargeter (in the executor, so never concurrently with ``process``). Idempotent."""
-        self._slot.close()
+        """Cancel the stage's task and wait until a job it started has finished on the worker. Idempotent."""
+        self.slot.close()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         if self._job is not None:  # a job interrupted by the cancel: wait until the thread is done with it
             (outcome,) = await asyncio.gather(self._job, return_exceptions=True)
             self._job = None
-            if isinstance(outcome, BaseException):
-                log.warning("retargeting job running at stop failed: %r", outcome)
-        if not self._retargeter_closed:
-            self._retargeter_closed = True
-            loop = asyncio.get_running_loop()
-            try:
-                closing = loop.run_in_executor(self._executor, self._retargeter.close)
-            except RuntimeError as exc:  # the executor is already shut down: close here instead
-                log.warning("executor unavailable (%s); closing the retargeter on the event loop", exc)
-                self._retargeter.close()
-            else:
-                await closing
+            if isinstance(outcome, BaseException) and not isinstance(outcome, asyncio.CancelledError):
+                log.warning("%s job running at stop failed: %r", self.name, outcome)
+
+
+def estimate_job(retargeter: RetargeterLike, camera: CameraFrame, *, test_stamp: bool = False) -> PosedFrame:
+    """The pose worker's job for one camera frame: RGB conversion and ``retargeter.estimate``.
+
+    Raises:
+        Whatever ``retargeter.estimate`` raises.
+    """
+    start_s = time.perf_counter()
+    frame = camera.frame
+    rgb = frame.to_ndarray(format="rgb24")
+    timestamp_ms = float(frame.time) * 1000.0 if frame.time is not None else camera.arrival_s * 1000.0
+    pose = retargeter.estimate(rgb, timestamp_ms)
+    stamp = rgb[: band_height(rgb.shape[1])].copy() if test_stamp else None
+    timings_ms = {"pose_job": (time.perf_counter() - start_s) * 1000.0}
+    return PosedFrame(pose, frame.pts, frame.time_base, camera.arrival_s, timings_ms, stamp)
+
+
+def generate_job(retargeter: RetargeterLike, posed: PosedFrame) -> ProcessedFrame:
+    """The generation worker's job for one pose: ``retargeter.generate``, ``side_by_side`` (with the test
+    stamp copied in, when there is one) and the output frame.
+
+    Raises:
+        ValueError: if ``side_by_side()`` is not a uint8 ``(H, W, 3)`` array.
+        Whatever ``retargeter.generate`` raises.
+    """
+    start_s = time.perf_counter()
+    timings_ms = dict(posed.timings_ms)
+    result = retargeter.generate(posed.pose, timings_ms)
+    image = result.side_by_side()
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(
+            f"side_by_side() must return a uint8 (H, W, 3) array, got "
+            f"{getattr(image, 'dtype', type(image))} {getattr(image, 'shape', '')}"
+        )
+    image = np.ascontiguousarray(image)
+    if posed.stamp is not None:
+        if not image.flags.writeable:
+            image = image.copy()
+        copy_stamp(posed.stamp, image)
+    out = av.VideoFrame.from_ndarray(image, format="rgb24")
+    timings_ms = {**timings_ms, **result.timings_ms}
+    timings_ms["generate_job"] = (time.perf_counter() - start_s) * 1000.0
+    timings_ms["total"] = timings_ms.get("pose_job", 0.0) + timings_ms["generate_job"]
+    person_found = not posed.pose.is_empty
+    return ProcessedFrame(out, posed.pts, posed.time_base, posed.arrival_s, timings_ms, person_found)
 
 
 class RetargetedTrack(MediaStreamTrack):
@@ -466,7 +638,7 @@ class RetargetedTrack(MediaStreamTrack):
 
     kind = "video"
 
-    def __init__(self, stage: RetargetStage, stats: StreamStats) -> None:
+    def __init__(self, stage: WorkerStage[PosedFrame, ProcessedFrame], stats: StreamStats) -> None:
         super().__init__()
         self._stage = stage
         self._stats = stats
@@ -503,47 +675,97 @@ class RetargetStream:
     Args:
         camera: the incoming video track (aiortc ``RemoteStreamTrack`` or any ``MediaStreamTrack``).
         retargeter: this session's own Retargeter; the stream closes it on :meth:`stop`.
-        executor: the server's shared thread pool.
+        workers: the server's shared pose and generation threads.
+        test_stamp: copy the camera frames' test stamp (:mod:`realtime.stamp`) into the output frames.
         stats_window_s: the window of :meth:`StreamStats.snapshot` rates and latencies, in seconds.
 
     Call :meth:`start` on the event loop, add :attr:`output` to the peer connection, and :meth:`stop` at
-    the end (idempotent; cancels and awaits every task, then closes the Retargeter).
+    the end (idempotent; cancels and awaits every task and job, then closes the Retargeter).
     """
 
     def __init__(
         self,
         camera: MediaStreamTrack,
         retargeter: RetargeterLike,
-        executor: concurrent.futures.Executor,
+        workers: StreamWorkers,
         *,
+        test_stamp: bool = False,
         stats_window_s: float = 1.0,
     ) -> None:
         self.stats = StreamStats(stats_window_s)
-        self.reader = LatestFrameReader(camera, self.stats)
-        self.stage = RetargetStage(self.reader, retargeter, executor, self.stats)
-        self.output = RetargetedTrack(self.stage, self.stats)
+        self._retargeter = retargeter
+        self._workers = workers
+        self._retargeter_closed = False
+        stats = self.stats
+
+        def estimate(camera_frame: CameraFrame) -> PosedFrame:
+            return estimate_job(retargeter, camera_frame, test_stamp=test_stamp)
+
+        def generate(posed: PosedFrame) -> ProcessedFrame:
+            return generate_job(retargeter, posed)
+
+        def on_generated(processed: ProcessedFrame) -> None:
+            stats.last_timings_ms = processed.timings_ms
+            stats.frames_with_person += processed.person_found
+
+        self.reader = LatestFrameReader(camera, stats)
+        self.pose_stage: WorkerStage[CameraFrame, PosedFrame] = WorkerStage(
+            "pose",
+            self.reader.slot,
+            estimate,
+            workers.pose,
+            stats,
+            on_dropped=lambda n: setattr(stats, "dropped_between_stages", n),
+        )
+        self.generate_stage: WorkerStage[PosedFrame, ProcessedFrame] = WorkerStage(
+            "generate",
+            self.pose_stage.slot,
+            generate,
+            workers.generate,
+            stats,
+            on_result=on_generated,
+            on_dropped=lambda n: setattr(stats, "dropped_before_sending", n),
+        )
+        self.output = RetargetedTrack(self.generate_stage, stats)
         self._stopping: asyncio.Future[None] | None = None
 
     def start(self) -> None:
         """Start reading and processing (call on the event loop)."""
         self.reader.start()
-        self.stage.start()
+        self.pose_stage.start()
+        self.generate_stage.start()
 
     @property
     def tasks(self) -> list[asyncio.Task[None]]:
-        """The stream's tasks (reader, processor) once started."""
-        return [t for t in (self.reader.task, self.stage.task) if t is not None]
+        """The stream's tasks (reader, pose stage, generation stage) once started."""
+        stages = (self.reader, self.pose_stage, self.generate_stage)
+        return [s.task for s in stages if s.task is not None]
 
     async def stop(self) -> None:
-        """Stop everything: cancel and await both tasks, wait for a running job, close the Retargeter, end
-        :attr:`output`. Idempotent; concurrent calls wait for the same stop."""
+        """Stop everything: cancel and await the tasks, wait for jobs still running, close the Retargeter
+        (on a worker thread, after both stages' jobs), end :attr:`output`. Idempotent; concurrent calls wait
+        for the same stop."""
         if self._stopping is not None:
             await asyncio.shield(self._stopping)
             return
         self._stopping = asyncio.get_running_loop().create_future()
         try:
             await self.reader.stop()
-            await self.stage.stop()
+            await self.pose_stage.stop()
+            await self.generate_stage.stop()
+            await self._close_retargeter()
         finally:
             self.output.stop()
             self._stopping.set_result(None)
+
+    async def _close_retargeter(self) -> None:
+        if self._retargeter_closed:
+            return
+        self._retargeter_closed = True
+        try:
+            closing = self._workers.pose.run(self._retargeter.close)
+        except RuntimeError as exc:  # the worker is already shut down: close here instead
+            log.warning("pose worker unavailable (%s); closing the retargeter on the event loop", exc)
+            self._retargeter.close()
+        else:
+            await closing

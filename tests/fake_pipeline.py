@@ -1,15 +1,18 @@
 """Test stand-in for :mod:`realtime.pipeline`: a fake Target and Retargeter with the same interface.
 
-The fake Retargeter sleeps ``process_ms`` (in its calling thread, like the real one computes) and returns a
-deterministic result: every pixel of the stick figure and of the generated image is
-``frame_value(rgb)`` (the mean of the input frame's first row, rounded), so a test can tell which input frame
-an output frame came from.
+The fake Retargeter sleeps ``pose_ms`` in ``estimate`` and ``generate_ms`` in ``generate`` (in its calling
+thread, like the real one computes) and returns a deterministic result: every pixel of the stick figure and
+of the generated image is ``frame_value(rgb)`` (the mean of the input frame's first row, rounded), so a test
+can tell which input frame an output frame came from. (The value travels from ``estimate`` to ``generate``
+in the pose's joint coordinates; the pose is empty: nobody is found.)
 
 Run as a script, it serves with the fake pipeline in place of the real one::
 
     python tests/fake_pipeline.py --engine fake.json --host 127.0.0.2 --port 8080
 
-where ``fake.json`` holds ``{"canvas_size": [W, H], "process_ms": 20}`` (both optional).
+where ``fake.json`` holds ``{"canvas_size": [W, H], "process_ms": 20}`` (all optional; ``process_ms`` is
+split evenly between the two stages unless ``pose_ms`` / ``generate_ms`` are given). Several ``--engine``
+files give several targets, named by their file stems.
 """
 
 from __future__ import annotations
@@ -39,11 +42,17 @@ class FakeTarget:
 
     name: str = "fake"
     canvas_size: tuple[int, int] = (64, 48)
-    process_ms: float = 10.0
+    pose_ms: float = 5.0
+    generate_ms: float = 5.0
+
+    @property
+    def process_ms(self) -> float:
+        """Both stages together, in ms."""
+        return self.pose_ms + self.generate_ms
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> FakeTarget:
-        """Read ``{"canvas_size": [W, H], "process_ms": ms}`` from ``path`` (a JSON file).
+        """Read ``{"canvas_size": [W, H], "process_ms": ms, "pose_ms": ms, "generate_ms": ms}`` from ``path``.
 
         Raises:
             FileNotFoundError: if ``path`` does not exist.
@@ -55,7 +64,10 @@ class FakeTarget:
         try:
             config = json.loads(path.read_text() or "{}")
             width, height = config.get("canvas_size", cls.canvas_size)
-            return cls(path.stem, (int(width), int(height)), float(config.get("process_ms", cls.process_ms)))
+            half_ms = float(config.get("process_ms", cls.pose_ms + cls.generate_ms)) / 2
+            pose_ms = float(config.get("pose_ms", half_ms))
+            generate_ms = float(config.get("generate_ms", half_ms))
+            return cls(path.stem, (int(width), int(height)), pose_ms, generate_ms)
         except (json.JSONDecodeError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"{path} is not a fake target JSON file: {exc}") from exc
 
@@ -75,21 +87,22 @@ class FakeResult:
 
 
 class ConcurrentUseError(AssertionError):
-    """The fake was called from two threads at once, or after close."""
+    """The fake was used as the real one must not be: a stage from two threads at once, ``close`` while a
+    stage runs, or anything after ``close``."""
 
 
 class FakeRetargeter:
     """Stands in for ``realtime.pipeline.Retargeter``.
 
     Args:
-        target: gives the canvas size and the default processing time.
+        target: gives the canvas size and the default stage times.
         live: accepted for interface parity.
-        process_ms: time ``process`` sleeps; defaults to ``target.process_ms``.
-        fail_when: ``process`` raises ``RuntimeError`` for inputs where ``fail_when(frame_value)`` is true.
+        process_ms: if given, both stages together take this long (split evenly).
+        fail_when: ``estimate`` raises ``RuntimeError`` for inputs where ``fail_when(frame_value)`` is true.
 
-    Records every call in :attr:`calls` (timestamp_ms, frame_value) and the calling threads in
-    :attr:`thread_ids`; raises :class:`ConcurrentUseError` if
-    used from two threads at once or after :meth:`close`.
+    Records every ``estimate`` call in :attr:`calls` (timestamp_ms, frame_value), the threads of each stage
+    in :attr:`thread_ids` / :attr:`generate_thread_ids`, and whether the two stages ever overlapped in
+    :attr:`overlapped`; raises :class:`ConcurrentUseError` when used as the real one must not be.
     """
 
     instances: list[FakeRetargeter] = []
@@ -104,50 +117,80 @@ class FakeRetargeter:
     ) -> None:
         self.target = target
         self.live = live
-        self.process_ms = target.process_ms if process_ms is None else process_ms
+        self.pose_ms = target.pose_ms if process_ms is None else process_ms / 2
+        self.generate_ms = target.generate_ms if process_ms is None else process_ms / 2
         self.fail_when = fail_when
         self.calls: list[tuple[float, int]] = []
+        self.generated: list[int] = []
         self.thread_ids: set[int] = set()
+        self.generate_thread_ids: set[int] = set()
+        self.overlapped = False
         self.close_count = 0
         self.closed = False
-        self._busy = threading.Lock()
+        self._estimating = threading.Lock()
+        self._generating = threading.Lock()
         FakeRetargeter.instances.append(self)
 
-    def process(self, rgb: np.ndarray, timestamp_ms: float) -> FakeResult:
-        """Sleep ``process_ms`` and return a result filled with ``frame_value(rgb)``."""
-        if not self._busy.acquire(blocking=False):
-            raise ConcurrentUseError("process called concurrently")
+    def estimate(self, rgb: np.ndarray, timestamp_ms: float) -> PoseFrame:
+        """Sleep ``pose_ms``; the pose carries ``frame_value(rgb)`` in its joints (and finds nobody)."""
+        if not self._estimating.acquire(blocking=False):
+            raise ConcurrentUseError("estimate called concurrently")
         try:
             if self.closed:
-                raise ConcurrentUseError("process called after close")
+                raise ConcurrentUseError("estimate called after close")
             assert rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3, (rgb.dtype, rgb.shape)
-            start = time.perf_counter()
             value = frame_value(rgb)
             self.calls.append((timestamp_ms, value))
             self.thread_ids.add(threading.get_ident())
-            time.sleep(self.process_ms / 1000.0)
+            self.overlapped |= self._generating.locked()
+            time.sleep(self.pose_ms / 1000.0)
             if callable(self.fail_when) and self.fail_when(value):
                 raise RuntimeError(f"fake failure on frame value {value}")
+            pose = PoseFrame.empty(timestamp_ms, (rgb.shape[1], rgb.shape[0]))
+            pose.joints_px[:] = value
+            return pose
+        finally:
+            self._estimating.release()
+
+    def generate(self, pose: PoseFrame, timings_ms: dict[str, float] | None = None) -> FakeResult:
+        """Sleep ``generate_ms``; both images are filled with the value ``estimate`` put in the pose."""
+        if not self._generating.acquire(blocking=False):
+            raise ConcurrentUseError("generate called concurrently")
+        try:
+            if self.closed:
+                raise ConcurrentUseError("generate called after close")
+            start = time.perf_counter()
+            self.generate_thread_ids.add(threading.get_ident())
+            self.overlapped |= self._estimating.locked()
+            value = int(pose.joints_px[0, 0])
+            self.generated.append(value)
+            time.sleep(self.generate_ms / 1000.0)
             width, height = self.target.canvas_size
             image = np.full((height, width, 3), value, np.uint8)
-            return FakeResult(
-                generated=image,
-                stick_figure=image.copy(),
-                pose=PoseFrame.empty(timestamp_ms, (rgb.shape[1], rgb.shape[0])),
-                timings_ms={"fake": (time.perf_counter() - start) * 1000.0},
-            )
+            timings_ms = {} if timings_ms is None else timings_ms
+            timings_ms["fake"] = (time.perf_counter() - start) * 1000.0
+            return FakeResult(generated=image, stick_figure=image.copy(), pose=pose, timings_ms=timings_ms)
         finally:
-            self._busy.release()
+            self._generating.release()
+
+    def process(self, rgb: np.ndarray, timestamp_ms: float) -> FakeResult:
+        """Both stages for one frame."""
+        return self.generate(self.estimate(rgb, timestamp_ms))
 
     def close(self) -> None:
-        """Idempotent; raises :class:`ConcurrentUseError` if ``process`` is running."""
-        if not self._busy.acquire(blocking=False):
-            raise ConcurrentUseError("close called while process is running")
+        """Idempotent; raises :class:`ConcurrentUseError` if a stage is running."""
+        if not self._estimating.acquire(blocking=False):
+            raise ConcurrentUseError("close called while estimate is running")
         try:
-            self.close_count += 1
-            self.closed = True
+            if not self._generating.acquire(blocking=False):
+                raise ConcurrentUseError("close called while generate is running")
+            try:
+                self.close_count += 1
+                self.closed = True
+            finally:
+                self._generating.release()
         finally:
-            self._busy.release()
+            self._estimating.release()
 
 
 def as_pipeline_module() -> types.ModuleType:

@@ -7,7 +7,6 @@ need no network namespace. The media path is tested in tests/test_webrtc.py.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import http.client
 import json
@@ -22,10 +21,11 @@ from aiortc import AudioStreamTrack, RTCConfiguration, RTCPeerConnection, VideoS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidMessage
 
 from fake_pipeline import FakeRetargeter, FakeTarget
-from realtime.signaling import WEB_DIR, SignalingServer
+from realtime.signaling import WEB_DIR, SessionSettings, SignalingServer, TargetChoice
+from realtime.stream import StreamWorkers
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 10.0
@@ -56,8 +56,15 @@ class Harness:
 
 
 @contextlib.asynccontextmanager
-async def serving(make: Callable[[], FakeRetargeter] | None = None, **kwargs: Any) -> AsyncIterator[Harness]:
-    executor = concurrent.futures.ThreadPoolExecutor(max_workers=2)
+async def serving(
+    make: Callable[[], FakeRetargeter] | None = None,
+    *,
+    targets: tuple[str, ...] = ("fake",),
+    settings: SessionSettings | None = None,
+    **kwargs: Any,
+) -> AsyncIterator[Harness]:
+    """A server offering ``targets`` (all made by ``make``), stats every 0.1 s unless ``settings`` say."""
+    workers = StreamWorkers.create()
     made: list[FakeRetargeter] = []
 
     def make_retargeter() -> FakeRetargeter:
@@ -65,13 +72,15 @@ async def serving(make: Callable[[], FakeRetargeter] | None = None, **kwargs: An
         made.append(retargeter)
         return retargeter
 
-    server = SignalingServer(make_retargeter, executor, stats_interval_s=0.1, **kwargs)
+    choices = [TargetChoice(name, make_retargeter, (64, 48)) for name in targets]
+    settings = settings or SessionSettings(stats_interval_s=0.1)
+    server = SignalingServer(choices, workers, settings=settings, **kwargs)
     await server.start("127.0.0.1", 0)
     try:
         yield Harness(server, made)
     finally:
         await server.stop()
-        executor.shutdown(wait=True)
+        workers.shutdown(wait=True)
 
 
 async def offer_sdp(kinds: tuple[str, ...] = ("video",)) -> str:
@@ -324,9 +333,10 @@ def test_retargeter_that_cannot_be_made_is_an_error_not_a_crash() -> None:
 def test_stop_while_streaming_closes_sessions_and_cancels_tasks() -> None:
     async def main() -> None:
         tasks_before = asyncio.all_tasks()
-        executor = concurrent.futures.ThreadPoolExecutor(max_workers=2)
+        workers = StreamWorkers.create()
         made: list[FakeRetargeter] = []
-        server = SignalingServer(lambda: made.append(FakeRetargeter(FakeTarget())) or made[-1], executor)
+        make = lambda: made.append(FakeRetargeter(FakeTarget())) or made[-1]  # noqa: E731
+        server = SignalingServer([TargetChoice("fake", make)], workers)
         await server.start("127.0.0.1", 0)
         clients = [await connect(f"ws://127.0.0.1:{server.port}/ws") for _ in range(2)]
         for ws in clients:
@@ -342,7 +352,7 @@ def test_stop_while_streaming_closes_sessions_and_cancels_tasks() -> None:
         assert not server.sessions
         assert all(s.stream is None and not s.tasks for s in sessions)
         assert [r.close_count for r in made] == [1, 1]
-        executor.shutdown(wait=True)
+        workers.shutdown(wait=True)
         await asyncio.sleep(0.1)  # let aiortc's own tasks finish their cancellation
         leftover = asyncio.all_tasks() - tasks_before
         assert not leftover, leftover
@@ -424,3 +434,237 @@ def test_random_messages_get_errors_and_never_break_the_server(messages: list[st
             await h.wait_no_sessions()
 
     run(main())
+
+
+# -- targets, status, limits, TLS ----------------------------------------------------------------------------
+
+
+def http_get_json(port: int, path: str) -> dict[str, Any]:
+    status, content_type, body = http_get(port, path)
+    assert status == 200 and content_type == "application/json", (status, content_type)
+    return json.loads(body)
+
+
+def test_targets_and_status_are_served_as_json() -> None:
+    async def main() -> None:
+        async with serving(targets=("alice", "bob"), max_sessions=3) as h:
+            targets = await asyncio.to_thread(http_get_json, h.server.port, "/targets")
+            assert targets == {
+                "targets": [
+                    {"name": "alice", "canvas_size": [64, 48]},
+                    {"name": "bob", "canvas_size": [64, 48]},
+                ],
+                "default": "alice",
+                "test_stamp": False,
+                "max_sessions": 3,
+            }
+            async with connect(h.url) as ws:
+                await offer_and_answer(ws)
+                status = await asyncio.to_thread(http_get_json, h.server.port, "/status")
+                assert status["sessions"] == 1 and status["streams"] == 1 and status["max_sessions"] == 3
+                assert status["rss_bytes"] > 10 << 20 and status["cpu_s"] > 0 and status["threads"] >= 1
+                assert set(status["workers"]) == {"pose", "generate"}
+            await h.wait_no_sessions()
+            status = await asyncio.to_thread(http_get_json, h.server.port, "/status")
+            assert status["sessions"] == 0 and status["streams"] == 0
+
+    run(main())
+
+
+def test_offer_chooses_the_target_and_an_unknown_one_is_a_clear_error() -> None:
+    async def main() -> None:
+        async with serving(targets=("alice", "bob")) as h:
+            async with connect(h.url) as ws:
+                sdp = await offer_sdp()
+                for bad, words in (("carol", "unknown target 'carol'"), (7, "must be a string")):
+                    await ws.send(json.dumps({"type": "offer", "sdp": sdp, "target": bad}))
+                    error = await receive(ws, "error")
+                    assert error["code"] == "unknown_target" and words in error["message"], error
+                    assert "'alice', 'bob'" in error["message"], error
+                (session,) = h.server.sessions
+                assert session.stream is None and not h.made  # nothing was started for the bad names
+                await ws.send(json.dumps({"type": "offer", "sdp": sdp, "target": "bob"}))
+                answer = await receive(ws, "answer")
+                assert answer["target"] == "bob" and session.target == "bob"
+            async with connect(h.url) as ws:
+                await ws.send(json.dumps({"type": "offer", "sdp": await offer_sdp()}))
+                assert (await receive(ws, "answer"))["target"] == "alice"  # the default
+            await h.wait_no_sessions()
+            assert [r.close_count for r in h.made] == [1, 1]
+
+    run(main())
+
+
+def test_a_full_server_says_so_and_closes_politely_then_admits_again() -> None:
+    async def main() -> None:
+        async with serving(max_sessions=2) as h:
+            first, second = await connect(h.url), await connect(h.url)
+            await offer_and_answer(first)
+            await offer_and_answer(second)
+            async with connect(h.url) as third:
+                error = json.loads(await asyncio.wait_for(third.recv(), TIMEOUT_S))
+                assert error["type"] == "error" and error["code"] == "server_full", error
+                assert "2 session(s)" in error["message"] and "try again later" in error["message"]
+                with pytest.raises(ConnectionClosed):
+                    await asyncio.wait_for(third.recv(), TIMEOUT_S)
+                assert third.close_code == 1013
+            assert len(h.server.sessions) == 2 and h.server.refused == 1
+            await first.close()
+            for _ in range(200):
+                if len(h.server.sessions) < 2:
+                    break
+                await asyncio.sleep(0.025)
+            async with connect(h.url) as fourth:
+                await offer_and_answer(fourth)
+            await second.close()
+            await h.wait_no_sessions()
+            assert len(h.made) == 3 and all(r.close_count == 1 for r in h.made)
+
+    run(main())
+
+
+def test_a_client_that_never_offers_is_closed_after_the_offer_timeout() -> None:
+    async def main() -> None:
+        settings = SessionSettings(stats_interval_s=0.1, offer_timeout_s=0.3)
+        async with serving(settings=settings) as h:
+            async with connect(h.url) as ws:
+                await ws.send("{bad json")
+                assert (await receive(ws, "error"))["code"] == "bad_message"
+                error = await receive(ws, "error")
+                assert error["code"] == "offer_timeout" and "no usable offer within 0.3 s" in error["message"]
+                with pytest.raises(ConnectionClosed):
+                    await receive(ws, "never")
+                assert ws.close_code == 1008
+            await h.wait_no_sessions()
+            async with connect(h.url) as ws:  # a client that offers in time keeps streaming past the timeout
+                await offer_and_answer(ws)
+                await asyncio.sleep(0.5)
+                assert (await receive(ws, "stats"))["type"] == "stats"
+                assert len(h.server.sessions) == 1
+
+    run(main())
+
+
+def test_server_rejects_bad_target_lists() -> None:
+    workers = StreamWorkers(None, None)  # type: ignore[arg-type]  # never used: construction fails first
+    make = lambda: FakeRetargeter(FakeTarget())  # noqa: E731
+    with pytest.raises(ValueError, match="at least one target"):
+        SignalingServer([], workers)
+    with pytest.raises(ValueError, match="repeated: a"):
+        SignalingServer([TargetChoice("a", make), TargetChoice("a", make)], workers)
+    with pytest.raises(ValueError, match="max_sessions"):
+        SignalingServer([TargetChoice("a", make)], workers, max_sessions=0)
+
+
+def self_signed_pair(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key, as PEM files in ``folder``."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dance-test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(san, critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
+def test_https_and_wss_with_a_certificate(tmp_path: Path) -> None:
+    import ssl
+
+    import server as server_cli
+
+    cert, key = self_signed_pair(tmp_path)
+    client_context = ssl.create_default_context(cafile=str(cert))
+
+    def https_get(port: int, path: str) -> tuple[int, str]:
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=TIMEOUT_S, context=client_context)
+        try:
+            conn.request("GET", path)
+            response = conn.getresponse()
+            return response.status, response.read().decode()
+        finally:
+            conn.close()
+
+    async def main() -> None:
+        async with serving(ssl_context=server_cli.tls_context(cert, key)) as h:
+            port = h.server.port
+            status, body = await asyncio.to_thread(https_get, port, "/")
+            assert status == 200 and body == (WEB_DIR / "index.html").read_text()
+            status, body = await asyncio.to_thread(https_get, port, "/targets")
+            assert status == 200 and json.loads(body)["default"] == "fake"
+            async with connect(f"wss://127.0.0.1:{port}/ws", ssl=client_context) as ws:
+                await offer_and_answer(ws)
+            with pytest.raises(InvalidMessage):  # plain ws:// to a TLS port fails, and the server goes on
+                async with connect(h.url, open_timeout=TIMEOUT_S):
+                    pass
+            await h.wait_no_sessions()
+
+    run(main())
+    assert server_cli.page_url("127.0.0.1", 8443, https=True) == "https://127.0.0.1:8443/"
+
+
+def test_server_cli_several_engines_and_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import fake_pipeline
+    import server as server_cli
+
+    monkeypatch.setitem(sys.modules, "realtime.pipeline", fake_pipeline.as_pipeline_module())
+    (tmp_path / "a.json").write_text(json.dumps({"canvas_size": [32, 32]}))
+    folder = tmp_path / "bundles"
+    folder.mkdir()
+    for stem in ("b", "c"):  # a folder is scanned for NAME.onnx (here fake JSON) beside NAME.json
+        (folder / f"{stem}.onnx").write_text("{}")
+        (folder / f"{stem}.json").write_text("{}")
+    (folder / "lonely.onnx").write_text("{}")  # no sidecar: not a bundle
+    choices = server_cli.load_targets([tmp_path / "a.json", folder, folder / "b.onnx"])
+    assert [c.name for c in choices] == ["a", "b", "c", "b (b.onnx)"]
+    assert choices[0].canvas_size == (32, 32)
+    assert isinstance(choices[1].make_retargeter(), FakeRetargeter)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(server_cli.TargetLoadError, match="holds no target bundles"):
+        server_cli.load_targets([empty])
+    with pytest.raises(server_cli.TargetLoadError, match="missing.json"):
+        server_cli.load_targets([tmp_path / "a.json", tmp_path / "missing.json"])
+
+
+def test_server_cli_checks_its_options(tmp_path: Path) -> None:
+    fake = Path(__file__).resolve().parents[1] / "fake_pipeline.py"
+    engine = tmp_path / "fake.json"
+    engine.write_text("{}")
+    cases = {
+        "--cert and --key go together": ["--cert", str(engine)],
+        "--max-sessions must be >= 1": ["--max-sessions", "0"],
+        "cannot use the certificate": ["--cert", str(engine), "--key", str(engine)],
+    }
+    for words, options in cases.items():
+        result = subprocess.run(
+            [sys.executable, str(fake), "--engine", str(engine), *options],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 2 and words in result.stderr, (options, result.stderr)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import json
 import threading
 import time
@@ -17,7 +16,8 @@ import pytest
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from fake_pipeline import FakeRetargeter, FakeTarget
-from realtime.stream import LatestSlot, RetargetStream, SlotClosed, StreamStats
+from realtime.stamp import draw_stamp, read_stamp
+from realtime.stream import FairWorker, LatestSlot, RetargetStream, SlotClosed, StreamStats, StreamWorkers
 
 TIME_BASE = Fraction(1, 90000)
 PTS_START = 1000
@@ -34,11 +34,14 @@ class FakeCamera(MediaStreamTrack):
 
     kind = "video"
 
-    def __init__(self, fps: float, count: int | None = None, size: tuple[int, int] = (32, 24)) -> None:
+    def __init__(
+        self, fps: float, count: int | None = None, size: tuple[int, int] = (32, 24), stamp: bool = False
+    ) -> None:
         super().__init__()
         self.fps = fps
         self.count = count
         self.size = size
+        self.stamp = stamp
         self.sent = 0
         self._start_s: float | None = None
 
@@ -54,9 +57,10 @@ class FakeCamera(MediaStreamTrack):
         if wait_s > 0:
             await asyncio.sleep(wait_s)
         width, height = self.size
-        frame = av.VideoFrame.from_ndarray(
-            np.full((height, width, 3), self.sent % 256, np.uint8), format="rgb24"
-        )
+        image = np.full((height, width, 3), self.sent % 256, np.uint8)
+        if self.stamp:
+            draw_stamp(image, self.sent)
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
         frame.pts = PTS_START + self.sent * PTS_STEP
         frame.time_base = TIME_BASE
         self.sent += 1
@@ -69,11 +73,16 @@ def index_of(pts: int) -> int:
 
 
 def make_stream(
-    camera: MediaStreamTrack, process_ms: float, fail_when: Callable[[int], bool] | None = None
-) -> tuple[RetargetStream, FakeRetargeter, concurrent.futures.ThreadPoolExecutor]:
-    executor = concurrent.futures.ThreadPoolExecutor(max_workers=2)
+    camera: MediaStreamTrack,
+    process_ms: float,
+    fail_when: Callable[[int], bool] | None = None,
+    workers: StreamWorkers | None = None,
+    **kwargs: Any,
+) -> tuple[RetargetStream, FakeRetargeter, StreamWorkers]:
+    """A stream with a fake retargeter (``process_ms`` split evenly over its two stages); call on the loop."""
+    workers = workers or StreamWorkers.create()
     retargeter = FakeRetargeter(FakeTarget(canvas_size=CANVAS), process_ms=process_ms, fail_when=fail_when)
-    return RetargetStream(camera, retargeter, executor), retargeter, executor
+    return RetargetStream(camera, retargeter, workers, **kwargs), retargeter, workers
 
 
 async def collect(stream: RetargetStream, count: int) -> list[av.VideoFrame]:
@@ -152,7 +161,7 @@ def test_stats_window_rates_and_latencies() -> None:
 def test_reader_drops_stale_frames_and_never_queues() -> None:
     async def main() -> None:
         camera = FakeCamera(fps=500, count=40)
-        stream, retargeter, executor = make_stream(camera, process_ms=1)
+        stream, retargeter, workers = make_stream(camera, process_ms=1)
         stream.reader.start()  # reader only: nobody takes frames while they arrive
         await asyncio.wait_for(stream.reader.task, 5)
         assert camera.sent == 40 and stream.stats.frames_in == 40
@@ -160,10 +169,10 @@ def test_reader_drops_stale_frames_and_never_queues() -> None:
             await stream.reader.recv()
         assert stream.stats.dropped_before_processing == 39
         await stream.stop()
-        executor.shutdown()
+        workers.shutdown()
 
         camera = FakeCamera(fps=500)
-        stream, retargeter, executor = make_stream(camera, process_ms=1)
+        stream, retargeter, workers = make_stream(camera, process_ms=1)
         stream.reader.start()
         await asyncio.sleep(0.1)
         first = await stream.reader.recv()
@@ -172,18 +181,18 @@ def test_reader_drops_stale_frames_and_never_queues() -> None:
         second = await stream.reader.recv()  # waits for the next fresh frame
         assert index_of(second.frame.pts) > index_of(first.frame.pts)
         await stream.stop()
-        executor.shutdown()
+        workers.shutdown()
 
     run(main())
 
 
 def test_output_pts_and_content_follow_the_input_frame() -> None:
     async def main() -> None:
-        stream, retargeter, executor = make_stream(FakeCamera(fps=60), process_ms=5)
+        stream, retargeter, workers = make_stream(FakeCamera(fps=60), process_ms=5)
         stream.start()
         frames = await collect(stream, 20)
         await stream.stop()
-        executor.shutdown()
+        workers.shutdown()
         indices = [index_of(f.pts) for f in frames]
         assert indices == sorted(indices) and len(set(indices)) == len(indices)  # strictly increasing
         for frame, index in zip(frames, indices, strict=True):
@@ -202,12 +211,12 @@ def test_output_pts_and_content_follow_the_input_frame() -> None:
 
 def test_stop_is_idempotent_cancels_tasks_and_closes_after_the_running_job() -> None:
     async def main() -> None:
-        stream, retargeter, executor = make_stream(FakeCamera(fps=100), process_ms=150)
+        stream, retargeter, workers = make_stream(FakeCamera(fps=100), process_ms=150)
         stream.start()
         while not retargeter.calls:  # a job is running in the executor now
             await asyncio.sleep(0.005)
         tasks = stream.tasks
-        assert len(tasks) == 2
+        assert len(tasks) == 3
         # concurrent and repeated stops; the fake raises if close() overlaps process()
         await asyncio.gather(stream.stop(), stream.stop())
         await stream.stop()
@@ -219,18 +228,18 @@ def test_stop_is_idempotent_cancels_tasks_and_closes_after_the_running_job() -> 
         calls = len(retargeter.calls)
         await asyncio.sleep(0.2)
         assert len(retargeter.calls) == calls  # nothing runs after stop
-        executor.shutdown()
+        workers.shutdown()
 
     run(main())
 
 
 def test_stop_before_start_and_stop_after_camera_ended() -> None:
     async def main() -> None:
-        stream, retargeter, executor = make_stream(FakeCamera(fps=100), process_ms=1)
+        stream, retargeter, workers = make_stream(FakeCamera(fps=100), process_ms=1)
         await stream.stop()
         assert retargeter.close_count == 1
 
-        stream, retargeter, executor = make_stream(FakeCamera(fps=200, count=5), process_ms=1)
+        stream, retargeter, workers = make_stream(FakeCamera(fps=200, count=5), process_ms=1)
         stream.start()
         frames = []
         with pytest.raises(MediaStreamError):  # the camera ended, so does the output
@@ -239,21 +248,21 @@ def test_stop_before_start_and_stop_after_camera_ended() -> None:
         assert frames
         await stream.stop()
         assert retargeter.close_count == 1
-        executor.shutdown()
+        workers.shutdown()
 
     run(main())
 
 
 def test_process_exception_skips_the_frame_and_the_session_goes_on() -> None:
     async def main() -> None:
-        stream, retargeter, executor = make_stream(
+        stream, retargeter, workers = make_stream(
             FakeCamera(fps=60), process_ms=3, fail_when=lambda v: v % 3 == 1
         )
         stream.start()
         frames = await collect(stream, 15)
         failed = stream.stats.frames_failed
         await stream.stop()
-        executor.shutdown()
+        workers.shutdown()
         indices = [index_of(f.pts) for f in frames]
         assert failed > 0
         assert not [i for i in indices if i % 3 == 1]  # failed frames are skipped, not sent
@@ -267,13 +276,13 @@ def test_latency_does_not_grow_when_input_outpaces_processing() -> None:
     process_ms = 40.0
 
     async def main() -> tuple[list[float], RetargetStream]:
-        stream, retargeter, executor = make_stream(FakeCamera(fps=200), process_ms=process_ms)
+        stream, retargeter, workers = make_stream(FakeCamera(fps=200), process_ms=process_ms)
         latencies_ms: list[float] = []
         stream.output.on_latency = latencies_ms.append
         stream.start()
         await collect(stream, 30)  # 30 * 40 ms of processing while ~240 frames arrive
         await stream.stop()
-        executor.shutdown()
+        workers.shutdown()
         return latencies_ms, stream
 
     latencies_ms, stream = run(main())
@@ -287,22 +296,22 @@ def test_latency_does_not_grow_when_input_outpaces_processing() -> None:
     assert all(latency >= process_ms * 0.9 for latency in latencies_ms)
 
 
-def test_bad_side_by_side_is_a_failed_frame_and_stop_survives_a_shut_down_executor(
+def test_bad_side_by_side_is_a_failed_frame_and_stop_survives_shut_down_workers(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     class WrongShape(FakeRetargeter):
-        def process(self, rgb: np.ndarray, timestamp_ms: float) -> Any:
-            result = super().process(rgb, timestamp_ms)
+        def generate(self, pose: Any, timings_ms: Any = None) -> Any:
+            result = super().generate(pose, timings_ms)
             return type(result)(result.generated[..., 0], result.stick_figure[..., 0], result.pose)
 
     async def main() -> RetargetStream:
-        executor = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+        workers = StreamWorkers.create()
         retargeter = WrongShape(FakeTarget(canvas_size=CANVAS), process_ms=1)
-        stream = RetargetStream(FakeCamera(fps=100), retargeter, executor)
+        stream = RetargetStream(FakeCamera(fps=100), retargeter, workers)
         stream.start()
         while stream.stats.frames_failed < 3:
             await asyncio.sleep(0.01)
-        executor.shutdown(wait=True)  # out of order on purpose: stop() must still close the retargeter
+        workers.shutdown(wait=True)  # out of order on purpose: stop() must still close the retargeter
         await stream.stop()
         assert retargeter.close_count == 1
         return stream
@@ -312,3 +321,132 @@ def test_bad_side_by_side_is_a_failed_frame_and_stop_survives_a_shut_down_execut
     assert stream.stats.frames_out == 0
     failures = [r.exc_info[1] for r in caplog.records if r.exc_info]
     assert any(isinstance(e, ValueError) and "uint8 (H, W, 3)" in str(e) for e in failures), failures
+
+
+# -- workers, stages, fairness ---------------------------------------------------------------------------
+
+
+def test_slot_wait_does_not_take_and_take_needs_an_item() -> None:
+    async def main() -> None:
+        slot: LatestSlot[int] = LatestSlot()
+        with pytest.raises(LookupError):
+            slot.take()
+        slot.put(1)
+        await slot.wait()
+        await slot.wait()  # still there
+        slot.put(2)
+        assert slot.take() == 2 and slot.dropped == 1
+        slot.close()
+        with pytest.raises(SlotClosed):
+            slot.take()
+
+    run(main())
+
+
+def test_fair_worker_takes_turns_round_robin_and_runs_one_job_at_a_time() -> None:
+    order: list[str] = []
+    running = threading.Lock()
+    overlaps = []
+
+    def job(name: str) -> str:
+        if not running.acquire(blocking=False):
+            overlaps.append(name)
+            return name
+        try:
+            order.append(name)
+            time.sleep(0.002)
+        finally:
+            running.release()
+        return name
+
+    async def lane(worker: FairWorker, name: str, count: int) -> None:
+        for _ in range(count):
+            async with worker.turn():
+                assert await worker.run(job, name) == name
+
+    async def main() -> FairWorker:
+        worker = FairWorker("test")
+        await asyncio.gather(lane(worker, "a", 12), lane(worker, "b", 12), lane(worker, "c", 12))
+        worker.shutdown()
+        return worker
+
+    worker = run(main())
+    assert not overlaps
+    assert worker.jobs == 36 and worker.busy_s > 0
+    # after the first round, every three consecutive jobs are one of each lane
+    for i in range(0, 36, 3):
+        assert sorted(order[i : i + 3]) == ["a", "b", "c"], order
+
+
+def test_pose_of_the_next_frame_overlaps_generation_of_this_one() -> None:
+    async def main() -> FakeRetargeter:
+        stream, retargeter, workers = make_stream(FakeCamera(fps=100), process_ms=40)
+        stream.start()
+        await collect(stream, 15)
+        await stream.stop()
+        workers.shutdown()
+        return retargeter
+
+    retargeter = run(main())
+    assert retargeter.overlapped  # estimate(t+1) ran while generate(t) ran
+    assert retargeter.thread_ids.isdisjoint(retargeter.generate_thread_ids)  # two threads, one per stage
+    assert len(retargeter.thread_ids) == 1 and len(retargeter.generate_thread_ids) == 1
+
+
+def test_streams_sharing_the_workers_get_fair_shares() -> None:
+    """Three streams with fast cameras share one pose and one generation thread that cannot keep up with
+    all of them: each gets about a third of the frames, and the latest frames win."""
+
+    async def main() -> list[RetargetStream]:
+        workers = StreamWorkers.create()
+        streams = []
+        for _ in range(3):
+            stream, _, _ = make_stream(FakeCamera(fps=100), process_ms=20, workers=workers)
+            streams.append(stream)
+        for stream in streams:
+            stream.start()
+        outputs = [asyncio.create_task(collect(stream, 1000)) for stream in streams]
+        await asyncio.sleep(1.5)
+        for task in outputs:
+            task.cancel()
+        await asyncio.gather(*outputs, return_exceptions=True)
+        await asyncio.gather(*(s.stop() for s in streams))
+        workers.shutdown()
+        return streams
+
+    streams = run(main())
+    counts = [s.stats.frames_out for s in streams]
+    # 1.5 s of 10 ms jobs per stage: ~150 frames in all, each stream ~50
+    assert sum(counts) > 60, counts
+    assert min(counts) >= 0.7 * max(counts), counts
+    for stream in streams:
+        snapshot = stream.stats.snapshot()
+        assert snapshot.frames_dropped > snapshot.frames_out  # 100 fps in, ~33 fps out
+
+
+def test_test_stamp_is_copied_from_each_input_to_its_output() -> None:
+    async def main() -> list[av.VideoFrame]:
+        camera = FakeCamera(fps=60, size=(96, 48), stamp=True)
+        stream, _, workers = make_stream(camera, process_ms=4, test_stamp=True)
+        stream.start()
+        frames = await collect(stream, 12)
+        await stream.stop()
+        workers.shutdown()
+        return frames
+
+    for frame in run(main()):
+        assert (frame.width, frame.height) == (2 * CANVAS[0], CANVAS[1])
+        assert read_stamp(frame.to_ndarray(format="rgb24")) == index_of(frame.pts)
+
+
+def test_without_test_stamp_the_output_is_the_retargeters_own() -> None:
+    async def main() -> list[av.VideoFrame]:
+        stream, _, workers = make_stream(FakeCamera(fps=60, size=(96, 48), stamp=True), process_ms=4)
+        stream.start()
+        frames = await collect(stream, 5)
+        await stream.stop()
+        workers.shutdown()
+        return frames
+
+    for frame in run(main()):
+        assert read_stamp(frame.to_ndarray(format="rgb24")) is None
