@@ -126,3 +126,50 @@ def tiny_engine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = make_tiny_prepared(root / "prepared")
     checkpoint = train_tiny(data, root / "run")
     return export_onnx(checkpoint, root / "tiny.onnx").onnx_path
+
+
+#: Overrides for the tiny local-enhancer and face stages (with :data:`TINY_MODEL_OVERRIDES`).
+TINY_STAGE_OVERRIDES = (
+    "local.n_blocks=1",
+    "face.ngf=4",
+    "face.n_downsample=2",
+    "face.n_blocks=1",
+    "face.ndf=4",
+    "face.n_layers=1",
+    "threads=1",
+)
+
+
+def train_tiny_stages(
+    data_dir: Path,
+    run_dir: Path,
+    stages: tuple[str, ...] = ("global", "local", "face"),
+    steps: int = 1,
+    overrides: tuple[str, ...] = (),
+) -> Path:
+    """Train a tiny model through ``stages``, ``steps`` steps each; returns ``run_dir/checkpoint.pt`` (the
+    last stage's checkpoint)."""
+    from train.config import load_config
+    from train.fit import fit
+
+    config = load_config(
+        None,
+        [
+            *TINY_MODEL_OVERRIDES, *TINY_STAGE_OVERRIDES, f"stages=[{','.join(stages)}]", f"steps={steps}",
+            f"local.steps={steps}", f"face.steps={steps}", *overrides,
+        ],
+    )  # fmt: skip
+    return fit(data_dir, run_dir, config)
+
+
+@pytest.fixture(scope="session")
+def tiny_face_engine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An exported ``.onnx`` target with a face model (``.face.onnx``) and sidecar: a tiny model trained two
+    steps per stage through global, local and face on the generated 64x64 dataset. Its run directory is
+    ``ENGINE.parent / "run"``."""
+    from export.onnx import export_onnx
+
+    root = tmp_path_factory.mktemp("tiny_face_engine")
+    data = make_tiny_prepared(root / "prepared")
+    checkpoint = train_tiny_stages(data, root / "run", steps=2)
+    return export_onnx(checkpoint, root / "tiny.onnx").onnx_path
