@@ -8,9 +8,20 @@ import numpy as np
 import pytest
 import torch
 
-from train.config import DiscriminatorConfig, GeneratorConfig
+from train.config import DiscriminatorConfig, FaceConfig, GeneratorConfig, load_config
 from train.losses import feature_matching_loss, l1_loss, lsgan_loss
-from train.models import GlobalGenerator, MultiscaleDiscriminator, build_discriminator, build_generator
+from train.models import (
+    DownscaledGenerator,
+    GlobalGenerator,
+    LocalEnhancer,
+    MultiscaleDiscriminator,
+    build_discriminator,
+    build_face_discriminator,
+    build_face_generator,
+    build_generator,
+    build_local_enhancer,
+    downsample_half,
+)
 
 ONNX_TOLERANCE = 1e-4  # max abs difference, frames in [0, 1]
 
@@ -157,3 +168,70 @@ def test_onnx_export_non_temporal_keeps_both_inputs(tmp_path) -> None:
     )
     with torch.no_grad():
         assert float(np.abs(onnx_frame - generator(stick).numpy()).max()) < ONNX_TOLERANCE
+
+
+def tiny_local_enhancer(temporal: bool = True) -> LocalEnhancer:
+    torch.manual_seed(0)
+    config = load_config(
+        None,
+        ["generator.ngf=8", "generator.n_downsample=2", "generator.n_blocks=2", "local.n_blocks=1",
+         f"generator.temporal={str(temporal).lower()}", "stages=[global,local]"],
+    )  # fmt: skip
+    return build_local_enhancer(config)
+
+
+@pytest.mark.parametrize("temporal", [True, False])
+def test_local_enhancer_shape_range_and_size_multiple(temporal: bool) -> None:
+    enhancer = tiny_local_enhancer(temporal)
+    assert enhancer.size_multiple_px == 8  # G1 sees half the size and downsamples twice
+    out = enhancer(torch.rand(2, 3, 32, 48), torch.rand(2, 3, 32, 48))
+    assert out.shape == (2, 3, 32, 48) and 0.0 <= out.min().item() and out.max().item() <= 1.0
+    with pytest.raises(ValueError, match="divisible by 8"):
+        enhancer(torch.rand(1, 3, 36, 32), torch.rand(1, 3, 36, 32))
+    assert enhancer.local_front[1].in_channels == (6 if temporal else 3)
+    with pytest.raises(ValueError, match="even ngf"):
+        LocalEnhancer(ngf=5)
+
+
+def test_local_enhancer_loads_a_global_generator_strictly() -> None:
+    global_generator = tiny_generator(True)
+    enhancer = tiny_local_enhancer(True)
+    enhancer.load_global(global_generator.state_dict())
+    # G1's layers are the global generator's, and its coarse output feeds G2 (pix2pixHD's LocalEnhancer).
+    x = torch.rand(1, 6, 16, 16)
+    with torch.no_grad():
+        expected = global_generator.model[: len(enhancer.global_model)](x)
+        assert torch.equal(enhancer.global_model(x), expected)
+    wrong = build_generator(GeneratorConfig(ngf=8, n_downsample=2, n_blocks=3, temporal=True))
+    with pytest.raises(ValueError, match="do not fit"):
+        enhancer.load_global(wrong.state_dict())
+    with pytest.raises(ValueError, match="not a GlobalGenerator"):
+        enhancer.load_global({"net.0.weight": torch.zeros(1)})
+
+
+def test_downscaled_generator_runs_a_half_size_generator_at_full_size() -> None:
+    generator = tiny_generator(True)
+    wrapped = DownscaledGenerator(generator).eval()
+    stick, previous = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        out = wrapped(stick, previous)
+        small = generator(downsample_half(stick), downsample_half(previous))
+    assert out.shape == (1, 3, 32, 32) and wrapped.size_multiple_px == 8
+    assert torch.allclose(downsample_half(out).mean(), small.mean(), atol=0.02)
+
+
+def test_face_generator_residual_starts_at_zero_and_checks_inputs() -> None:
+    torch.manual_seed(0)
+    face = build_face_generator(FaceConfig(ngf=4, n_downsample=2, n_blocks=1))
+    crops = torch.rand(2, 3, 12, 12)
+    assert torch.equal(face(crops, crops), torch.zeros_like(crops))
+    assert torch.equal(face.refine(crops, crops), crops)
+    torch.nn.init.normal_(face.model[-2].weight, 0, 0.5)
+    residual = face(crops, torch.rand(2, 3, 12, 12))
+    assert residual.shape == (2, 3, 12, 12) and residual.abs().max() > 0 and residual.abs().max() <= 1
+    with pytest.raises(ValueError, match="multiples of 4"):
+        face(torch.rand(1, 3, 10, 10), torch.rand(1, 3, 10, 10))
+    with pytest.raises(ValueError, match="differ"):
+        face(torch.rand(1, 3, 12, 12), torch.rand(1, 3, 8, 8))
+    discriminator = build_face_discriminator(FaceConfig(ndf=4, n_layers=2, n_scales=1))
+    assert discriminator(torch.rand(1, 6, 12, 12))[0][-1].shape[:2] == (1, 1)
