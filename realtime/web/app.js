@@ -1,23 +1,60 @@
-// Minimal client: camera -> WebRTC offer over the /ws WebSocket -> generated video back, with live stats.
+// The live page: camera -> WebRTC offer over the /ws WebSocket -> generated video back (stick figure | target),
+// with live frames per second and latency, camera and target choice, a mirror toggle and recording.
 // Protocol: see realtime/signaling.py. No trickle ICE: the offer is sent once ICE gathering is complete.
+// Test mode (server started with --test-stamp): frame-index barcodes (realtime/stamp.py) are read from the
+// camera and the generated video as they are shown; window.dance.stamps keeps them for measurements.
 "use strict";
 
-const startButton = document.getElementById("start");
-const statusText = document.getElementById("status");
-const localVideo = document.getElementById("local");
-const remoteVideo = document.getElementById("remote");
-const statsText = document.getElementById("stats");
-const errorText = document.getElementById("error");
+const $ = (id) => document.getElementById(id);
+const ui = {
+  start: $("start"),
+  record: $("record"),
+  status: $("status"),
+  targets: $("targets"),
+  cameras: $("cameras"),
+  mirror: $("mirror"),
+  videos: $("videos"),
+  local: $("local"),
+  stick: $("stick"),
+  target: $("target"),
+  headline: $("headline"),
+  stats: $("stats"),
+  error: $("error"),
+  recording: $("recording"),
+};
 
-let session = null; // {pc, ws, camera, timer}
+const MAX_STAMPS = 20000; // per video: about 14 minutes at 24 fps
+const ICE_GATHERING_TIMEOUT_MS = 5000;
+
+// State and measurements, also read by tests (tests/test_browser.py).
+const dance = {
+  config: null, // GET /targets
+  session: null, // {pc, ws, camera, sender, remote, recorder}
+  status: "stopped",
+  errors: [],
+  lastStats: null,
+  remoteFrames: 0, // generated frames shown
+  recordings: [], // {size, type, url, name}
+  // [frame index, shown at (ms), captured at (ms) or null] for the camera preview; [frame index, shown at (ms),
+  // received at (ms: last packet of the frame) or null] for the generated video. All on performance.now().
+  stamps: { local: [], remote: [] },
+  glassToGlassMs: [], // [shown at (ms), latency (ms)] over the last seconds (test mode)
+};
+window.dance = dance;
 
 function setStatus(text) {
-  statusText.textContent = text;
+  dance.status = text;
+  ui.status.textContent = text;
 }
 
 function showError(text) {
-  errorText.textContent = text;
+  dance.errors.push(text);
+  ui.error.textContent = text;
   console.error(text);
+}
+
+function fmt(value, digits = 1) {
+  return value === null || value === undefined || Number.isNaN(value) ? "n/a" : Number(value).toFixed(digits);
 }
 
 function signalingUrl() {
@@ -25,15 +62,141 @@ function signalingUrl() {
   return `${scheme}//${location.host}/ws`;
 }
 
+// -- test stamp (the same layout as realtime/stamp.py) ------------------------------------------------------
+
+const STAMP_BLOCKS = 16;
+const STAMP_INDEX_BITS = STAMP_BLOCKS - 3;
+
+// The frame index in the top band of an ImageData row strip `width` wide, or null if there is none.
+function decodeStamp(pixels, width, band) {
+  const bits = [];
+  const y0 = Math.floor(band * 0.25);
+  const y1 = Math.max(Math.floor(band * 0.75), y0 + 1);
+  for (let b = 0; b < STAMP_BLOCKS; b++) {
+    const x0 = (b * width) / STAMP_BLOCKS;
+    const x1 = ((b + 1) * width) / STAMP_BLOCKS;
+    const ix0 = Math.floor(x0 + (x1 - x0) * 0.25);
+    const ix1 = Math.ceil(x0 + (x1 - x0) * 0.75);
+    let sum = 0;
+    let n = 0;
+    for (let y = y0; y < y1; y++) {
+      for (let x = ix0; x < ix1; x++) {
+        const i = 4 * (y * width + x);
+        sum += (pixels[i] + pixels[i + 1] + pixels[i + 2]) / 3;
+        n++;
+      }
+    }
+    bits.push(sum / n >= 128 ? 1 : 0);
+  }
+  let parity = 0;
+  let value = 0;
+  for (let i = 1; i <= STAMP_INDEX_BITS; i++) {
+    parity ^= bits[i];
+    value = value * 2 + bits[i];
+  }
+  if (bits[0] !== 1 || bits[STAMP_BLOCKS - 1] !== 0 || parity !== bits[STAMP_BLOCKS - 2]) return null;
+  return value;
+}
+
+const stampCanvas = document.createElement("canvas");
+const stampContext = stampCanvas.getContext("2d", { willReadFrequently: true });
+
+function readStamp(video) {
+  const width = video.videoWidth;
+  const height = video.videoHeight;
+  if (width < 2 * STAMP_BLOCKS || !height) return null;
+  const band = Math.max(1, Math.round(width / STAMP_BLOCKS));
+  stampCanvas.width = width;
+  stampCanvas.height = band;
+  stampContext.drawImage(video, 0, 0, width, band, 0, 0, width, band);
+  return decodeStamp(stampContext.getImageData(0, 0, width, band).data, width, band);
+}
+
+// -- per-frame watching: frame counts and (test mode) stamps ----------------------------------------------
+
+const localCaptureMs = new Map(); // frame index -> when the camera captured it (ms, performance.now() clock)
+
+function watchFrames(video, onFrame) {
+  if (!("requestVideoFrameCallback" in HTMLVideoElement.prototype)) return;
+  const stream = video.srcObject;
+  const step = (now, metadata) => {
+    if (video.srcObject !== stream || !stream) return;
+    onFrame(now, metadata);
+    video.requestVideoFrameCallback(step);
+  };
+  video.requestVideoFrameCallback(step);
+}
+
+function onLocalFrame(now, metadata) {
+  if (!dance.config || !dance.config.test_stamp) return;
+  const index = readStamp(ui.local);
+  if (index === null) return;
+  const shownMs = metadata.expectedDisplayTime;
+  const capturedMs = metadata.captureTime === undefined ? null : metadata.captureTime;
+  if (dance.stamps.local.length < MAX_STAMPS) dance.stamps.local.push([index, shownMs, capturedMs]);
+  localCaptureMs.set(index, capturedMs === null ? shownMs : capturedMs);
+}
+
+function onRemoteFrame(now, metadata) {
+  dance.remoteFrames++;
+  if (!dance.config || !dance.config.test_stamp) return;
+  const index = readStamp(ui.target);
+  if (index === null) return;
+  const shownMs = metadata.expectedDisplayTime;
+  const receivedMs = metadata.receiveTime === undefined ? null : metadata.receiveTime;
+  if (dance.stamps.remote.length < MAX_STAMPS) dance.stamps.remote.push([index, shownMs, receivedMs]);
+  const capturedMs = localCaptureMs.get(index);
+  if (capturedMs !== undefined) {
+    dance.glassToGlassMs.push([shownMs, shownMs - capturedMs]);
+    while (dance.glassToGlassMs.length && dance.glassToGlassMs[0][0] < shownMs - 2000) dance.glassToGlassMs.shift();
+  }
+}
+
+// -- targets and cameras ----------------------------------------------------------------------------------
+
+async function loadTargets() {
+  const response = await fetch("targets", { cache: "no-store" });
+  if (!response.ok) throw new Error(`cannot list the targets: HTTP ${response.status}`);
+  dance.config = await response.json();
+  ui.targets.replaceChildren(
+    ...dance.config.targets.map((t) => {
+      const option = new Option(t.canvas_size ? `${t.name} (${t.canvas_size.join("x")})` : t.name, t.name);
+      option.selected = t.name === dance.config.default;
+      return option;
+    }),
+  );
+}
+
+async function listCameras() {
+  const devices = await navigator.mediaDevices.enumerateDevices();
+  const cameras = devices.filter((d) => d.kind === "videoinput");
+  const chosen = ui.cameras.value;
+  const options = [new Option("default camera", "")];
+  cameras.forEach((d, i) => options.push(new Option(d.label || `camera ${i + 1}`, d.deviceId)));
+  ui.cameras.replaceChildren(...options);
+  if ([...ui.cameras.options].some((o) => o.value === chosen)) ui.cameras.value = chosen;
+}
+
+function cameraConstraints() {
+  const video = { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 30 } };
+  if (ui.cameras.value) video.deviceId = { exact: ui.cameras.value };
+  return { video, audio: false };
+}
+
+// -- session -----------------------------------------------------------------------------------------------
+
 function iceGatheringComplete(pc) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();
   return new Promise((resolve) => {
-    const check = () => {
-      if (pc.iceGatheringState === "complete") {
-        pc.removeEventListener("icegatheringstatechange", check);
-        resolve();
-      }
-    };
+    const timer = setTimeout(done, ICE_GATHERING_TIMEOUT_MS); // send what was gathered so far
+    function done() {
+      clearTimeout(timer);
+      pc.removeEventListener("icegatheringstatechange", check);
+      resolve();
+    }
+    function check() {
+      if (pc.iceGatheringState === "complete") done();
+    }
     pc.addEventListener("icegatheringstatechange", check);
   });
 }
@@ -46,107 +209,247 @@ function openSocket(url) {
   });
 }
 
-function fmt(value, digits = 1) {
-  return value === null || value === undefined ? "n/a" : Number(value).toFixed(digits);
-}
-
-async function receivedFps(pc) {
-  const report = await pc.getStats();
-  let fps = null;
-  report.forEach((s) => {
-    if (s.type === "inbound-rtp" && s.kind === "video" && s.framesPerSecond !== undefined) fps = s.framesPerSecond;
-  });
-  return fps;
-}
-
-function showStats(msg, browserFps) {
-  const timings = Object.entries(msg.timings_ms || {})
-    .map(([k, v]) => `${k} ${fmt(v)}`)
-    .join(", ");
-  statsText.textContent =
-    `server: ${fmt(msg.fps_out)} fps out (${fmt(msg.fps_in)} in), ` +
-    `latency ${fmt(msg.latency_ms_mean)} ms mean, ${fmt(msg.latency_ms_last)} ms last\n` +
-    `frames: ${msg.frames_in} in, ${msg.frames_out} out, ${msg.frames_dropped} dropped, ` +
-    `${msg.frames_failed} failed, ${msg.frames_with_person} with a person\n` +
-    `browser: ${fmt(browserFps)} fps received\n` +
-    `pipeline ms: ${timings || "n/a"}`;
-}
+const CLOSE_REASONS = {
+  1001: "the server is shutting down",
+  1008: "the server closed the session (no offer in time)",
+  1009: "a message was too large",
+  1013: "the server is full; try again later",
+};
 
 async function start() {
-  errorText.textContent = "";
+  ui.error.textContent = "";
   setStatus("asking for the camera...");
-  const camera = await navigator.mediaDevices.getUserMedia({
-    video: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 30 } },
-    audio: false,
-  });
-  localVideo.srcObject = camera;
-
-  const pc = new RTCPeerConnection({ iceServers: [] });
-  session = { pc, ws: null, camera, timer: null };
-  for (const track of camera.getVideoTracks()) pc.addTrack(track, camera);
-  pc.ontrack = (event) => {
-    remoteVideo.srcObject = event.streams[0] || new MediaStream([event.track]);
-  };
-  pc.onconnectionstatechange = () => {
-    setStatus(`connection ${pc.connectionState}`);
-    if (pc.connectionState === "failed") showError("the WebRTC connection failed");
-  };
-
-  setStatus("gathering network candidates...");
-  await pc.setLocalDescription(await pc.createOffer());
-  await iceGatheringComplete(pc);
+  const camera = await navigator.mediaDevices.getUserMedia(cameraConstraints());
+  const session = { pc: null, ws: null, camera, sender: null, remote: null, recorder: null };
+  dance.session = session;
+  ui.local.srcObject = camera;
+  watchFrames(ui.local, onLocalFrame);
+  listCameras().catch((err) => console.warn("cannot list cameras", err));
 
   setStatus("connecting...");
   const ws = await openSocket(signalingUrl());
   session.ws = ws;
-  const current = session;
-  ws.onmessage = async (event) => {
-    const msg = JSON.parse(event.data);
-    if (msg.type === "answer") {
-      await pc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
-      setStatus("streaming");
-    } else if (msg.type === "stats") {
-      showStats(msg, await receivedFps(pc));
-    } else if (msg.type === "error") {
-      showError(`server: ${msg.message}`);
+  ws.onmessage = (event) => onMessage(session, JSON.parse(event.data));
+  ws.onclose = (event) => {
+    if (dance.session === session) stop(CLOSE_REASONS[event.code] || "the server closed the connection");
+  };
+  if (dance.session !== session) return; // stopped meanwhile (server full, user)
+
+  const pc = new RTCPeerConnection({ iceServers: [] });
+  session.pc = pc;
+  session.sender = pc.addTrack(camera.getVideoTracks()[0], camera);
+  pc.ontrack = (event) => {
+    // The output keeps the camera's timestamps while the server's processing time varies from frame to
+    // frame; left alone, Chromium's jitter buffer smooths that out with ~100 ms of extra delay. Prefer latency.
+    if ("jitterBufferTarget" in event.receiver) event.receiver.jitterBufferTarget = 0;
+    if ("playoutDelayHint" in event.receiver) event.receiver.playoutDelayHint = 0;
+    const remote = event.streams[0] || new MediaStream([event.track]);
+    session.remote = remote;
+    for (const video of [ui.stick, ui.target]) video.srcObject = remote;
+    watchFrames(ui.target, onRemoteFrame);
+    ui.record.disabled = false;
+  };
+  pc.onconnectionstatechange = () => {
+    if (dance.session !== session) return;
+    if (pc.connectionState === "connected") setStatus("streaming");
+    if (pc.connectionState === "failed") {
+      showError("the WebRTC connection failed (no network path between this browser and the server)");
+      stop("failed");
     }
   };
-  ws.onclose = () => {
-    if (session === current) stop("the server closed the connection");
-  };
-  ws.send(JSON.stringify({ type: "offer", sdp: pc.localDescription.sdp, sdpType: pc.localDescription.type }));
+  setStatus("gathering network candidates...");
+  await pc.setLocalDescription(await pc.createOffer());
+  await iceGatheringComplete(pc);
+  if (dance.session !== session) return;
+  const offer = { type: "offer", sdp: pc.localDescription.sdp, sdpType: pc.localDescription.type };
+  offer.target = ui.targets.value || undefined;
+  ws.send(JSON.stringify(offer));
   setStatus("waiting for the answer...");
 }
 
-function stop(reason = "stopped") {
-  const s = session;
-  session = null;
-  if (s) {
-    if (s.ws && s.ws.readyState === WebSocket.OPEN) {
-      s.ws.send(JSON.stringify({ type: "bye" }));
-      s.ws.close();
+async function onMessage(session, msg) {
+  if (dance.session !== session) return;
+  if (msg.type === "answer") {
+    await session.pc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
+    setStatus(`connecting the video (target ${msg.target})...`);
+  } else if (msg.type === "stats") {
+    dance.lastStats = msg;
+    showStats(msg, await browserStats(session.pc));
+  } else if (msg.type === "error") {
+    showError(`server: ${msg.message}`);
+    if (msg.code === "server_full" || msg.code === "unknown_target" || msg.code === "peer_failed") {
+      stop(msg.code === "server_full" ? "the server is full" : "failed");
     }
-    s.pc.close();
-    s.camera.getTracks().forEach((t) => t.stop());
   }
-  localVideo.srcObject = null;
-  remoteVideo.srcObject = null;
-  startButton.textContent = "Start";
+}
+
+let previousJitter = null;
+
+async function browserStats(pc) {
+  const out = { fps: null, jitterBufferMs: null, roundTripMs: null };
+  if (!pc) return out;
+  const report = await pc.getStats();
+  report.forEach((s) => {
+    if (s.type === "inbound-rtp" && s.kind === "video") {
+      if (s.framesPerSecond !== undefined) out.fps = s.framesPerSecond;
+      if (s.jitterBufferDelay !== undefined && s.jitterBufferEmittedCount) {
+        const now = { delay: s.jitterBufferDelay, count: s.jitterBufferEmittedCount };
+        if (previousJitter && now.count > previousJitter.count) {
+          out.jitterBufferMs = (1000 * (now.delay - previousJitter.delay)) / (now.count - previousJitter.count);
+        }
+        previousJitter = now;
+      }
+    }
+    if (s.type === "candidate-pair" && s.nominated && s.currentRoundTripTime !== undefined) {
+      out.roundTripMs = 1000 * s.currentRoundTripTime;
+    }
+  });
+  return out;
+}
+
+function median(values) {
+  if (!values.length) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+function showStats(msg, browser) {
+  const glass = median(dance.glassToGlassMs.map((g) => g[1]));
+  const fps = browser.fps !== null ? browser.fps : msg.fps_out;
+  const latency = glass !== null ? `glass-to-glass ${fmt(glass, 0)} ms` : `server latency ${fmt(msg.latency_ms_mean, 0)} ms`;
+  ui.headline.textContent = `${fmt(fps)} fps · ${latency}`;
+  const timings = Object.entries(msg.timings_ms || {})
+    .map(([k, v]) => `${k} ${fmt(v)}`)
+    .join(", ");
+  ui.stats.textContent =
+    `server: ${fmt(msg.fps_out)} fps out (${fmt(msg.fps_in)} in), ` +
+    `latency ${fmt(msg.latency_ms_mean)} ms mean, ${fmt(msg.latency_ms_last)} ms last\n` +
+    `frames: ${msg.frames_in} in, ${msg.frames_out} out, ${msg.frames_dropped} dropped, ` +
+    `${msg.frames_failed} failed, ${msg.frames_with_person} with a person\n` +
+    `browser: ${fmt(browser.fps)} fps received, jitter buffer ${fmt(browser.jitterBufferMs, 0)} ms, ` +
+    `round trip ${fmt(browser.roundTripMs, 0)} ms` +
+    (glass !== null ? `, glass-to-glass ${fmt(glass, 0)} ms (median, last 2 s)` : "") +
+    `\npipeline ms: ${timings || "n/a"}`;
+}
+
+function stop(reason = "stopped") {
+  const session = dance.session;
+  dance.session = null;
+  if (session) {
+    stopRecording(session);
+    if (session.ws && session.ws.readyState === WebSocket.OPEN) {
+      session.ws.send(JSON.stringify({ type: "bye" }));
+      session.ws.close();
+    }
+    if (session.pc) session.pc.close();
+    session.camera.getTracks().forEach((t) => t.stop());
+  }
+  for (const video of [ui.local, ui.stick, ui.target]) video.srcObject = null;
+  localCaptureMs.clear();
+  previousJitter = null;
+  ui.start.textContent = "Start";
+  ui.record.disabled = true;
+  ui.record.textContent = "Record";
   setStatus(reason);
 }
 
-startButton.addEventListener("click", async () => {
-  if (session) {
+async function restart() {
+  stop("restarting...");
+  await onStartClick();
+}
+
+// -- camera switching, mirror, recording ------------------------------------------------------------------
+
+async function switchCamera() {
+  const session = dance.session;
+  if (!session || !session.sender) return;
+  const camera = await navigator.mediaDevices.getUserMedia(cameraConstraints());
+  if (dance.session !== session) {
+    camera.getTracks().forEach((t) => t.stop());
+    return;
+  }
+  await session.sender.replaceTrack(camera.getVideoTracks()[0]); // no renegotiation needed
+  session.camera.getTracks().forEach((t) => t.stop());
+  session.camera = camera;
+  ui.local.srcObject = camera;
+  watchFrames(ui.local, onLocalFrame);
+}
+
+function applyMirror() {
+  ui.videos.classList.toggle("mirrored", ui.mirror.checked);
+}
+
+function fitHalves() {
+  const { videoWidth: w, videoHeight: h } = ui.target;
+  if (w && h) ui.videos.style.setProperty("--half-aspect", String(w / 2 / h));
+}
+
+function startRecording(session) {
+  const types = ["video/webm;codecs=vp9", "video/webm;codecs=vp8", "video/webm", "video/mp4"];
+  const mimeType = types.find((t) => MediaRecorder.isTypeSupported(t));
+  const recorder = new MediaRecorder(session.remote, mimeType ? { mimeType } : undefined);
+  const chunks = [];
+  const startedMs = performance.now();
+  recorder.ondataavailable = (event) => {
+    if (event.data.size) chunks.push(event.data);
+  };
+  recorder.onstop = () => {
+    const type = recorder.mimeType || "video/webm";
+    const blob = new Blob(chunks, { type });
+    const name = `dance-${new Date().toISOString().replace(/[:.]/g, "-")}.${type.includes("mp4") ? "mp4" : "webm"}`;
+    const url = URL.createObjectURL(blob);
+    const seconds = (performance.now() - startedMs) / 1000;
+    dance.recordings.push({ size: blob.size, type, url, name });
+    const link = document.createElement("a");
+    link.href = url;
+    link.download = name;
+    link.textContent = `download the recording (${fmt(seconds)} s, ${fmt(blob.size / 1024, 0)} KiB)`;
+    ui.recording.replaceChildren(link);
+  };
+  recorder.start(1000);
+  session.recorder = recorder;
+  ui.record.textContent = "Stop recording";
+}
+
+function stopRecording(session) {
+  if (session.recorder && session.recorder.state !== "inactive") session.recorder.stop();
+  session.recorder = null;
+  ui.record.textContent = "Record";
+}
+
+// -- wiring ------------------------------------------------------------------------------------------------
+
+async function onStartClick() {
+  if (dance.session) {
     stop();
     return;
   }
-  startButton.textContent = "Stop";
+  ui.start.textContent = "Stop";
   try {
     await start();
   } catch (err) {
     showError(String(err && err.message ? err.message : err));
     stop("failed");
   }
-});
+}
 
+ui.start.addEventListener("click", onStartClick);
+ui.record.addEventListener("click", () => {
+  const session = dance.session;
+  if (!session || !session.remote) return;
+  if (session.recorder) stopRecording(session);
+  else startRecording(session);
+});
+ui.mirror.addEventListener("change", applyMirror);
+ui.cameras.addEventListener("change", () => switchCamera().catch((err) => showError(`camera: ${err.message}`)));
+ui.targets.addEventListener("change", () => {
+  if (dance.session) restart();
+});
+ui.target.addEventListener("resize", fitHalves);
+ui.target.addEventListener("loadedmetadata", fitHalves);
+navigator.mediaDevices.addEventListener("devicechange", () => listCameras().catch(() => {}));
 window.addEventListener("beforeunload", () => stop());
+
+applyMirror();
+loadTargets().catch((err) => showError(err.message));
+listCameras().catch(() => {});
