@@ -72,6 +72,7 @@ from train.distributed import (
 )
 from train.stages import (
     build_stage_models,
+    check_stage_fits,
     face_stage_losses,
     main_stage_losses,
     prepare_batch,
@@ -167,13 +168,7 @@ def _fit(data_dir: Path, run_dir: Path, config: FitConfig, context: DistributedC
                     )  # fmt: skip
                 else:
                     log.info("stage %s: done (%d steps), %s", stage, existing.step, path)
-                build_stage_models(
-                    stage,
-                    config,
-                    previous=previous,
-                    existing=existing,
-                    face_box_px=data.meta.face_box_size_px,
-                )  # fmt: skip  (checks stage fit)
+                check_stage_fits(stage, config, existing)
                 previous = existing
                 continue
             previous = _train_stage(run, stage, previous=previous, existing=existing)
@@ -195,8 +190,11 @@ def _vgg_loss(config: FitConfig, device: torch.device) -> VGGPerceptualLoss | No
     which in the log, once."""
     weights = config.loss
     if not weights.use_vgg_loss:
-        reason = "no VGG19 weights file given (--vgg-weights PATH / loss.vgg_weights; they cannot be " \
-            "downloaded here)" if weights.lambda_vgg > 0 else "loss.lambda_vgg is 0"  # fmt: skip
+        reason = "loss.lambda_vgg is 0"
+        if weights.lambda_vgg > 0:
+            reason = (
+                "no VGG19 weights file given (--vgg-weights PATH or loss.vgg_weights; none can be downloaded)"
+            )
         log.info("VGG perceptual loss is off: %s", reason)
         return None
     vgg = VGGPerceptualLoss(load_vgg19_features(weights.vgg_weights, map_location=device)).to(device)
@@ -229,8 +227,7 @@ def _train_stage(
         elapsed_before_s = existing.elapsed_s
         if context.is_main:
             _truncate_metrics(stage_dir / "metrics.jsonl", step)
-        log.info("stage %s: resuming %s from step %d (%.0f s so far)", stage, checkpoint_path, step,
-                 elapsed_before_s)  # fmt: skip
+        log.info("stage %s: resuming from step %d (%.0f s so far)", stage, step, elapsed_before_s)
     generator, discriminator = generator_raw, discriminator_raw
     if context.is_distributed:
         ids = [device.index] if device.type == "cuda" else None

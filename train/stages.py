@@ -160,6 +160,17 @@ def build_stage_models(
     raise ValueError(f"unknown stage {stage!r}")
 
 
+def check_stage_fits(stage: str, config: FitConfig, checkpoint: Checkpoint) -> None:
+    """Check that a finished stage's checkpoint fits ``config``'s stages: a global stage trained at the size
+    these stages train it at (half the canvas exactly when a local stage follows).
+
+    Raises:
+        StageError: if it does not.
+    """
+    if stage == "global" and checkpoint.main_downscale != config.global_downscale:
+        raise StageError(_downscale_message(checkpoint, config.global_downscale))
+
+
 def _load_main(main: nn.Module, discriminator: nn.Module, checkpoint: Checkpoint, config: FitConfig) -> None:
     expected = config.generator if checkpoint.main_generator == "global" else config.local
     load_weights_strict(main, checkpoint.generator, what="generator", expected=expected)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from train.config import (
+    CONFIG_DIR,
     DEFAULT_CONFIG_PATH,
     FitConfig,
     GeneratorConfig,
@@ -89,3 +90,32 @@ def test_config_differences() -> None:
     a, b = load_config(None), load_config(None, ["steps=5", "generator.ngf=4"])
     assert config_differences(a, b) == {"generator.ngf": (64, 4), "steps": (1000, 5)}
     assert config_differences(a, a) == {}
+
+
+@pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_packaged_config_loads_and_fits_a_256_canvas(path) -> None:
+    config = load_config(path)
+    multiple = 2**config.generator.n_downsample * config.global_downscale
+    assert 256 % multiple == 0
+
+
+def test_ablation_configs_share_one_step_budget() -> None:
+    a, b, c = (load_config(CONFIG_DIR / f"ablation_{v}.yaml") for v in "abc")
+    budgets = [sum(cfg.stage_steps(stage) for stage in cfg.stages) for cfg in (a, b, c)]
+    assert budgets[0] == budgets[1] == budgets[2]
+    assert not a.generator.temporal and b.generator.temporal and c.generator.temporal
+    assert a.stages == b.stages == ("global",) and c.stages == ("global", "face")
+    assert config_differences(a, b) == {"generator.temporal": (False, True)}
+
+
+def test_stage_keys() -> None:
+    config = load_config(None, ["stages=[global,local,face]", "steps=3", "local.steps=4", "face.steps=5"])
+    assert [config.stage_steps(s) for s in config.stages] == [3, 4, 5]
+    assert config_from_dict(config_to_dict(config)) == config
+    with pytest.raises(ValueError, match=r"face\.n_downsample must be in \[1, 4\]"):
+        load_config(None, ["face.n_downsample=5"])
+    with pytest.raises(ValueError, match=r"loss\.lambda_pose_mask_l1 must be >= 0"):
+        load_config(None, ["loss.lambda_pose_mask_l1=-1"])
+    assert not load_config(None).loss.use_vgg_loss
+    assert load_config(None, ["loss.vgg_weights=/x.pth"]).loss.use_vgg_loss
+    assert not load_config(None, ["loss.vgg_weights=/x.pth", "loss.lambda_vgg=0"]).loss.use_vgg_loss
