@@ -40,7 +40,7 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -731,15 +731,20 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def _smoothstep(t: np.ndarray) -> np.ndarray:
+def _smootherstep(t: np.ndarray) -> np.ndarray:
+    """0 to 1 with zero first and second derivatives at both ends (Perlin's quintic)."""
     t = np.clip(t, 0.0, 1.0)
-    return t * t * (3 - 2 * t)
+    return t * t * t * (t * (6 * t - 15) + 10)
 
 
-def _sinusoids(rng: np.random.Generator, t_s: np.ndarray, config: MotionConfig) -> np.ndarray:
-    """A smooth signal of zero mean and about unit amplitude: ``sum_k a_k sin(2 pi f_k t + phi_k)``."""
+def _sinusoids(
+    rng: np.random.Generator, t_s: np.ndarray, config: MotionConfig, slowdown: float = 1.0
+) -> np.ndarray:
+    """A smooth signal of zero mean and about unit amplitude: ``sum_k a_k sin(2 pi f_k t + phi_k)``, with
+    frequencies in the config's range divided by ``slowdown``."""
     k = config.components
-    freqs = np.exp(rng.uniform(math.log(config.min_frequency_hz), math.log(config.max_frequency_hz), k))
+    lo, hi = math.log(config.min_frequency_hz / slowdown), math.log(config.max_frequency_hz / slowdown)
+    freqs = np.exp(rng.uniform(lo, hi, k))
     phases = rng.uniform(0, 2 * math.pi, k)
     weights = rng.uniform(0.3, 1.0, k)
     weights = weights / np.sqrt(np.sum(weights**2)) * math.sqrt(2)
@@ -749,7 +754,7 @@ def _sinusoids(rng: np.random.Generator, t_s: np.ndarray, config: MotionConfig) 
 def _root_path(
     rng: np.random.Generator, n: int, config: MotionConfig, width: int, height: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The mid-hip's floor position ``x, z`` (meters) over time: hold a spot, step smoothly to another.
+    """The mid-hip's floor position ``x, z`` (meters) over time: hold a spot, step smoothly (C2) to another.
 
     Returns:
         ``(x_m, z_m, speed_m_per_s)``, float64 ``(n,)`` each.
@@ -774,13 +779,21 @@ def _root_path(
         nxt = spot()
         dist = math.hypot(nxt[0] - cur[0], nxt[1] - cur[1])
         steps = max(1, int(max(0.8, dist / config.walk_speed_m_per_s) / dt))
-        s = _smoothstep(np.arange(1, steps + 1) / steps)[: n - i]
+        s = _smootherstep(np.arange(1, steps + 1) / steps)[: n - i]
         x[i : i + len(s)] = cur[0] + s * (nxt[0] - cur[0])
         z[i : i + len(s)] = cur[1] + s * (nxt[1] - cur[1])
         i += len(s)
         cur = nxt
     speed = np.hypot(np.gradient(x), np.gradient(z)) / dt
     return x, z, speed
+
+
+def _gaussian_smooth(signal: np.ndarray, sigma_frames: float) -> np.ndarray:
+    """Gaussian blur of a 1-D signal over ``sigma_frames`` (edges extended)."""
+    radius = max(1, int(math.ceil(3 * sigma_frames)))
+    kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma_frames) ** 2)
+    padded = np.pad(signal, radius, mode="edge")
+    return np.convolve(padded, kernel / kernel.sum(), mode="valid")
 
 
 def _rotate(v: np.ndarray, axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
@@ -887,6 +900,53 @@ def _visibility(joints_m: np.ndarray, camera: CameraModel) -> np.ndarray:
     return conf
 
 
+def _floor_height(local_m: np.ndarray) -> np.ndarray:
+    """Mid-hip height ``(N,)`` that puts the lowest knee, ankle, heel or toe of ``local_m`` on the floor."""
+    legs = [j for j in Joint if j.name.endswith(("ANKLE", "HEEL", "TOE", "KNEE"))]
+    return -local_m[:, legs, 1].min(axis=1)
+
+
+def mannequin_pose(
+    angles_rad: Mapping[str, float] | None = None,
+    *,
+    x_m: float = 0.0,
+    depth_m: float = 3.2,
+    width: int = 256,
+    height: int = 256,
+    camera: CameraModel | None = None,
+    body: MannequinBody = BODY,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One pose of the mannequin standing on the floor, from named joint angles (the rest at rest).
+
+    Args:
+        angles_rad: angles of :data:`ANGLE_SPECS` by name, in radians (clipped to their limits); e.g.
+            ``{"yaw": math.pi / 2}`` shows the figure in profile facing the image's right.
+        x_m, depth_m: the mid-hip's position on the floor (meters, see :class:`CameraModel`).
+        width, height: canvas size in pixels.
+        camera, body: the camera (default :class:`CameraModel`) and proportions.
+
+    Returns:
+        ``(joints_px, confidence)``: float32 ``(NUM_JOINTS, 2)`` canvas pixels and float32 ``(NUM_JOINTS,)``
+        (0 for the face turned away and a hidden ear, as in :func:`generate_motion`).
+
+    Raises:
+        KeyError: for an angle name not in :data:`ANGLE_SPECS`.
+    """
+    camera = camera or CameraModel()
+    angles = np.array([[spec.rest_rad for spec in ANGLE_SPECS]])
+    for name, value in (angles_rad or {}).items():
+        spec = ANGLE_SPECS[ANGLE_INDEX[name]]
+        angles[0, ANGLE_INDEX[name]] = min(max(float(value), spec.lo_rad), spec.hi_rad)
+    local = _pose_from_angles(angles, body)
+    world = (
+        local
+        + np.array([x_m, 0.0, depth_m])
+        + np.stack([np.zeros(1), _floor_height(local), np.zeros(1)], axis=1)[:, None, :]
+    )
+    joints_px = camera.project(world, width, height)[0].astype(np.float32)
+    return joints_px, _visibility(world, camera)[0]
+
+
 def generate_motion(
     num_frames: int,
     width: int,
@@ -932,9 +992,9 @@ def generate_motion(
     x_m, z_m, speed = _root_path(rng, n, config, width, height)
 
     # Shared signals: crouch depth in [0, 1], which leg is free (+1 right, -1 left), walking gait.
-    crouch = _sigmoid(2.5 * _sinusoids(rng, t_s, config) - 2.5)
-    free = np.tanh(1.5 * _sinusoids(rng, t_s, config))
-    walking = np.clip(speed / 0.4, 0.0, 1.0)
+    crouch = _sigmoid(2.5 * _sinusoids(rng, t_s, config, slowdown=2.0) - 2.5)
+    free = np.tanh(1.5 * _sinusoids(rng, t_s, config, slowdown=2.0))
+    walking = _gaussian_smooth(np.clip(speed / 0.4, 0.0, 1.0), 0.3 * config.fps)  # eases in and out
     gait_phase = 2 * math.pi * np.cumsum(speed / config.fps) / config.stride_m
     z = np.zeros((n, len(ANGLE_SPECS)))
     for i, spec in enumerate(ANGLE_SPECS):
@@ -950,7 +1010,8 @@ def generate_motion(
             z[:, col] = centre + (z[:, col] - centre) * freedom
         swing = np.sin(gait_phase + (0.0 if sign > 0 else math.pi))
         z[:, ANGLE_INDEX[f"{side}_hip_flexion"]] += walking * 1.2 * swing + 2.0 * crouch
-        z[:, ANGLE_INDEX[f"{side}_knee_flexion"]] += walking * 1.5 * np.clip(swing, 0, None) + 3.0 * crouch
+        lift = ((1 + swing) / 2) ** 2  # the knee bends as the leg swings forward
+        z[:, ANGLE_INDEX[f"{side}_knee_flexion"]] += walking * 1.5 * lift + 3.0 * crouch
         z[:, ANGLE_INDEX[f"{side}_ankle_plantarflexion"]] -= 1.0 * crouch
     z[:, ANGLE_INDEX["bow"]] += 1.5 * crouch
     lo = np.array([s.lo_rad for s in ANGLE_SPECS])
@@ -959,7 +1020,6 @@ def generate_motion(
 
     local = _pose_from_angles(angles, body)
     # The lowest point of the legs rests on the floor, plus occasional hops.
-    legs = [j for j in Joint if j.name.endswith(("ANKLE", "HEEL", "TOE", "KNEE"))]
     hop = np.zeros(n)
     if config.hop_every_s > 0:
         hop_len = max(2, int(config.hop_duration_s * config.fps))
@@ -968,8 +1028,7 @@ def generate_motion(
         for s in starts:
             seg = shape[: n - s]
             hop[s : s + len(seg)] = np.maximum(hop[s : s + len(seg)], seg)
-    root_y = -local[:, legs, 1].min(axis=1) + hop
-    root = np.stack([x_m, root_y, z_m], axis=1)
+    root = np.stack([x_m, _floor_height(local) + hop, z_m], axis=1)
     joints_m = local + root[:, None, :]
     joints_px = config.camera.project(joints_m, width, height)
     confidence = _visibility(joints_m, config.camera)
