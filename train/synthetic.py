@@ -1181,6 +1181,8 @@ class SourceEvaluation:
             driving joints it does not find.
         reference_pose_distance_px, reference_missed_joint_rate: the same on the ground-truth renders: how
             well the pose estimator sees the mannequin itself (the floor for the two figures above).
+        temporal_change_levels: mean frame-to-frame change (uint8 levels) of the generated frames where the
+            driving pose stood still (:class:`train.metrics.TemporalStability`).
         generate_ms: the generator's mean milliseconds per frame.
         sheet: path of the sample sheet (source | stick figure | ground truth | generated).
         details: the full measures (:class:`train.metrics.EvaluationResult` as JSON where available).
@@ -1196,6 +1198,7 @@ class SourceEvaluation:
     missed_joint_rate: float
     reference_pose_distance_px: float
     reference_missed_joint_rate: float
+    temporal_change_levels: float
     generate_ms: float
     sheet: str
     details: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -1224,58 +1227,17 @@ def _json_safe(value: Any) -> Any:
 
 def _compare(
     generated: np.ndarray, real: np.ndarray, joints_px: np.ndarray, confidence: np.ndarray, boxes: np.ndarray
-) -> dict[str, Any]:
-    """Generated vs ground truth: SSIM and PSNR (frame, face box) and pose fidelity, as a flat dict with
-    ``ssim``, ``psnr_db``, ``face_ssim``, ``pose_distance_px``, ``missed_joint_rate`` and ``details``.
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Generated vs ground truth with :func:`train.metrics.evaluate_frames` (SSIM and PSNR over the frame
+    and the face box, MediaPipe pose distance and missed joints, temporal stability).
 
-    A thin stand-in for :func:`train.metrics.evaluate_frames` (same definitions: scikit-image SSIM and PSNR
-    on uint8 RGB; MediaPipe on each generated frame, a driving joint with confidence >= 0.5 is missed when
-    the estimate's confidence is below 0.5, otherwise its distance in pixels counts).
+    Returns:
+        ``(summary, details)``: :meth:`train.metrics.EvaluationResult.summary` and its full JSON.
     """
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+    from train.metrics import evaluate_frames
 
-    from realtime.pose import PoseEstimator
-
-    ssims, psnrs, face_ssims, distances = [], [], [], []
-    driving_total = missed = 0
-    height, width = generated.shape[1:3]
-    with PoseEstimator(video_mode=False) as estimator:
-        for i in tqdm(range(len(generated)), desc="compare", unit="frame"):
-            g, r = generated[i], real[i]
-            ssims.append(float(structural_similarity(g, r, channel_axis=2, data_range=255)))
-            psnrs.append(
-                min(100.0, float(peak_signal_noise_ratio(r, g, data_range=255))) if (g != r).any() else 100.0
-            )
-            box = boxes[i]
-            if np.isfinite(box).all():
-                x0, y0 = max(0, int(round(box[0]))), max(0, int(round(box[1])))
-                x1, y1 = min(width, int(round(box[2]))), min(height, int(round(box[3])))
-                if x1 - x0 >= 7 and y1 - y0 >= 7:
-                    face_ssims.append(
-                        float(
-                            structural_similarity(
-                                g[y0:y1, x0:x1], r[y0:y1, x0:x1], channel_axis=2, data_range=255
-                            )
-                        )
-                    )
-            driving = confidence[i] >= 0.5
-            if not driving.any():
-                continue
-            found = estimator.estimate(np.ascontiguousarray(g))
-            seen = found.confidence >= 0.5
-            driving_total += int(driving.sum())
-            missed += int((driving & ~seen).sum())
-            both = driving & seen
-            distances.extend(np.linalg.norm(found.joints_px[both] - joints_px[i][both], axis=-1).tolist())
-    nan = float("nan")
-    return {
-        "ssim": float(np.mean(ssims)),
-        "psnr_db": float(np.mean(psnrs)),
-        "face_ssim": float(np.mean(face_ssims)) if face_ssims else nan,
-        "pose_distance_px": float(np.mean(distances)) if distances else nan,
-        "missed_joint_rate": missed / driving_total if driving_total else nan,
-        "details": {"ssim_per_frame": ssims, "psnr_db_per_frame": psnrs, "face_frames": len(face_ssims)},
-    }
+    result = evaluate_frames(generated, real, joints_px, confidence, boxes, progress=True)
+    return result.summary(), result.to_json()
 
 
 def _fixed_face_boxes(joints_px: np.ndarray, confidence: np.ndarray, side_px: float) -> np.ndarray:
@@ -1369,8 +1331,8 @@ def evaluate_source(
     driving_conf = np.stack([p.confidence for p in driving])
     boxes = _fixed_face_boxes(driving_joints, driving_conf, target.bundle.face_box_size_px)
     gen_arr, truth_arr = np.stack(generated), np.stack(truth)
-    measured = _compare(gen_arr, truth_arr, driving_joints, driving_conf, boxes)
-    reference = _compare(truth_arr, truth_arr, driving_joints, driving_conf, boxes)
+    measured, measured_details = _compare(gen_arr, truth_arr, driving_joints, driving_conf, boxes)
+    reference, reference_details = _compare(truth_arr, truth_arr, driving_joints, driving_conf, boxes)
     sheet = out_dir / f"{source_video.stem}_sheet.png"
     _sheet(sheet, [[thumb, sticks[i], truth[i], generated[i]] for i, thumb in thumbs])
     return SourceEvaluation(
@@ -1386,7 +1348,8 @@ def evaluate_source(
         reference_missed_joint_rate=float(reference["missed_joint_rate"]),
         generate_ms=1e3 * seconds / max(n, 1),
         sheet=str(sheet),
-        details={"generated": measured["details"], "ground_truth_render": reference["details"]},
+        temporal_change_levels=float(measured["temporal_change_levels"]),
+        details={"generated": measured_details, "ground_truth_render": reference_details},
     )
 
 
