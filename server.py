@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from realtime.signaling import DEFAULT_MAX_SESSIONS, SessionSettings, SignalingServer, TargetChoice
-from realtime.stream import StreamWorkers
+from realtime.stream import DEFAULT_POSE_THREADS, StreamWorkers
 
 log = logging.getLogger("server")
 
@@ -107,9 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-sessions",
         type=int,
         default=DEFAULT_MAX_SESSIONS,
+        help="clients served at once; the next one is told the server is full (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--pose-threads",
+        type=int,
+        default=DEFAULT_POSE_THREADS,
         help=(
-            "clients served at once; the next one is told the server is full (default: %(default)s). All "
-            "sessions share one pose-estimation thread and one generation thread, taking turns"
+            "threads estimating poses, shared by all sessions taking turns (one session's frames go one at a "
+            "time); generation runs on one more thread, at the same time (default: %(default)s)"
         ),
     )
     parser.add_argument(
@@ -203,6 +209,7 @@ async def serve(
     port: int,
     *,
     max_sessions: int = DEFAULT_MAX_SESSIONS,
+    pose_threads: int = DEFAULT_POSE_THREADS,
     ssl_context: ssl.SSLContext | None = None,
     test_stamp: bool = False,
 ) -> None:
@@ -224,7 +231,7 @@ async def serve(
 
     for sig in signals:
         loop.add_signal_handler(sig, on_signal, sig)
-    workers = StreamWorkers.create()
+    workers = StreamWorkers.create(pose_threads)
     server = SignalingServer(
         targets,
         workers,
@@ -258,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.max_sessions < 1:
         parser.error(f"--max-sessions must be >= 1, got {args.max_sessions}")
+    if args.pose_threads < 1:
+        parser.error(f"--pose-threads must be >= 1, got {args.pose_threads}")
     if (args.cert is None) != (args.key is None):
         parser.error("--cert and --key go together: give both to serve HTTPS, or neither")
     logging.basicConfig(
@@ -285,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.host,
                 args.port,
                 max_sessions=args.max_sessions,
+                pose_threads=args.pose_threads,
                 ssl_context=ssl_context,
                 test_stamp=args.test_stamp,
             )

@@ -6,6 +6,11 @@ As a CLI (prints a JSON summary; exit code 0 when generated frames arrived and t
 
 As a library: ``summary = await run_client(url, source, seconds)`` (see :class:`ClientSummary`).
 
+With ``--stamp`` (and a server started with ``--test-stamp``) every camera frame carries its index as a
+barcode (:mod:`realtime.stamp`) and the client reads it back from each generated frame: the time from handing
+a frame to WebRTC to receiving the frame made from it is the client's glass-to-glass latency (encoding,
+network both ways, the server, decoding; no display).
+
 aiortc never offers 127.0.0.1 as an ICE candidate: run server and client on another loopback address
 (e.g. 127.0.0.2 inside a network namespace, see ``tests/netns.py``).
 """
@@ -34,6 +39,8 @@ from aiortc.mediastreams import VIDEO_CLOCK_RATE, VIDEO_TIME_BASE, MediaStreamEr
 from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 
+from realtime.stamp import INDEX_MODULUS, draw_stamp_yuv420, read_stamp
+
 log = logging.getLogger(__name__)
 
 
@@ -44,46 +51,110 @@ def scaled_size(width: int, height: int, max_side_px: int | None) -> tuple[int, 
     return max(2, int(round(width * scale / 2)) * 2), max(2, int(round(height * scale / 2)) * 2)
 
 
-class VideoFileTrack(MediaStreamTrack):
-    """A video track that plays a file at its own frame rate, looping, like a webcam would.
+@dataclass(frozen=True)
+class DecodedClip:
+    """A video file decoded once into memory, for many tracks to play at once (load tests).
 
-    Decoding and scaling run in a private one-thread executor, never on the event loop. Frames carry
-    ``pts`` in 1/90000 s (the frame index times the frame interval), paced in real time from the first
-    ``recv()``.
+    Attributes:
+        frames: yuv420p frames as uint8 ``(H * 3 // 2, W)`` arrays (``av.VideoFrame.to_ndarray()`` layout).
+        fps: the file's frame rate.
+        size: ``(width, height)`` in pixels.
+    """
 
-    Args:
-        path: any video file PyAV can decode.
-        max_side_px: downscale so the longer side is at most this (None: keep the file's size).
-        loop: start again at the end (otherwise the track ends).
+    frames: list[np.ndarray]
+    fps: float
+    size: tuple[int, int]
+
+    @classmethod
+    def load(
+        cls, path: str | os.PathLike[str], *, max_side_px: int | None = 640, max_frames: int | None = None
+    ) -> DecodedClip:
+        """Decode ``path`` (at most ``max_frames`` frames), shrunk so its longer side is ``max_side_px``.
+
+        Raises:
+            FileNotFoundError: if ``path`` does not exist.
+            ValueError: if it has no video stream or no frame.
+        """
+        path = Path(path)
+        fps, size = _probe(path, max_side_px)
+        frames = []
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for frame in container.decode(stream):
+                frames.append(frame.reformat(width=size[0], height=size[1], format="yuv420p").to_ndarray())
+                if max_frames is not None and len(frames) >= max_frames:
+                    break
+        if not frames:
+            raise ValueError(f"{path} has no video frames")
+        return cls(frames, fps, size)
+
+
+def _probe(path: Path, max_side_px: int | None) -> tuple[float, tuple[int, int]]:
+    """(frame rate, scaled size) of a video file.
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
+        ValueError: if it has no video stream.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"video file not found: {path}")
+    with av.open(str(path)) as container:
+        if not container.streams.video:
+            raise ValueError(f"{path} has no video stream")
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate or fractions.Fraction(30)
+        return float(rate), scaled_size(stream.codec_context.width, stream.codec_context.height, max_side_px)
+
+
+class VideoFileTrack(MediaStreamTrack):
+    """A video track that plays a file at its own frame rate, looping, like a webcam would.
+
+    Decoding, scaling and stamping run in a private one-thread executor, never on the event loop. Frames
+    carry ``pts`` in 1/90000 s (the frame index times the frame interval), paced in real time from the first
+    ``recv()``.
+
+    Args:
+        source: any video file PyAV can decode (decoded as it plays), or a :class:`DecodedClip` (shared).
+        max_side_px: downscale a file so the longer side is at most this (None: keep the file's size).
+        loop: start again at the end (otherwise the track ends).
+        stamp: draw each frame's index into it (:mod:`realtime.stamp`) and remember when it was sent, in
+            :attr:`sent_at_s`.
+
+    Raises:
+        FileNotFoundError: if ``source`` is a path that does not exist.
         ValueError: if it has no video stream.
     """
 
     kind = "video"
 
     def __init__(
-        self, path: str | os.PathLike[str], *, max_side_px: int | None = 640, loop: bool = True
+        self,
+        source: str | os.PathLike[str] | DecodedClip,
+        *,
+        max_side_px: int | None = 640,
+        loop: bool = True,
+        stamp: bool = False,
     ) -> None:
         super().__init__()
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"video file not found: {self.path}")
-        with av.open(str(self.path)) as container:
-            if not container.streams.video:
-                raise ValueError(f"{self.path} has no video stream")
-            stream = container.streams.video[0]
-            rate = stream.average_rate or stream.guessed_rate or fractions.Fraction(30)
-            self.fps = float(rate)
-            self.size = scaled_size(stream.codec_context.width, stream.codec_context.height, max_side_px)
+        self.clip = source if isinstance(source, DecodedClip) else None
+        if self.clip is not None:
+            self.path: Path | None = None
+            self.fps, self.size = self.clip.fps, self.clip.size
+        else:
+            self.path = Path(source)  # type: ignore[arg-type]
+            self.fps, self.size = _probe(self.path, max_side_px)
         self.loop = loop
+        self.stamp = stamp
         self.frames_sent = 0
-        self._frames: Iterator[av.VideoFrame] | None = None
+        self.sent_at_s: dict[int, float] = {}
+        """With ``stamp``: stamped index -> ``time.perf_counter()`` when the frame was handed to WebRTC."""
+        self._frames: Iterator[np.ndarray] | None = None
         self._decoder = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")
         self._start_s: float | None = None
 
-    def _decode_all(self) -> Iterator[av.VideoFrame]:
+    def _decode_all(self) -> Iterator[np.ndarray]:
+        assert self.path is not None
         while True:
             decoded = 0
             with av.open(str(self.path)) as container:
@@ -92,14 +163,27 @@ class VideoFileTrack(MediaStreamTrack):
                 for frame in container.decode(stream):
                     decoded += 1
                     width, height = self.size
-                    yield frame.reformat(width=width, height=height, format="yuv420p")
+                    yield frame.reformat(width=width, height=height, format="yuv420p").to_ndarray()
             if not self.loop or decoded == 0:
                 return
 
-    def _next_frame(self) -> av.VideoFrame | None:
+    def _play_clip(self) -> Iterator[np.ndarray]:
+        assert self.clip is not None
+        while True:
+            yield from self.clip.frames
+            if not self.loop:
+                return
+
+    def _next_frame(self, index: int) -> av.VideoFrame | None:
         if self._frames is None:
-            self._frames = self._decode_all()
-        return next(self._frames, None)
+            self._frames = self._play_clip() if self.clip is not None else self._decode_all()
+        yuv = next(self._frames, None)
+        if yuv is None:
+            return None
+        if self.stamp:
+            yuv = yuv.copy()  # a clip's frames are shared with other tracks
+            draw_stamp_yuv420(yuv, index)
+        return av.VideoFrame.from_ndarray(yuv, format="yuv420p")
 
     async def recv(self) -> av.VideoFrame:
         """The next frame, at the file's frame rate.
@@ -116,13 +200,16 @@ class VideoFileTrack(MediaStreamTrack):
         wait_s = self._start_s + self.frames_sent / self.fps - now_s
         if wait_s > 0:
             await asyncio.sleep(wait_s)
-        frame = await loop.run_in_executor(self._decoder, self._next_frame)
+        index = self.frames_sent
+        frame = await loop.run_in_executor(self._decoder, self._next_frame, index)
         if frame is None:
             self.stop()
             raise MediaStreamError
-        frame.pts = int(round(self.frames_sent * VIDEO_CLOCK_RATE / self.fps))
+        frame.pts = int(round(index * VIDEO_CLOCK_RATE / self.fps))
         frame.time_base = VIDEO_TIME_BASE
         self.frames_sent += 1
+        if self.stamp:
+            self.sent_at_s[index % INDEX_MODULUS] = time.perf_counter()
         return frame
 
     def stop(self) -> None:
@@ -161,17 +248,23 @@ class ClientSummary:
         first_frame_s: seconds from the answer to the first generated frame (None if none came).
         frame_size: most common ``[width, height]`` of the received frames.
         frame_sizes: ``{"WxH": count}``.
-        server_latency_ms: ``{"start": ..., "end": ...}``: :class:`LatencySummary` over the first and the
-            last ``window_s`` seconds of stats messages.
+        server_latency_ms: ``{"all": ..., "start": ..., "end": ...}``: :class:`LatencySummary` over every
+            stats message, and over the first and the last ``window_s`` seconds of them.
         server_counters: the last stats message's frame counters.
+        glass_to_glass_ms: with ``stamp``: ``{"all": ..., "start": ..., "end": ...}``: :class:`LatencySummary`
+            of the time from handing a camera frame to WebRTC to receiving the generated frame made from it.
+        frames_stamped: generated frames whose stamp was read (with ``stamp``).
         errors: error messages from the server, or a failure of the run itself.
         stats: every stats message, with ``t_s`` (seconds since the answer) added.
+        frame_times_s: ``time.perf_counter()`` seconds at which each generated frame arrived.
+        glass_to_glass_samples_ms: with ``stamp``: every glass-to-glass latency measured, in arrival order.
     """
 
     url: str
     source: str
     seconds: float
     window_s: float
+    target: str | None = None
     frames_sent: int = 0
     frames_received: int = 0
     received_fps: float | None = None
@@ -180,8 +273,12 @@ class ClientSummary:
     frame_sizes: dict[str, int] = field(default_factory=dict)
     server_latency_ms: dict[str, LatencySummary] = field(default_factory=dict)
     server_counters: dict[str, int] = field(default_factory=dict)
+    glass_to_glass_ms: dict[str, LatencySummary] = field(default_factory=dict)
+    frames_stamped: int = 0
     errors: list[str] = field(default_factory=list)
     stats: list[dict[str, Any]] = field(default_factory=list)
+    frame_times_s: list[float] = field(default_factory=list, repr=False)
+    glass_to_glass_samples_ms: list[float] = field(default_factory=list, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -189,21 +286,35 @@ class ClientSummary:
         return self.frames_received > 0 and not self.errors
 
     def to_dict(self, *, with_stats: bool = True) -> dict[str, Any]:
-        """JSON-serializable form (``stats`` left out unless ``with_stats``)."""
+        """JSON-serializable form (``stats`` and the per-frame lists left out unless ``with_stats``)."""
         out = asdict(self)
         if not with_stats:
-            out.pop("stats")
+            for key in ("stats", "frame_times_s", "glass_to_glass_samples_ms"):
+                out.pop(key)
         return out
 
 
-class _Receiver:
-    """Counts the frames of the generated track."""
+def _luma(frame: av.VideoFrame) -> np.ndarray:
+    """The frame's luma plane ``(H, W)`` (no conversion for yuv420p, what aiortc's decoders give)."""
+    if frame.format.name == "yuv420p":
+        plane = frame.planes[0]
+        return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: frame.height, : frame.width]
+    return frame.to_ndarray(format="rgb24")
 
-    def __init__(self) -> None:
+
+class _Receiver:
+    """Counts the frames of the generated track and, with ``camera.stamp``, measures each one's latency."""
+
+    def __init__(self, camera: VideoFileTrack) -> None:
+        self.camera = camera
         self.count = 0
         self.sizes: collections.Counter[str] = collections.Counter()
         self.first_s: float | None = None
         self.last_s: float | None = None
+        self.latencies: list[tuple[float, float]] = []
+        """``(time.perf_counter() s, glass-to-glass ms)`` of each generated frame whose stamp was read."""
+        self.times_s: list[float] = []
+        """``time.perf_counter()`` seconds at which each generated frame arrived."""
 
     async def consume(self, track: MediaStreamTrack) -> None:
         try:
@@ -212,30 +323,40 @@ class _Receiver:
                 now_s = time.perf_counter()
                 self.first_s = now_s if self.first_s is None else self.first_s
                 self.last_s = now_s
+                self.times_s.append(now_s)
                 self.count += 1
                 self.sizes[f"{frame.width}x{frame.height}"] += 1
+                if self.camera.stamp:
+                    index = read_stamp(_luma(frame))
+                    sent_s = None if index is None else self.camera.sent_at_s.get(index)
+                    if sent_s is not None:
+                        self.latencies.append((now_s, (now_s - sent_s) * 1000.0))
         except MediaStreamError:
             return
 
 
 async def run_client(
     url: str,
-    source: str | os.PathLike[str],
+    source: str | os.PathLike[str] | DecodedClip,
     seconds: float,
     *,
     max_side_px: int | None = 640,
     window_s: float = 10.0,
     answer_timeout_s: float = 20.0,
+    target: str | None = None,
+    stamp: bool = False,
 ) -> ClientSummary:
     """Stream ``source`` to the server at ``url`` for ``seconds`` after its answer, and summarize.
 
     Args:
         url: the server's signaling WebSocket, e.g. ``ws://127.0.0.2:8080/ws``.
-        source: video file sent as the camera, at its frame rate, looping.
+        source: video file sent as the camera, at its frame rate, looping (or a clip decoded in advance).
         seconds: streaming time, counted from the server's answer.
         max_side_px: downscale the source to this longer side (like a webcam); None keeps its size.
         window_s: length of the "start" and "end" stretches of the latency summary.
         answer_timeout_s: give up if no answer comes within this time.
+        target: the target to ask for (None: the server's default).
+        stamp: stamp the camera frames and measure glass-to-glass latency (the server needs ``--test-stamp``).
 
     Returns:
         The summary; failures (no answer, server errors, connection refused) are in ``summary.errors``.
@@ -243,10 +364,11 @@ async def run_client(
     Raises:
         FileNotFoundError, ValueError: if ``source`` is not a readable video.
     """
-    camera = VideoFileTrack(source, max_side_px=max_side_px)
-    summary = ClientSummary(url=url, source=str(source), seconds=seconds, window_s=window_s)
+    camera = VideoFileTrack(source, max_side_px=max_side_px, stamp=stamp)
+    name = str(camera.path) if camera.path is not None else "decoded clip"
+    summary = ClientSummary(url=url, source=name, seconds=seconds, window_s=window_s, target=target)
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    receiver = _Receiver()
+    receiver = _Receiver(camera)
     tasks: list[asyncio.Task[Any]] = []
     answered = asyncio.Event()
     answer_s = time.perf_counter()
@@ -262,6 +384,7 @@ async def run_client(
             kind = msg.get("type")
             if kind == "answer":
                 await pc.setRemoteDescription(RTCSessionDescription(sdp=msg["sdp"], type="answer"))
+                summary.target = msg.get("target", summary.target)
                 answered.set()
             elif kind == "stats":
                 msg["t_s"] = round(time.perf_counter() - answer_s, 3)
@@ -278,7 +401,10 @@ async def run_client(
         async with connect(url, open_timeout=answer_timeout_s) as ws:
             reader = asyncio.create_task(read_messages(ws), name="signaling")
             tasks.append(reader)
-            await ws.send(json.dumps({"type": "offer", "sdp": pc.localDescription.sdp, "sdpType": "offer"}))
+            offer = {"type": "offer", "sdp": pc.localDescription.sdp, "sdpType": "offer"}
+            if target is not None:
+                offer["target"] = target
+            await ws.send(json.dumps(offer))
             try:
                 await asyncio.wait_for(answered.wait(), answer_timeout_s)
             except asyncio.TimeoutError:
@@ -305,6 +431,7 @@ async def run_client(
 
     summary.frames_sent = camera.frames_sent
     summary.frames_received = receiver.count
+    summary.frame_times_s = receiver.times_s
     if receiver.first_s is not None and receiver.last_s is not None:
         summary.first_frame_s = round(receiver.first_s - answer_s, 3)
         if receiver.count > 1 and receiver.last_s > receiver.first_s:
@@ -315,11 +442,21 @@ async def run_client(
         summary.frame_size = [int(width), int(height)]
     end_s = max((m["t_s"] for m in summary.stats), default=0.0)
     summary.server_latency_ms = {
+        "all": LatencySummary.of([v for m in summary.stats for v in _window(m)]),
         "start": LatencySummary.of([v for m in summary.stats if m["t_s"] <= window_s for v in _window(m)]),
         "end": LatencySummary.of(
             [v for m in summary.stats if m["t_s"] >= end_s - window_s for v in _window(m)]
         ),
     }
+    if receiver.latencies:
+        first_s, last_s = receiver.latencies[0][0], receiver.latencies[-1][0]
+        summary.frames_stamped = len(receiver.latencies)
+        summary.glass_to_glass_samples_ms = [round(v, 2) for _, v in receiver.latencies]
+        summary.glass_to_glass_ms = {
+            "all": LatencySummary.of([v for _, v in receiver.latencies]),
+            "start": LatencySummary.of([v for t, v in receiver.latencies if t <= first_s + window_s]),
+            "end": LatencySummary.of([v for t, v in receiver.latencies if t >= last_s - window_s]),
+        }
     if summary.stats:
         last = summary.stats[-1]
         summary.server_counters = {
@@ -355,6 +492,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-side", type=int, default=640, help="downscale the source to this longer side (0: off)"
     )
     parser.add_argument("--window", type=float, default=10.0, help="seconds of the start/end latency windows")
+    parser.add_argument("--target", default=None, help="target to ask for (None: the server's default)")
+    parser.add_argument(
+        "--stamp",
+        action="store_true",
+        help="stamp frame indices into the camera frames and measure glass-to-glass latency "
+        "(the server must run with --test-stamp)",
+    )
     parser.add_argument(
         "--json", type=Path, default=None, help="also write the summary, with every stats message"
     )
@@ -377,7 +521,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = asyncio.run(
             run_client(
-                args.url, args.source, args.seconds, max_side_px=args.max_side or None, window_s=args.window
+                args.url,
+                args.source,
+                args.seconds,
+                max_side_px=args.max_side or None,
+                window_s=args.window,
+                target=args.target,
+                stamp=args.stamp,
             )
         )
     except (FileNotFoundError, ValueError, av.error.FFmpegError) as exc:

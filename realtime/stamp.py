@@ -55,16 +55,46 @@ def draw_stamp(rgb: np.ndarray, index: int) -> None:
         rgb[:band, x0:x1] = 255 * bit
 
 
+def draw_stamp_yuv420(yuv: np.ndarray, index: int) -> None:
+    """Draw frame ``index`` into a yuv420p frame in place: ``yuv`` is uint8 ``(H * 3 // 2, W)`` as
+    ``av.VideoFrame.to_ndarray()`` gives it (the Y plane, then the U and V planes); the band's blocks are
+    white or black with neutral colour.
+
+    Raises:
+        ValueError: for an array of the wrong type or shape, or a frame too small for a stamp.
+    """
+    if yuv.dtype != np.uint8 or yuv.ndim != 2 or yuv.shape[0] % 3 != 0:
+        raise ValueError(
+            f"draw_stamp_yuv420 expects a uint8 (H * 3 / 2, W) array, got {yuv.dtype} {yuv.shape}"
+        )
+    height, width = yuv.shape[0] * 2 // 3, yuv.shape[1]
+    band = band_height(width)
+    if width < MIN_WIDTH_PX or height < band or width % 2 or height % 2:
+        raise ValueError(
+            f"a {width}x{height} yuv420p frame cannot carry a stamp (even sizes, at least {MIN_WIDTH_PX})"
+        )
+    edges = np.linspace(0, width, BLOCKS + 1).round().astype(int)
+    for bit, x0, x1 in zip(stamp_bits(index), edges[:-1], edges[1:], strict=True):
+        yuv[:band, x0:x1] = 255 * bit
+    chroma_rows = (band + 1) // 2  # the U plane's rows, then the V plane's, each (H / 4) rows of W
+    quarter = height // 4
+    for plane_start in (height, height + quarter):
+        # a chroma plane of (H/2, W/2) is stored as (H/4, W) rows: row r holds chroma rows 2r and 2r + 1
+        yuv[plane_start : plane_start + (chroma_rows + 1) // 2] = 128
+
+
 def read_stamp(rgb: np.ndarray) -> int | None:
-    """The frame index stamped into a uint8 ``(H, W, 3)`` RGB image, or None where no valid stamp is found
-    (guards or parity wrong, or the image too small)."""
-    if rgb.ndim != 3 or rgb.shape[1] < MIN_WIDTH_PX:
+    """The frame index stamped into a uint8 ``(H, W, 3)`` RGB image (or an ``(H, W)`` luma plane), or None
+    where no valid stamp is found (guards or parity wrong, or the image too small)."""
+    if rgb.ndim not in (2, 3) or rgb.shape[1] < MIN_WIDTH_PX:
         return None
     width = rgb.shape[1]
     band = band_height(width)
     if rgb.shape[0] < band:
         return None
-    luma = rgb[:band].astype(np.float32).mean(axis=2)
+    luma = rgb[:band].astype(np.float32)
+    if luma.ndim == 3:
+        luma = luma.mean(axis=2)
     edges = np.linspace(0, width, BLOCKS + 1)
     y0, y1 = int(band * 0.25), max(int(band * 0.75), int(band * 0.25) + 1)
     bits = []

@@ -51,24 +51,30 @@ def source_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def client_argv(source: Path, out: Path, seconds: float) -> list[str]:
+def client_argv(source: Path, out: Path, seconds: float, *extra: str) -> list[str]:
     """``python -m realtime.client`` streaming ``source`` for ``seconds``, its summary to ``out``."""
     url = f"ws://{netns.NETNS_HOST}:{PORT}/ws"
-    options = ["--url", url, "--source", str(source), "--seconds", str(seconds), "--json", str(out)]
+    options = ["--url", url, "--source", str(source), "--seconds", str(seconds), "--json", str(out), *extra]
     return [sys.executable, "-m", "realtime.client", *options]
 
 
-def fake_server_argv(tmp_path: Path, canvas_size: tuple[int, int], process_ms: float) -> list[str]:
+def fake_server_argv(
+    tmp_path: Path, canvas_size: tuple[int, int], process_ms: float, *extra: str
+) -> list[str]:
     """``server.py`` with the fake pipeline of tests/fake_pipeline.py standing in for realtime.pipeline."""
     engine = tmp_path / "fake.json"
     engine.write_text(json.dumps({"canvas_size": list(canvas_size), "process_ms": process_ms}))
-    options = ["--engine", str(engine), "--host", netns.NETNS_HOST, "--port", str(PORT)]
+    options = ["--engine", str(engine), "--host", netns.NETNS_HOST, "--port", str(PORT), *extra]
     return [sys.executable, str(FAKE_PIPELINE), *options]
 
 
-def stream_once(server_argv: list[str], source: Path, out: Path, seconds: float) -> dict[str, Any]:
+def stream_once(
+    server_argv: list[str], source: Path, out: Path, seconds: float, *client_extra: str
+) -> dict[str, Any]:
     """Serve with ``server_argv``, stream ``source`` for ``seconds`` in a namespace; the client summary."""
-    run = netns.run_server_and_client(server_argv, client_argv(source, out, seconds), port=PORT)
+    run = netns.run_server_and_client(
+        server_argv, client_argv(source, out, seconds, *client_extra), port=PORT
+    )
     assert run.server_early_rc is None, f"the server exited early ({run.server_early_rc}):\n{run.output}"
     assert run.client_rc == 0, f"client exit code {run.client_rc}:\n{run.output}"
     assert run.server_rc == 0, f"server exit code {run.server_rc} after SIGTERM:\n{run.output}"
@@ -92,12 +98,19 @@ def check_summary(
 
 
 def test_webrtc_end_to_end_fake_pipeline(source_video: Path, tmp_path: Path) -> None:
-    """The transport alone (fake pipeline, 20 ms per frame): fast, and independent of any model."""
+    """The transport alone (fake pipeline, 20 ms per frame): fast, and independent of any model. The camera
+    frames carry index stamps that the server copies into its output: the client measures glass to glass."""
     seconds = 4.0
-    server_argv = fake_server_argv(tmp_path, (96, 64), process_ms=20)
-    summary = stream_once(server_argv, source_video, tmp_path / "summary.json", seconds)
+    server_argv = fake_server_argv(tmp_path, (96, 64), 20, "--test-stamp")
+    summary = stream_once(server_argv, source_video, tmp_path / "summary.json", seconds, "--stamp")
     check_summary(summary, (96, 64), seconds, min_frames=int(SOURCE_FPS * seconds * 0.5))
     assert summary["received_fps"] > SOURCE_FPS * 0.6, summary
+    assert summary["target"] == "fake" and summary["frames_stamped"] >= 0.8 * summary["frames_received"], (
+        summary
+    )
+    glass = summary["glass_to_glass_ms"]["all"]
+    server = summary["server_latency_ms"]["start"]
+    assert server["median"] < glass["median"] < 1000, summary  # the whole trip takes longer than the server
 
 
 def test_webrtc_sigterm_during_a_live_session_stops_cleanly(source_video: Path, tmp_path: Path) -> None:

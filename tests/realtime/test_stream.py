@@ -17,7 +17,15 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from fake_pipeline import FakeRetargeter, FakeTarget
 from realtime.stamp import draw_stamp, read_stamp
-from realtime.stream import FairWorker, LatestSlot, RetargetStream, SlotClosed, StreamStats, StreamWorkers
+from realtime.stream import (
+    FairWorker,
+    FifoSlots,
+    LatestSlot,
+    RetargetStream,
+    SlotClosed,
+    StreamStats,
+    StreamWorkers,
+)
 
 TIME_BASE = Fraction(1, 90000)
 PTS_START = 1000
@@ -376,6 +384,71 @@ def test_fair_worker_takes_turns_round_robin_and_runs_one_job_at_a_time() -> Non
     # after the first round, every three consecutive jobs are one of each lane
     for i in range(0, 36, 3):
         assert sorted(order[i : i + 3]) == ["a", "b", "c"], order
+
+
+def test_fifo_slots_serve_in_order_and_a_cancelled_waiter_passes_its_slot_on() -> None:
+    async def main() -> None:
+        slots = FifoSlots(2)
+        await slots.acquire()
+        await slots.acquire()
+        order: list[str] = []
+
+        async def wait(name: str) -> None:
+            await slots.acquire()
+            order.append(name)
+
+        waiters = {name: asyncio.create_task(wait(name)) for name in "abc"}
+        await asyncio.sleep(0.01)
+        assert slots.waiting == 3 and not order
+        slots.release()
+        await asyncio.sleep(0.01)
+        assert order == ["a"]
+        waiters["b"].cancel()  # cancelled while waiting: leaves the queue
+        slots.release()
+        await asyncio.sleep(0.01)
+        assert order == ["a", "c"] and slots.waiting == 0
+        slots.release()
+        slots.release()
+        await asyncio.wait_for(slots.acquire(), 1)  # two free again
+        await asyncio.wait_for(slots.acquire(), 1)
+        late = asyncio.create_task(slots.acquire())
+        await asyncio.sleep(0)
+        slots.release()  # the slot is handed to `late`...
+        late.cancel()  # ...which is cancelled before it runs: the slot must not be lost
+        await asyncio.gather(late, return_exceptions=True)
+        await asyncio.wait_for(slots.acquire(), 1)
+        with pytest.raises(ValueError):
+            FifoSlots(0)
+
+    run(main())
+
+
+def test_a_two_thread_worker_runs_two_stages_at_once() -> None:
+    active = [0]
+    peak = [0]
+    lock = threading.Lock()
+
+    def job() -> None:
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.02)
+        with lock:
+            active[0] -= 1
+
+    async def lane(worker: FairWorker) -> None:
+        for _ in range(5):
+            async with worker.turn():
+                await worker.run(job)
+
+    async def main() -> None:
+        worker = FairWorker("two", threads=2)
+        await asyncio.gather(*(lane(worker) for _ in range(4)))
+        worker.shutdown()
+        assert worker.jobs == 20
+
+    run(main())
+    assert peak[0] == 2
 
 
 def test_pose_of_the_next_frame_overlaps_generation_of_this_one() -> None:
