@@ -39,6 +39,7 @@ from aiortc.mediastreams import VIDEO_CLOCK_RATE, VIDEO_TIME_BASE, MediaStreamEr
 from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 
+from realtime.signaling import use_marker_jitter_buffers
 from realtime.stamp import INDEX_MODULUS, draw_stamp_yuv420, read_stamp
 
 log = logging.getLogger(__name__)
@@ -397,6 +398,7 @@ async def run_client(
 
     try:
         pc.addTrack(camera)
+        use_marker_jitter_buffers(pc)  # generated frames are handed on when complete, as in a browser
         await pc.setLocalDescription(await pc.createOffer())  # returns once ICE gathering is complete
         async with connect(url, open_timeout=answer_timeout_s) as ws:
             reader = asyncio.create_task(read_messages(ws), name="signaling")
