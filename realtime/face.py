@@ -187,7 +187,9 @@ class FaceRefiner:
         self.confidence_threshold = confidence_threshold
 
     @classmethod
-    def load(cls, engine: str | os.PathLike[str], face_model: str, face_box_size_px: float, threshold: float):
+    def load(
+        cls, engine: str | os.PathLike[str], face_model: str, face_box_size_px: float, threshold: float
+    ) -> FaceRefiner:
         """The refiner of an engine whose sidecar names ``face_model`` (a file in the engine's folder).
 
         Raises:
