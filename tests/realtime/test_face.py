@@ -173,3 +173,16 @@ def test_sidecar_with_missing_face_model_fails_clearly(tiny_face_engine, tmp_pat
     sidecar["face_model"] = None  # without a face model the engine runs as before
     engine.with_suffix(".json").write_text(json.dumps(sidecar))
     assert Target.load(engine).face is None
+
+
+def test_retargeter_with_face_runs_alike_on_onnx_runtime_and_pytorch(tiny_face_engine) -> None:
+    joints = standing_pose(64, 64)
+    confidence = np.ones(NUM_JOINTS, np.float32)
+    outputs = []
+    for engine in (tiny_face_engine, tiny_face_engine.parent / "run" / "checkpoint.pt"):
+        retargeter = Retargeter(Target.load(engine), live=False)
+        retargeter.fit_source(np.stack([joints, joints]), np.stack([confidence, confidence]))
+        frames = [retargeter.generate(PoseFrame(joints, confidence, float(t), (64, 64))) for t in range(2)]
+        assert all("face" in f.timings_ms for f in frames)
+        outputs.append(np.stack([f.generated for f in frames]).astype(int))
+    assert np.abs(outputs[0] - outputs[1]).max() <= 1  # uint8 rounding of fp32 differences below 1e-4
