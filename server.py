@@ -25,11 +25,13 @@ from typing import Any
 
 from realtime.signaling import DEFAULT_MAX_SESSIONS, SessionSettings, SignalingServer, TargetChoice
 from realtime.stream import DEFAULT_POSE_THREADS, StreamWorkers
+from realtime.targets import DEFAULT_TARGET, TARGETS_DIR
 
 log = logging.getLogger("server")
 
-BUNDLED_TARGETS = Path(__file__).resolve().parent / "realtime" / "targets"
-"""Folder of bundled targets: the default ``--engine`` when it holds at least one engine."""
+BUNDLED_TARGETS = TARGETS_DIR
+"""Folder of bundled targets: the default ``--engine`` when it holds at least one engine (the bundled default
+target :data:`realtime.targets.DEFAULT_TARGET` first)."""
 
 ENGINE_SUFFIXES = (".plan", ".onnx", ".pt")
 """Engine files in a folder, in order of preference when one stem has several."""
@@ -48,14 +50,16 @@ class TargetLoadError(Exception):
 
 
 def engines_in(folder: Path) -> list[list[Path]]:
-    """The engines of a folder of target bundles: per stem (sorted), its engine files that have a ``.json``
-    sidecar, in :data:`ENGINE_SUFFIXES` order (the first that loads is used)."""
+    """The engines of a folder of target bundles: per stem (sorted, the bundled default target's first), its
+    engine files that have a ``.json`` sidecar, in :data:`ENGINE_SUFFIXES` order (the first that loads is
+    used)."""
     stems: dict[str, list[Path]] = {}
     for suffix in ENGINE_SUFFIXES:
         for path in sorted(folder.glob(f"*{suffix}")):
             if path.is_file() and path.with_suffix(".json").is_file():
                 stems.setdefault(path.stem, []).append(path)
-    return [stems[stem] for stem in sorted(stems)]
+    first = DEFAULT_TARGET.stem if folder.resolve() == TARGETS_DIR.resolve() else None
+    return [stems[stem] for stem in sorted(stems, key=lambda stem: (stem != first, stem))]
 
 
 def default_engines() -> list[Path]:

@@ -650,8 +650,17 @@ def test_server_cli_several_engines_and_folders(tmp_path: Path, monkeypatch: pyt
     assert [c.name for c in choices] == ["a", "b", "c", "b (b.onnx)"]
     assert choices[0].canvas_size == (32, 32)
     assert isinstance(choices[1].make_retargeter(), FakeRetargeter)
+    # the bundled folder lists the default target first, and becomes the default --engine once it has one
+    monkeypatch.setattr(server_cli, "TARGETS_DIR", folder)
+    monkeypatch.setattr(server_cli, "BUNDLED_TARGETS", folder)
+    monkeypatch.setattr(server_cli, "DEFAULT_TARGET", folder / "c.onnx")
+    assert [group[0].stem for group in server_cli.engines_in(folder)] == ["c", "b"]
+    assert server_cli.default_engines() == [folder]
+    assert server_cli.build_parser().parse_args([]).engine is None  # --engine is optional now
     empty = tmp_path / "empty"
     empty.mkdir()
+    monkeypatch.setattr(server_cli, "BUNDLED_TARGETS", empty)
+    assert server_cli.default_engines() == []
     with pytest.raises(server_cli.TargetLoadError, match="holds no target bundles"):
         server_cli.load_targets([empty])
     with pytest.raises(server_cli.TargetLoadError, match="missing.json"):
