@@ -207,6 +207,7 @@ class Session:
         self._started_s = time.perf_counter()
         self.target: str | None = None
         """The target being streamed, once an offer was answered."""
+        self._answered = False
 
     @property
     def stream(self) -> RetargetStream | None:
@@ -244,7 +245,7 @@ class Session:
 
     async def _offer_deadline(self) -> None:
         await asyncio.sleep(self._settings.offer_timeout_s)
-        if self._pc is None and self._closing is None:
+        if not self._answered and self._closing is None:
             await self.send_error(
                 f"no usable offer within {self._settings.offer_timeout_s:g} s of connecting; closing",
                 "offer_timeout",
@@ -332,6 +333,7 @@ class Session:
             await self._close_media()  # the session ended while negotiating
             return
         self.target = target.name
+        self._answered = True
         if not await self.send({"type": "answer", "sdp": answer_sdp, "target": target.name}):
             await self._close_media()
             return

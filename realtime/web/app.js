@@ -270,7 +270,13 @@ async function start() {
 async function onMessage(session, msg) {
   if (dance.session !== session) return;
   if (msg.type === "answer") {
-    await session.pc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
+    try {
+      await session.pc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
+    } catch (err) {
+      showError(`cannot use the server's answer: ${err.message}`);
+      stop("failed");
+      return;
+    }
     setStatus(`connecting the video (target ${msg.target})...`);
   } else if (msg.type === "stats") {
     dance.lastStats = msg;
