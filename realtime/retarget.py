@@ -1,4 +1,4 @@
-"""Offline retargeting: ``python -m realtime.retarget --engine T.onnx --source S.mp4 --out R.mp4``.
+"""Offline retargeting: ``python -m realtime.retarget [--engine T.onnx] --source S.mp4 --out R.mp4``.
 
 Pass 1 estimates the source's pose in every frame and smooths it with a centered temporal median; the
 source's normalization statistics are fitted on the whole video. Pass 2 normalizes, draws and generates
@@ -22,6 +22,7 @@ from tqdm import tqdm
 from realtime.filters import median_filter_poses
 from realtime.pipeline import Retargeter, Target
 from realtime.pose import PoseFrame
+from realtime.targets import DEFAULT_TARGET
 from realtime.video import VideoError, VideoWriter, read_frames, video_info
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         "achieved.",
     )
     parser.add_argument(
-        "--engine", type=Path, required=True, help="target engine (.onnx or .pt) with sidecar"
+        "--engine",
+        type=Path,
+        default=DEFAULT_TARGET,
+        help="target engine (.onnx or .pt) with its .json sidecar (default: the bundled synthetic "
+        f"mannequin, {DEFAULT_TARGET.name})",
     )
     parser.add_argument("--source", type=Path, required=True, help="source (driving) video")
     parser.add_argument("--out", type=Path, required=True, help="output video (.mp4)")

@@ -343,6 +343,11 @@ def evaluate_reference(
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--synthetic"]:  # unseen poses with ground truth: a mode of its own, other arguments
+        from train.synthetic import main as synthetic_main
+
+        return synthetic_main(["evaluate", *argv[1:]])
     parser = argparse.ArgumentParser(
         prog="python -m train.evaluate",
         description="Self-reconstruction on the held-out frames of the target video: each model is driven by "
@@ -351,7 +356,10 @@ def main(argv: list[str] | None = None) -> int:
         "temporal stability). Several models give one table with a row each.",
         epilog="examples:\n"
         "  python -m train.evaluate runs/alice --data prepared/alice\n"
-        "  python -m train.evaluate a.onnx b.onnx c.onnx --data prepared/alice --out ablation",
+        "  python -m train.evaluate a.onnx b.onnx c.onnx --data prepared/alice --out ablation\n"
+        "unseen poses with exact ground truth (a mannequin model, the bundled one by default):\n"
+        "  python -m train.evaluate --synthetic --source dance.mp4 --source dribble.mp4 --out eval_synth\n"
+        "  (python -m train.evaluate --synthetic --help for its options)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(

@@ -11,7 +11,7 @@ real source videos. Four parts:
   limits, stepping across the floor and toward and away from the camera, projected by a pinhole camera.
 - :func:`write_synthetic_dataset` (``python -m train.synthetic --out DIR``): a prepared directory in exactly
   :mod:`train.prepare`'s format (:mod:`train.dataset`), to train the demo model with ``train.fit``.
-- :func:`evaluate_synthetic` (``python -m train.synthetic evaluate``): drive a trained mannequin model with
+- :func:`evaluate_synthetic` (``python -m train.evaluate --synthetic``): drive a trained mannequin model with
   the poses of real source videos, normalized as the offline retargeting does, and compare its output with
   the mannequin rendered in the same poses.
 
@@ -1411,8 +1411,8 @@ def _main_generate(argv: list[str]) -> int:
         prog="python -m train.synthetic",
         description="Write a prepared training directory (train.prepare's format) of a synthetic wooden "
         "mannequin dancing: generated motion, rendered frames, masks, stick figures, face boxes, statistics, "
-        "and the last 15%% held out. To compare a trained mannequin model with ground truth on real source "
-        "videos' poses: python -m train.synthetic evaluate --help",
+        "and the last 15% held out. To compare a trained mannequin model with ground truth on real source "
+        "videos' poses: python -m train.evaluate --synthetic --help",
     )
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     parser.add_argument("--frames", type=int, default=3000, help="number of frames (default 3000)")
@@ -1446,7 +1446,7 @@ def _main_generate(argv: list[str]) -> int:
 
 def _main_evaluate(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m train.synthetic evaluate",
+        prog="python -m train.evaluate --synthetic",
         description="Drive a mannequin model with real source videos' poses (normalized as python -m "
         "realtime.retarget does), render the mannequin in the same poses as ground truth, and compare: SSIM, "
         "PSNR, face SSIM, pose distance and missed joints. Writes OUT/metrics.json and one sample sheet per "
