@@ -441,20 +441,20 @@ def summarize(result: dict[str, Any], camera: CameraVideo) -> dict[str, Any]:
 
 
 @pytest.mark.slow
-def test_browser_streams_the_generated_target_and_measures_glass_to_glass(
-    tiny_engine: Path, tmp_path: Path
-) -> None:
+def test_browser_streams_the_generated_target_and_measures_glass_to_glass(tmp_path: Path) -> None:
+    """The README's main command (``server.py`` with no ``--engine``: the bundled demo model) in Chromium."""
     reason = skip_reason()
     if reason is not None:
         pytest.skip(reason)
     from conftest import shared_video
     from realtime.pipeline import Target
+    from realtime.targets import DEFAULT_TARGET
 
     source = shared_video("source_dance.mp4")
     camera = make_camera_y4m(source, tmp_path / "camera.y4m", width=256)
-    target = Target.load(tiny_engine)
+    target = Target.load(DEFAULT_TARGET)
     seconds = 20.0
-    result, output = run_browser(["server.py", "--engine", str(tiny_engine)], camera, target.name, seconds)
+    result, output = run_browser(["server.py"], camera, target.name, seconds)
     summary = summarize(result, camera)
     print(json.dumps(summary, indent=2))
     assert result.get("failure") is None, output
@@ -488,12 +488,19 @@ def test_browser_streams_the_generated_target_and_measures_glass_to_glass(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python tests/test_browser.py --engine E --seconds 60 [--width 360] [--json OUT]``: the measurement of
-    docs/BENCHMARKS.md (prints the summary as JSON)."""
+    """``python tests/test_browser.py [--engine E] --seconds 60 [--width 360] [--json OUT]``: the
+    measurement of docs/BENCHMARKS.md (prints the summary as JSON)."""
     if argv is None and len(sys.argv) == 3 and sys.argv[1] == "--inner":
         return _inner(sys.argv[2])
     parser = argparse.ArgumentParser(prog="python tests/test_browser.py", description=main.__doc__)
-    parser.add_argument("--engine", required=True, type=Path, help="target engine for server.py")
+    from realtime.targets import DEFAULT_TARGET
+
+    parser.add_argument(
+        "--engine",
+        type=Path,
+        default=DEFAULT_TARGET,
+        help="target engine for server.py (default: the bundled one)",
+    )
     parser.add_argument("--seconds", type=float, default=60.0, help="streaming time")
     parser.add_argument("--width", type=int, default=360, help="camera width in pixels (the y4m file)")
     parser.add_argument(

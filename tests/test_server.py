@@ -1,0 +1,76 @@
+"""``python server.py`` with no ``--engine`` (the README's main command) serves the bundled mannequin."""
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import server as server_cli
+from realtime.targets import DEFAULT_TARGET, TARGETS_DIR
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+START_TIMEOUT_S = 120.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_bundled_folder_is_the_default_engine():
+    assert server_cli.build_parser().parse_args([]).engine is None
+    assert server_cli.default_engines() == [TARGETS_DIR]
+    first, *_ = server_cli.load_targets(server_cli.default_engines())
+    assert first.name == DEFAULT_TARGET.stem and first.canvas_size == (256, 256)
+
+
+def test_server_with_no_engine_serves_the_page_and_the_mannequin():
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "server.py", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        targets = None
+        while targets is None:
+            assert server.poll() is None, f"server.py exited: {server.communicate()[0]}"
+            assert time.monotonic() < deadline, "server.py did not answer GET /targets in time"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/targets", timeout=5) as response:
+                    targets = json.load(response)
+            except OSError:
+                time.sleep(0.5)
+        assert targets["default"] == DEFAULT_TARGET.stem
+        assert [t["name"] for t in targets["targets"]] == [DEFAULT_TARGET.stem]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+            assert response.status == 200 and b"<video" in response.read()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output = server.communicate(timeout=60)[0]
+    assert server.returncode == 0, output
+
+
+def test_offline_retarget_with_no_engine_uses_the_bundled_mannequin(tmp_path, capsys):
+    from conftest import shared_video
+    from realtime.retarget import main as retarget_main
+    from realtime.video import video_info
+
+    out = tmp_path / "result.mp4"
+    assert (
+        retarget_main(
+            ["--source", str(shared_video("source_dance.mp4")), "--out", str(out), "--max-frames", "4"]
+        )
+        == 0
+    )
+    assert "4 frames (4 with a person)" in capsys.readouterr().out
+    info = video_info(out)
+    assert info.num_frames == 4 and info.height == 256  # source | stick figure | mannequin, 256 px high
