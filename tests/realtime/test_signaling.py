@@ -674,6 +674,7 @@ def test_server_cli_checks_its_options(tmp_path: Path) -> None:
     cases = {
         "--cert and --key go together": ["--cert", str(engine)],
         "--max-sessions must be >= 1": ["--max-sessions", "0"],
+        "--torch-threads must be >= 1": ["--torch-threads", "0"],
         "cannot use the certificate": ["--cert", str(engine), "--key", str(engine)],
     }
     for words, options in cases.items():
