@@ -18,7 +18,14 @@ mkdir -p "$OUT"
 echo "== $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD), engine $ENGINE, $(nproc) cores"
 
 echo "== 1. browser, glass to glass, 60 s"
-$PY tests/test_browser.py --engine "$ENGINE" --seconds 60 --width 360 --json "$OUT/browser.json" | tail -n 25
+$PY tests/test_browser.py --engine "$ENGINE" --seconds 60 --width 256 --json "$OUT/browser.json" > "$OUT/browser.txt" || true
+$PY - "$OUT/browser.json" <<'PYEOF'
+import json, sys
+summary = json.load(open(sys.argv[1]))["summary"]
+g2g = summary["glass_to_glass"]
+print(json.dumps({k: v for k, v in g2g.items() if k != "samples"}, indent=1))
+print(summary["page_stats_text"])
+PYEOF
 
 in_netns() {  # run the server and one client inside a new namespace; the server stops when the client ends
   local server_args=$1 client_args=$2

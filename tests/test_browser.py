@@ -30,7 +30,7 @@ fake device (a busy machine) makes that frame's latency read high by its latenes
 
 For the 60 s measurement of docs/BENCHMARKS.md::
 
-    python tests/test_browser.py --engine TARGET.onnx --seconds 60 --width 360 --json out.json
+    python tests/test_browser.py --engine TARGET.onnx --seconds 60 --width 256 --json out.json
 """
 
 from __future__ import annotations
@@ -488,7 +488,7 @@ def test_browser_streams_the_generated_target_and_measures_glass_to_glass(tmp_pa
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python tests/test_browser.py [--engine E] --seconds 60 [--width 360] [--json OUT]``: the
+    """``python tests/test_browser.py [--engine E] --seconds 60 [--width 256] [--json OUT]``: the
     measurement of docs/BENCHMARKS.md (prints the summary as JSON)."""
     if argv is None and len(sys.argv) == 3 and sys.argv[1] == "--inner":
         return _inner(sys.argv[2])
@@ -502,7 +502,12 @@ def main(argv: list[str] | None = None) -> int:
         help="target engine for server.py (default: the bundled one)",
     )
     parser.add_argument("--seconds", type=float, default=60.0, help="streaming time")
-    parser.add_argument("--width", type=int, default=360, help="camera width in pixels (the y4m file)")
+    parser.add_argument(
+        "--width",
+        type=int,
+        default=256,
+        help="camera width in pixels (the y4m file; at 360 the page read no stamps, see docs/BENCHMARKS.md)",
+    )
     parser.add_argument(
         "--source", type=Path, default=REPO_ROOT.parent / "shared" / "data" / "source_dance.mp4"
     )
