@@ -201,6 +201,8 @@ class VideoFileTrack(MediaStreamTrack):
         wait_s = self._start_s + self.frames_sent / self.fps - now_s
         if wait_s > 0:
             await asyncio.sleep(wait_s)
+            if self.readyState != "live":  # stopped while waiting: the decoder is shut down
+                raise MediaStreamError
         index = self.frames_sent
         frame = await loop.run_in_executor(self._decoder, self._next_frame, index)
         if frame is None:
