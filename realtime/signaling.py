@@ -166,12 +166,16 @@ class SessionSettings:
         max_message_bytes: larger text messages are answered with an error.
         offer_timeout_s: a session without a peer connection this long after connecting is closed.
         test_stamp: copy the camera frames' test stamp into the output frames (see :mod:`realtime.stamp`).
+        max_input_fps: the camera frame rate the page is asked to send at most (``GET /targets``); 0 = no
+            cap. Frames beyond what the server generates are encoded by the browser and decoded here only to
+            be dropped as stale.
     """
 
     stats_interval_s: float = 1.0
     max_message_bytes: int = MAX_MESSAGE_BYTES
     offer_timeout_s: float = DEFAULT_OFFER_TIMEOUT_S
     test_stamp: bool = False
+    max_input_fps: float = 0.0
 
 
 class Session:
@@ -549,12 +553,13 @@ class SignalingServer:
 
     def targets_message(self) -> dict[str, Any]:
         """What ``GET /targets`` returns: ``{"targets": [{"name", "canvas_size"}], "default": name,
-        "test_stamp": bool, "max_sessions": n}``."""
+        "test_stamp": bool, "max_sessions": n, "max_input_fps": fps or null}``."""
         return {
             "targets": [t.describe() for t in self._targets.values()],
             "default": next(iter(self._targets)),
             "test_stamp": self.settings.test_stamp,
             "max_sessions": self.max_sessions,
+            "max_input_fps": self.settings.max_input_fps or None,
         }
 
     def status(self) -> dict[str, Any]:

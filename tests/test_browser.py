@@ -469,6 +469,8 @@ def test_browser_streams_the_generated_target_and_measures_glass_to_glass(
     assert page["frames"] >= 5 * seconds, page["frames"]  # at least 5 fps shown on average
     assert not page["errors"], page["errors"]
     assert page["stats"]["frames_with_person"] > 0.5 * page["stats"]["frames_out"], page["stats"]
+    # the page capped the 24 fps camera at the server's --max-input-fps (15 by default)
+    assert page["stats"]["fps_in"] <= 16 and page["stats"]["frames_in"] <= 16 * (seconds + 10), page["stats"]
     assert "fps" in page["headline"] and "glass-to-glass" in page["headline"], page["headline"]
     # glass to glass: most shown frames carry a readable stamp, and the latency is sane
     g2g = summary["glass_to_glass"]

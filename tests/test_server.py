@@ -50,6 +50,7 @@ def test_server_with_no_engine_serves_the_page_and_the_mannequin():
             except OSError:
                 time.sleep(0.5)
         assert targets["default"] == DEFAULT_TARGET.stem
+        assert targets["max_input_fps"] == server_cli.DEFAULT_MAX_INPUT_FPS  # the page caps the camera
         assert [t["name"] for t in targets["targets"]] == [DEFAULT_TARGET.stem]
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
             assert response.status == 200 and b"<video" in response.read()

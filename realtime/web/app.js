@@ -185,6 +185,20 @@ function cameraConstraints() {
 
 // -- session -----------------------------------------------------------------------------------------------
 
+// Camera frames beyond what the server can generate are dropped there after being encoded here and decoded
+// there: cap the sent rate at the server's advertised rate, so those cycles go to the pipeline instead.
+async function capSendRate(sender, maxFps) {
+  if (!maxFps || !sender.getParameters) return;
+  const parameters = sender.getParameters();
+  if (!parameters.encodings || !parameters.encodings.length) parameters.encodings = [{}];
+  for (const encoding of parameters.encodings) encoding.maxFramerate = maxFps;
+  try {
+    await sender.setParameters(parameters);
+  } catch (error) {
+    console.warn("cannot cap the camera's send rate:", error);
+  }
+}
+
 function iceGatheringComplete(pc) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();
   return new Promise((resolve) => {
@@ -238,6 +252,7 @@ async function start() {
   const pc = new RTCPeerConnection({ iceServers: [] });
   session.pc = pc;
   session.sender = pc.addTrack(camera.getVideoTracks()[0], camera);
+  await capSendRate(session.sender, dance.config && dance.config.max_input_fps);
   pc.ontrack = (event) => {
     // The output keeps the camera's timestamps while the server's processing time varies from frame to
     // frame; left alone, Chromium's jitter buffer smooths that out with ~100 ms of extra delay. Prefer latency.

@@ -465,6 +465,7 @@ def test_targets_and_status_are_served_as_json() -> None:
                 "default": "alice",
                 "test_stamp": False,
                 "max_sessions": 3,
+                "max_input_fps": None,  # SessionSettings' default: no cap
             }
             async with connect(h.url) as ws:
                 await offer_and_answer(ws)
@@ -675,6 +676,7 @@ def test_server_cli_checks_its_options(tmp_path: Path) -> None:
         "--cert and --key go together": ["--cert", str(engine)],
         "--max-sessions must be >= 1": ["--max-sessions", "0"],
         "--torch-threads must be >= 1": ["--torch-threads", "0"],
+        "--max-input-fps must be >= 0": ["--max-input-fps", "-1"],
         "cannot use the certificate": ["--cert", str(engine), "--key", str(engine)],
     }
     for words, options in cases.items():
