@@ -59,6 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import netns  # noqa: E402
 from realtime.stamp import band_height, draw_stamp  # noqa: E402
+from realtime.targets import DEFAULT_TARGET  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -450,7 +451,6 @@ def test_browser_streams_the_generated_target_and_measures_glass_to_glass(
         pytest.skip(reason)
     from conftest import shared_video
     from realtime.pipeline import Target
-    from realtime.targets import DEFAULT_TARGET
 
     source = shared_video("source_dance.mp4")
     camera = make_camera_y4m(source, tmp_path / "camera.y4m", width=256)
@@ -502,8 +502,6 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None and len(sys.argv) == 3 and sys.argv[1] == "--inner":
         return _inner(sys.argv[2])
     parser = argparse.ArgumentParser(prog="python tests/test_browser.py", description=main.__doc__)
-    from realtime.targets import DEFAULT_TARGET
-
     parser.add_argument(
         "--engine",
         type=Path,
