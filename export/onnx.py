@@ -1,10 +1,12 @@
 """Export a training checkpoint's generators to ONNX, verified: ``python -m export.onnx CHECKPOINT OUT.onnx``.
 
 Writes ``OUT.onnx`` (the main generator as trained so far: the global generator, or global + local enhancer,
-at the canvas size), for a face-stage checkpoint also ``OUT.face.onnx`` (the face residual generator, named
-by the sidecar's ``face_model``), and the sidecar ``OUT.json`` (DESIGN.md, "Target bundle"). Each graph is run
-by ONNX Runtime and PyTorch on the same random inputs; the export fails, writing nothing, if they differ by
-more than :data:`ONNX_VS_TORCH_ATOL`.
+at the canvas size), ``OUT.pt`` (the same generator as inference weights: architecture spec + state dict, for
+the PyTorch backend; :func:`realtime.nets.save_weights`), for a face-stage checkpoint also ``OUT.face.onnx``
+and ``OUT.face.pt`` (the face residual generator; the sidecar's ``face_model`` names the ``.onnx``), and the
+sidecar ``OUT.json`` (DESIGN.md, "Target bundle"). Graph inputs and output are named by the generator-input
+declaration (:mod:`realtime.inputs`). Each graph is run by ONNX Runtime and PyTorch on the same random inputs;
+the export fails, writing nothing, if they differ by more than :data:`ONNX_VS_TORCH_ATOL`.
 """
 
 from __future__ import annotations
@@ -14,22 +16,15 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from realtime.bundle import (
-    INPUT_PREVIOUS_FRAME,
-    INPUT_STICK_FIGURE,
-    OUTPUT_FRAME,
-    TargetBundle,
-    bundle_for_checkpoint,
-    write_bundle,
-)
-from realtime.face import FACE_INPUT_FRAME, FACE_INPUT_STICK, FACE_OUTPUT_RESIDUAL
+from realtime.bundle import TargetBundle, write_bundle
+from realtime.inputs import GeneratorInputs
+from realtime.nets import save_weights
 
 log = logging.getLogger(__name__)
 
@@ -73,62 +68,65 @@ def export_onnx(
 ) -> ExportReport:
     """Export, write the sidecar, and verify against PyTorch.
 
-    The main graph takes ``stick_figure`` and ``previous_frame`` and returns ``frame``, each float32
-    ``(batch, 3, H, W)`` in [0, 1]. The face graph (face-stage checkpoints) takes ``face_stick_figure`` and
-    ``face_frame``, float32 ``(batch, 3, S, S)`` in [0, 1] (S = the sidecar's ``face_box_size_px``), and
-    returns ``face_residual`` in [-1, 1] (see :mod:`realtime.face`). Batch axes are dynamic.
+    The main graph takes the declared generator inputs (Everybody Dance Now's: ``stick_figure`` and
+    ``previous_frame``) and returns ``frame``, each float32 ``(batch, C, H, W)`` in [0, 1]. The face graph
+    (face-stage checkpoints) takes ``face_stick_figure`` and ``face_frame``, float32 ``(batch, 3, S, S)`` in
+    [0, 1] (S = the sidecar's ``face_box_size_px``), and returns ``face_residual`` in [-1, 1] (see
+    :mod:`realtime.face`). Batch axes are dynamic. Inference weights ``OUT.pt`` (and ``OUT.face.pt``) are
+    written beside them.
 
     Raises:
         train.checkpoint.CheckpointError: for an unreadable checkpoint.
         ExportError: if an export fails or ONNX Runtime differs from PyTorch by more than ``atol``.
     """
-    from train.checkpoint import load_face_generator, load_generator
+    from train.checkpoint import bundle_for_checkpoint, face_generator_of, load_checkpoint, runnable_generator
 
     out = Path(out)
     if out.suffix != ".onnx":
         raise ExportError(f"output must end in .onnx, got {out}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    generator, _ = load_generator(checkpoint_path)
-    face, _ = load_face_generator(checkpoint_path)
-    bundle = bundle_for_checkpoint(checkpoint_path, name or out.stem)
-    shape = (3, bundle.canvas_height, bundle.canvas_width)
+    checkpoint = load_checkpoint(checkpoint_path)
+    generator = runnable_generator(checkpoint).eval()
+    face = face_generator_of(checkpoint)
+    face_out = face_model_path(out) if face is not None else None
+    bundle = bundle_for_checkpoint(checkpoint, name or out.stem, None if face_out is None else face_out.name)
+    canvas = (bundle.canvas_height, bundle.canvas_width)
     main_tmp, main_error = _export_verified(
-        generator, [INPUT_STICK_FIGURE, INPUT_PREVIOUS_FRAME], OUTPUT_FRAME, shape, out,
-        f"ONNX export of {checkpoint_path}", atol, seed,
-    )  # fmt: skip
-    face_out, face_error = None, None
-    if face is not None:
-        face_out = face_model_path(out)
+        generator, generator.inputs, canvas, out, f"ONNX export of {checkpoint_path}", atol, seed
+    )
+    face_error = None
+    if face is not None and face_out is not None:
         size = int(bundle.face_box_size_px)
         try:
             face_tmp, face_error = _export_verified(
-                face, [FACE_INPUT_STICK, FACE_INPUT_FRAME], FACE_OUTPUT_RESIDUAL, (3, size, size), face_out,
+                face.eval(), face.inputs, (size, size), face_out,
                 f"ONNX export of the face generator of {checkpoint_path}", atol, seed,
             )  # fmt: skip
         except ExportError:
             main_tmp.unlink(missing_ok=True)
             raise
         os.replace(face_tmp, face_out)
-        bundle = replace(bundle, face_model=face_out.name)
+        save_weights(face_out.with_suffix(".pt"), face)
         log.info("exported %s (max |onnxruntime - torch| = %.3g)", face_out, face_error)
     os.replace(main_tmp, out)
+    save_weights(out.with_suffix(".pt"), generator)
     sidecar = write_bundle(out, bundle)
-    log.info("exported %s (max |onnxruntime - torch| = %.3g)", out, main_error)
+    log.info("exported %s and %s (max |onnxruntime - torch| = %.3g)", out, out.with_suffix(".pt"), main_error)
     return ExportReport(out, sidecar, main_error, bundle, face_out, face_error)
 
 
 def _export_verified(
     model: torch.nn.Module,
-    input_names: list[str],
-    output_name: str,
-    shape: tuple[int, int, int],
+    spec: GeneratorInputs,
+    size_hw: tuple[int, int],
     out: Path,
     what: str,
     atol: float,
     seed: int,
 ) -> tuple[Path, float]:
-    """Export ``model`` (inputs of ``(batch, *shape)``) to ``out`` + ``.tmp``, check the graph, and compare
-    ONNX Runtime with PyTorch on random inputs of :data:`VERIFY_BATCH_SIZES`.
+    """Export ``model`` (the inputs of ``spec``, ``(batch, C_i, *size_hw)``, named as declared) to ``out`` +
+    ``.tmp``, check the graph, and compare ONNX Runtime with PyTorch on random inputs of
+    :data:`VERIFY_BATCH_SIZES`.
 
     Returns:
         the temporary file (the caller moves it into place) and the maximum absolute difference.
@@ -140,7 +138,9 @@ def _export_verified(
     import onnxruntime as ort
 
     model.eval()
-    example = tuple(torch.rand((1, *shape)) for _ in input_names)
+    input_names, output_name = list(spec.names), spec.output.name
+    shapes = [(item.channels, *size_hw) for item in spec.inputs]
+    example = tuple(torch.rand((1, *shape)) for shape in shapes)
     tmp = out.with_name(out.name + ".tmp")
     try:
         with warnings.catch_warnings():
@@ -167,10 +167,9 @@ def _export_verified(
 
     session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
     rng = torch.Generator().manual_seed(seed)
-    draw: Callable[[int], torch.Tensor] = lambda batch: torch.rand((batch, *shape), generator=rng)  # noqa: E731
     max_error = 0.0
     for batch in VERIFY_BATCH_SIZES:
-        inputs = [draw(batch) for _ in input_names]
+        inputs = [torch.rand((batch, *shape), generator=rng) for shape in shapes]
         with torch.inference_mode():
             expected = model(*inputs).numpy()
         (got,) = session.run([output_name], {n: x.numpy() for n, x in zip(input_names, inputs, strict=True)})

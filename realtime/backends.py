@@ -1,7 +1,11 @@
-"""Inference backends behind one small interface: named float32 inputs in, named outputs out.
+"""Inference backends behind one small interface: named ``torch.Tensor`` inputs in, named tensors out, on the
+backend's device, with preallocated outputs (DESIGN.md, "Inference backends").
 
-The backend is chosen by the engine file's extension: ``.onnx`` (ONNX Runtime, CPU or GPU), ``.pt``
-(PyTorch, a training checkpoint) and ``.plan`` (TensorRT, GPU; not part of this build yet).
+One factory, :func:`open_backend`, serves the main generator and the face model alike and chooses the backend
+by the file's extension, here and nowhere else (:data:`BACKENDS`): ``.onnx`` (ONNX Runtime through I/O
+binding, CPU or CUDA), ``.pt`` (PyTorch, an inference weights file written by export:
+:func:`realtime.nets.save_weights`) and ``.plan`` (TensorRT, reserved: not part of this build yet).
+A new backend is one :class:`InferenceBackend` subclass plus one line in :data:`BACKENDS`.
 """
 
 from __future__ import annotations
@@ -10,11 +14,12 @@ import logging
 import os
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
-
-from realtime.bundle import INPUT_PREVIOUS_FRAME, INPUT_STICK_FIGURE, OUTPUT_FRAME
+import torch
+from torch import nn
 
 log = logging.getLogger(__name__)
 
@@ -24,38 +29,89 @@ class BackendError(RuntimeError):
 
 
 class InferenceBackend(ABC):
-    """A loaded generator. :meth:`run` is safe to call from several threads."""
+    """A loaded network. :meth:`run` is safe to call from several threads.
 
-    #: Short name for logs ("onnxruntime", "torch").
+    Attributes:
+        name: short name for logs ("onnxruntime", "torch").
+        device: where inputs are expected and outputs are written.
+        input_names, output_names: the engine's tensor names, in order.
+    """
+
     name: str
+    device: torch.device
     input_names: tuple[str, ...]
     output_names: tuple[str, ...]
 
-    @abstractmethod
-    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run the generator.
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def run(
+        self, inputs: Mapping[str, torch.Tensor], out: Mapping[str, torch.Tensor] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Run the network.
 
         Args:
-            inputs: float32 arrays by input name, ``(B, 3, H, W)`` in [0, 1].
+            inputs: float32 tensors by input name, ``(B, C, H, W)`` (images in [0, 1]); moved to
+                :attr:`device` if elsewhere.
+            out: float32 tensors on :attr:`device` to write the outputs into, by output name (each of the
+                output's shape). Without it, outputs go to buffers this backend keeps per calling thread and
+                per shape: they stay valid until that thread's next run with the same shapes (copy them, or
+                pass ``out``, to keep them longer).
 
         Returns:
-            float32 arrays by output name, ``(B, 3, H, W)`` in [0, 1].
+            float32 tensors by output name on :attr:`device` (``out``'s own tensors when given).
 
         Raises:
-            BackendError: on missing inputs or a failed run.
+            BackendError: on missing inputs, a wrong ``out`` tensor, or a failed run.
         """
+        missing = [name for name in self.input_names if name not in inputs]
+        if missing:
+            raise BackendError(f"{self.name}: missing inputs {missing}; expected {list(self.input_names)}")
+        feed = {name: inputs[name].to(self.device, torch.float32).contiguous() for name in self.input_names}
+        shapes = self.output_shapes(feed)
+        outputs = {name: self._output_buffer(name, shapes[name], out) for name in self.output_names}
+        self._run(feed, outputs)
+        return outputs
+
+    @abstractmethod
+    def output_shapes(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
+        """The output shapes for these (contiguous, on-device) inputs, by output name."""
+
+    @abstractmethod
+    def _run(self, inputs: Mapping[str, torch.Tensor], outputs: Mapping[str, torch.Tensor]) -> None:
+        """Run on contiguous float32 inputs on :attr:`device`, writing into ``outputs``."""
+
+    def _output_buffer(
+        self, name: str, shape: tuple[int, ...], out: Mapping[str, torch.Tensor] | None
+    ) -> torch.Tensor:
+        if out is not None and name in out:
+            given = out[name]
+            if tuple(given.shape) != shape or given.dtype != torch.float32 or given.device != self.device:
+                raise BackendError(
+                    f"{self.name}: out[{name!r}] is {given.dtype} {tuple(given.shape)} on {given.device}, "
+                    f"expected float32 {shape} on {self.device}"
+                )
+            if not given.is_contiguous():
+                raise BackendError(f"{self.name}: out[{name!r}] must be contiguous")
+            return given
+        buffers: dict[tuple[str, tuple[int, ...]], torch.Tensor] = self._local.__dict__.setdefault(
+            "buffers", {}
+        )
+        key = (name, shape)
+        if key not in buffers:
+            buffers[key] = torch.empty(shape, dtype=torch.float32, device=self.device)
+        return buffers[key]
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources. Idempotent."""
 
-    def _check_inputs(self, inputs: dict[str, np.ndarray]) -> None:
-        missing = [name for name in self.input_names if name not in inputs]
-        if missing:
-            raise BackendError(f"{self.name}: missing inputs {missing}; expected {list(self.input_names)}")
-
 
 class OnnxRuntimeBackend(InferenceBackend):
-    """ONNX Runtime session over an exported ``.onnx`` generator.
+    """ONNX Runtime session over an exported ``.onnx`` network, fed through I/O binding: inputs and outputs
+    are bound to the tensors' own memory (no copies through NumPy).
+
+    Output shapes come from the graph's output metadata, a symbolic axis taking the first input's size on
+    that axis (export makes only the batch axis symbolic).
 
     Args:
         path: the ``.onnx`` file.
@@ -71,6 +127,7 @@ class OnnxRuntimeBackend(InferenceBackend):
     def __init__(
         self, path: str | os.PathLike[str], providers: list[str] | None = None, threads: int = 0
     ) -> None:
+        super().__init__()
         import onnxruntime as ort
 
         path = Path(path)
@@ -91,86 +148,141 @@ class OnnxRuntimeBackend(InferenceBackend):
             self._session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own untyped exceptions for corrupt models
             raise BackendError(f"ONNX Runtime cannot load {path}: {exc}") from exc
+        on_cuda = self._session.get_providers()[0] == "CUDAExecutionProvider"
+        self.device = torch.device("cuda", 0) if on_cuda else torch.device("cpu")
         self.input_names = tuple(i.name for i in self._session.get_inputs())
         self.output_names = tuple(o.name for o in self._session.get_outputs())
+        self._output_dims = {o.name: tuple(o.shape) for o in self._session.get_outputs()}
         log.info("onnxruntime backend: %s on %s", path.name, self._session.get_providers()[0])
 
-    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        self._check_inputs(inputs)
-        feed = {name: np.ascontiguousarray(inputs[name], dtype=np.float32) for name in self.input_names}
+    def output_shapes(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
+        first = inputs[self.input_names[0]].shape
+        return {
+            name: tuple(d if isinstance(d, int) else int(first[axis]) for axis, d in enumerate(dims))
+            for name, dims in self._output_dims.items()
+        }
+
+    def _run(self, inputs: Mapping[str, torch.Tensor], outputs: Mapping[str, torch.Tensor]) -> None:
+        binding = self._session.io_binding()
+        kind = self.device.type
+        index = self.device.index or 0
+        for name, tensor in inputs.items():
+            binding.bind_input(name, kind, index, np.float32, tuple(tensor.shape), tensor.data_ptr())
+        for name, tensor in outputs.items():
+            binding.bind_output(name, kind, index, np.float32, tuple(tensor.shape), tensor.data_ptr())
         try:
-            outputs = self._session.run(list(self.output_names), feed)
+            self._session.run_with_iobinding(binding)
         except Exception as exc:  # onnxruntime's exceptions have no common public base class
             raise BackendError(f"ONNX Runtime run failed: {exc}") from exc
-        return dict(zip(self.output_names, outputs, strict=True))
 
 
 class TorchBackend(InferenceBackend):
-    """The generator of a training checkpoint (``RUN/checkpoint.pt``), run by PyTorch.
+    """A generator run by PyTorch: from an inference weights file (``NAME.pt``,
+    :func:`realtime.nets.save_weights`) or, with :meth:`from_module`, from a module in memory (the training
+    side evaluates checkpoints this way).
 
     Args:
-        path: the checkpoint file.
+        path: the weights file.
         device: torch device ("cpu", "cuda").
 
     Raises:
-        BackendError: if the checkpoint cannot be loaded.
+        BackendError: if the file cannot be loaded (a training checkpoint says to export it first).
     """
 
     name = "torch"
 
-    def __init__(self, path: str | os.PathLike[str], device: str = "cpu") -> None:
-        import torch
-
-        from train.checkpoint import load_generator
+    def __init__(self, path: str | os.PathLike[str], device: str | torch.device = "cpu") -> None:
+        from realtime.nets import WeightsError, load_weights
 
         try:
-            self._generator, _ = load_generator(path)
-        except (OSError, ValueError, RuntimeError, KeyError) as exc:
-            raise BackendError(f"cannot load PyTorch checkpoint {path}: {exc}") from exc
-        self._torch = torch
-        self._device = torch.device(device)
-        self._generator.to(self._device).eval()
+            module = load_weights(path, map_location=device)
+        except (OSError, WeightsError) as exc:
+            raise BackendError(f"cannot load PyTorch weights {path}: {exc}") from exc
+        self._init(module, torch.device(device))
+
+    @classmethod
+    def from_module(cls, module: nn.Module, device: str | torch.device = "cpu") -> TorchBackend:
+        """A backend over a built generator (one of :mod:`realtime.nets`, with ``.inputs``); eval mode.
+
+        Raises:
+            BackendError: if ``module`` declares no inputs.
+        """
+        backend = cls.__new__(cls)
+        backend._init(module, torch.device(device))
+        return backend
+
+    def _init(self, module: nn.Module, device: torch.device) -> None:
+        InferenceBackend.__init__(self)
+        spec = getattr(module, "inputs", None)
+        if spec is None:
+            raise BackendError(f"{type(module).__name__} declares no generator inputs (realtime.inputs)")
+        self._module = module.to(device).eval()
+        self.device = device
+        self.input_names = spec.names
+        self.output_names = (spec.output.name,)
+        self._output_channels = spec.output.channels
         self._lock = threading.Lock()
-        self.input_names = (INPUT_STICK_FIGURE, INPUT_PREVIOUS_FRAME)
-        self.output_names = (OUTPUT_FRAME,)
 
-    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        self._check_inputs(inputs)
-        torch = self._torch
-        stick = torch.from_numpy(np.ascontiguousarray(inputs[INPUT_STICK_FIGURE], dtype=np.float32))
-        prev = torch.from_numpy(np.ascontiguousarray(inputs[INPUT_PREVIOUS_FRAME], dtype=np.float32))
+    def output_shapes(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
+        batch, _, height, width = inputs[self.input_names[0]].shape
+        return {self.output_names[0]: (int(batch), self._output_channels, int(height), int(width))}
+
+    def _run(self, inputs: Mapping[str, torch.Tensor], outputs: Mapping[str, torch.Tensor]) -> None:
         with self._lock, torch.inference_mode():
-            out = self._generator(stick.to(self._device), prev.to(self._device))
-        return {OUTPUT_FRAME: out.float().cpu().numpy()}
+            try:
+                result = self._module(*(inputs[name] for name in self.input_names))
+            except (RuntimeError, ValueError) as exc:
+                raise BackendError(f"PyTorch run failed: {exc}") from exc
+            outputs[self.output_names[0]].copy_(result)
 
 
-ENGINE_SUFFIXES = (".onnx", ".pt", ".plan")
+def _tensorrt(path: str | os.PathLike[str], **_: object) -> InferenceBackend:
+    raise BackendError(
+        f"{path}: TensorRT engines are not supported by this build yet; export to ONNX "
+        "(python -m export.onnx) and pass the .onnx file"
+    )
+
+
+#: Engine file extension -> backend constructor: the one place a backend is chosen.
+BACKENDS: dict[str, Callable[..., InferenceBackend]] = {
+    ".onnx": OnnxRuntimeBackend,
+    ".pt": TorchBackend,
+    ".plan": _tensorrt,
+}
+ENGINE_SUFFIXES = tuple(BACKENDS)
 
 
 def check_engine_suffix(path: str | os.PathLike[str]) -> None:
     """Raises :class:`BackendError` unless ``path`` ends in one of :data:`ENGINE_SUFFIXES`."""
     suffix = Path(path).suffix.lower()
-    if suffix not in ENGINE_SUFFIXES:
+    if suffix not in BACKENDS:
         raise BackendError(
             f"{path}: unknown engine type {suffix!r}; expected one of {', '.join(ENGINE_SUFFIXES)}"
         )
 
 
-def open_backend(path: str | os.PathLike[str], **kwargs: object) -> InferenceBackend:
-    """Open an engine by its extension: ``.onnx`` -> :class:`OnnxRuntimeBackend`, ``.pt`` ->
-    :class:`TorchBackend`.
+def open_backend(
+    path: str | os.PathLike[str], expected: tuple[str, ...] | None = None, **kwargs: object
+) -> InferenceBackend:
+    """Open an engine by its extension (:data:`BACKENDS`).
+
+    Args:
+        path: the engine file.
+        expected: input names the engine must take (in any order), or None.
+        kwargs: passed to the backend's constructor.
 
     Raises:
-        BackendError: for an unknown extension, a ``.plan`` (TensorRT is not in this build), or a file that
-            cannot be loaded.
+        FileNotFoundError: if the file is missing.
+        BackendError: for an unknown extension, a ``.plan`` (TensorRT is not in this build), a file that
+            cannot be loaded, or an engine without the ``expected`` inputs.
     """
     check_engine_suffix(path)
-    suffix = Path(path).suffix.lower()
-    if suffix == ".onnx":
-        return OnnxRuntimeBackend(path, **kwargs)  # type: ignore[arg-type]
-    if suffix == ".plan":
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"engine file not found: {path}")
+    backend = BACKENDS[Path(path).suffix.lower()](path, **kwargs)
+    if expected is not None and set(expected) != set(backend.input_names):
         raise BackendError(
-            f"{path}: TensorRT engines are not supported by this build yet; export to ONNX "
-            "(python -m export.onnx) and pass the .onnx file"
+            f"{path}: the engine takes inputs {list(backend.input_names)}, its sidecar declares "
+            f"{list(expected)}; export the target again (python -m export.onnx)"
         )
-    return TorchBackend(path, **kwargs)  # type: ignore[arg-type]
+    return backend

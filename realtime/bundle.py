@@ -15,16 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from kernels.rasterize import RenderParams
+from realtime.inputs import TEMPORAL_INPUTS, GeneratorInputs
 from realtime.normalize import BodyStats
 from realtime.skeleton import SKELETON_NAME
 
-BUNDLE_FORMAT_VERSION = 1
-#: Names of the generator's inputs and output in every exported engine. All are float32 ``(B, 3, H, W)``
-#: RGB in [0, 1]: the stick figure, the previously generated frame (zeros for a stream's first frame), and
-#: the generated frame.
-INPUT_STICK_FIGURE = "stick_figure"
-INPUT_PREVIOUS_FRAME = "previous_frame"
-OUTPUT_FRAME = "frame"
+#: Version 2 records the whole generator-input declaration (``generator_inputs``); version 1 sidecars (only
+#: the input names, always the stick figure and the previous frame) are still read.
+BUNDLE_FORMAT_VERSION = 2
 
 
 class BundleError(ValueError):
@@ -45,9 +42,9 @@ class TargetBundle:
             the crops it takes, see :mod:`realtime.face`).
         face_model: file name of the face residual model in the engine's folder (``NAME.face.onnx``, or the
             ``.pt`` checkpoint itself), or None (no face stage trained).
-        temporal: whether the generator takes the previous generated frame as an input.
+        generator_inputs: the generator's inputs and output (:class:`realtime.inputs.GeneratorInputs`): names,
+            channels and roles, in the engine's input order.
         precision: numeric precision of the engine ("fp32", "fp16").
-        inputs, outputs: tensor names in the engine.
         versions: library versions that produced the bundle (torch, onnx, onnxruntime, mediapipe).
         checkpoint_sha256: SHA-256 of the training checkpoint the engine was exported from.
         checkpoint_step: training step of that checkpoint.
@@ -59,41 +56,76 @@ class TargetBundle:
     render: RenderParams
     stats: BodyStats
     face_box_size_px: float
-    temporal: bool
     checkpoint_sha256: str
     checkpoint_step: int
+    generator_inputs: GeneratorInputs = TEMPORAL_INPUTS
     face_model: str | None = None
     precision: str = "fp32"
     skeleton: str = SKELETON_NAME
-    inputs: tuple[str, ...] = (INPUT_STICK_FIGURE, INPUT_PREVIOUS_FRAME)
-    outputs: tuple[str, ...] = (OUTPUT_FRAME,)
     versions: dict[str, str] = field(default_factory=dict)
     format_version: int = BUNDLE_FORMAT_VERSION
+
+    @property
+    def temporal(self) -> bool:
+        """Whether the generator takes its previous output as an input."""
+        return self.generator_inputs.temporal
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The engine's input tensor names, in order."""
+        return self.generator_inputs.names
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """The engine's output tensor names."""
+        return (self.generator_inputs.output.name,)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["stats"] = self.stats.to_json()
-        data["inputs"], data["outputs"] = list(self.inputs), list(self.outputs)
+        data["generator_inputs"] = self.generator_inputs.to_json()
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TargetBundle:
         """Raises :class:`BundleError` for a wrong format version, skeleton or missing field."""
-        if data.get("format_version") != BUNDLE_FORMAT_VERSION:
+        version = data.get("format_version")
+        if version not in (1, BUNDLE_FORMAT_VERSION):
             raise BundleError(
-                f"sidecar format version {data.get('format_version')!r}, this code reads "
-                f"{BUNDLE_FORMAT_VERSION}; export the target again"
+                f"sidecar format version {version!r}, this code reads 1 and {BUNDLE_FORMAT_VERSION}; "
+                "export the target again"
             )
         if data.get("skeleton") != SKELETON_NAME:
             raise BundleError(f"sidecar skeleton {data.get('skeleton')!r}, this code uses {SKELETON_NAME!r}")
         try:
             fields = dict(data)
+            if version == 1:
+                fields = _upgrade_v1(fields)
             fields["render"] = RenderParams(**data["render"])
             fields["stats"] = BodyStats.from_json(data["stats"])
-            fields["inputs"], fields["outputs"] = tuple(data["inputs"]), tuple(data["outputs"])
+            fields["generator_inputs"] = GeneratorInputs.from_json(fields["generator_inputs"])
             return cls(**fields)
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"malformed sidecar: {exc}") from exc
+
+
+def _upgrade_v1(fields: dict[str, Any]) -> dict[str, Any]:
+    """A version-1 sidecar's fields in version 2's form: its ``inputs``/``outputs``/``temporal`` become the
+    generator-input declaration they stood for (version 1 engines always took the stick figure and the
+    previous frame; a non-temporal one ignored the previous frame).
+
+    Raises:
+        ValueError: for inputs or outputs that version 1 never wrote.
+    """
+    from realtime.inputs import FRAME, PREVIOUS_FRAME, STICK_FIGURE
+
+    inputs, outputs = tuple(fields.pop("inputs")), tuple(fields.pop("outputs"))
+    fields.pop("temporal")
+    if inputs != (STICK_FIGURE.name, PREVIOUS_FRAME.name) or outputs != (FRAME.name,):
+        raise ValueError(f"a version 1 sidecar with inputs {list(inputs)} and outputs {list(outputs)}")
+    fields["generator_inputs"] = TEMPORAL_INPUTS.to_json()
+    fields["format_version"] = BUNDLE_FORMAT_VERSION
+    return fields
 
 
 def sidecar_path(engine: str | os.PathLike[str]) -> Path:
@@ -146,33 +178,3 @@ def library_versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             versions[package] = "absent"
     return versions
-
-
-def bundle_for_checkpoint(checkpoint_path: str | os.PathLike[str], name: str) -> TargetBundle:
-    """The sidecar of a checkpoint's generator: canvas, rendering and statistics from its prepared data.
-
-    A face-stage checkpoint's sidecar names the checkpoint itself as its ``face_model`` (the PyTorch backend
-    reads the face generator from it; the ONNX exporter replaces it with ``NAME.face.onnx``), and its
-    ``face_box_size_px`` is the side of the face crops the face generator was trained on.
-
-    Raises:
-        train.checkpoint.CheckpointError: if the file is not a readable checkpoint.
-    """
-    from train.checkpoint import face_crop_px, load_checkpoint
-
-    checkpoint = load_checkpoint(checkpoint_path)
-    meta = checkpoint.data_meta
-    has_face = checkpoint.face_generator is not None
-    return TargetBundle(
-        name=name,
-        canvas_width=meta.canvas_width,
-        canvas_height=meta.canvas_height,
-        render=meta.render,
-        stats=meta.stats,
-        face_box_size_px=float(face_crop_px(checkpoint)) if has_face else meta.face_box_size_px,
-        face_model=Path(checkpoint_path).name if has_face else None,
-        temporal=checkpoint.config.generator.temporal,
-        checkpoint_sha256=file_sha256(checkpoint_path),
-        checkpoint_step=checkpoint.step,
-        versions=library_versions(),
-    )

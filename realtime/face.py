@@ -7,8 +7,10 @@ center of the normalized pose (the mean of its present face joints, as ``train.p
 training face boxes); a crop partly off the canvas is padded with black and only its on-canvas part is
 pasted back. Training (``train/stages.py``) crops with the same :func:`face_crop_origin`.
 
-The face model is ``NAME.face.onnx`` (ONNX Runtime) or the training checkpoint itself (``.pt``, PyTorch),
-named by the sidecar's ``face_model`` relative to the engine's folder.
+The face model is ``NAME.face.onnx`` (ONNX Runtime) or ``NAME.face.pt`` (PyTorch inference weights), named by
+the sidecar's ``face_model`` relative to the engine's folder and opened by the same backend factory as the
+main generator (:func:`realtime.backends.open_backend`). Crops and paste work on ``torch.Tensor`` s on the
+backend's device.
 """
 
 from __future__ import annotations
@@ -16,21 +18,18 @@ from __future__ import annotations
 import logging
 import math
 import os
-import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import torch
 
+from realtime.backends import open_backend
+from realtime.inputs import FACE_FRAME, FACE_INPUTS, FACE_RESIDUAL, FACE_STICK_FIGURE
 from realtime.skeleton import FACE_JOINTS
 
 log = logging.getLogger(__name__)
-
-#: Tensor names of an exported face model: the stick figure's and the generated frame's face crops in, each
-#: float32 ``(B, 3, S, S)`` in [0, 1], and the residual out, float32 ``(B, 3, S, S)`` in [-1, 1].
-FACE_INPUT_STICK = "face_stick_figure"
-FACE_INPUT_FRAME = "face_frame"
-FACE_OUTPUT_RESIDUAL = "face_residual"
 
 
 def face_crop_size_px(face_box_size_px: float, multiple: int) -> int:
@@ -65,14 +64,14 @@ def face_center_px(
     return float(center[0]), float(center[1])
 
 
-def crop_square(images: np.ndarray, x0: int, y0: int, size_px: int) -> np.ndarray:
+def crop_square(images: torch.Tensor, x0: int, y0: int, size_px: int) -> torch.Tensor:
     """The ``size_px`` square at ``(x0, y0)`` of ``(B, C, H, W)`` images, zeros where it leaves the canvas.
 
     Returns:
-        a new ``(B, C, size_px, size_px)`` array of the images' dtype.
+        a new ``(B, C, size_px, size_px)`` tensor of the images' dtype and device.
     """
     batch, channels, height, width = images.shape
-    out = np.zeros((batch, channels, size_px, size_px), dtype=images.dtype)
+    out = images.new_zeros((batch, channels, size_px, size_px))
     ys, ye = max(0, y0), min(height, y0 + size_px)
     xs, xe = max(0, x0), min(width, x0 + size_px)
     if ys < ye and xs < xe:
@@ -80,10 +79,10 @@ def crop_square(images: np.ndarray, x0: int, y0: int, size_px: int) -> np.ndarra
     return out
 
 
-def paste_square(images: np.ndarray, crop: np.ndarray, x0: int, y0: int) -> np.ndarray:
+def paste_square(images: torch.Tensor, crop: torch.Tensor, x0: int, y0: int) -> torch.Tensor:
     """A copy of ``(B, C, H, W)`` ``images`` with the on-canvas part of the ``(B, C, S, S)`` ``crop`` placed
     at ``(x0, y0)``; every other pixel is unchanged (bit for bit)."""
-    out = images.copy()
+    out = images.clone()
     size_px = crop.shape[-1]
     height, width = images.shape[-2:]
     ys, ye = max(0, y0), min(height, y0 + size_px)
@@ -94,80 +93,30 @@ def paste_square(images: np.ndarray, crop: np.ndarray, x0: int, y0: int) -> np.n
 
 
 class FaceModel(Protocol):
-    """A loaded face generator: crops in, residual out (see the tensor names above)."""
+    """A loaded face generator: the crops in, the residual out, float32 ``(B, 3, S, S)`` tensors (crops in
+    [0, 1], residual in [-1, 1]) on :attr:`device`. An :class:`realtime.backends.InferenceBackend` whose
+    inputs are :data:`realtime.inputs.FACE_INPUTS` is one."""
 
-    def residual(self, stick_crop: np.ndarray, frame_crop: np.ndarray) -> np.ndarray: ...
+    device: torch.device
 
-
-class OnnxFaceModel:
-    """An exported ``NAME.face.onnx`` run by ONNX Runtime (CUDA where available, else CPU).
-
-    Raises:
-        realtime.backends.BackendError: if the file cannot be loaded or lacks the face tensor names.
-    """
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        from realtime.backends import BackendError, OnnxRuntimeBackend
-
-        self._backend = OnnxRuntimeBackend(path)
-        if set(self._backend.input_names) != {FACE_INPUT_STICK, FACE_INPUT_FRAME}:
-            raise BackendError(
-                f"{path} is not a face model: inputs {list(self._backend.input_names)}, expected "
-                f"{[FACE_INPUT_STICK, FACE_INPUT_FRAME]}; export the checkpoint again (python -m export.onnx)"
-            )
-
-    def residual(self, stick_crop: np.ndarray, frame_crop: np.ndarray) -> np.ndarray:
-        outputs = self._backend.run({FACE_INPUT_STICK: stick_crop, FACE_INPUT_FRAME: frame_crop})
-        return outputs[FACE_OUTPUT_RESIDUAL]
-
-
-class TorchFaceModel:
-    """The face generator of a training checkpoint (``RUN/checkpoint.pt`` of a face stage), run by PyTorch.
-
-    Raises:
-        realtime.backends.BackendError: if the checkpoint cannot be loaded or has no face generator.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], device: str = "cpu") -> None:
-        import torch
-
-        from realtime.backends import BackendError
-        from train.checkpoint import load_face_generator
-
-        try:
-            face, _ = load_face_generator(path, map_location=device)
-        except (OSError, ValueError, RuntimeError, KeyError) as exc:
-            raise BackendError(f"cannot load the face generator of {path}: {exc}") from exc
-        if face is None:
-            raise BackendError(f"{path} holds no face generator (its run had no face stage)")
-        self._torch, self._face, self._device = torch, face, torch.device(device)
-        self._lock = threading.Lock()
-
-    def residual(self, stick_crop: np.ndarray, frame_crop: np.ndarray) -> np.ndarray:
-        torch = self._torch
-        stick = torch.from_numpy(np.ascontiguousarray(stick_crop, dtype=np.float32)).to(self._device)
-        frame = torch.from_numpy(np.ascontiguousarray(frame_crop, dtype=np.float32)).to(self._device)
-        with self._lock, torch.inference_mode():
-            return self._face(stick, frame).float().cpu().numpy()
+    def run(
+        self, inputs: Mapping[str, torch.Tensor], out: Mapping[str, torch.Tensor] | None = None
+    ) -> dict[str, torch.Tensor]: ...
 
 
 def open_face_model(path: str | os.PathLike[str]) -> FaceModel:
-    """``.onnx`` -> :class:`OnnxFaceModel`, ``.pt`` -> :class:`TorchFaceModel`.
+    """Open a face model through the backend factory (by extension: ``.onnx`` ONNX Runtime, ``.pt`` PyTorch
+    inference weights) and check that it takes the face crops.
 
     Raises:
         FileNotFoundError: if the file is missing.
-        realtime.backends.BackendError: for another extension or a file that cannot be loaded.
+        realtime.backends.BackendError: for an unknown extension, a file that cannot be loaded, or a model
+            that is not a face model.
     """
-    from realtime.backends import BackendError
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"face model not found: {path} (named by the sidecar's face_model)")
-    if path.suffix == ".onnx":
-        return OnnxFaceModel(path)
-    if path.suffix == ".pt":
-        return TorchFaceModel(path)
-    raise BackendError(f"{path}: unknown face model type {path.suffix!r}; expected .onnx or .pt")
+    return open_backend(path, expected=FACE_INPUTS.names)
 
 
 class FaceRefiner:
@@ -207,8 +156,8 @@ class FaceRefiner:
         return cls(model, int(size), threshold)
 
     def apply(
-        self, stick: np.ndarray, generated: np.ndarray, joints_px: np.ndarray, confidence: np.ndarray
-    ) -> np.ndarray:
+        self, stick: torch.Tensor, generated: torch.Tensor, joints_px: np.ndarray, confidence: np.ndarray
+    ) -> torch.Tensor:
         """The generated frame with the face residual applied in the face crop.
 
         Args:
@@ -217,22 +166,24 @@ class FaceRefiner:
             joints_px, confidence: the normalized (canvas) pose, ``(NUM_JOINTS, 2)`` and ``(NUM_JOINTS,)``.
 
         Returns:
-            a new float32 ``(1, 3, H, W)`` array in [0, 1], equal to ``generated`` outside the crop; or
-            ``generated`` itself when the pose shows no face joint.
+            a new float32 ``(1, 3, H, W)`` tensor in [0, 1] on ``generated``'s device, equal to
+            ``generated`` outside the crop; or ``generated`` itself when the pose shows no face joint.
 
         Raises:
             ValueError: if ``stick`` and ``generated`` differ in shape or are not ``(1, 3, H, W)``.
         """
-        if stick.shape != generated.shape or generated.ndim != 4 or generated.shape[:2] != (1, 3):
+        if stick.shape != generated.shape or generated.ndim != 4 or tuple(generated.shape[:2]) != (1, 3):
             raise ValueError(
-                f"stick and generated must both be (1, 3, H, W), got {stick.shape} and {generated.shape}"
+                f"stick and generated must both be (1, 3, H, W), got {tuple(stick.shape)} and "
+                f"{tuple(generated.shape)}"
             )
         center = face_center_px(joints_px, confidence, self.confidence_threshold)
         if center is None:
             return generated
         x0, y0 = face_crop_origin(*center, self.size_px)
-        stick_crop = crop_square(stick.astype(np.float32, copy=False), x0, y0, self.size_px)
-        frame_crop = crop_square(generated.astype(np.float32, copy=False), x0, y0, self.size_px)
-        residual = self.model.residual(stick_crop, frame_crop)
-        refined = np.clip(frame_crop + residual, 0.0, 1.0).astype(np.float32)
-        return paste_square(generated, refined, x0, y0)
+        device = self.model.device
+        stick_crop = crop_square(stick.to(device, torch.float32), x0, y0, self.size_px)
+        frame_crop = crop_square(generated.to(device, torch.float32), x0, y0, self.size_px)
+        outputs = self.model.run({FACE_STICK_FIGURE.name: stick_crop, FACE_FRAME.name: frame_crop})
+        refined = (frame_crop + outputs[FACE_RESIDUAL.name]).clamp_(0.0, 1.0)
+        return paste_square(generated, refined.to(generated.device), x0, y0)

@@ -11,6 +11,7 @@ import logging
 import os
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,17 +20,10 @@ import torch
 
 from kernels.rasterize import rasterize_stick_figure
 from realtime.backends import InferenceBackend, check_engine_suffix, open_backend
-from realtime.bundle import (
-    INPUT_PREVIOUS_FRAME,
-    INPUT_STICK_FIGURE,
-    OUTPUT_FRAME,
-    TargetBundle,
-    bundle_for_checkpoint,
-    read_bundle,
-    sidecar_path,
-)
+from realtime.bundle import TargetBundle, read_bundle
 from realtime.face import FaceRefiner
 from realtime.filters import OneEuroFilter, OneEuroParams
+from realtime.inputs import FrameContext, InputRole, produce_frame_inputs
 from realtime.normalize import PoseNormalizer
 from realtime.pose import PoseEstimator, PoseFrame
 
@@ -65,28 +59,22 @@ class Target:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Target:
-        """Load ``NAME.onnx`` / ``NAME.pt`` with its ``NAME.json`` sidecar; the backend follows the extension.
-
-        A training checkpoint (``.pt``) without a sidecar takes its bundle from the checkpoint itself. When
-        the sidecar names a ``face_model``, it is loaded too (:class:`realtime.face.FaceRefiner`).
+        """Load ``NAME.onnx`` / ``NAME.pt`` (inference weights) with its ``NAME.json`` sidecar; the backend
+        follows the extension (:func:`realtime.backends.open_backend`). When the sidecar names a
+        ``face_model``, it is loaded too (:class:`realtime.face.FaceRefiner`).
 
         Raises:
             FileNotFoundError: if the engine file (or the face model it names) is missing.
             ValueError: (:class:`realtime.bundle.BundleError`) for a missing or malformed sidecar.
-            RuntimeError: (:class:`realtime.backends.BackendError`) if the engine cannot be loaded.
+            RuntimeError: (:class:`realtime.backends.BackendError`) if the engine cannot be loaded or its
+                inputs differ from the sidecar's declaration.
         """
         path = Path(path)
         check_engine_suffix(path)
         if not path.is_file():
             raise FileNotFoundError(f"engine file not found: {path}")
-        if path.suffix == ".pt" and not sidecar_path(path).is_file():
-            bundle = bundle_for_checkpoint(path, name=path.parent.name or path.stem)
-        else:
-            bundle = read_bundle(path)
-        backend = open_backend(path)
-        missing = [n for n in bundle.inputs if n not in backend.input_names]
-        if missing:
-            raise ValueError(f"{path}: the engine lacks inputs {missing} that its sidecar names")
+        bundle = read_bundle(path)
+        backend = open_backend(path, expected=bundle.inputs)
         face = None
         if bundle.face_model is not None:
             face = FaceRefiner.load(
@@ -94,10 +82,27 @@ class Target:
             )
         return cls(backend, bundle, path, face)
 
-    def generate(self, stick_figure: np.ndarray, previous_frame: np.ndarray) -> np.ndarray:
-        """Run the generator: float32 ``(B, 3, H, W)`` in [0, 1] in and out."""
-        inputs = {INPUT_STICK_FIGURE: stick_figure, INPUT_PREVIOUS_FRAME: previous_frame}
-        return self.backend.run(inputs)[OUTPUT_FRAME]
+    @property
+    def device(self) -> torch.device:
+        """Where the generator takes its inputs and writes its output."""
+        return self.backend.device
+
+    def generate(self, inputs: Mapping[str, torch.Tensor], out: torch.Tensor | None = None) -> torch.Tensor:
+        """Run the generator.
+
+        Args:
+            inputs: every input of ``bundle.generator_inputs`` by name, float32 ``(B, C, H, W)`` in [0, 1].
+            out: a float32 ``(B, 3, H, W)`` tensor on :attr:`device` to write the frame into, or None
+                (the backend's per-thread buffer, valid until this thread's next run).
+
+        Returns:
+            float32 ``(B, 3, H, W)`` in [0, 1] on :attr:`device`.
+
+        Raises:
+            realtime.backends.BackendError: for missing inputs or a failed run.
+        """
+        name = self.bundle.generator_inputs.output.name
+        return self.backend.run(inputs, None if out is None else {name: out})[name]
 
 
 @dataclass(frozen=True)
@@ -123,8 +128,9 @@ class RetargetResult:
         return np.concatenate([self.stick_figure, self.generated], axis=1)
 
 
-def _to_uint8_hwc(chw: np.ndarray) -> np.ndarray:
-    return (np.clip(chw, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).transpose(1, 2, 0)
+def _to_uint8_hwc(chw: torch.Tensor) -> np.ndarray:
+    """float32 ``(3, H, W)`` in [0, 1] (any device) -> uint8 ``(H, W, 3)`` NumPy, rounded to nearest."""
+    return (chw.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
 class Retargeter:
@@ -161,7 +167,11 @@ class Retargeter:
         # Live streams build MediaPipe's graph now (about a second), not on the first camera frame.
         self._estimator: PoseEstimator | None = PoseEstimator(video_mode=True) if live else None
         width, height = target.canvas_size
-        self._previous = np.zeros((1, 3, height, width), np.float32)
+        # The generator's state (its previous output) and the buffer its next output is written into; the
+        # two swap after each temporal step, so no frame is copied.
+        self._previous = torch.zeros((1, 3, height, width), dtype=torch.float32, device=target.device)
+        self._next = torch.empty_like(self._previous)
+        self._state_inputs = [s.name for s in bundle.generator_inputs.with_role(InputRole.STATE)]
         self._filter = OneEuroFilter(one_euro, self._threshold) if live and one_euro is not None else None
         self._history: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=LIVE_STATS_WINDOW_FRAMES)
         self._since_fit = 0
@@ -216,17 +226,19 @@ class Retargeter:
         joints = self.normalizer.normalize(pose.joints_px, pose.confidence)
         return PoseFrame(joints, pose.confidence.copy(), pose.timestamp_ms, (width, height))
 
-    def render(self, normalized: PoseFrame) -> np.ndarray:
-        """The stick figure of a canvas pose: float32 ``(1, 3, H, W)`` in [0, 1]."""
+    def render(self, normalized: PoseFrame) -> FrameContext:
+        """The stick figure of a canvas pose, with the pose, as a producer context (:mod:`realtime.inputs`):
+        float32 ``(1, 3, H, W)`` in [0, 1] on the target's device."""
         width, height = self.target.canvas_size
-        stick = rasterize_stick_figure(
-            torch.from_numpy(normalized.joints_px[None]),
-            torch.from_numpy(normalized.confidence[None]),
-            height=height,
-            width=width,
-            params=self.target.bundle.render,
+        device = self.target.device
+        joints = torch.from_numpy(np.ascontiguousarray(normalized.joints_px[None], np.float32)).to(device)
+        confidence = torch.from_numpy(np.ascontiguousarray(normalized.confidence[None], np.float32)).to(
+            device
         )
-        return stick.numpy()
+        stick = rasterize_stick_figure(
+            joints, confidence, height=height, width=width, params=self.target.bundle.render
+        )
+        return FrameContext(joints, confidence, stick)
 
     def generate(self, pose: PoseFrame, timings_ms: dict[str, float] | None = None) -> RetargetResult:
         """Normalize, draw and generate one frame from a source pose (updates the previous frame)."""
@@ -234,12 +246,15 @@ class Retargeter:
         t0 = time.perf_counter()
         normalized = self.normalize(pose)
         t1 = time.perf_counter()
-        stick = self.render(normalized)
+        context = self.render(normalized)
+        stick = context.stick_figure
         t2 = time.perf_counter()
-        generated = self.target.generate(stick, self._previous)
+        inputs = produce_frame_inputs(self.target.bundle.generator_inputs, context)
+        inputs.update({name: self._previous for name in self._state_inputs})
+        generated = self.target.generate(inputs, out=self._next)
         t3 = time.perf_counter()
-        if self.target.bundle.temporal:
-            self._previous = np.ascontiguousarray(generated, dtype=np.float32)
+        if self._state_inputs:
+            self._previous, self._next = generated, self._previous
         timings_ms.update(normalize=1e3 * (t1 - t0), rasterize=1e3 * (t2 - t1), generate=1e3 * (t3 - t2))
         # --- Face residual (Everybody Dance Now, Sec. 3.3): refines only the face crop of the output; the
         # generator keeps conditioning on its own output above, as in training. ---
@@ -268,7 +283,7 @@ class Retargeter:
 
     def reset(self) -> None:
         """Forget the previous generated frame (the next frame starts from zeros, as at a stream's start)."""
-        self._previous = np.zeros_like(self._previous)
+        self._previous.zero_()
 
     def close(self) -> None:
         """Release the pose tracker. Idempotent."""

@@ -27,21 +27,19 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
+from realtime.bundle import TargetBundle, file_sha256, library_versions
+from realtime.nets import DownscaledGenerator, FaceGenerator, GlobalGenerator, LocalEnhancer
 from train.config import STAGES, FitConfig, config_from_dict, config_to_dict
 from train.dataset import PreparedMeta
-from train.models import (
-    DownscaledGenerator,
-    FaceGenerator,
-    GlobalGenerator,
-    LocalEnhancer,
-    build_face_generator,
-    build_main_generator,
-)
+from train.models import build_face_generator, build_main_generator
+
+if TYPE_CHECKING:
+    from realtime.pipeline import Target
 
 CHECKPOINT_FORMAT_VERSION = 2
 
@@ -251,11 +249,21 @@ def load_generator(
         FileNotFoundError, CheckpointError: as :func:`load_checkpoint` and :func:`load_weights_strict`.
     """
     checkpoint = load_checkpoint(path, map_location)
+    return runnable_generator(checkpoint).to(map_location).eval(), checkpoint
+
+
+def runnable_generator(checkpoint: Checkpoint) -> GlobalGenerator | LocalEnhancer | DownscaledGenerator:
+    """:func:`main_generator_of`, wrapped in :class:`realtime.nets.DownscaledGenerator` for a global stage
+    trained at half the canvas, so that it runs at the canvas size.
+
+    Raises:
+        CheckpointError: as :func:`main_generator_of`.
+    """
     generator: GlobalGenerator | LocalEnhancer | DownscaledGenerator = main_generator_of(checkpoint)
     if checkpoint.main_downscale == 2:
         assert isinstance(generator, GlobalGenerator)
         generator = DownscaledGenerator(generator)
-    return generator.to(map_location).eval(), checkpoint
+    return generator
 
 
 def load_face_generator(
@@ -268,13 +276,23 @@ def load_face_generator(
         FileNotFoundError, CheckpointError: as :func:`load_checkpoint` and :func:`load_weights_strict`.
     """
     checkpoint = load_checkpoint(path, map_location)
+    face = face_generator_of(checkpoint)
+    return (None if face is None else face.to(map_location).eval()), checkpoint
+
+
+def face_generator_of(checkpoint: Checkpoint) -> FaceGenerator | None:
+    """The checkpoint's face generator, weights loaded strictly (None before the face stage).
+
+    Raises:
+        CheckpointError: if the weights do not fit the face config.
+    """
     if checkpoint.face_generator is None:
-        return None, checkpoint
+        return None
     face = build_face_generator(checkpoint.config.face)
     load_weights_strict(
         face, checkpoint.face_generator, what="face generator", expected=checkpoint.config.face
     )
-    return face.to(map_location).eval(), checkpoint
+    return face
 
 
 def face_crop_px(checkpoint: Checkpoint) -> int:
@@ -282,3 +300,73 @@ def face_crop_px(checkpoint: Checkpoint) -> int:
     from realtime.face import face_crop_size_px
 
     return face_crop_size_px(checkpoint.data_meta.face_box_size_px, 2**checkpoint.config.face.n_downsample)
+
+
+def bundle_for_checkpoint(checkpoint: Checkpoint, name: str, face_model: str | None = None) -> TargetBundle:
+    """The sidecar of a checkpoint's generator: canvas, rendering and statistics from its prepared data, the
+    generator-input declaration from its config.
+
+    Args:
+        checkpoint: the loaded checkpoint.
+        name: the target's name.
+        face_model: the face model's file name beside the engine (face-stage checkpoints), or None. Its
+            ``face_box_size_px`` is then the side of the face crops the face generator was trained on.
+    """
+    meta = checkpoint.data_meta
+    generator = runnable_generator(checkpoint)
+    return TargetBundle(
+        name=name,
+        canvas_width=meta.canvas_width,
+        canvas_height=meta.canvas_height,
+        render=meta.render,
+        stats=meta.stats,
+        face_box_size_px=float(face_crop_px(checkpoint)) if face_model is not None else meta.face_box_size_px,
+        face_model=face_model,
+        generator_inputs=generator.inputs,
+        checkpoint_sha256=file_sha256(checkpoint.path),
+        checkpoint_step=checkpoint.step,
+        versions=library_versions(),
+    )
+
+
+def target_from_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Target:
+    """A training checkpoint run in memory as a :class:`realtime.pipeline.Target` (PyTorch backend), with its
+    face generator when it has one: for evaluating runs without exporting them first.
+
+    Raises:
+        FileNotFoundError, CheckpointError: as :func:`load_checkpoint`.
+    """
+    from realtime.backends import TorchBackend
+    from realtime.face import FaceRefiner
+    from realtime.pipeline import Target
+
+    checkpoint = load_checkpoint(path)
+    face = face_generator_of(checkpoint)
+    bundle = bundle_for_checkpoint(
+        checkpoint, Path(path).parent.name or Path(path).stem, Path(path).name if face is not None else None
+    )
+    refiner = None
+    if face is not None:
+        refiner = FaceRefiner(
+            TorchBackend.from_module(face, device),
+            int(bundle.face_box_size_px),
+            bundle.render.confidence_threshold,
+        )
+    backend = TorchBackend.from_module(runnable_generator(checkpoint), device)
+    return Target(backend, bundle, Path(path), refiner)
+
+
+def load_target(path: str | os.PathLike[str]) -> Target:
+    """An engine with its sidecar (:meth:`realtime.pipeline.Target.load`), or a training checkpoint without
+    one (:func:`target_from_checkpoint`).
+
+    Raises:
+        FileNotFoundError, ValueError, RuntimeError: as those two.
+    """
+    from realtime.bundle import sidecar_path
+    from realtime.pipeline import Target
+
+    path = Path(path)
+    if path.suffix == ".pt" and not sidecar_path(path).is_file():
+        return target_from_checkpoint(path)
+    return Target.load(path)

@@ -40,12 +40,15 @@ class GeneratorConfig:
     """pix2pixHD global generator (Wang et al. 2018, Sec. 3.2); see :class:`train.models.GlobalGenerator`.
 
     ``temporal``: condition on the previous output frame (Everybody Dance Now, Sec. 3.2).
+    ``extra_inputs``: names of further generator inputs declared in :mod:`realtime.inputs`, after the stick
+    figure (and the previous frame); each widens the first layer by its channels.
     """
 
     ngf: int = 64
     n_downsample: int = 4
     n_blocks: int = 9
     temporal: bool = True
+    extra_inputs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _require(self.ngf >= 1, f"generator.ngf must be >= 1, got {self.ngf}")
@@ -53,6 +56,7 @@ class GeneratorConfig:
             1 <= self.n_downsample <= 6, f"generator.n_downsample must be in [1, 6], got {self.n_downsample}"
         )
         _require(self.n_blocks >= 0, f"generator.n_blocks must be >= 0, got {self.n_blocks}")
+        object.__setattr__(self, "extra_inputs", tuple(self.extra_inputs))
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import Dataset
 
 from kernels.rasterize import RenderParams, rasterize_stick_figure
+from realtime.inputs import STICK_FIGURE, TEMPORAL_INPUTS, FrameContext, GeneratorInputs, produce_frame_inputs
 from realtime.normalize import BodyStats
 from realtime.skeleton import NUM_JOINTS, SKELETON_NAME
 from train.augment import corrupt_pose
@@ -242,8 +243,11 @@ class FramePairs(Dataset):
     """Consecutive frame pairs ``(t-1, t)`` from one part of a prepared dataset, for the two-step unroll of
     Everybody Dance Now (Chan et al. 2019, Sec. 3.2).
 
-    Each item is a dict of float32 tensors: ``stick_prev``, ``stick``, ``frame_prev``, ``frame`` of shape
-    ``(3, H, W)`` in [0, 1]; ``mask_prev``, ``mask`` ``(1, H, W)`` in [0, 1] (the person's segmentation);
+    Each item is a dict of float32 tensors keyed by the generator-input declaration (:mod:`realtime.inputs`):
+    for every ``per_frame`` input ``NAME`` of ``inputs``, ``NAME_prev`` and ``NAME`` ``(C, H, W)`` in [0, 1]
+    made by its producer (``stick_figure_prev`` and ``stick_figure`` are always there: the discriminator
+    judges them); ``frame_prev``, ``frame`` ``(3, H, W)`` in [0, 1], the real frames; ``mask_prev``, ``mask``
+    ``(1, H, W)`` in [0, 1] (the person's segmentation);
     ``face_center_prev``, ``face_center`` ``(2,)`` the face box centers x, y in canvas pixels (NaN where the
     frame has no face box).
 
@@ -255,6 +259,7 @@ class FramePairs(Dataset):
             :func:`train.augment.corrupt_pose` (each frame of a pair independently, from torch's global RNG);
             otherwise the stored stick figures are used.
         require_face: keep only pairs whose two frames both have a face box (the face stage).
+        inputs: the generator's inputs (default: Everybody Dance Now's stick figure and previous frame).
 
     Raises:
         ValueError: if the split has fewer than two frames, or no pair is left.
@@ -267,6 +272,7 @@ class FramePairs(Dataset):
         *,
         augment: AugmentConfig | None = None,
         require_face: bool = False,
+        inputs: GeneratorInputs = TEMPORAL_INPUTS,
     ) -> None:
         if split == "train":
             frames = range(0, data.meta.train_end)
@@ -279,6 +285,7 @@ class FramePairs(Dataset):
                 f"split {split!r} has {len(frames)} frames; the two-step unroll needs at least 2"
             )
         self.data = data
+        self.inputs = inputs
         self.augment = augment if augment is not None and augment.enabled else None
         self.indices = list(frames)[1:]
         if require_face:
@@ -293,33 +300,44 @@ class FramePairs(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def _sticks(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _frame_context(self, t: int) -> FrameContext:
+        """Poses and stick figures of frames ``t - 1`` and ``t`` (batch of 2), corrupted when augmenting."""
         d = self.data
         if self.augment is None:
-            return to_chw_float(d.stick_figures[t - 1]), to_chw_float(d.stick_figures[t])
+            joints = np.asarray(d.joints_px[t - 1 : t + 1], np.float32)
+            confidence = np.asarray(d.confidence[t - 1 : t + 1], np.float32)
+            sticks = to_chw_float(d.stick_figures[t - 1 : t + 1])
+            return FrameContext(torch.from_numpy(joints), torch.from_numpy(confidence), sticks)
         poses = [corrupt_pose(d.joints_px[i], d.confidence[i], self.augment) for i in (t - 1, t)]
+        joints_t = torch.from_numpy(np.stack([p[0] for p in poses]).astype(np.float32))
+        confidence_t = torch.from_numpy(np.stack([p[1] for p in poses]).astype(np.float32))
         sticks = rasterize_stick_figure(
-            torch.from_numpy(np.stack([p[0] for p in poses])),
-            torch.from_numpy(np.stack([p[1] for p in poses])),
+            joints_t,
+            confidence_t,
             height=d.meta.canvas_height,
             width=d.meta.canvas_width,
             params=d.meta.render,
         )
-        return sticks[0], sticks[1]
+        return FrameContext(joints_t, confidence_t, sticks)
 
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
         t = self.indices[item]
         d = self.data
-        stick_prev, stick = self._sticks(t)
+        produced = produce_frame_inputs(self.inputs, self._frame_context(t))
         boxes = torch.from_numpy(np.array(d.face_boxes[t - 1 : t + 1], dtype=np.float32))
         centers = (boxes[:, :2] + boxes[:, 2:]) / 2
-        return {
-            "stick_prev": stick_prev,
-            "stick": stick,
-            "frame_prev": to_chw_float(d.frames[t - 1]),
-            "frame": to_chw_float(d.frames[t]),
-            "mask_prev": torch.from_numpy(np.array(d.masks[t - 1], dtype=np.float32) / 255.0)[None],
-            "mask": torch.from_numpy(np.array(d.masks[t], dtype=np.float32) / 255.0)[None],
-            "face_center_prev": centers[0],
-            "face_center": centers[1],
-        }
+        batch = {}
+        for name, pair in produced.items():
+            batch[f"{name}_prev"], batch[name] = pair[0], pair[1]
+        if STICK_FIGURE.name not in produced:  # the discriminator judges the stick figure in any case
+            sticks = self._frame_context(t).stick_figure
+            batch[f"{STICK_FIGURE.name}_prev"], batch[STICK_FIGURE.name] = sticks[0], sticks[1]
+        batch.update(
+            frame_prev=to_chw_float(d.frames[t - 1]),
+            frame=to_chw_float(d.frames[t]),
+            mask_prev=torch.from_numpy(np.array(d.masks[t - 1], dtype=np.float32) / 255.0)[None],
+            mask=torch.from_numpy(np.array(d.masks[t], dtype=np.float32) / 255.0)[None],
+            face_center_prev=centers[0],
+            face_center=centers[1],
+        )
+        return batch

@@ -37,11 +37,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image
 from tqdm import tqdm
 
+from realtime.inputs import FrameContext, InputRole, produce_frame_inputs
 from realtime.pipeline import Target
 from realtime.pose import PoseEstimator
+from train.checkpoint import load_target
 from train.dataset import PreparedData, load_prepared, to_chw_float
 from train.metrics import (
     STILL_THRESHOLD_PX,
@@ -287,7 +290,9 @@ def evaluate_model(
     if not heldout:
         raise ValueError(f"{data.root} holds out no frames (train_end = num_frames = {meta.num_frames})")
     picks = set(np.linspace(0, len(heldout) - 1, num=min(sheet_frames, len(heldout))).round().astype(int))
-    previous = np.zeros((1, 3, meta.canvas_height, meta.canvas_width), np.float32)
+    spec = target.bundle.generator_inputs
+    state_inputs = [item.name for item in spec.with_role(InputRole.STATE)]
+    previous = torch.zeros((1, 3, meta.canvas_height, meta.canvas_width), device=target.device)
     seconds: list[float] = []
     rows = []
     with FrameEvaluator(
@@ -296,13 +301,19 @@ def evaluate_model(
         estimator=estimator,
     ) as evaluator:
         for i, t in enumerate(tqdm(heldout, desc=f"evaluate {label or target.name}", unit="frame")):
-            stick = to_chw_float(data.stick_figures[t])[None].numpy()
+            context = FrameContext(
+                torch.from_numpy(np.asarray(data.joints_px[t : t + 1], np.float32)).to(target.device),
+                torch.from_numpy(np.asarray(data.confidence[t : t + 1], np.float32)).to(target.device),
+                to_chw_float(data.stick_figures[t])[None].to(target.device),
+            )
+            inputs = produce_frame_inputs(spec, context)
+            inputs.update({name: previous for name in state_inputs})
             start = time.perf_counter()
-            out = target.generate(stick, previous)
+            out = target.generate(inputs).clone()
             seconds.append(time.perf_counter() - start)
-            if target.bundle.temporal:
+            if state_inputs:
                 previous = out
-            generated = (np.clip(out[0], 0, 1) * 255 + 0.5).astype(np.uint8).transpose(1, 2, 0)
+            generated = (out[0].clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
             real = np.asarray(data.frames[t])
             evaluator.add(generated, real, data.joints_px[t], data.confidence[t], data.face_boxes[t])
             if i in picks:
@@ -404,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
         data = load_prepared(args.data)
         models = [(model, resolve_model(model)) for model in args.models]
         labels = _unique([model_label(model, resolved) for model, resolved in models])
-        targets = [Target.load(resolved) for _, resolved in models]  # fail early, before any evaluation
+        targets = [load_target(resolved) for _, resolved in models]  # fail early, before any evaluation
         if len(models) == 1:
             out = args.out or (args.models[0] if args.models[0].is_dir() else args.models[0].parent) / "eval"
             folders = [out]

@@ -70,6 +70,7 @@ from train.distributed import (
     mean_over_ranks,
     shutdown_distributed,
 )
+from train.models import generator_inputs
 from train.stages import (
     build_stage_models,
     check_stage_fits,
@@ -234,7 +235,8 @@ def _train_stage(
         generator = DistributedDataParallel(generator_raw, device_ids=ids)
         discriminator = DistributedDataParallel(discriminator_raw, device_ids=ids)
 
-    pairs = FramePairs(data, "train", augment=config.augment, require_face=stage == "face")
+    inputs = generator_inputs(config.generator)
+    pairs = FramePairs(data, "train", augment=config.augment, require_face=stage == "face", inputs=inputs)
     per_rank = len(pairs) // context.world_size
     if config.batch_size > per_rank:
         raise ValueError(
@@ -253,7 +255,7 @@ def _train_stage(
     )  # fmt: skip
     batches = _forever(loader, sampler)
     sample_batch = _sample_batch(
-        FramePairs(data, "train", require_face=stage == "face"), config.sample_frames
+        FramePairs(data, "train", require_face=stage == "face", inputs=inputs), config.sample_frames
     )
     sample_batch = prepare_batch(sample_batch, device, models.main_downscale)
     log.info(

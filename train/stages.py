@@ -24,6 +24,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from realtime.face import face_crop_origin, face_crop_size_px
+from realtime.inputs import GeneratorInputs, InputRole
 from train.checkpoint import Checkpoint, load_weights_strict
 from train.config import FitConfig
 from train.losses import feature_matching_loss, l1_loss, lsgan_loss, pose_mask_l1_loss
@@ -39,11 +40,9 @@ from train.models import (
     build_local_enhancer,
     build_main_generator,
     downsample_half,
+    generator_inputs,
 )
 from train.vgg import VGGPerceptualLoss
-
-#: The image entries of a training batch (``train.dataset.FramePairs`` items, collated).
-IMAGE_KEYS = ("stick_prev", "stick", "frame_prev", "frame", "mask_prev", "mask")
 
 
 @dataclass
@@ -194,8 +193,9 @@ def prepare_batch(batch: dict[str, Tensor], device: torch.device, downscale: int
     stay in canvas pixels."""
     out = {key: value.to(device, non_blocking=True) for key, value in batch.items()}
     if downscale == 2:
-        for key in IMAGE_KEYS:
-            out[key] = downsample_half(out[key])
+        for key, value in out.items():
+            if value.dim() == 4:  # every image entry: generator inputs, frames, masks
+                out[key] = downsample_half(value)
     return out
 
 
@@ -218,13 +218,21 @@ class StepLosses:
     logged: dict[str, Tensor]
 
 
-def _unroll(generator: nn.Module, batch: dict[str, Tensor], temporal: bool) -> tuple[Tensor | None, Tensor]:
-    """Everybody Dance Now's two-step unroll, or one frame for a non-temporal generator."""
-    if not temporal:
-        return None, generator(batch["stick"])
-    stick_prev = batch["stick_prev"]
-    gen_prev = generator(stick_prev, torch.zeros_like(stick_prev))
-    return gen_prev, generator(batch["stick"], gen_prev)
+def _unroll(
+    generator: nn.Module, batch: dict[str, Tensor], spec: GeneratorInputs
+) -> tuple[Tensor | None, Tensor]:
+    """Everybody Dance Now's two-step unroll over the generator's declared inputs: frame ``t - 1`` from its
+    per-frame inputs (``NAME_prev``) and zeros for the state inputs, then frame ``t`` from its own and that
+    output; or one frame for a generator without a state input."""
+
+    def feed(suffix: str, state: Tensor | None) -> list[Tensor]:
+        zeros = torch.zeros_like(batch["frame" + suffix]) if state is None else state
+        return [zeros if item.role is InputRole.STATE else batch[item.name + suffix] for item in spec.inputs]
+
+    if not spec.temporal:
+        return None, generator(*feed("", None))
+    gen_prev = generator(*feed("_prev", None))
+    return gen_prev, generator(*feed("", gen_prev))
 
 
 def _adversarial(
@@ -259,12 +267,12 @@ def main_stage_losses(
     G minimizes LSGAN + ``lambda_feature_matching`` x feature matching + ``lambda_vgg`` x VGG (when loaded)
     + ``lambda_pose_mask_l1`` x PG2's pose-mask L1 + ``lambda_l1`` x L1, the image terms summed over both
     unrolled frames."""
-    temporal = config.generator.temporal
-    gen_prev, gen = _unroll(generator, batch, temporal)
-    stick, frame, mask = batch["stick"], batch["frame"], batch["mask"]
+    gen_prev, gen = _unroll(generator, batch, generator_inputs(config.generator))
+    stick, frame, mask = batch["stick_figure"], batch["frame"], batch["mask"]
     if gen_prev is not None:
-        real = torch.cat([batch["stick_prev"], stick, batch["frame_prev"], frame], dim=1)
-        fake = torch.cat([batch["stick_prev"], stick, gen_prev, gen], dim=1)
+        stick_prev = batch["stick_figure_prev"]
+        real = torch.cat([stick_prev, stick, batch["frame_prev"], frame], dim=1)
+        fake = torch.cat([stick_prev, stick, gen_prev, gen], dim=1)
         generated = torch.cat([gen_prev, gen])
         targets = torch.cat([batch["frame_prev"], frame])
         masks = torch.cat([batch["mask_prev"], mask])
@@ -344,11 +352,11 @@ def face_stage_losses(
     x VGG on the crops when loaded)."""
     size = models.face_crop_px
     with torch.no_grad():
-        gen_prev, gen = _unroll(models.main, batch, config.generator.temporal)
+        gen_prev, gen = _unroll(models.main, batch, generator_inputs(config.generator))
     if gen_prev is None:  # non-temporal: refine frame t only
-        sticks, generated, frames, centers = batch["stick"], gen, batch["frame"], batch["face_center"]
+        sticks, generated, frames, centers = batch["stick_figure"], gen, batch["frame"], batch["face_center"]
     else:
-        sticks = torch.cat([batch["stick_prev"], batch["stick"]])
+        sticks = torch.cat([batch["stick_figure_prev"], batch["stick_figure"]])
         generated = torch.cat([gen_prev, gen])
         frames = torch.cat([batch["frame_prev"], batch["frame"]])
         centers = torch.cat([batch["face_center_prev"], batch["face_center"]])
@@ -381,12 +389,12 @@ def write_sample_sheet(path: Path, models: StageModels, batch: dict[str, Tensor]
     main = models.main
     was_training = main.training
     main.eval()
-    gen_prev, gen = _unroll(main, batch, config.generator.temporal)
+    gen_prev, gen = _unroll(main, batch, generator_inputs(config.generator))
     del gen_prev
-    columns = [batch["stick"], batch["frame"], gen]
+    columns = [batch["stick_figure"], batch["frame"], gen]
     if models.face is not None:
         centers = batch["face_center"]
-        stick_crops = crop_faces(batch["stick"], centers, models.face_crop_px)
+        stick_crops = crop_faces(batch["stick_figure"], centers, models.face_crop_px)
         crops = crop_faces(gen, centers, models.face_crop_px)
         columns.append(paste_faces(gen, models.face.refine(stick_crops, crops), centers))
     if was_training:

@@ -27,13 +27,27 @@ from train.stages import crop_faces, paste_faces
 class ConstantResidual:
     """A stand-in face model: the same residual everywhere; records its inputs."""
 
+    device = torch.device("cpu")
+
     def __init__(self, value: float) -> None:
         self.value = value
-        self.calls: list[tuple[np.ndarray, np.ndarray]] = []
+        self.calls: list[tuple[torch.Tensor, torch.Tensor]] = []
 
-    def residual(self, stick_crop: np.ndarray, frame_crop: np.ndarray) -> np.ndarray:
+    def run(self, inputs, out=None):
+        stick_crop, frame_crop = inputs["face_stick_figure"], inputs["face_frame"]
         self.calls.append((stick_crop, frame_crop))
-        return np.full_like(frame_crop, self.value)
+        return {"face_residual": torch.full_like(frame_crop, self.value)}
+
+
+def torch_copy(engine, tmp_path):
+    """The exported bundle served by PyTorch: ``NAME.pt`` and ``NAME.face.pt`` (written by export) with a
+    sidecar naming the face model's weights."""
+    sidecar = json.loads(engine.with_suffix(".json").read_text())
+    for suffix in (".pt", ".face.pt"):
+        (tmp_path / f"tiny{suffix}").write_bytes(engine.with_name(f"tiny{suffix}").read_bytes())
+    sidecar["face_model"] = "tiny.face.pt"
+    (tmp_path / "tiny.json").write_text(json.dumps(sidecar))
+    return tmp_path / "tiny.pt"
 
 
 def pose_with_face_at(x: float, y: float) -> tuple[np.ndarray, np.ndarray]:
@@ -69,14 +83,14 @@ def test_face_center_uses_present_face_joints_only() -> None:
 @pytest.mark.parametrize("x0, y0", [(5, 7), (-3, 10), (60, 61), (-8, -8), (70, 2)])
 def test_crop_and_paste_off_canvas(x0: int, y0: int) -> None:
     rng = np.random.default_rng(0)
-    images = rng.random((2, 3, 64, 64), dtype=np.float32)
+    images = torch.from_numpy(rng.random((2, 3, 64, 64), dtype=np.float32))
     crop = crop_square(images, x0, y0, 8)
     assert crop.shape == (2, 3, 8, 8)
     for dy in range(8):
         for dx in range(8):
             y, x = y0 + dy, x0 + dx
             expected = images[:, :, y, x] if 0 <= y < 64 and 0 <= x < 64 else 0.0
-            np.testing.assert_array_equal(crop[:, :, dy, dx], expected)
+            np.testing.assert_array_equal(crop[:, :, dy, dx].numpy(), expected)
     pasted = paste_square(images, crop + 1.0, x0, y0)
     inside = np.zeros((64, 64), bool)
     inside[max(0, y0) : max(0, y0 + 8), max(0, x0) : max(0, x0 + 8)] = True
@@ -84,27 +98,26 @@ def test_crop_and_paste_off_canvas(x0: int, y0: int) -> None:
     np.testing.assert_array_equal(pasted[:, :, inside], images[:, :, inside] + 1.0)
     # The training crop (torch) takes the same pixels.
     centers = torch.tensor([[x0 + 4.0, y0 + 4.0]] * 2)
-    np.testing.assert_array_equal(crop_faces(torch.from_numpy(images), centers, 8).numpy(), crop)
-    np.testing.assert_array_equal(
-        paste_faces(torch.from_numpy(images), torch.from_numpy(crop + 1.0), centers).numpy(), pasted
-    )
+    np.testing.assert_array_equal(crop_faces(images, centers, 8), crop)
+    np.testing.assert_array_equal(paste_faces(images, crop + 1.0, centers), pasted)
 
 
 @pytest.mark.parametrize("center", [(32.0, 20.0), (2.0, 3.0), (63.0, 40.0)])
 def test_refiner_changes_only_the_face_crop(center: tuple[float, float]) -> None:
     rng = np.random.default_rng(1)
-    stick = rng.random((1, 3, 64, 64), dtype=np.float32)
-    generated = rng.random((1, 3, 64, 64), dtype=np.float32) * 0.5
+    stick = torch.from_numpy(rng.random((1, 3, 64, 64), dtype=np.float32))
+    generated = torch.from_numpy(rng.random((1, 3, 64, 64), dtype=np.float32) * 0.5)
     model = ConstantResidual(0.25)
     refiner = FaceRefiner(model, size_px=12, confidence_threshold=0.5)
     joints, confidence = pose_with_face_at(*center)
-    before = generated.copy()
+    before = generated.clone()
     out = refiner.apply(stick, generated, joints, confidence)
     np.testing.assert_array_equal(generated, before)  # the input is not modified
     x0, y0 = face_crop_origin(*center, 12)
     box = np.zeros((64, 64), bool)
     box[max(0, y0) : y0 + 12, max(0, x0) : x0 + 12] = True
-    assert out.dtype == np.float32 and out.shape == generated.shape
+    box = torch.from_numpy(box)
+    assert out.dtype == torch.float32 and out.shape == generated.shape
     np.testing.assert_array_equal(out[..., ~box], generated[..., ~box])  # bit-identical outside the box
     np.testing.assert_allclose(out[..., box], generated[..., box] + 0.25, atol=1e-6)
     (stick_crop, frame_crop) = model.calls[0]
@@ -113,7 +126,7 @@ def test_refiner_changes_only_the_face_crop(center: tuple[float, float]) -> None
 
 
 def test_refiner_clamps_and_skips_a_pose_without_a_face() -> None:
-    generated = np.full((1, 3, 32, 32), 0.9, np.float32)
+    generated = torch.full((1, 3, 32, 32), 0.9)
     refiner = FaceRefiner(ConstantResidual(0.5), size_px=8, confidence_threshold=0.5)
     joints, confidence = pose_with_face_at(16, 16)
     assert refiner.apply(generated, generated, joints, confidence).max() == 1.0
@@ -149,16 +162,17 @@ def test_engine_with_face_model_loads_it_and_refines_only_the_face(tiny_face_eng
     assert np.abs(with_face.generated[box].astype(int) - without_face.generated[box].astype(int)).max() > 0
 
 
-def test_onnx_and_torch_face_models_agree(tiny_face_engine) -> None:
+def test_onnx_and_torch_face_models_agree(tiny_face_engine, tmp_path) -> None:
     onnx_target = Target.load(tiny_face_engine)
-    torch_target = Target.load(tiny_face_engine.parent / "run" / "checkpoint.pt")  # no sidecar: from it
+    torch_target = Target.load(torch_copy(tiny_face_engine, tmp_path))
     assert torch_target.face is not None and onnx_target.face is not None
+    assert torch_target.backend.name == "torch" and torch_target.face.model.name == "torch"  # type: ignore[attr-defined]
     assert torch_target.face.size_px == onnx_target.face.size_px
-    rng = np.random.default_rng(3)
-    stick, frame = rng.random((2, 2, 3, 12, 12), dtype=np.float32)
+    stick, frame = torch.rand((2, 2, 3, 12, 12), generator=torch.Generator().manual_seed(3))
+    inputs = {"face_stick_figure": stick, "face_frame": frame}
     np.testing.assert_allclose(
-        torch_target.face.model.residual(stick, frame),
-        onnx_target.face.model.residual(stick, frame),
+        torch_target.face.model.run(inputs)["face_residual"],
+        onnx_target.face.model.run(inputs)["face_residual"],
         atol=1e-4,
     )
 
@@ -175,11 +189,11 @@ def test_sidecar_with_missing_face_model_fails_clearly(tiny_face_engine, tmp_pat
     assert Target.load(engine).face is None
 
 
-def test_retargeter_with_face_runs_alike_on_onnx_runtime_and_pytorch(tiny_face_engine) -> None:
+def test_retargeter_with_face_runs_alike_on_onnx_runtime_and_pytorch(tiny_face_engine, tmp_path) -> None:
     joints = standing_pose(64, 64)
     confidence = np.ones(NUM_JOINTS, np.float32)
     outputs = []
-    for engine in (tiny_face_engine, tiny_face_engine.parent / "run" / "checkpoint.pt"):
+    for engine in (tiny_face_engine, torch_copy(tiny_face_engine, tmp_path)):
         retargeter = Retargeter(Target.load(engine), live=False)
         retargeter.fit_source(np.stack([joints, joints]), np.stack([confidence, confidence]))
         frames = [retargeter.generate(PoseFrame(joints, confidence, float(t), (64, 64))) for t in range(2)]

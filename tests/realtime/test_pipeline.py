@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from realtime.backends import BackendError
 from realtime.bundle import BundleError
@@ -61,14 +62,28 @@ def test_temporal_generator_sees_its_previous_output(tiny_engine):
     assert not retargeter.generate(pose).stick_figure.max() == 0
 
 
-def test_torch_checkpoint_runs_like_its_onnx_export(tiny_engine):
+def test_inference_weights_run_like_the_onnx_export(tiny_engine, tmp_path):
     onnx_target = Target.load(tiny_engine)
-    torch_target = Target.load(
-        tiny_engine.parent / "run" / "checkpoint.pt"
-    )  # no sidecar: from the checkpoint
+    weights = tmp_path / "tiny.pt"  # export wrote tiny.pt beside tiny.onnx; serve it with the same sidecar
+    weights.write_bytes(tiny_engine.with_suffix(".pt").read_bytes())
+    weights.with_suffix(".json").write_text(tiny_engine.with_suffix(".json").read_text())
+    torch_target = Target.load(weights)
     assert torch_target.backend.name == "torch" and torch_target.canvas_size == onnx_target.canvas_size
-    x = np.random.default_rng(2).random((1, 3, 64, 64), dtype=np.float32)
-    np.testing.assert_allclose(torch_target.generate(x, x), onnx_target.generate(x, x), atol=1e-4)
+    x = torch.rand((1, 3, 64, 64), generator=torch.Generator().manual_seed(2))
+    inputs = {"stick_figure": x, "previous_frame": x}
+    np.testing.assert_allclose(
+        torch_target.generate(inputs).numpy(), onnx_target.generate(inputs).numpy(), atol=1e-4
+    )
+
+
+def test_a_training_checkpoint_is_not_served(tiny_engine):
+    checkpoint = tiny_engine.parent / "run" / "checkpoint.pt"
+    checkpoint.with_suffix(".json").write_text(tiny_engine.with_suffix(".json").read_text())
+    try:
+        with pytest.raises(BackendError, match="export it first"):
+            Target.load(checkpoint)
+    finally:
+        checkpoint.with_suffix(".json").unlink()
 
 
 def test_live_poses_are_smoothed(tiny_engine):
