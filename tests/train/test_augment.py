@@ -91,19 +91,19 @@ def test_frame_pairs_render_augmented_stick_figures_on_the_fly(tiny_prepared: Pa
     stored = FramePairs(data, "train")
     item = stored[2]
     assert set(item) == {
-        "stick_prev", "stick", "frame_prev", "frame", "mask_prev", "mask", "face_center_prev", "face_center"
+        "stick_figure_prev", "stick_figure", "frame_prev", "frame", "mask_prev", "mask", "face_center_prev", "face_center"
     }  # fmt: skip
     np.testing.assert_allclose(item["face_center"].numpy(), data.face_boxes[3].reshape(2, 2).mean(axis=0))
     # Without corruption, the on-the-fly drawing is the stored stick figure (up to its uint8 rounding).
     exact = AugmentConfig(enabled=True, joint_dropout_p=0, chain_dropout_p=0, jitter_px=0)
     clean = FramePairs(data, "train", augment=exact)
-    assert torch.allclose(clean[2]["stick"], item["stick"], atol=0.5 / 255 + 1e-6)
-    assert torch.allclose(clean[2]["stick_prev"], item["stick_prev"], atol=0.5 / 255 + 1e-6)
+    assert torch.allclose(clean[2]["stick_figure"], item["stick_figure"], atol=0.5 / 255 + 1e-6)
+    assert torch.allclose(clean[2]["stick_figure_prev"], item["stick_figure_prev"], atol=0.5 / 255 + 1e-6)
     # A disabled config keeps the stored figures; an enabled one changes them.
     assert FramePairs(data, "train", augment=AugmentConfig(enabled=False)).augment is None
     torch.manual_seed(0)
     noisy = FramePairs(data, "train", augment=AugmentConfig(enabled=True, joint_dropout_p=0.5, jitter_px=3.0))
-    assert not torch.allclose(noisy[2]["stick"], item["stick"], atol=0.1)
+    assert not torch.allclose(noisy[2]["stick_figure"], item["stick_figure"], atol=0.1)
     assert torch.equal(noisy[2]["frame"], item["frame"])  # frames are never touched
 
 
