@@ -3,8 +3,9 @@
     kernels <- realtime <- train, export        server.py -> realtime        bench -> anything
 
 ``kernels/`` imports nothing from the project; ``realtime/`` imports only ``kernels`` (and itself);
-``train/`` imports ``kernels`` and ``realtime``; ``export/`` those and ``train`` (it reads checkpoints); nothing in the
-product imports ``bench`` or ``tests``. Every import statement counts, at module level or inside a function.
+``train/`` imports ``kernels`` and ``realtime``; ``export/`` those and ``train`` (it reads checkpoints);
+nothing in the product imports ``bench`` or ``tests``. Every import statement counts, at module level or
+inside a function.
 """
 
 from __future__ import annotations
