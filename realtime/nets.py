@@ -393,7 +393,7 @@ class FaceGenerator(nn.Module):
     def zero_output(self) -> None:
         """Set the output layer to zero (the residual is then exactly 0)."""
         output_conv = self.model[-2]  # before the tanh
-        assert isinstance(output_conv, nn.Conv2d)
+        assert isinstance(output_conv, nn.Conv2d) and output_conv.bias is not None
         nn.init.zeros_(output_conv.weight)
         nn.init.zeros_(output_conv.bias)
 

@@ -190,8 +190,8 @@ def body_stats(joints_px: np.ndarray, confidence: np.ndarray, threshold: float =
 def retarget_bone_lengths(
     joints_px: np.ndarray,
     confidence: np.ndarray,
-    source_lengths_px: Sequence[float],
-    target_lengths_px: Sequence[float],
+    source_lengths_px: Sequence[float] | np.ndarray,
+    target_lengths_px: Sequence[float] | np.ndarray,
     threshold: float = 0.5,
 ) -> np.ndarray:
     """Give a pose the target's limb lengths, keeping the source's joint angles.

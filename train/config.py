@@ -307,8 +307,8 @@ def _merge(sources: Sequence[tuple[str, Any]]) -> FitConfig:
             valid = ", ".join(_keys_under(parent))
             raise ValueError(f"{description}: unknown config key {key!r}; valid keys here: {valid}") from None
         except OmegaConfBaseException as error:
-            key = getattr(error, "full_key", None)
-            which = f" {getattr(error, 'value', None)!r} for key {key!r}" if key else ""
+            full_key = getattr(error, "full_key", None)
+            which = f" {getattr(error, 'value', None)!r} for key {full_key!r}" if full_key else ""
             reason = str(getattr(error, "msg", None) or error).splitlines()[0]
             raise ValueError(f"{description}: bad value{which}: {reason}") from None
     try:

@@ -161,7 +161,7 @@ class PreparedWriter:
         if not 0 < meta.train_end <= n:
             raise ValueError(f"train_end must be in (0, {n}], got {meta.train_end}")
         for array in (self.frames, self.stick_figures, self.masks):
-            array.flush()
+            array.flush()  # type: ignore[attr-defined]  # np.memmap
         np.savez(
             self.root / "keypoints.npz",
             joints_px=joints_px,

@@ -229,7 +229,8 @@ def _train_stage(
         if context.is_main:
             _truncate_metrics(stage_dir / "metrics.jsonl", step)
         log.info("stage %s: resuming from step %d (%.0f s so far)", stage, step, elapsed_before_s)
-    generator, discriminator = generator_raw, discriminator_raw
+    generator: torch.nn.Module = generator_raw
+    discriminator: torch.nn.Module = discriminator_raw
     if context.is_distributed:
         ids = [device.index] if device.type == "cuda" else None
         generator = DistributedDataParallel(generator_raw, device_ids=ids)
@@ -244,7 +245,7 @@ def _train_stage(
             f"({len(pairs)} pairs{' with faces' if stage == 'face' else ''}, "
             f"{context.world_size} processes); lower it"
         )
-    sampler = (
+    sampler: DistributedSampler | None = (
         DistributedSampler(pairs, context.world_size, context.rank, shuffle=True, seed=config.seed + step,
                            drop_last=True)
         if context.is_distributed else None

@@ -65,7 +65,7 @@ class VGG19Features(nn.Module):
         """Features of an ImageNet-normalized ``(B, 3, H, W)`` batch after each ``features[:end]``."""
         outputs, start, x = [], 0, image
         for end in ends:
-            for layer in self.features[start:end]:
+            for layer in list(self.features)[start:end]:
                 x = layer(x)
             outputs.append(x)
             start = end
@@ -124,6 +124,8 @@ class VGGPerceptualLoss(nn.Module):
     def __init__(self, features: VGG19Features) -> None:
         super().__init__()
         self.vgg = features.eval().requires_grad_(False)
+        self.mean: Tensor
+        self.std: Tensor
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
