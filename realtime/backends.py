@@ -243,11 +243,12 @@ def _tensorrt(path: str | os.PathLike[str], **_: object) -> InferenceBackend:
     )
 
 
-#: Engine file extension -> backend constructor: the one place a backend is chosen.
+#: Engine file extension -> backend constructor: the one place a backend is chosen. The order is the order
+#: of preference where one stem has several engines (the fastest first).
 BACKENDS: dict[str, Callable[..., InferenceBackend]] = {
+    ".plan": _tensorrt,
     ".onnx": OnnxRuntimeBackend,
     ".pt": TorchBackend,
-    ".plan": _tensorrt,
 }
 ENGINE_SUFFIXES = tuple(BACKENDS)
 

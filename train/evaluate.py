@@ -41,6 +41,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from realtime.backends import ENGINE_SUFFIXES
 from realtime.inputs import FrameContext, InputRole, produce_frame_inputs
 from realtime.pipeline import Target
 from realtime.pose import PoseEstimator
@@ -63,7 +64,7 @@ CHECKPOINT_NAME = "checkpoint.pt"
 #: subfolders is evaluated at the last stage that has a checkpoint.
 STAGE_ORDER: tuple[str, ...] = ("global", "local", "face")
 #: Engine and checkpoint extensions a MODEL file may have.
-MODEL_SUFFIXES: tuple[str, ...] = (".onnx", ".pt", ".plan")
+MODEL_SUFFIXES: tuple[str, ...] = ENGINE_SUFFIXES
 #: Label of the table row that scores the real frames themselves (``--reference``).
 REFERENCE_LABEL = "real frames (reference)"
 #: Name of the training log that train.fit writes beside its checkpoint.
