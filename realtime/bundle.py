@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kernels.rasterize import RenderParams
+from realtime.render import RenderParams
 from realtime.normalize import BodyStats
 from realtime.skeleton import SKELETON_NAME
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kernels.rasterize import rasterize_stick_figure
+from realtime.render import rasterize_stick_figure
 from realtime.backends import InferenceBackend, check_engine_suffix, open_backend
 from realtime.bundle import (
     INPUT_PREVIOUS_FRAME,

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from kernels.rasterize import RenderParams, rasterize_stick_figure
+from realtime.render import RenderParams, rasterize_stick_figure
 from realtime.normalize import BodyStats
 from realtime.skeleton import NUM_JOINTS, SKELETON_NAME
 from train.augment import corrupt_pose

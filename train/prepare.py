@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from kernels.rasterize import RenderParams, rasterize_stick_figure
+from realtime.render import RenderParams, rasterize_stick_figure
 from realtime.normalize import body_stats
 from realtime.pose import PoseEstimator
 from realtime.skeleton import FACE_JOINTS, NUM_JOINTS, Joint
