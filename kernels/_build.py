@@ -59,7 +59,9 @@ def cache_root() -> Path:
 def _compiler_identity(compiler: str) -> str:
     """``compiler --version``'s whole output (its name, version and build), part of the build hash."""
     try:
-        done = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=60, check=False)
+        done = subprocess.run(
+            [compiler, "--version"], capture_output=True, text=True, timeout=60, check=False
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise KernelBuildError(f"cannot run {compiler} --version: {exc}") from exc
     return done.stdout + done.stderr
@@ -210,9 +212,7 @@ def load_cuda_module(name: str, device_index: int) -> Any:
                 f"the CUDA build of kernel {name!r} needs nvcc (not on PATH and no $CUDA_HOME/bin/nvcc)"
             )
         sources = _sources(name)
-        digest = _digest(
-            [s.read_bytes() for s in sources] + [_compiler_identity(nvcc), *CUDA_FLAGS, arch]
-        )
+        digest = _digest([s.read_bytes() for s in sources] + [_compiler_identity(nvcc), *CUDA_FLAGS, arch])
         folder = cache_root() / f"{name}-{arch}-{digest}"
 
         def compile_into(out: Path) -> None:

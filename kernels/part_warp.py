@@ -184,7 +184,12 @@ def fit_part_transforms(
     a = torch.where(general[..., None, None], a_general, a_limb)
     t = d_mean - (a @ s_mean[..., None])[..., 0]
     det_a = torch.linalg.det(a)
-    active = (count >= 2) & (det_a.abs() > MIN_ABS_DET) & torch.isfinite(a).all((-1, -2)) & torch.isfinite(t).all(-1)
+    active = (
+        (count >= 2)
+        & (det_a.abs() > MIN_ABS_DET)
+        & torch.isfinite(a).all((-1, -2))
+        & torch.isfinite(t).all(-1)
+    )
     a = torch.where(active[..., None, None], a, eye)
     t = torch.where(active[..., None], t, 0.0)
     a_inv = torch.linalg.inv(a)
@@ -269,7 +274,9 @@ def _warp_ref(
     inv3 = torch.cat([inverse, inverse.new_tensor([0.0, 0.0, 1.0]).expand(batch, num_parts, 1, 3)], -2)
     theta = (to_norm @ inv3 @ torch.linalg.inv(to_norm))[..., :2, :]
     grid = F.affine_grid(
-        theta.reshape(-1, 2, 3).to(image.dtype), [batch * num_parts, channels, height, width], align_corners=False
+        theta.reshape(-1, 2, 3).to(image.dtype),
+        [batch * num_parts, channels, height, width],
+        align_corners=False,
     )
     warped = F.grid_sample(masked, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return warped.reshape(batch, num_parts, channels, height, width).amax(dim=1).clamp_min(0.0)
@@ -278,7 +285,9 @@ def _warp_ref(
 _cpu_fn: Any = None
 
 
-def _warp_cpu(tensors: list[torch.Tensor], radius_px: float, threshold: float, labels: torch.Tensor, out: torch.Tensor) -> None:
+def _warp_cpu(
+    tensors: list[torch.Tensor], radius_px: float, threshold: float, labels: torch.Tensor, out: torch.Tensor
+) -> None:
     global _cpu_fn
     if _cpu_fn is None:
         fn = _build.load_cpu_library("part_warp").part_warp_cpu
@@ -299,7 +308,9 @@ def _warp_cpu(tensors: list[torch.Tensor], radius_px: float, threshold: float, l
 _cuda_fns: dict[int, tuple[Any, Any]] = {}
 
 
-def _warp_cuda(tensors: list[torch.Tensor], radius_px: float, threshold: float, labels: torch.Tensor, out: torch.Tensor) -> None:
+def _warp_cuda(
+    tensors: list[torch.Tensor], radius_px: float, threshold: float, labels: torch.Tensor, out: torch.Tensor
+) -> None:
     index = out.device.index if out.device.index is not None else torch.cuda.current_device()
     fns = _cuda_fns.get(index)
     if fns is None:
@@ -349,9 +360,13 @@ def _check_inputs(
         raise ValueError(f"image must be (B, C, H, W), got {tuple(image.shape)}")
     batch, _, height, width = image.shape
     if person_mask.shape != (batch, height, width):
-        raise ValueError(f"person_mask must be (B, H, W) = {(batch, height, width)}, got {tuple(person_mask.shape)}")
+        raise ValueError(
+            f"person_mask must be (B, H, W) = {(batch, height, width)}, got {tuple(person_mask.shape)}"
+        )
     if source_joints_px.ndim != 3 or source_joints_px.shape[0] != batch or source_joints_px.shape[2] != 2:
-        raise ValueError(f"source_joints_px must be (B, J, 2) with B = {batch}, got {tuple(source_joints_px.shape)}")
+        raise ValueError(
+            f"source_joints_px must be (B, J, 2) with B = {batch}, got {tuple(source_joints_px.shape)}"
+        )
     num_joints = source_joints_px.shape[1]
     if target_joints_px.shape != source_joints_px.shape:
         raise ValueError(
@@ -360,15 +375,29 @@ def _check_inputs(
         )
     for name in ("source_confidence", "target_confidence"):
         if tensors[name].shape != (batch, num_joints):
-            raise ValueError(f"{name} must be (B, J) = {(batch, num_joints)}, got {tuple(tensors[name].shape)}")
-    for name in ("image", "person_mask", "source_joints_px", "source_confidence", "target_joints_px", "target_confidence"):
+            raise ValueError(
+                f"{name} must be (B, J) = {(batch, num_joints)}, got {tuple(tensors[name].shape)}"
+            )
+    for name in (
+        "image",
+        "person_mask",
+        "source_joints_px",
+        "source_confidence",
+        "target_joints_px",
+        "target_confidence",
+    ):
         if tensors[name].dtype != torch.float32:
             raise ValueError(f"{name} must be float32, got {tensors[name].dtype}")
     if part_joints.ndim != 2:
         raise ValueError(f"part_joints must be (P, K), got {tuple(part_joints.shape)}")
-    if part_segments.ndim != 3 or part_segments.shape[0] != part_joints.shape[0] or part_segments.shape[2] != 2:
+    if (
+        part_segments.ndim != 3
+        or part_segments.shape[0] != part_joints.shape[0]
+        or part_segments.shape[2] != 2
+    ):
         raise ValueError(
-            f"part_segments must be (P, S, 2) with P = {part_joints.shape[0]}, got {tuple(part_segments.shape)}"
+            f"part_segments must be (P, S, 2) with P = {part_joints.shape[0]}, "
+            f"got {tuple(part_segments.shape)}"
         )
     for name in ("part_joints", "part_segments"):
         t = tensors[name]

@@ -109,7 +109,9 @@ def rasterize_stick_figure(
         kernels._build.KernelBuildError: if ``impl`` names a compiled kernel (or ``"auto"`` chose one) that
             cannot be built or loaded; the message has the reason.
     """
-    _check_inputs(joints_px, confidence, limb_parents, limb_children, limb_colors, joint_colors, height, width)
+    _check_inputs(
+        joints_px, confidence, limb_parents, limb_children, limb_colors, joint_colors, height, width
+    )
     chosen = _build.choose_impl(OP_NAME, impl, joints_px.device)
     if chosen == "ref":
         return _rasterize_ref(
@@ -276,7 +278,9 @@ def _rasterize_ref(
     joints = torch.where(present[..., None], joints_px, torch.zeros_like(joints_px))
     out = torch.zeros(batch, 3, height, width, device=device, dtype=torch.float32)
 
-    def paint(color: torch.Tensor, ends: torch.Tensor, drawn: torch.Tensor, reach: float, alpha_fn: Any) -> None:
+    def paint(
+        color: torch.Tensor, ends: torch.Tensor, drawn: torch.Tensor, reach: float, alpha_fn: Any
+    ) -> None:
         """Composite ``color`` over ``out`` with coverage ``alpha_fn(px, py)`` on the window around
         ``ends`` (B, K, 2) of the images in ``drawn`` (B,)."""
         if not bool(drawn.any()):

@@ -52,7 +52,8 @@ def rasterize_stick_figure(
             are missing and neither they nor their limbs are drawn.
         height, width: canvas size in pixels (>= 1).
         params: thickness, radius and threshold.
-        impl: ``"auto"``, ``"ref"``, ``"cpu"`` or ``"cuda"`` (:func:`kernels.rasterize.rasterize_stick_figure`).
+        impl: ``"auto"``, ``"ref"``, ``"cpu"`` or ``"cuda"``
+            (:func:`kernels.rasterize.rasterize_stick_figure`).
 
     Returns:
         float32 ``(B, 3, height, width)`` RGB in [0, 1] on the device of ``joints_px``.
@@ -61,7 +62,11 @@ def rasterize_stick_figure(
         ValueError: on wrong shapes (not this skeleton's joints), dtypes, devices, sizes or ``impl``.
         kernels._build.KernelBuildError: if the chosen compiled kernel cannot be built or loaded.
     """
-    if not isinstance(joints_px, torch.Tensor) or joints_px.ndim != 3 or joints_px.shape[1:] != (NUM_JOINTS, 2):
+    if (
+        not isinstance(joints_px, torch.Tensor)
+        or joints_px.ndim != 3
+        or joints_px.shape[1:] != (NUM_JOINTS, 2)
+    ):
         shape = tuple(joints_px.shape) if isinstance(joints_px, torch.Tensor) else type(joints_px).__name__
         raise ValueError(f"joints_px must be (B, {NUM_JOINTS}, 2), got {shape}")
     parents, children, limb_rgb, joint_rgb = _limbs_on(joints_px.device)
@@ -88,7 +93,7 @@ def warp_body_parts(
     confidence_threshold: float = 0.5,
     impl: str = "auto",
 ) -> torch.Tensor:
-    """Warp each of :data:`~realtime.skeleton.BODY_PARTS` from the source pose to the target pose, merged by max.
+    """Warp each of :data:`~realtime.skeleton.BODY_PARTS` from the source to the target pose, merged by max.
 
     See :func:`kernels.part_warp.warp_body_parts` for the model and the edge cases.
 

@@ -281,51 +281,55 @@ class BodyPart:
     segments: tuple[tuple[Joint, Joint], ...]
 
 
-_J = Joint
+_P = Joint
 #: The ten body parts of Yang et al. and Siarohin et al.: head, torso, upper and lower arms and legs. The
 #: lower legs include the feet (their segments to heel and big toe), the lower arms the hands (within the
 #: radius of the wrist).
 BODY_PARTS: tuple[BodyPart, ...] = (
     BodyPart(
         "head",
-        (_J.NECK, _J.NOSE, _J.RIGHT_EYE, _J.LEFT_EYE, _J.RIGHT_EAR, _J.LEFT_EAR),
+        (_P.NECK, _P.NOSE, _P.RIGHT_EYE, _P.LEFT_EYE, _P.RIGHT_EAR, _P.LEFT_EAR),
         (
-            (_J.NECK, _J.NOSE),
-            (_J.NOSE, _J.RIGHT_EYE),
-            (_J.RIGHT_EYE, _J.RIGHT_EAR),
-            (_J.NOSE, _J.LEFT_EYE),
-            (_J.LEFT_EYE, _J.LEFT_EAR),
+            (_P.NECK, _P.NOSE),
+            (_P.NOSE, _P.RIGHT_EYE),
+            (_P.RIGHT_EYE, _P.RIGHT_EAR),
+            (_P.NOSE, _P.LEFT_EYE),
+            (_P.LEFT_EYE, _P.LEFT_EAR),
         ),
     ),
     BodyPart(
         "torso",
-        (_J.RIGHT_SHOULDER, _J.LEFT_SHOULDER, _J.RIGHT_HIP, _J.LEFT_HIP),
+        (_P.RIGHT_SHOULDER, _P.LEFT_SHOULDER, _P.RIGHT_HIP, _P.LEFT_HIP),
         (
-            (_J.NECK, _J.MID_HIP),
-            (_J.RIGHT_SHOULDER, _J.LEFT_SHOULDER),
-            (_J.RIGHT_HIP, _J.LEFT_HIP),
-            (_J.RIGHT_SHOULDER, _J.RIGHT_HIP),
-            (_J.LEFT_SHOULDER, _J.LEFT_HIP),
+            (_P.NECK, _P.MID_HIP),
+            (_P.RIGHT_SHOULDER, _P.LEFT_SHOULDER),
+            (_P.RIGHT_HIP, _P.LEFT_HIP),
+            (_P.RIGHT_SHOULDER, _P.RIGHT_HIP),
+            (_P.LEFT_SHOULDER, _P.LEFT_HIP),
         ),
     ),
-    BodyPart("right_upper_arm", (_J.RIGHT_SHOULDER, _J.RIGHT_ELBOW), ((_J.RIGHT_SHOULDER, _J.RIGHT_ELBOW),)),
-    BodyPart("right_lower_arm", (_J.RIGHT_ELBOW, _J.RIGHT_WRIST), ((_J.RIGHT_ELBOW, _J.RIGHT_WRIST),)),
-    BodyPart("left_upper_arm", (_J.LEFT_SHOULDER, _J.LEFT_ELBOW), ((_J.LEFT_SHOULDER, _J.LEFT_ELBOW),)),
-    BodyPart("left_lower_arm", (_J.LEFT_ELBOW, _J.LEFT_WRIST), ((_J.LEFT_ELBOW, _J.LEFT_WRIST),)),
-    BodyPart("right_upper_leg", (_J.RIGHT_HIP, _J.RIGHT_KNEE), ((_J.RIGHT_HIP, _J.RIGHT_KNEE),)),
+    BodyPart("right_upper_arm", (_P.RIGHT_SHOULDER, _P.RIGHT_ELBOW), ((_P.RIGHT_SHOULDER, _P.RIGHT_ELBOW),)),
+    BodyPart("right_lower_arm", (_P.RIGHT_ELBOW, _P.RIGHT_WRIST), ((_P.RIGHT_ELBOW, _P.RIGHT_WRIST),)),
+    BodyPart("left_upper_arm", (_P.LEFT_SHOULDER, _P.LEFT_ELBOW), ((_P.LEFT_SHOULDER, _P.LEFT_ELBOW),)),
+    BodyPart("left_lower_arm", (_P.LEFT_ELBOW, _P.LEFT_WRIST), ((_P.LEFT_ELBOW, _P.LEFT_WRIST),)),
+    BodyPart("right_upper_leg", (_P.RIGHT_HIP, _P.RIGHT_KNEE), ((_P.RIGHT_HIP, _P.RIGHT_KNEE),)),
     BodyPart(
         "right_lower_leg",
-        (_J.RIGHT_KNEE, _J.RIGHT_ANKLE),
-        ((_J.RIGHT_KNEE, _J.RIGHT_ANKLE), (_J.RIGHT_ANKLE, _J.RIGHT_HEEL), (_J.RIGHT_ANKLE, _J.RIGHT_BIG_TOE)),
+        (_P.RIGHT_KNEE, _P.RIGHT_ANKLE),
+        (
+            (_P.RIGHT_KNEE, _P.RIGHT_ANKLE),
+            (_P.RIGHT_ANKLE, _P.RIGHT_HEEL),
+            (_P.RIGHT_ANKLE, _P.RIGHT_BIG_TOE),
+        ),
     ),
-    BodyPart("left_upper_leg", (_J.LEFT_HIP, _J.LEFT_KNEE), ((_J.LEFT_HIP, _J.LEFT_KNEE),)),
+    BodyPart("left_upper_leg", (_P.LEFT_HIP, _P.LEFT_KNEE), ((_P.LEFT_HIP, _P.LEFT_KNEE),)),
     BodyPart(
         "left_lower_leg",
-        (_J.LEFT_KNEE, _J.LEFT_ANKLE),
-        ((_J.LEFT_KNEE, _J.LEFT_ANKLE), (_J.LEFT_ANKLE, _J.LEFT_HEEL), (_J.LEFT_ANKLE, _J.LEFT_BIG_TOE)),
+        (_P.LEFT_KNEE, _P.LEFT_ANKLE),
+        ((_P.LEFT_KNEE, _P.LEFT_ANKLE), (_P.LEFT_ANKLE, _P.LEFT_HEEL), (_P.LEFT_ANKLE, _P.LEFT_BIG_TOE)),
     ),
 )
-del _J
+del _P
 
 NUM_BODY_PARTS = len(BODY_PARTS)
 BODY_PART_INDEX: dict[str, int] = {part.name: i for i, part in enumerate(BODY_PARTS)}
