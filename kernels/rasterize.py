@@ -1,19 +1,23 @@
 """Stick-figure rasterization: keypoints in, an anti-aliased RGB stick figure out.
 
 One public op, :func:`rasterize_stick_figure`, with an ``impl=`` switch (after NVlabs/stylegan3's
-``torch_utils/ops``): ``"ref"`` is the plain-PyTorch reference and the specification; ``"cuda"`` is the
-CUDA kernel, which a later change adds; ``"auto"`` picks CUDA only for CUDA tensors with a loaded kernel.
+``torch_utils/ops``): ``"ref"`` is the plain-PyTorch reference and the specification; ``"cpu"`` is the C++
+build and ``"cuda"`` the CUDA kernel of one source, ``kernels/rasterize.cu`` (the per-pixel functions are
+``__host__ __device__``; see ``kernels/kernel_common.h``); ``"auto"`` picks CUDA for CUDA tensors, the CPU
+build for CPU tensors where a C++ compiler exists, else the reference, and logs once which one runs. The
+op is a leaf: the skeleton's limb and color tables come in as tensors (``realtime/render.py`` binds them).
 
 Drawing model (what the reference computes, per image, in this order):
 
 1. A black canvas.
-2. Each limb of :data:`realtime.skeleton.LIMBS` whose two joints both have confidence
-   ``>= confidence_threshold`` is a capsule (a segment with round caps) of width ``limb_thickness_px``,
-   painted in the limb's color with coverage ``clamp(thickness/2 + 0.5 - d, 0, 1)``, where ``d`` is the
-   distance in pixels from the pixel center to the segment: one pixel of linear anti-aliasing at the edge.
-   Limbs are composited with "over" in :data:`LIMBS` order, so a later limb covers an earlier one.
-3. Each joint with confidence ``>= confidence_threshold`` is a disc of radius ``joint_radius_px`` in the
-   joint's color, with the same edge ramp, composited over the limbs in :class:`Joint` order.
+2. Each limb ``l`` (``limb_parents[l]`` -> ``limb_children[l]``) whose two joints both have confidence
+   ``>= confidence_threshold`` and finite coordinates is a capsule (a segment with round caps) of width
+   ``limb_thickness_px``, painted in ``limb_colors[l]`` with coverage ``clamp(thickness/2 + 0.5 - d, 0, 1)``,
+   where ``d`` is the distance in pixels from the pixel center to the segment: one pixel of linear
+   anti-aliasing at the edge. Limbs are composited with "over" in table order, so a later limb covers an
+   earlier one.
+3. Each present joint is a disc of radius ``joint_radius_px`` in ``joint_colors[joint]``, with the same
+   edge ramp, composited over the limbs in joint order.
 
 Pixel ``(row i, column j)`` has its center at ``x = j + 0.5, y = i + 0.5``, so a joint at ``(0, 0)`` lies on
 the image's top-left corner.
@@ -21,18 +25,19 @@ the image's top-left corner.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
-from realtime.skeleton import NUM_JOINTS, joint_colors, limb_arrays
+from kernels import _build
 
 log = logging.getLogger(__name__)
 
-_IMPLS = ("auto", "ref", "cuda")
-_logged_impl: set[str] = set()
+OP_NAME = "rasterize_stick_figure"
 
 
 @dataclass(frozen=True)
@@ -71,61 +76,176 @@ class RenderParams:
 def rasterize_stick_figure(
     joints_px: torch.Tensor,
     confidence: torch.Tensor,
+    limb_parents: torch.Tensor,
+    limb_children: torch.Tensor,
+    limb_colors: torch.Tensor,
+    joint_colors: torch.Tensor,
     *,
     height: int,
     width: int,
     params: RenderParams,
     impl: str = "auto",
 ) -> torch.Tensor:
-    """Draw a batch of stick figures.
+    """Draw a batch of stick figures of any skeleton (the drawing model is in the module docstring).
 
     Args:
-        joints_px: float32 ``(B, NUM_JOINTS, 2)`` joint x, y in pixels of the output canvas. May lie off
-            the canvas; non-finite coordinates of a missing joint are ignored.
-        confidence: float32 ``(B, NUM_JOINTS)`` in [0, 1]; joints below ``params.confidence_threshold`` are
-            missing and neither they nor their limbs are drawn.
+        joints_px: float32 ``(B, J, 2)`` joint x, y in pixels of the output canvas. May lie off the canvas;
+            non-finite coordinates make a joint missing.
+        confidence: float32 ``(B, J)`` in [0, 1]; joints below ``params.confidence_threshold`` are missing
+            and neither they nor their limbs are drawn.
+        limb_parents, limb_children: int32 or int64 ``(L,)`` joint indices in ``[0, J)`` of each limb's ends,
+            in drawing order.
+        limb_colors: float32 ``(L, 3)`` RGB in [0, 1].
+        joint_colors: float32 ``(J, 3)`` RGB in [0, 1].
         height, width: canvas size in pixels (>= 1).
         params: thickness, radius and threshold (:class:`RenderParams`).
-        impl: ``"auto"``, ``"ref"`` or ``"cuda"``.
+        impl: ``"auto"``, ``"ref"``, ``"cpu"`` or ``"cuda"`` (see the module docstring).
 
     Returns:
         float32 ``(B, 3, height, width)`` RGB in [0, 1] on the device of ``joints_px``.
 
     Raises:
-        ValueError: on wrong shapes, dtypes, devices, sizes or ``impl``.
-        RuntimeError: if ``impl="cuda"`` and the CUDA kernel is not available.
+        ValueError: on wrong shapes, dtypes, devices, indices, sizes or ``impl``.
+        kernels._build.KernelBuildError: if ``impl`` names a compiled kernel (or ``"auto"`` chose one) that
+            cannot be built or loaded; the message has the reason.
     """
-    _check_inputs(joints_px, confidence, height, width)
-    if impl not in _IMPLS:
-        raise ValueError(f"impl must be one of {_IMPLS}, got {impl!r}")
-    if impl == "cuda":
-        raise RuntimeError(
-            "the CUDA stick-figure kernel is not built yet; "
-            "use impl='ref' (or 'auto', which picks the reference)"
-        )
-    _log_impl_once("ref")
-    return _rasterize_ref(joints_px, confidence, height=height, width=width, params=params)
+    _check_inputs(
+        joints_px, confidence, limb_parents, limb_children, limb_colors, joint_colors, height, width
+    )
+    chosen = _build.choose_impl(OP_NAME, impl, joints_px.device)
+    if chosen == "ref":
+        return _rasterize_ref(
+            joints_px, confidence, limb_parents, limb_children, limb_colors, joint_colors,
+            height=height, width=width, params=params,
+        )  # fmt: skip
+    args = (
+        joints_px.contiguous(),
+        confidence.contiguous(),
+        limb_parents.to(torch.int32).contiguous(),
+        limb_children.to(torch.int32).contiguous(),
+        limb_colors.contiguous(),
+        joint_colors.contiguous(),
+    )
+    out = torch.empty(joints_px.shape[0], 3, height, width, device=joints_px.device, dtype=torch.float32)
+    if out.numel() == 0:
+        return out
+    if chosen == "cpu":
+        _rasterize_cpu(*args, params=params, out=out)
+    else:
+        _rasterize_cuda(*args, params=params, out=out)
+    return out
 
 
-def _log_impl_once(name: str) -> None:
-    if name not in _logged_impl:
-        _logged_impl.add(name)
-        log.info("rasterize_stick_figure: using the %s implementation", name)
+def _rasterize_cpu(
+    joints: torch.Tensor,
+    conf: torch.Tensor,
+    parents: torch.Tensor,
+    children: torch.Tensor,
+    limb_rgb: torch.Tensor,
+    joint_rgb: torch.Tensor,
+    *,
+    params: RenderParams,
+    out: torch.Tensor,
+) -> None:
+    fn = _cpu_function()
+    batch, num_joints = conf.shape
+    _, _, height, width = out.shape
+    fn(
+        joints.data_ptr(), conf.data_ptr(), batch, num_joints, parents.data_ptr(), children.data_ptr(),
+        limb_rgb.data_ptr(), parents.shape[0], joint_rgb.data_ptr(), params.limb_thickness_px / 2.0,
+        params.joint_radius_px, params.confidence_threshold, height, width, out.data_ptr(),
+    )  # fmt: skip
 
 
-def _check_inputs(joints_px: torch.Tensor, confidence: torch.Tensor, height: int, width: int) -> None:
-    if not isinstance(joints_px, torch.Tensor) or not isinstance(confidence, torch.Tensor):
-        raise ValueError("joints_px and confidence must be torch tensors")
-    if joints_px.ndim != 3 or joints_px.shape[1:] != (NUM_JOINTS, 2):
-        raise ValueError(f"joints_px must be (B, {NUM_JOINTS}, 2), got {tuple(joints_px.shape)}")
-    if confidence.shape != joints_px.shape[:2]:
-        raise ValueError(f"confidence must be (B, {NUM_JOINTS}), got {tuple(confidence.shape)}")
+_cpu_fn: Any = None
+
+
+def _cpu_function() -> Any:
+    global _cpu_fn
+    if _cpu_fn is None:
+        fn = _build.load_cpu_library("rasterize").rasterize_cpu
+        p, i, f = ctypes.c_void_p, ctypes.c_int, ctypes.c_float
+        fn.argtypes = [p, p, i, i, p, p, p, i, p, f, f, f, i, i, p]
+        fn.restype = None
+        _cpu_fn = fn
+    return _cpu_fn
+
+
+_cuda_fns: dict[int, Any] = {}
+
+
+def _rasterize_cuda(
+    joints: torch.Tensor,
+    conf: torch.Tensor,
+    parents: torch.Tensor,
+    children: torch.Tensor,
+    limb_rgb: torch.Tensor,
+    joint_rgb: torch.Tensor,
+    *,
+    params: RenderParams,
+    out: torch.Tensor,
+) -> None:
+    index = out.device.index if out.device.index is not None else torch.cuda.current_device()
+    fn = _cuda_fns.get(index)
+    if fn is None:
+        fn = _build.load_cuda_module("rasterize", index).get_function("rasterize_kernel")
+        fn.prepare("PPiPPPiPfffiiP")
+        _cuda_fns[index] = fn
+    batch, num_joints = conf.shape
+    _, _, height, width = out.shape
+    block = (16, 16, 1)
+    grid = ((width + 15) // 16, (height + 15) // 16, batch)
+    args = (
+        joints.data_ptr(), conf.data_ptr(), num_joints, parents.data_ptr(), children.data_ptr(),
+        limb_rgb.data_ptr(), parents.shape[0], joint_rgb.data_ptr(), params.limb_thickness_px / 2.0,
+        params.joint_radius_px, params.confidence_threshold, height, width, out.data_ptr(),
+    )  # fmt: skip
+    _build.launch_on_current_stream(fn, grid, block, args, out.device)
+
+
+def _check_inputs(
+    joints_px: torch.Tensor,
+    confidence: torch.Tensor,
+    limb_parents: torch.Tensor,
+    limb_children: torch.Tensor,
+    limb_colors: torch.Tensor,
+    joint_colors: torch.Tensor,
+    height: int,
+    width: int,
+) -> None:
+    tensors = (joints_px, confidence, limb_parents, limb_children, limb_colors, joint_colors)
+    if not all(isinstance(t, torch.Tensor) for t in tensors):
+        raise ValueError("joints_px, confidence and the limb and color tables must be torch tensors")
+    if joints_px.ndim != 3 or joints_px.shape[2] != 2:
+        raise ValueError(f"joints_px must be (B, J, 2), got {tuple(joints_px.shape)}")
+    batch, num_joints = joints_px.shape[:2]
+    if confidence.shape != (batch, num_joints):
+        raise ValueError(f"confidence must be (B, J) = {(batch, num_joints)}, got {tuple(confidence.shape)}")
     if joints_px.dtype != torch.float32 or confidence.dtype != torch.float32:
         raise ValueError(
             f"joints_px and confidence must be float32, got {joints_px.dtype}, {confidence.dtype}"
         )
-    if joints_px.device != confidence.device:
-        raise ValueError(f"joints_px on {joints_px.device} but confidence on {confidence.device}")
+    num_limbs = limb_parents.shape[0] if limb_parents.ndim == 1 else -1
+    if num_limbs < 0 or limb_children.shape != limb_parents.shape:
+        raise ValueError(
+            f"limb_parents and limb_children must be (L,), got {tuple(limb_parents.shape)} and "
+            f"{tuple(limb_children.shape)}"
+        )
+    for name, t in (("limb_parents", limb_parents), ("limb_children", limb_children)):
+        if t.dtype not in (torch.int32, torch.int64):
+            raise ValueError(f"{name} must be int32 or int64, got {t.dtype}")
+        if t.numel() and (int(t.min()) < 0 or int(t.max()) >= num_joints):
+            raise ValueError(f"{name} must be joint indices in [0, {num_joints}), got {t.tolist()}")
+    if limb_colors.shape != (num_limbs, 3) or joint_colors.shape != (num_joints, 3):
+        raise ValueError(
+            f"limb_colors must be (L, 3) = {(num_limbs, 3)} and joint_colors (J, 3) = {(num_joints, 3)}, "
+            f"got {tuple(limb_colors.shape)} and {tuple(joint_colors.shape)}"
+        )
+    if limb_colors.dtype != torch.float32 or joint_colors.dtype != torch.float32:
+        raise ValueError(f"colors must be float32, got {limb_colors.dtype}, {joint_colors.dtype}")
+    devices = {t.device for t in tensors}
+    if len(devices) != 1:
+        raise ValueError(f"all inputs must be on one device, got {sorted(str(d) for d in devices)}")
     if int(height) < 1 or int(width) < 1:
         raise ValueError(f"canvas must be at least 1x1, got {width}x{height}")
 
@@ -136,7 +256,16 @@ def _window(lo: float, hi: float, reach: float, size: int) -> tuple[int, int]:
 
 
 def _rasterize_ref(
-    joints_px: torch.Tensor, confidence: torch.Tensor, *, height: int, width: int, params: RenderParams
+    joints_px: torch.Tensor,
+    confidence: torch.Tensor,
+    parents: torch.Tensor,
+    children: torch.Tensor,
+    limb_rgb: torch.Tensor,
+    joint_rgb: torch.Tensor,
+    *,
+    height: int,
+    width: int,
+    params: RenderParams,
 ) -> torch.Tensor:
     """The reference: plain PyTorch, any device. See the module docstring for the drawing model.
 
@@ -145,13 +274,13 @@ def _rasterize_ref(
     """
     device = joints_px.device
     batch = joints_px.shape[0]
-    parents, children, limb_rgb = (torch.from_numpy(a).to(device) for a in limb_arrays())
-    joint_rgb = torch.from_numpy(joint_colors()).to(device)
     present = (confidence >= params.confidence_threshold) & torch.isfinite(joints_px).all(dim=-1)  # (B, J)
     joints = torch.where(present[..., None], joints_px, torch.zeros_like(joints_px))
     out = torch.zeros(batch, 3, height, width, device=device, dtype=torch.float32)
 
-    def paint(color: torch.Tensor, ends: torch.Tensor, drawn: torch.Tensor, reach: float, alpha_fn) -> None:
+    def paint(
+        color: torch.Tensor, ends: torch.Tensor, drawn: torch.Tensor, reach: float, alpha_fn: Any
+    ) -> None:
         """Composite ``color`` over ``out`` with coverage ``alpha_fn(px, py)`` on the window around
         ``ends`` (B, K, 2) of the images in ``drawn`` (B,)."""
         if not bool(drawn.any()):
@@ -186,7 +315,7 @@ def _rasterize_ref(
 
     radius = params.joint_radius_px
     if radius > 0:
-        for joint in range(NUM_JOINTS):
+        for joint in range(joints.shape[1]):
             c = joints[:, joint]
             cx, cy = c[:, 0].view(-1, 1, 1), c[:, 1].view(-1, 1, 1)
 

@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kernels.rasterize import RenderParams
 from realtime.inputs import TEMPORAL_INPUTS, GeneratorInputs
 from realtime.normalize import BodyStats
+from realtime.render import RenderParams
 from realtime.skeleton import SKELETON_NAME
 
 #: Version 2 records the whole generator-input declaration (``generator_inputs``); version 1 sidecars (only

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kernels.rasterize import rasterize_stick_figure
 from realtime.backends import InferenceBackend, check_engine_suffix, open_backend
 from realtime.bundle import TargetBundle, read_bundle
 from realtime.face import FaceRefiner
@@ -26,6 +25,7 @@ from realtime.filters import OneEuroFilter, OneEuroParams
 from realtime.inputs import FrameContext, InputRole, produce_frame_inputs
 from realtime.normalize import PoseNormalizer
 from realtime.pose import PoseEstimator, PoseFrame
+from realtime.render import rasterize_stick_figure
 
 log = logging.getLogger(__name__)
 

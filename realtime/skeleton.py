@@ -262,3 +262,92 @@ def from_mediapipe(landmarks_px: np.ndarray, visibility: np.ndarray) -> tuple[np
         joints[..., joint, :] = landmarks_px[..., idx, :].mean(axis=-2)
         confidence[..., joint] = visibility[..., idx].min(axis=-1)
     return joints, np.clip(confidence, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class BodyPart:
+    """A rigid body part for part-wise warping (Balakrishnan et al., CVPR 2018; Yang et al., eq. 1).
+
+    Attributes:
+        name: the part's name.
+        joints: the joints whose source -> target positions define the part's affine transform (least
+            squares over those present in both poses).
+        segments: joint pairs whose segments locate the part in the image: a pixel of the person mask
+            belongs to the part whose segment is nearest, within the warp's radius.
+    """
+
+    name: str
+    joints: tuple[Joint, ...]
+    segments: tuple[tuple[Joint, Joint], ...]
+
+
+_P = Joint
+#: The ten body parts of Yang et al. and Siarohin et al.: head, torso, upper and lower arms and legs. The
+#: lower legs include the feet (their segments to heel and big toe), the lower arms the hands (within the
+#: radius of the wrist).
+BODY_PARTS: tuple[BodyPart, ...] = (
+    BodyPart(
+        "head",
+        (_P.NECK, _P.NOSE, _P.RIGHT_EYE, _P.LEFT_EYE, _P.RIGHT_EAR, _P.LEFT_EAR),
+        (
+            (_P.NECK, _P.NOSE),
+            (_P.NOSE, _P.RIGHT_EYE),
+            (_P.RIGHT_EYE, _P.RIGHT_EAR),
+            (_P.NOSE, _P.LEFT_EYE),
+            (_P.LEFT_EYE, _P.LEFT_EAR),
+        ),
+    ),
+    BodyPart(
+        "torso",
+        (_P.RIGHT_SHOULDER, _P.LEFT_SHOULDER, _P.RIGHT_HIP, _P.LEFT_HIP),
+        (
+            (_P.NECK, _P.MID_HIP),
+            (_P.RIGHT_SHOULDER, _P.LEFT_SHOULDER),
+            (_P.RIGHT_HIP, _P.LEFT_HIP),
+            (_P.RIGHT_SHOULDER, _P.RIGHT_HIP),
+            (_P.LEFT_SHOULDER, _P.LEFT_HIP),
+        ),
+    ),
+    BodyPart("right_upper_arm", (_P.RIGHT_SHOULDER, _P.RIGHT_ELBOW), ((_P.RIGHT_SHOULDER, _P.RIGHT_ELBOW),)),
+    BodyPart("right_lower_arm", (_P.RIGHT_ELBOW, _P.RIGHT_WRIST), ((_P.RIGHT_ELBOW, _P.RIGHT_WRIST),)),
+    BodyPart("left_upper_arm", (_P.LEFT_SHOULDER, _P.LEFT_ELBOW), ((_P.LEFT_SHOULDER, _P.LEFT_ELBOW),)),
+    BodyPart("left_lower_arm", (_P.LEFT_ELBOW, _P.LEFT_WRIST), ((_P.LEFT_ELBOW, _P.LEFT_WRIST),)),
+    BodyPart("right_upper_leg", (_P.RIGHT_HIP, _P.RIGHT_KNEE), ((_P.RIGHT_HIP, _P.RIGHT_KNEE),)),
+    BodyPart(
+        "right_lower_leg",
+        (_P.RIGHT_KNEE, _P.RIGHT_ANKLE),
+        (
+            (_P.RIGHT_KNEE, _P.RIGHT_ANKLE),
+            (_P.RIGHT_ANKLE, _P.RIGHT_HEEL),
+            (_P.RIGHT_ANKLE, _P.RIGHT_BIG_TOE),
+        ),
+    ),
+    BodyPart("left_upper_leg", (_P.LEFT_HIP, _P.LEFT_KNEE), ((_P.LEFT_HIP, _P.LEFT_KNEE),)),
+    BodyPart(
+        "left_lower_leg",
+        (_P.LEFT_KNEE, _P.LEFT_ANKLE),
+        ((_P.LEFT_KNEE, _P.LEFT_ANKLE), (_P.LEFT_ANKLE, _P.LEFT_HEEL), (_P.LEFT_ANKLE, _P.LEFT_BIG_TOE)),
+    ),
+)
+del _P
+
+NUM_BODY_PARTS = len(BODY_PARTS)
+BODY_PART_INDEX: dict[str, int] = {part.name: i for i, part in enumerate(BODY_PARTS)}
+
+
+def body_part_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """The body-part table as padded index arrays (the part warper's input).
+
+    Returns:
+        ``(part_joints, part_segments)``: int64 ``(NUM_BODY_PARTS, K)`` joint indices of each part's
+        transform, and int64 ``(NUM_BODY_PARTS, S, 2)`` joint index pairs of each part's segments, both
+        padded with -1 to the longest part.
+    """
+    k = max(len(part.joints) for part in BODY_PARTS)
+    s = max(len(part.segments) for part in BODY_PARTS)
+    part_joints = np.full((NUM_BODY_PARTS, k), -1, dtype=np.int64)
+    part_segments = np.full((NUM_BODY_PARTS, s, 2), -1, dtype=np.int64)
+    for i, part in enumerate(BODY_PARTS):
+        part_joints[i, : len(part.joints)] = [int(j) for j in part.joints]
+        part_segments[i, : len(part.segments)] = [[int(a), int(b)] for a, b in part.segments]
+    return part_joints, part_segments

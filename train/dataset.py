@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from kernels.rasterize import RenderParams, rasterize_stick_figure
 from realtime.inputs import STICK_FIGURE, TEMPORAL_INPUTS, FrameContext, GeneratorInputs, produce_frame_inputs
 from realtime.normalize import BodyStats
+from realtime.render import RenderParams, rasterize_stick_figure
 from realtime.skeleton import NUM_JOINTS, SKELETON_NAME
 from train.augment import corrupt_pose
 from train.config import AugmentConfig

@@ -1,11 +1,15 @@
 import numpy as np
 import pytest
 import torch
+from kernel_cases import random_poses
 
-from kernels.rasterize import RenderParams, rasterize_stick_figure
+from kernels._build import cxx_compiler
+from realtime.render import RenderParams, rasterize_stick_figure
 from realtime.skeleton import JOINT_COLORS, LIMB_INDEX, LIMBS, NUM_JOINTS, Joint, joint_colors, limb_arrays
 
 PARAMS = RenderParams(limb_thickness_px=4.0, joint_radius_px=0.0, confidence_threshold=0.5)
+needs_cxx = pytest.mark.skipif(cxx_compiler() is None, reason="no C++ compiler for the CPU build")
+IMPLS = ["ref", pytest.param("cpu", marks=needs_cxx)]
 
 
 def pose_with(joints: dict[Joint, tuple[float, float]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -22,9 +26,10 @@ def color_of(limb: str) -> torch.Tensor:
     return torch.tensor(LIMBS[LIMB_INDEX[limb]].color, dtype=torch.float32) / 255
 
 
-def test_a_limb_is_drawn_in_its_exact_color_with_an_antialiased_edge():
+@pytest.mark.parametrize("impl", IMPLS)
+def test_a_limb_is_drawn_in_its_exact_color_with_an_antialiased_edge(impl):
     xy, conf = pose_with({Joint.RIGHT_ELBOW: (8.0, 16.0), Joint.RIGHT_WRIST: (24.0, 16.0)})
-    img = rasterize_stick_figure(xy, conf, height=32, width=32, params=PARAMS)[0]
+    img = rasterize_stick_figure(xy, conf, height=32, width=32, params=PARAMS, impl=impl)[0]
     assert img.shape == (3, 32, 32) and img.dtype == torch.float32
     color = color_of("right_forearm")
     # Pixel centers at y = 15.5 and 16.5 are 0.5 px from the segment: full coverage (half width 2 + 0.5).
@@ -39,14 +44,16 @@ def test_a_limb_is_drawn_in_its_exact_color_with_an_antialiased_edge():
     assert img.min() >= 0 and img.max() <= 1
 
 
-def test_missing_joint_hides_its_limbs_and_far_pixels_stay_black():
+@pytest.mark.parametrize("impl", IMPLS)
+def test_missing_joint_hides_its_limbs_and_far_pixels_stay_black(impl):
     xy, conf = pose_with({Joint.RIGHT_ELBOW: (8.0, 16.0), Joint.RIGHT_WRIST: (24.0, 16.0)})
     conf[0, Joint.RIGHT_WRIST] = 0.49  # below the threshold
-    img = rasterize_stick_figure(xy, conf, height=32, width=32, params=PARAMS)
+    img = rasterize_stick_figure(xy, conf, height=32, width=32, params=PARAMS, impl=impl)
     assert img.abs().max() == 0
 
 
-def test_later_limb_covers_earlier_one_where_they_cross():
+@pytest.mark.parametrize("impl", IMPLS)
+def test_later_limb_covers_earlier_one_where_they_cross(impl):
     xy, conf = pose_with(
         {
             Joint.MID_HIP: (16.0, 30.0),  # spine: vertical, drawn first
@@ -54,35 +61,40 @@ def test_later_limb_covers_earlier_one_where_they_cross():
             Joint.RIGHT_SHOULDER: (2.0, 2.0),  # right clavicle: horizontal from the neck, drawn later
         }
     )
-    img = rasterize_stick_figure(xy, conf, height=32, width=32, params=PARAMS)[0]
+    img = rasterize_stick_figure(xy, conf, height=32, width=32, params=PARAMS, impl=impl)[0]
     torch.testing.assert_close(img[:, 1, 15], color_of("right_clavicle"))
     torch.testing.assert_close(img[:, 20, 15], color_of("spine"))
 
 
-def test_joint_discs_and_a_zero_length_limb():
+@pytest.mark.parametrize("impl", IMPLS)
+def test_joint_discs_and_a_zero_length_limb(impl):
     params = RenderParams(limb_thickness_px=2.0, joint_radius_px=3.0)
     xy, conf = pose_with({Joint.RIGHT_ELBOW: (10.0, 10.0), Joint.RIGHT_WRIST: (10.0, 10.0)})
-    img = rasterize_stick_figure(xy, conf, height=20, width=20, params=params)[0]
+    img = rasterize_stick_figure(xy, conf, height=20, width=20, params=params, impl=impl)[0]
     wrist_color = torch.tensor(JOINT_COLORS[Joint.RIGHT_WRIST], dtype=torch.float32) / 255
     torch.testing.assert_close(img[:, 9, 9], wrist_color)  # the wrist's disc is drawn last, on top
     assert img[:, 9, 14].abs().max() == 0  # 4.5 px away: outside the 3 px disc's ramp
 
 
-def test_joints_off_canvas_and_non_finite_missing_joints():
+@pytest.mark.parametrize("impl", IMPLS)
+def test_joints_off_canvas_and_non_finite_missing_joints(impl):
     xy, conf = pose_with({Joint.RIGHT_ELBOW: (-500.0, -500.0), Joint.RIGHT_WRIST: (-400.0, -500.0)})
     xy[0, Joint.LEFT_WRIST] = float("nan")  # missing (confidence 0): must not poison the image
-    img = rasterize_stick_figure(xy, conf, height=16, width=16, params=PARAMS)
+    img = rasterize_stick_figure(xy, conf, height=16, width=16, params=PARAMS, impl=impl)
     assert torch.isfinite(img).all() and img.abs().max() == 0
 
 
-def test_batch_equals_single_images():
+@pytest.mark.parametrize("impl", IMPLS)
+def test_batch_equals_single_images(impl):
     gen = torch.Generator().manual_seed(0)
     xy = torch.rand(3, NUM_JOINTS, 2, generator=gen) * 48
     conf = torch.rand(3, NUM_JOINTS, generator=gen)
     params = RenderParams()
-    batch = rasterize_stick_figure(xy, conf, height=48, width=40, params=params)
+    batch = rasterize_stick_figure(xy, conf, height=48, width=40, params=params, impl=impl)
     for i in range(3):
-        single = rasterize_stick_figure(xy[i : i + 1], conf[i : i + 1], height=48, width=40, params=params)
+        single = rasterize_stick_figure(
+            xy[i : i + 1], conf[i : i + 1], height=48, width=40, params=params, impl=impl
+        )
         torch.testing.assert_close(batch[i : i + 1], single)
     assert batch.shape == (3, 3, 48, 40)
 
@@ -95,7 +107,7 @@ def test_bad_inputs_raise_clear_errors():
         rasterize_stick_figure(xy.double(), conf, height=8, width=8, params=PARAMS)
     with pytest.raises(ValueError, match="impl"):
         rasterize_stick_figure(xy, conf, height=8, width=8, params=PARAMS, impl="fast")
-    with pytest.raises(RuntimeError, match="CUDA"):
+    with pytest.raises(ValueError, match="needs CUDA tensors"):
         rasterize_stick_figure(xy, conf, height=8, width=8, params=PARAMS, impl="cuda")
     with pytest.raises(ValueError, match="thickness"):
         RenderParams(limb_thickness_px=0)
@@ -134,5 +146,30 @@ def test_windowed_reference_equals_every_pixel_evaluation(seed):
     conf = torch.rand(4, NUM_JOINTS, generator=gen)
     xy[0, 3] = xy[0, 2]  # a zero-length limb where both ends are present
     params = RenderParams(limb_thickness_px=3.5, joint_radius_px=2.5, confidence_threshold=0.3)
-    got = rasterize_stick_figure(xy, conf, height=60, width=80, params=params)
+    got = rasterize_stick_figure(xy, conf, height=60, width=80, params=params, impl="ref")
     torch.testing.assert_close(got, dense_stick_figure(xy, conf, 60, 80, params), atol=1e-5, rtol=0)
+
+
+@needs_cxx
+@pytest.mark.parametrize(("batch", "height", "width"), [(1, 1, 1), (4, 37, 53), (3, 256, 256), (2, 129, 64)])
+def test_cpu_build_matches_the_reference(batch, height, width):
+    """Tolerance 1e-5 everywhere: both compute the same float32 formula (no edge exception needed)."""
+    params = RenderParams(limb_thickness_px=3.3, joint_radius_px=2.7, confidence_threshold=0.4)
+    for seed in range(3):
+        xy, conf = random_poses(seed, batch, height, width)
+        ref = rasterize_stick_figure(xy, conf, height=height, width=width, params=params, impl="ref")
+        cpu = rasterize_stick_figure(xy, conf, height=height, width=width, params=params, impl="cpu")
+        assert cpu.shape == ref.shape and cpu.dtype == torch.float32
+        torch.testing.assert_close(cpu, ref, atol=1e-5, rtol=0)
+    if batch > 1:
+        assert cpu[1].abs().max() == 0  # the all-missing image stays black
+
+
+@needs_cxx
+def test_cpu_build_with_no_discs_and_non_contiguous_inputs():
+    params = RenderParams(limb_thickness_px=6.0, joint_radius_px=0.0)
+    xy, conf = random_poses(7, 3, 64, 64)
+    xy_t = xy.transpose(0, 1).contiguous().transpose(0, 1)  # same values, other strides
+    ref = rasterize_stick_figure(xy, conf, height=64, width=64, params=params, impl="ref")
+    cpu = rasterize_stick_figure(xy_t, conf, height=64, width=64, params=params, impl="cpu")
+    torch.testing.assert_close(cpu, ref, atol=1e-5, rtol=0)

@@ -6,7 +6,7 @@ import torch
 from skimage.metrics import structural_similarity
 
 from conftest import shared_video, standing_pose, train_tiny
-from kernels.rasterize import RenderParams, rasterize_stick_figure
+from realtime.render import RenderParams, rasterize_stick_figure
 from realtime.skeleton import NUM_JOINTS, Joint
 from train.dataset import FramePairs, load_prepared
 from train.synthetic import (
