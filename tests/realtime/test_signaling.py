@@ -636,10 +636,10 @@ def test_https_and_wss_with_a_certificate(tmp_path: Path) -> None:
 
 
 def test_server_cli_several_engines_and_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import fake_pipeline
     import server as server_cli
+    from fake_pipeline import fake_factory
 
-    monkeypatch.setitem(sys.modules, "realtime.pipeline", fake_pipeline.as_pipeline_module())
+    factory = fake_factory()
     (tmp_path / "a.json").write_text(json.dumps({"canvas_size": [32, 32]}))
     folder = tmp_path / "bundles"
     folder.mkdir()
@@ -647,7 +647,7 @@ def test_server_cli_several_engines_and_folders(tmp_path: Path, monkeypatch: pyt
         (folder / f"{stem}.onnx").write_text("{}")
         (folder / f"{stem}.json").write_text("{}")
     (folder / "lonely.onnx").write_text("{}")  # no sidecar: not a bundle
-    choices = server_cli.load_targets([tmp_path / "a.json", folder, folder / "b.onnx"])
+    choices = server_cli.load_targets([tmp_path / "a.json", folder, folder / "b.onnx"], factory)
     assert [c.name for c in choices] == ["a", "b", "c", "b (b.onnx)"]
     assert choices[0].canvas_size == (32, 32)
     assert isinstance(choices[1].make_retargeter(), FakeRetargeter)
@@ -663,9 +663,9 @@ def test_server_cli_several_engines_and_folders(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setattr(server_cli, "BUNDLED_TARGETS", empty)
     assert server_cli.default_engines() == []
     with pytest.raises(server_cli.TargetLoadError, match="holds no target bundles"):
-        server_cli.load_targets([empty])
+        server_cli.load_targets([empty], factory)
     with pytest.raises(server_cli.TargetLoadError, match="missing.json"):
-        server_cli.load_targets([tmp_path / "a.json", tmp_path / "missing.json"])
+        server_cli.load_targets([tmp_path / "a.json", tmp_path / "missing.json"], factory)
 
 
 def test_server_cli_checks_its_options(tmp_path: Path) -> None:
