@@ -340,7 +340,11 @@ def test_stop_while_streaming_closes_sessions_and_cancels_tasks() -> None:
         tasks_before = asyncio.all_tasks()
         workers = StreamWorkers.create()
         made: list[FakeRetargeter] = []
-        make = lambda: made.append(FakeRetargeter(FakeTarget())) or made[-1]  # noqa: E731
+
+        def make() -> FakeRetargeter:
+            made.append(FakeRetargeter(FakeTarget()))
+            return made[-1]
+
         server = SignalingServer([TargetChoice("fake", make)], workers)
         await server.start("127.0.0.1", 0)
         clients = [await connect(f"ws://127.0.0.1:{server.port}/ws") for _ in range(2)]
