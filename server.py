@@ -19,12 +19,13 @@ import os
 import signal
 import ssl
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from realtime.signaling import DEFAULT_MAX_SESSIONS, SessionSettings, SignalingServer, TargetChoice
-from realtime.stream import DEFAULT_POSE_THREADS, StreamWorkers
+from realtime.stream import DEFAULT_POSE_THREADS, RetargeterLike, StreamWorkers
 from realtime.targets import DEFAULT_TARGET, TARGETS_DIR
 
 log = logging.getLogger("server")
@@ -43,6 +44,48 @@ DEFAULT_TORCH_THREADS = 1
 """PyTorch intra-op threads in the live server (see ``--torch-threads``)."""
 DEFAULT_MAX_INPUT_FPS = 15.0
 """The camera frame rate the page is asked not to exceed (see ``--max-input-fps``)."""
+
+
+class TargetLike(Protocol):
+    """What the server needs of a loaded target (:class:`realtime.pipeline.Target` in production)."""
+
+    @property
+    def name(self) -> str:
+        """The name the page lists."""
+        ...
+
+    @property
+    def canvas_size(self) -> tuple[int, int]:
+        """``(width, height)`` of the generated frames in pixels."""
+        ...
+
+
+TargetT = TypeVar("TargetT", bound=TargetLike)
+
+
+@dataclass(frozen=True)
+class TargetFactory(Generic[TargetT]):
+    """How the server makes its targets: the one place the pipeline is chosen (tests pass a fake one).
+
+    Attributes:
+        load_target: an engine file -> a loaded target, shared by all its streams; raises (any exception,
+            reported with the file's name) for a file it cannot load.
+        make_retargeter: a loaded target -> one stream's own Retargeter (called off the event loop).
+    """
+
+    load_target: Callable[[Path], TargetT]
+    make_retargeter: Callable[[TargetT], RetargeterLike]
+
+
+def pipeline_factory() -> TargetFactory[Any]:
+    """The real pipeline: :meth:`realtime.pipeline.Target.load` and a live
+    :class:`realtime.pipeline.Retargeter` per stream. Imports the pipeline (models, ML runtimes: slow)."""
+    from realtime.pipeline import Retargeter, Target
+
+    def live_retargeter(target: Target) -> Retargeter:
+        return Retargeter(target, live=True)
+
+    return TargetFactory(load_target=Target.load, make_retargeter=live_retargeter)
 
 
 class ListenError(Exception):
@@ -178,17 +221,15 @@ def page_url(host: str, port: int, *, https: bool = False) -> str:
     return f"{scheme}://[{host}]:{port}/" if address.version == 6 else f"{scheme}://{host}:{port}/"
 
 
-def load_targets(paths: Sequence[Path]) -> list[TargetChoice]:
+def load_targets(paths: Sequence[Path], factory: TargetFactory[Any]) -> list[TargetChoice]:
     """Load every engine named on the command line (files, or folders of bundles), in order.
 
-    Each target is loaded once and shared by all its streams; a stream gets its own
-    ``Retargeter(target, live=True)``. A name used twice gets its engine file's name appended.
+    Each target is loaded once with ``factory.load_target`` and shared by all its streams; a stream gets its
+    own ``factory.make_retargeter(target)``. A name used twice gets its engine file's name appended.
 
     Raises:
         TargetLoadError: for an engine that cannot be loaded, or a folder without any.
     """
-    from realtime.pipeline import Retargeter, Target  # heavy (models, ML runtimes): after --help
-
     choices: list[TargetChoice] = []
     for path in paths:
         if path.is_dir():
@@ -204,7 +245,7 @@ def load_targets(paths: Sequence[Path]) -> list[TargetChoice]:
             failures = []
             for candidate in candidates:
                 try:
-                    target = Target.load(candidate)
+                    target = factory.load_target(candidate)
                     loaded_from = candidate
                     break
                 except Exception as exc:  # every load failure is reported the same way, with its cause
@@ -218,7 +259,7 @@ def load_targets(paths: Sequence[Path]) -> list[TargetChoice]:
             if any(c.name == name for c in choices):
                 name = f"{name} ({loaded_from.name})"
             log.info("target %r loaded from %s (canvas %dx%d)", name, loaded_from, *target.canvas_size)
-            make = functools.partial(Retargeter, target, live=True)
+            make = functools.partial(factory.make_retargeter, target)
             choices.append(TargetChoice(name, make, tuple(target.canvas_size)))
     return choices
 
@@ -290,9 +331,10 @@ async def serve(
         log.info("stopped")
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, factory: TargetFactory[Any] | None = None) -> int:
     """Run the server; returns the exit code (0 after Ctrl-C/SIGTERM, 2 for a target or a certificate that
-    cannot be loaded, 1 if the address cannot be bound)."""
+    cannot be loaded, 1 if the address cannot be bound). ``factory`` makes the targets; None means the real
+    pipeline (:func:`pipeline_factory`, imported only after the arguments are checked)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.max_sessions < 1:
@@ -322,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.torch_threads)
     try:
-        targets = load_targets(args.engine or default_engines())
+        targets = load_targets(args.engine or default_engines(), factory or pipeline_factory())
     except TargetLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_TARGET

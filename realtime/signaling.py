@@ -46,13 +46,12 @@ from pathlib import Path
 from typing import Any
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from aiortc.rtp import RtpPacket
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from realtime.aiortc_patch import AiortcInternalsError, use_marker_jitter_buffers
 from realtime.stream import RetargeterLike, RetargetStream, StreamWorkers
 
 log = logging.getLogger(__name__)
@@ -77,56 +76,6 @@ DEFAULT_OFFER_TIMEOUT_S = 30.0
 """A client that sends no usable offer this long after connecting is closed (it holds a session slot)."""
 CLOSE_TRY_AGAIN_LATER = 1013
 """WebSocket close code for a full server."""
-
-
-class MarkerJitterBuffer(JitterBuffer):
-    """aiortc's video jitter buffer, but a frame leaves as soon as all its packets are in: every packet from
-    the buffer's start up to one with the RTP marker bit (a frame's last packet), with one timestamp.
-
-    aiortc's own buffer finishes a frame only when the first packet of the *next* frame arrives, which holds
-    every camera frame back by one frame interval (42 ms at 24 fps). Where a frame is not complete (loss),
-    aiortc's own rule applies unchanged.
-    """
-
-    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
-        """Add a packet; returns (picture loss indication wanted, a complete frame or None)."""
-        pli_flag, frame = super().add(packet)
-        if frame is None:
-            frame = self._complete_first_frame()
-        return pli_flag, frame
-
-    def _complete_first_frame(self) -> JitterFrame | None:
-        if self._origin is None:
-            return None
-        packets: list[RtpPacket] = []
-        for count in range(self.capacity):
-            packet = self._packets[(self._origin + count) % self.capacity]
-            if packet is None or (packets and packet.timestamp != packets[0].timestamp):
-                return None  # a gap, or the frame's last packet is missing: wait
-            packets.append(packet)
-            if packet.marker:
-                self.remove(count + 1)
-                data = b"".join(p._data for p in packets)  # type: ignore[attr-defined]
-                return JitterFrame(data=data, timestamp=packets[0].timestamp)
-        return None
-
-
-def use_marker_jitter_buffers(pc: RTCPeerConnection) -> int:
-    """Give the video receivers of ``pc`` a :class:`MarkerJitterBuffer` (call before media flows); returns
-    how many were replaced. aiortc keeps the buffer in a private attribute: if that changes, nothing is
-    replaced and a warning says so (frames then arrive one frame interval later, nothing else changes)."""
-    replaced = 0
-    for transceiver in pc.getTransceivers():
-        receiver = transceiver.receiver
-        current = getattr(receiver, "_RTCRtpReceiver__jitter_buffer", None)
-        if transceiver.kind != "video" or isinstance(current, MarkerJitterBuffer):
-            continue
-        if not isinstance(current, JitterBuffer):
-            log.warning("cannot find aiortc's video jitter buffer; frames will wait for the next one")
-            continue
-        receiver._RTCRtpReceiver__jitter_buffer = MarkerJitterBuffer(current.capacity, is_video=True)
-        replaced += 1
-    return replaced
 
 
 class OfferError(Exception):
@@ -357,7 +306,10 @@ class Session:
         pc.on("track", remote_tracks.append)
         pc.on("connectionstatechange", lambda: self._on_connection_state(pc))
         await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-        use_marker_jitter_buffers(pc)
+        try:
+            use_marker_jitter_buffers(pc)  # camera frames leave aiortc's jitter buffer at their last packet
+        except AiortcInternalsError as exc:
+            log.warning("session %d: camera frames will arrive one frame interval late: %s", self.id, exc)
         videos = [t for t in remote_tracks if t.kind == "video"]
         if not videos:
             raise OfferError("the offer has no video track; send the camera as a video track")

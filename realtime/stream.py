@@ -50,12 +50,22 @@ FAILURE_LOG_INTERVAL_S = 5.0
 
 
 class RetargetResultLike(Protocol):
-    """What the stream needs from :class:`realtime.pipeline.RetargetResult`."""
+    """What the stream needs from :class:`realtime.pipeline.RetargetResult` (a frozen dataclass: the stream
+    only reads these, so they are read-only properties here)."""
 
-    timings_ms: dict[str, float]
-    pose: PoseFrame
+    @property
+    def timings_ms(self) -> dict[str, float]:
+        """Milliseconds per pipeline stage."""
+        ...
 
-    def side_by_side(self) -> np.ndarray: ...
+    @property
+    def pose(self) -> PoseFrame:
+        """The source pose the frame was made from."""
+        ...
+
+    def side_by_side(self) -> np.ndarray:
+        """uint8 ``(H, 2W, 3)``: stick figure | generated."""
+        ...
 
 
 class RetargeterLike(Protocol):
@@ -470,6 +480,8 @@ class LatestFrameReader:
 
     Frames arriving while the consumer is busy are dropped (counted in ``stats.dropped_before_processing``).
     The reading task starts with :meth:`start`; when the track ends, ``recv()`` raises :class:`SlotClosed`.
+    A track that yields anything but ``av.VideoFrame`` (an audio track) ends the task with ``TypeError``
+    (logged), and ``recv()`` then raises :class:`SlotClosed` too.
     """
 
     def __init__(self, track: MediaStreamTrack, stats: StreamStats) -> None:
@@ -498,6 +510,8 @@ class LatestFrameReader:
                 except MediaStreamError:
                     log.info("camera track ended")
                     return
+                if not isinstance(frame, av.VideoFrame):
+                    raise TypeError(f"the camera track gave a {type(frame).__name__}, not an av.VideoFrame")
                 now_s = time.perf_counter()
                 self._stats.record_input(now_s)
                 self.slot.put(CameraFrame(frame, now_s))

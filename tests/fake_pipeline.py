@@ -6,7 +6,7 @@ of the generated image is ``frame_value(rgb)`` (the mean of the input frame's fi
 can tell which input frame an output frame came from. (The value travels from ``estimate`` to ``generate``
 in the pose's joint coordinates; the pose is empty: nobody is found.)
 
-Run as a script, it serves with the fake pipeline in place of the real one::
+Run as a script, it serves with the fake pipeline as the server's target factory (:func:`fake_factory`)::
 
     python tests/fake_pipeline.py --engine fake.json --host 127.0.0.2 --port 8080
 
@@ -22,13 +22,14 @@ import os
 import sys
 import threading
 import time
-import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+import server
 from realtime.pose import PoseFrame
+from server import TargetFactory
 
 
 def frame_value(rgb: np.ndarray) -> int:
@@ -193,21 +194,14 @@ class FakeRetargeter:
             self._estimating.release()
 
 
-def as_pipeline_module() -> types.ModuleType:
-    """A module with ``Target``, ``Retargeter`` and ``RetargetResult`` bound to the fakes."""
-    module = types.ModuleType("realtime.pipeline")
-    module.Target = FakeTarget  # type: ignore[attr-defined]
-    module.Retargeter = FakeRetargeter  # type: ignore[attr-defined]
-    module.RetargetResult = FakeResult  # type: ignore[attr-defined]
-    return module
+def fake_factory() -> TargetFactory[FakeTarget]:
+    """The server's target factory with the fakes: :meth:`FakeTarget.load` and ``FakeRetargeter(target)``."""
+    return TargetFactory(load_target=FakeTarget.load, make_retargeter=FakeRetargeter)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``server.main`` with this module standing in for ``realtime.pipeline``."""
-    sys.modules["realtime.pipeline"] = as_pipeline_module()
-    import server
-
-    return server.main(argv)
+    """``server.main`` with the fake pipeline as its target factory."""
+    return server.main(argv, factory=fake_factory())
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ def free_port() -> int:
 def test_the_bundled_folder_is_the_default_engine():
     assert server_cli.build_parser().parse_args([]).engine is None
     assert server_cli.default_engines() == [TARGETS_DIR]
-    first, *_ = server_cli.load_targets(server_cli.default_engines())
+    first, *_ = server_cli.load_targets(server_cli.default_engines(), server_cli.pipeline_factory())
     assert first.name == DEFAULT_TARGET.stem and first.canvas_size == (256, 256)
 
 

@@ -325,7 +325,10 @@ def odd_frames() -> list[tuple[str, np.ndarray]]:
             ("half a body: left", np.ascontiguousarray(dancer[:, :135])),
             (
                 "dancer in 4K",
-                av.VideoFrame.from_ndarray(dancer, format="rgb24").to_ndarray(width=2160, height=3840),
+                np.asarray(
+                    av.VideoFrame.from_ndarray(dancer, format="rgb24").to_ndarray(width=2160, height=3840),
+                    np.uint8,
+                ),
             ),
         ]
     return frames
@@ -348,6 +351,7 @@ def test_odd_frames_each_get_an_answer_from_the_real_pipeline(tiny_engine: Path)
             while True:
                 frame = await asyncio.wait_for(stream.output.recv(), 30)
                 assert (frame.width, frame.height) == (2 * target.canvas_size[0], target.canvas_size[1])
+                assert frame.pts is not None
                 answered[camera.names[frame.pts]] += 1
         tasks = stream.tasks
         await stream.stop()

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 from aiortc import AudioStreamTrack, RTCConfiguration, RTCPeerConnection, VideoStreamTrack
-from aiortc.rtp import RtpPacket
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.asyncio.client import ClientConnection, connect
@@ -27,11 +26,9 @@ from websockets.exceptions import ConnectionClosed, InvalidMessage
 from fake_pipeline import FakeRetargeter, FakeTarget
 from realtime.signaling import (
     WEB_DIR,
-    MarkerJitterBuffer,
     SessionSettings,
     SignalingServer,
     TargetChoice,
-    use_marker_jitter_buffers,
 )
 from realtime.stream import StreamWorkers
 
@@ -343,7 +340,11 @@ def test_stop_while_streaming_closes_sessions_and_cancels_tasks() -> None:
         tasks_before = asyncio.all_tasks()
         workers = StreamWorkers.create()
         made: list[FakeRetargeter] = []
-        make = lambda: made.append(FakeRetargeter(FakeTarget())) or made[-1]  # noqa: E731
+
+        def make() -> FakeRetargeter:
+            made.append(FakeRetargeter(FakeTarget()))
+            return made[-1]
+
         server = SignalingServer([TargetChoice("fake", make)], workers)
         await server.start("127.0.0.1", 0)
         clients = [await connect(f"ws://127.0.0.1:{server.port}/ws") for _ in range(2)]
@@ -636,10 +637,10 @@ def test_https_and_wss_with_a_certificate(tmp_path: Path) -> None:
 
 
 def test_server_cli_several_engines_and_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import fake_pipeline
     import server as server_cli
+    from fake_pipeline import fake_factory
 
-    monkeypatch.setitem(sys.modules, "realtime.pipeline", fake_pipeline.as_pipeline_module())
+    factory = fake_factory()
     (tmp_path / "a.json").write_text(json.dumps({"canvas_size": [32, 32]}))
     folder = tmp_path / "bundles"
     folder.mkdir()
@@ -647,7 +648,7 @@ def test_server_cli_several_engines_and_folders(tmp_path: Path, monkeypatch: pyt
         (folder / f"{stem}.onnx").write_text("{}")
         (folder / f"{stem}.json").write_text("{}")
     (folder / "lonely.onnx").write_text("{}")  # no sidecar: not a bundle
-    choices = server_cli.load_targets([tmp_path / "a.json", folder, folder / "b.onnx"])
+    choices = server_cli.load_targets([tmp_path / "a.json", folder, folder / "b.onnx"], factory)
     assert [c.name for c in choices] == ["a", "b", "c", "b (b.onnx)"]
     assert choices[0].canvas_size == (32, 32)
     assert isinstance(choices[1].make_retargeter(), FakeRetargeter)
@@ -663,9 +664,9 @@ def test_server_cli_several_engines_and_folders(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setattr(server_cli, "BUNDLED_TARGETS", empty)
     assert server_cli.default_engines() == []
     with pytest.raises(server_cli.TargetLoadError, match="holds no target bundles"):
-        server_cli.load_targets([empty])
+        server_cli.load_targets([empty], factory)
     with pytest.raises(server_cli.TargetLoadError, match="missing.json"):
-        server_cli.load_targets([tmp_path / "a.json", tmp_path / "missing.json"])
+        server_cli.load_targets([tmp_path / "a.json", tmp_path / "missing.json"], factory)
 
 
 def test_server_cli_checks_its_options(tmp_path: Path) -> None:
@@ -688,45 +689,3 @@ def test_server_cli_checks_its_options(tmp_path: Path) -> None:
             timeout=60,
         )
         assert result.returncode == 2 and words in result.stderr, (options, result.stderr)
-
-
-def _packet(sequence_number: int, timestamp: int, marker: bool, data: bytes) -> RtpPacket:
-    packet = RtpPacket(
-        payload_type=96, marker=int(marker), sequence_number=sequence_number, timestamp=timestamp
-    )
-    packet._data = data  # type: ignore[attr-defined]  # what aiortc's receiver sets: the depayloaded bytes
-    return packet
-
-
-def test_marker_jitter_buffer_hands_a_frame_on_at_its_last_packet() -> None:
-    buffer = MarkerJitterBuffer(capacity=16, is_video=True)
-    assert buffer.add(_packet(100, 9000, False, b"a"))[1] is None
-    assert buffer.add(_packet(101, 9000, False, b"b"))[1] is None
-    frame = buffer.add(_packet(102, 9000, True, b"c"))[1]  # aiortc would wait for packet 103
-    assert frame is not None and frame.data == b"abc" and frame.timestamp == 9000
-    # out of order: the frame is complete when its missing middle packet arrives
-    assert buffer.add(_packet(103, 12000, False, b"d"))[1] is None
-    assert buffer.add(_packet(105, 12000, True, b"f"))[1] is None
-    frame = buffer.add(_packet(104, 12000, False, b"e"))[1]
-    assert frame is not None and frame.data == b"def"
-    # a lost last packet: aiortc's own rule hands the frame on when the next frame starts
-    assert buffer.add(_packet(106, 15000, False, b"g"))[1] is None
-    frame = buffer.add(_packet(108, 18000, True, b"i"))[1]
-    assert frame is None  # 107 is missing: neither rule can finish 15000 yet
-    frame = buffer.add(_packet(107, 15000, False, b"h"))[1]
-    assert frame is not None and frame.data == b"gh"
-    frame = buffer.add(_packet(109, 21000, True, b"j"))[1]
-    assert frame is not None and frame.data == b"i"  # 18000 was finished by its marker...
-    assert buffer.add(_packet(110, 24000, True, b"k"))[1].data == b"j"  # ...each frame exactly once
-
-
-def test_marker_jitter_buffers_replace_only_video_receivers() -> None:
-    async def main() -> None:
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        pc.addTrack(VideoStreamTrack())
-        pc.addTrack(AudioStreamTrack())
-        assert use_marker_jitter_buffers(pc) == 1
-        assert use_marker_jitter_buffers(pc) == 0  # already replaced
-        await pc.close()
-
-    run(main())

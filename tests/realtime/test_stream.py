@@ -75,8 +75,8 @@ class FakeCamera(MediaStreamTrack):
         return frame
 
 
-def index_of(pts: int) -> int:
-    assert (pts - PTS_START) % PTS_STEP == 0, pts
+def index_of(pts: int | None) -> int:
+    assert pts is not None and (pts - PTS_START) % PTS_STEP == 0, pts
     return (pts - PTS_START) // PTS_STEP
 
 
@@ -171,6 +171,7 @@ def test_reader_drops_stale_frames_and_never_queues() -> None:
         camera = FakeCamera(fps=500, count=40)
         stream, retargeter, workers = make_stream(camera, process_ms=1)
         stream.reader.start()  # reader only: nobody takes frames while they arrive
+        assert stream.reader.task is not None
         await asyncio.wait_for(stream.reader.task, 5)
         assert camera.sent == 40 and stream.stats.frames_in == 40
         with pytest.raises(SlotClosed):  # the camera ended: the one frame left is not served stale
