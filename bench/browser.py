@@ -108,6 +108,10 @@ def make_camera_y4m(source: Path, out: Path, width: int = 256, max_frames: int |
     with av.open(str(source)) as container:
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate
+        if rate is None:
+            raise ValueError(
+                f"{source}: the video stream has no frame rate; re-encode it with one (ffmpeg -r 24)"
+            )
         fps = float(rate)
         src_w, src_h = stream.codec_context.width, stream.codec_context.height
         picture_h = int(round(width * src_h / src_w / 2)) * 2
@@ -189,9 +193,11 @@ def glass_to_glass(
         near = np.abs(abs_index - a) <= window
         return float(np.min(offsets_ms[near])) + a * period_ms if near.any() else None
 
-    calibration = [
-        abs(capture_time_ms(a) - c) for a, c in capture_by_index.items() if capture_time_ms(a) is not None
-    ]
+    calibration = []
+    for a, c in capture_by_index.items():
+        estimated_ms = capture_time_ms(a)
+        if estimated_ms is not None and c is not None:
+            calibration.append(abs(estimated_ms - c))
     samples: list[tuple[float, float]] = []  # (shown_ms, latency_ms)
     by_capture: list[tuple[float, float]] = []
     in_browser: list[tuple[float, float]] = []  # (shown_ms, shown - received: jitter buffer, decode, render)

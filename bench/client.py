@@ -301,7 +301,8 @@ def _luma(frame: av.VideoFrame) -> np.ndarray:
     """The frame's luma plane ``(H, W)`` (no conversion for yuv420p, what aiortc's decoders give)."""
     if frame.format.name == "yuv420p":
         plane = frame.planes[0]
-        return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: frame.height, : frame.width]
+        luma = np.frombuffer(memoryview(plane), np.uint8).reshape(-1, plane.line_size)
+        return luma[: frame.height, : frame.width]
     return frame.to_ndarray(format="rgb24")
 
 
@@ -323,6 +324,8 @@ class _Receiver:
         try:
             while True:
                 frame = await track.recv()
+                if not isinstance(frame, av.VideoFrame):
+                    raise TypeError(f"the generated track gave {type(frame).__name__}, not a video frame")
                 now_s = time.perf_counter()
                 self.first_s = now_s if self.first_s is None else self.first_s
                 self.last_s = now_s
