@@ -18,7 +18,7 @@ mkdir -p "$OUT"
 echo "== $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD), engine $ENGINE, $(nproc) cores"
 
 echo "== 1. browser, glass to glass, 60 s"
-$PY tests/test_browser.py --engine "$ENGINE" --seconds 60 --width 256 --json "$OUT/browser.json" > "$OUT/browser.txt" || true
+$PY -m bench.browser --engine "$ENGINE" --seconds 60 --width 256 --json "$OUT/browser.json" > "$OUT/browser.txt" || true
 $PY - "$OUT/browser.json" <<'PYEOF'
 import json, sys
 summary = json.load(open(sys.argv[1]))["summary"]
@@ -34,7 +34,7 @@ in_netns() {  # run the server and one client inside a new namespace; the server
     $PY server.py --engine $ENGINE --host 127.0.0.2 --port 8080 $server_args > $OUT/server.log 2>&1 &
     for _ in \$(seq 120); do $PY -c 'import socket; socket.create_connection((\"127.0.0.2\", 8080), 1)' \
         2>/dev/null && break; sleep 1; done
-    $PY -m realtime.loadtest --url ws://127.0.0.2:8080/ws --source $SOURCE $client_args; rc=\$?
+    $PY -m bench.loadtest --url ws://127.0.0.2:8080/ws --source $SOURCE $client_args; rc=\$?
     kill -TERM %1; wait; exit \$rc"
 }
 

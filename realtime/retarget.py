@@ -2,8 +2,9 @@
 
 Pass 1 estimates the source's pose in every frame and smooths it with a centered temporal median; the
 source's normalization statistics are fitted on the whole video. Pass 2 normalizes, draws and generates
-each frame and writes a video of the source, its normalized stick figure and the generated target side by
-side.
+each frame. :func:`retarget_frames` is that core, yielding each generated frame (the unseen-pose evaluation
+of :mod:`train.synthetic` drives a model through it too); :func:`retarget_video` writes its frames as a video
+of the source, its normalized stick figure and the generated target side by side.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import logging
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from realtime.filters import median_filter_poses
-from realtime.pipeline import Retargeter, Target
+from realtime.pipeline import Retargeter, RetargetResult, Target
 from realtime.pose import PoseFrame
 from realtime.targets import DEFAULT_TARGET
 from realtime.video import VideoError, VideoWriter, read_frames, video_info
@@ -39,21 +41,92 @@ class RetargetReport:
     frames_with_person: int
 
 
+@dataclass(frozen=True)
+class SourcePoses:
+    """Pass 1 of offline retargeting: the poses of every frame of a source video.
+
+    Attributes:
+        poses: the pose estimator's :class:`realtime.pose.PoseFrame` of each frame, in order (source frame
+            pixels; empty where nobody is in the frame).
+        joints_px: float32 ``(N, NUM_JOINTS, 2)`` the joints after the centered temporal median (source frame
+            pixels): these drive the generator. Equal to the estimates with ``median_window`` 1.
+        confidence: float32 ``(N, NUM_JOINTS)`` in [0, 1], the estimator's (not filtered).
+        estimate_s: wall seconds of pass 1's decoding and pose estimation.
+    """
+
+    poses: list[PoseFrame]
+    joints_px: np.ndarray
+    confidence: np.ndarray
+    estimate_s: float
+
+    @property
+    def num_frames(self) -> int:
+        """Frames of the source that are retargeted."""
+        return len(self.poses)
+
+    @property
+    def frames_with_person(self) -> int:
+        """Frames where the pose estimator found a person."""
+        return sum(not p.is_empty for p in self.poses)
+
+    def driving_pose(self, index: int) -> PoseFrame:
+        """The smoothed pose of frame ``index`` that drives the generator (the median-filtered joints with
+        the estimator's confidence, timestamp and image size)."""
+        pose = self.poses[index]
+        return PoseFrame(self.joints_px[index], pose.confidence, pose.timestamp_ms, pose.image_size)
+
+
+@dataclass(frozen=True)
+class RetargetedFrame:
+    """One frame of pass 2 of offline retargeting.
+
+    Attributes:
+        index: the frame's index in the source video (from 0).
+        source_rgb: uint8 ``(h, w, 3)`` the source frame as decoded.
+        result: the generator's output: generated frame and stick figure (uint8 ``(H, W, 3)`` on the target
+            canvas), the driving pose and its normalized version (:class:`realtime.pipeline.RetargetResult`).
+        generate_s: wall seconds of :meth:`realtime.pipeline.Retargeter.generate` for this frame (normalize,
+            draw, generate).
+        source_poses: pass 1's result, the same object for every frame of a run.
+    """
+
+    index: int
+    source_rgb: np.ndarray
+    result: RetargetResult
+    generate_s: float
+    source_poses: SourcePoses
+
+
 def fit_height(rgb: np.ndarray, height: int) -> np.ndarray:
     """Resize uint8 ``(h, w, 3)`` to ``height`` rows, keeping the aspect ratio (width rounded to even)."""
     width = max(2, int(round(rgb.shape[1] * height / rgb.shape[0] / 2)) * 2)
     return np.asarray(Image.fromarray(rgb).resize((width, height), Image.Resampling.BILINEAR))
 
 
-def retarget_video(
+def retarget_frames(
     target: Target,
     source: str | Path,
-    out: str | Path,
     *,
     max_frames: int | None = None,
     median_window: int = 5,
-) -> RetargetReport:
-    """Retarget a source video file onto ``target`` and write the side-by-side result.
+) -> Iterator[RetargetedFrame]:
+    """Retarget a source video file onto ``target`` offline, yielding each generated frame in order.
+
+    Pass 1 (before the first frame is yielded) estimates every frame's pose with MediaPipe, smooths the
+    joints with a centered temporal median (:func:`realtime.filters.median_filter_poses`, ``median_window``
+    frames; 1 = off) and fits the source's normalization statistics on the whole video
+    (:meth:`realtime.pipeline.Retargeter.fit_source`, Everybody Dance Now's global pose normalization).
+    Pass 2 decodes the video again and generates each frame from its smoothed pose, conditioned on the
+    previous generated frame. Progress bars "pose" and "generate" go to stderr.
+
+    Args:
+        target: the loaded target (engine and sidecar).
+        source: the source (driving) video.
+        max_frames: retarget only the first frames (None or 0: all).
+        median_window: the temporal median's window in frames (odd; 1 = off).
+
+    Yields:
+        :class:`RetargetedFrame`, one per source frame.
 
     Raises:
         VideoError: for a missing or corrupt source video.
@@ -69,37 +142,67 @@ def retarget_video(
             read_frames(source, max_frames), total=total, desc="pose", unit="frame"
         ):
             poses.append(retargeter.estimate(rgb, timestamp_ms))
-        pose_s = time.perf_counter() - t0
+        estimate_s = time.perf_counter() - t0
         joints = np.stack([p.joints_px for p in poses])
         confidence = np.stack([p.confidence for p in poses])
         if median_window > 1:
             joints = median_filter_poses(joints, confidence, median_window)
         retargeter.fit_source(joints, confidence)
+        source_poses = SourcePoses(poses, joints, confidence, estimate_s)
 
-        width, height = target.canvas_size
-        writer: VideoWriter | None = None
-        t1 = time.perf_counter()
         frames = read_frames(source, len(poses))
         for i, (rgb, _) in enumerate(tqdm(frames, total=len(poses), desc="generate", unit="frame")):
-            pose = poses[i]
-            smoothed = PoseFrame(joints[i], pose.confidence, pose.timestamp_ms, pose.image_size)
-            result = retargeter.generate(smoothed)
-            row = np.concatenate([fit_height(rgb, height), result.stick_figure, result.generated], axis=1)
+            start = time.perf_counter()
+            result = retargeter.generate(source_poses.driving_pose(i))
+            yield RetargetedFrame(i, rgb, result, time.perf_counter() - start, source_poses)
+    finally:
+        retargeter.close()
+
+
+def retarget_video(
+    target: Target,
+    source: str | Path,
+    out: str | Path,
+    *,
+    max_frames: int | None = None,
+    median_window: int = 5,
+) -> RetargetReport:
+    """Retarget a source video file onto ``target`` (:func:`retarget_frames`) and write the side-by-side
+    result: source (scaled to the canvas height) | normalized stick figure | generated target.
+
+    Raises:
+        VideoError: for a missing or corrupt source video.
+        ValueError: if no frame of the source shows a body.
+    """
+    info = video_info(source)
+    height = target.canvas_size[1]
+    writer: VideoWriter | None = None
+    source_poses: SourcePoses | None = None
+    t0 = time.perf_counter()
+    try:
+        for frame in retarget_frames(target, source, max_frames=max_frames, median_window=median_window):
+            source_poses = frame.source_poses
+            result = frame.result
+            row = np.concatenate(
+                [fit_height(frame.source_rgb, height), result.stick_figure, result.generated], axis=1
+            )
             if writer is None:
                 writer = VideoWriter(out, info.fps, row.shape[1], row.shape[0])
             writer.write(row)
-        generate_s = time.perf_counter() - t1
+    finally:
         if writer is not None:
             writer.close()
-    finally:
-        retargeter.close()
-    n = len(poses)
+    total_s = time.perf_counter() - t0
+    if source_poses is None:
+        raise ValueError(f"{source}: no frame was retargeted (an empty video, or --max-frames 0)")
+    n = source_poses.num_frames
+    pose_s = source_poses.estimate_s
     return RetargetReport(
         num_frames=n,
         pose_fps=n / pose_s,
-        generate_fps=n / generate_s,
-        overall_fps=n / (pose_s + generate_s),
-        frames_with_person=sum(not p.is_empty for p in poses),
+        generate_fps=n / (total_s - pose_s),
+        overall_fps=n / total_s,
+        frames_with_person=source_poses.frames_with_person,
     )
 
 

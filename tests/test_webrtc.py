@@ -1,4 +1,4 @@
-"""End to end over real WebRTC: `server.py` and `python -m realtime.client` in one fresh network namespace.
+"""End to end over real WebRTC: `server.py` and `python -m bench.client` in one fresh network namespace.
 
 The client sends a small generated video as its camera; the test checks the JSON summary the client writes
 (generated frames arrived at the target canvas size, side by side, with server latency reported) and that the
@@ -16,7 +16,7 @@ import av
 import numpy as np
 import pytest
 
-import netns
+from bench import netns
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FAKE_PIPELINE = Path(__file__).resolve().parent / "fake_pipeline.py"
@@ -52,10 +52,10 @@ def source_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def client_argv(source: Path, out: Path, seconds: float, *extra: str) -> list[str]:
-    """``python -m realtime.client`` streaming ``source`` for ``seconds``, its summary to ``out``."""
+    """``python -m bench.client`` streaming ``source`` for ``seconds``, its summary to ``out``."""
     url = f"ws://{netns.NETNS_HOST}:{PORT}/ws"
     options = ["--url", url, "--source", str(source), "--seconds", str(seconds), "--json", str(out), *extra]
-    return [sys.executable, "-m", "realtime.client", *options]
+    return [sys.executable, "-m", "bench.client", *options]
 
 
 def fake_server_argv(

@@ -26,7 +26,7 @@ const ui = {
 const MAX_STAMPS = 20000; // per video: about 14 minutes at 24 fps
 const ICE_GATHERING_TIMEOUT_MS = 5000;
 
-// State and measurements, also read by tests (tests/test_browser.py).
+// State and measurements, also read by the browser test and measurement (bench/browser.py).
 const dance = {
   config: null, // GET /targets
   session: null, // {pc, ws, camera, sender, remote, recorder}

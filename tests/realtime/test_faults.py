@@ -1,5 +1,5 @@
 """Faults: fuzzed signaling, odd camera frames through the real pipeline, and, over real WebRTC in a network
-namespace, clients that vanish, renegotiate, send audio only or find the server full (``realtime.loadtest``),
+namespace, clients that vanish, renegotiate, send audio only or find the server full (``bench.loadtest``),
 plus a short load run. Every case must get a clear answer; afterwards no session or task may be left.
 """
 
@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-import netns
+from bench import netns
 from fake_pipeline import FakeRetargeter, FakeTarget
 from realtime.signaling import MAX_MESSAGE_BYTES, SessionSettings, SignalingServer, TargetChoice
 from realtime.stream import RetargetStream, StreamWorkers
@@ -383,14 +383,14 @@ PORT = 8080
 @pytest.mark.slow
 @pytest.mark.usefixtures("_needs_netns")
 def test_webrtc_faults_all_answered_and_nothing_leaks(tiny_engine: Path, tmp_path: Path) -> None:
-    """``python -m realtime.loadtest --faults`` against ``server.py`` with the real (tiny) pipeline."""
+    """``python -m bench.loadtest --faults`` against ``server.py`` with the real (tiny) pipeline."""
     from conftest import shared_video
 
     source = shared_video("source_dance.mp4")
     server = [sys.executable, "server.py", "--engine", str(tiny_engine), "--max-sessions", "3"]
     server += ["--host", netns.NETNS_HOST, "--port", str(PORT)]
     out = tmp_path / "faults.json"
-    client = [sys.executable, "-m", "realtime.loadtest", "--url", f"ws://{netns.NETNS_HOST}:{PORT}/ws"]
+    client = [sys.executable, "-m", "bench.loadtest", "--url", f"ws://{netns.NETNS_HOST}:{PORT}/ws"]
     client += ["--source", str(source), "--faults", "--json", str(out)]
     run = netns.run_server_and_client(server, client, port=PORT, client_timeout_s=240)
     assert run.server_rc == 0 and run.server_early_rc is None, run.output
@@ -417,7 +417,7 @@ def test_load_script_reports_fps_latency_and_memory(tmp_path: Path) -> None:
     server = [sys.executable, str(fake), "--engine", str(engine), "--test-stamp"]
     server += ["--host", netns.NETNS_HOST, "--port", str(PORT)]
     out = tmp_path / "load.json"
-    client = [sys.executable, "-m", "realtime.loadtest", "--url", f"ws://{netns.NETNS_HOST}:{PORT}/ws"]
+    client = [sys.executable, "-m", "bench.loadtest", "--url", f"ws://{netns.NETNS_HOST}:{PORT}/ws"]
     client += ["--source", str(source), "--clients", "2", "--seconds", "5", "--stamp", "--json", str(out)]
     run = netns.run_server_and_client(server, client, port=PORT, client_timeout_s=120)
     assert run.server_rc == 0, run.output

@@ -235,9 +235,21 @@ def test_bundled_target_loads_runs_in_its_canvas_and_draws_the_mannequin():
     assert np.mean(ssims) > 0.8
 
 
-def test_evaluate_synthetic_on_a_real_source_video(tiny_engine, tmp_path):
+def test_evaluate_synthetic_on_a_real_source_video(tiny_engine, tmp_path, monkeypatch):
+    import realtime.retarget
+
     video = shared_video("source_dance.mp4")
+    calls = []
+    offline = realtime.retarget.retarget_frames
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return offline(*args, **kwargs)
+
+    monkeypatch.setattr(realtime.retarget, "retarget_frames", spy)
     result = evaluate_synthetic(tiny_engine, [video], tmp_path / "eval", max_frames=6)
+    # driven through the offline retargeting that `python -m realtime.retarget` runs, with its default median
+    assert calls == [{"max_frames": 6, "median_window": 5}]
     (source,) = result.sources
     assert source.num_frames == 6 and source.frames_with_person == 6
     assert -1 <= source.ssim <= 1 and np.isfinite(source.psnr_db)

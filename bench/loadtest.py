@@ -5,7 +5,7 @@ received, server latency and (with ``--stamp`` and a server run with ``--test-st
 ``--clients 1,2,4`` runs one round per count and reports the largest count at which every client still got
 ``--min-fps``::
 
-    python -m realtime.loadtest --url ws://127.0.0.2:8080/ws --source VIDEO.mp4 --clients 1,2,4 --seconds 30
+    python -m bench.loadtest --url ws://127.0.0.2:8080/ws --source VIDEO.mp4 --clients 1,2,4 --seconds 30
 
 Faults (``--faults``): clients that vanish mid-stream (killed, or their socket cut), renegotiate, send audio
 only, find the server full, send malformed signaling, and frames of odd sizes (1x1, odd widths, 4K) and with
@@ -13,7 +13,7 @@ nobody, several people or half a body in them. Every case must get a clear answe
 generated frames), and at the end the server must be back to no sessions and no more asyncio tasks than at
 the start::
 
-    python -m realtime.loadtest --url ws://127.0.0.2:8080/ws --source VIDEO.mp4 --faults
+    python -m bench.loadtest --url ws://127.0.0.2:8080/ws --source VIDEO.mp4 --faults
 
 Both read the server's ``GET /status`` (sessions, resident memory, CPU time) before and after. Prints a JSON
 report (also written with ``--json``); exit code 0 when every round / case passed, 1 otherwise, 2 for a bad
@@ -46,7 +46,7 @@ from aiortc.mediastreams import VIDEO_CLOCK_RATE, VIDEO_TIME_BASE, MediaStreamEr
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from realtime.client import ClientSummary, DecodedClip, LatencySummary, VideoFileTrack, run_client
+from bench.client import ClientSummary, DecodedClip, LatencySummary, VideoFileTrack, run_client
 
 log = logging.getLogger(__name__)
 
@@ -489,7 +489,7 @@ async def fault_vanish_killed(url: str, source: Path, faults: FaultLog, count: i
         argv = [
             sys.executable,
             "-m",
-            "realtime.client",
+            "bench.client",
             "--url",
             url,
             "--source",
@@ -582,9 +582,9 @@ async def _still_serves(url: str, clip: DecodedClip) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line of ``python -m realtime.loadtest``."""
+    """The command line of ``python -m bench.loadtest``."""
     parser = argparse.ArgumentParser(
-        prog="python -m realtime.loadtest",
+        prog="python -m bench.loadtest",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

@@ -2,7 +2,7 @@
 
 As a CLI (prints a JSON summary; exit code 0 when generated frames arrived and the server sent no error)::
 
-    python -m realtime.client --url ws://127.0.0.2:8080/ws --source VIDEO.mp4 --seconds 60 [--json OUT.json]
+    python -m bench.client --url ws://127.0.0.2:8080/ws --source VIDEO.mp4 --seconds 60 [--json OUT.json]
 
 As a library: ``summary = await run_client(url, source, seconds)`` (see :class:`ClientSummary`).
 
@@ -12,7 +12,7 @@ a frame to WebRTC to receiving the frame made from it is the client's glass-to-g
 network both ways, the server, decoding; no display).
 
 aiortc never offers 127.0.0.1 as an ICE candidate: run server and client on another loopback address
-(e.g. 127.0.0.2 inside a network namespace, see ``tests/netns.py``).
+(e.g. 127.0.0.2 inside a network namespace, see :mod:`bench.netns`).
 """
 
 from __future__ import annotations
@@ -301,7 +301,8 @@ def _luma(frame: av.VideoFrame) -> np.ndarray:
     """The frame's luma plane ``(H, W)`` (no conversion for yuv420p, what aiortc's decoders give)."""
     if frame.format.name == "yuv420p":
         plane = frame.planes[0]
-        return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: frame.height, : frame.width]
+        luma = np.frombuffer(memoryview(plane), np.uint8).reshape(-1, plane.line_size)
+        return luma[: frame.height, : frame.width]
     return frame.to_ndarray(format="rgb24")
 
 
@@ -323,6 +324,8 @@ class _Receiver:
         try:
             while True:
                 frame = await track.recv()
+                if not isinstance(frame, av.VideoFrame):
+                    raise TypeError(f"the generated track gave {type(frame).__name__}, not a video frame")
                 now_s = time.perf_counter()
                 self.first_s = now_s if self.first_s is None else self.first_s
                 self.last_s = now_s
@@ -477,9 +480,9 @@ def _window(stats_message: dict[str, Any]) -> list[float]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line of ``python -m realtime.client``."""
+    """The command line of ``python -m bench.client``."""
     parser = argparse.ArgumentParser(
-        prog="python -m realtime.client",
+        prog="python -m bench.client",
         description=(
             "Send a video file to the live server as a webcam over WebRTC, receive the generated video, "
             "and print a JSON summary (frames sent/received, received fps, server latency at the start and "

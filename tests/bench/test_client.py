@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from aiortc.mediastreams import MediaStreamError
 
-from realtime.client import DecodedClip, VideoFileTrack
+from bench.client import DecodedClip, VideoFileTrack
 
 
 def clip(frames: int = 3, fps: float = 5.0) -> DecodedClip:

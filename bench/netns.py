@@ -1,16 +1,16 @@
-"""Run a server and a client together inside a fresh network namespace, for WebRTC tests.
+"""Run a server and a client together inside a fresh network namespace, for WebRTC tests and measurements.
 
 aiortc never offers 127.0.0.1 as an ICE candidate, so WebRTC tests use 127.0.0.2 on the loopback of a new
 network namespace (``unshare -n``; ``unshare -r -n`` for non-root users where user namespaces are allowed):
 no other interface exists there, so no traffic can leave the machine.
 
-From a test::
+From a test or a measurement (``from bench import netns``)::
 
     reason = netns.skip_reason()
     if reason: pytest.skip(reason)
     result = netns.run_server_and_client(server_argv, client_argv, port=8080)
 
-Inside the namespace this file runs as a script (``python tests/netns.py SPEC_JSON``): it starts the server,
+Inside the namespace this file runs as a script (``python bench/netns.py SPEC_JSON``): it starts the server,
 waits for its port, runs the client, stops the server with SIGTERM, and prints one line
 ``NETNS-RESULT {json}`` with both exit codes and how long the server took to stop.
 """
@@ -38,6 +38,7 @@ SETUP = f"ip link set lo up && ip addr add {NETNS_HOST}/8 dev lo"
 
 RESULT_PREFIX = "NETNS-RESULT "
 REPO_ROOT = Path(__file__).resolve().parents[1]
+"""The repository root: both commands run there (so ``python -m bench.client`` finds :mod:`bench`)."""
 _UNSHARE_VARIANTS = (["unshare", "-n"], ["unshare", "-r", "-n"])
 
 

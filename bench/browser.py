@@ -1,0 +1,495 @@
+"""A real browser end to end: Debian's Chromium, driven by Playwright, streams a dance video as its camera to
+``server.py`` and shows the generated target; glass-to-glass latency is measured in the page.
+
+The measurement of docs/BENCHMARKS.md and the machinery of ``tests/test_browser.py``. Everything runs inside
+a fresh loopback-only network namespace (:mod:`bench.netns`): this module runs itself there
+(``python -m bench.browser --inner SPEC``, from the repository root), starts ``server.py --test-stamp``,
+then drives Chromium with ``--use-file-for-fake-video-capture`` and prints one ``BROWSER-RESULT {json}``
+line.
+
+Glass-to-glass latency, the method
+----------------------------------
+The camera is ``../shared/data/source_dance.mp4`` turned into a y4m file whose every frame carries its own
+index as a barcode in a band added above the picture (:mod:`realtime.stamp`). The server, in test mode,
+copies that band from each camera frame into the output frame made from it. The page reads the barcode of
+every frame it shows, on the local camera preview and on the generated video (``requestVideoFrameCallback``,
+``drawImage`` of the band into a canvas, the same decoder as ``realtime/stamp.py``), with the time the frame
+is shown (``expectedDisplayTime``, the page's ``performance.now()`` clock).
+
+Chromium's fake camera plays the y4m at its frame rate, looping, so frame ``a`` (counting across loops) is
+captured at ``t0 + a / fps``. ``t0`` is calibrated on the local preview: each shown local frame gives
+``shown - a / fps``, which is ``t0`` plus that frame's capture-to-display delay; the smallest value among the
+local frames within 2 s of ``a`` is taken (a sliding window, so a fake-camera clock drifting against the
+page's clock does not matter). Glass-to-glass latency of a generated frame = when the page first showed it
+minus the capture time of its camera frame.
+
+Its error: the estimate is low by the smallest capture-to-display delay of the local preview (the time
+from the fake camera handing over a frame to the page showing it; Chromium also reports the capture time,
+``captureTime``, and :func:`glass_to_glass` gives that comparison, ``calibration_ms``), and each display
+time is quantized to the compositor's frame interval (16.7 ms at 60 Hz). A camera frame delivered late by the
+fake device (a busy machine) makes that frame's latency read high by its lateness. The cross-check against
+``captureTime`` (``latency_by_capture_time_ms``) has neither error but depends on Chromium filling it in.
+
+For the 60 s measurement of docs/BENCHMARKS.md (from the repository root)::
+
+    python -m bench.browser --engine TARGET.onnx --seconds 60 --width 256 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from bench import netns
+from realtime.stamp import band_height, draw_stamp
+from realtime.targets import DEFAULT_TARGET
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+PORT = 8080
+RESULT_PREFIX = "BROWSER-RESULT "
+CHROMIUM_ARGS = [
+    "--headless",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--allow-loopback-in-peer-connection",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+]
+CALIBRATION_WINDOW_S = 2.0
+"""Local frames within this many seconds of a frame calibrate its capture time."""
+
+
+def skip_reason() -> str | None:
+    """None where this test can run here, else why not (no Chromium, no Playwright, no namespaces)."""
+    if not CHROMIUM.is_file():
+        return f"{CHROMIUM} is absent (Debian package chromium: apt-get install -y chromium)"
+    if importlib.util.find_spec("playwright") is None:
+        return "Playwright for Python is not installed (pip install playwright; no browser download needed)"
+    return netns.skip_reason()
+
+
+# -- the camera --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CameraVideo:
+    """A y4m file for Chromium's fake camera: ``frames`` frames of ``size`` (width, height) at ``fps``."""
+
+    path: Path
+    fps: float
+    frames: int
+    size: tuple[int, int]
+
+
+def make_camera_y4m(source: Path, out: Path, width: int = 256, max_frames: int | None = None) -> CameraVideo:
+    """Write ``source`` as a y4m camera ``width`` pixels wide, each frame with its index stamped in a band
+    added above the picture (so the stamp hides nothing of the dancer)."""
+    with av.open(str(source)) as container:
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate
+        if rate is None:
+            raise ValueError(
+                f"{source}: the video stream has no frame rate; re-encode it with one (ffmpeg -r 24)"
+            )
+        fps = float(rate)
+        src_w, src_h = stream.codec_context.width, stream.codec_context.height
+        picture_h = int(round(width * src_h / src_w / 2)) * 2
+        band = band_height(width)
+        band += band % 2
+        height = picture_h + band
+        count = 0
+        with out.open("wb") as file:
+            rate_text = f"{rate.numerator}:{rate.denominator}"
+            file.write(f"YUV4MPEG2 W{width} H{height} F{rate_text} Ip A1:1 C420jpeg\n".encode())
+            for frame in container.decode(stream):
+                rgb = np.zeros((height, width, 3), np.uint8)
+                rgb[band:] = frame.to_ndarray(format="rgb24", width=width, height=picture_h)
+                draw_stamp(rgb, count)
+                yuv = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p").to_ndarray()
+                file.write(b"FRAME\n")
+                file.write(yuv.tobytes())
+                count += 1
+                if max_frames is not None and count >= max_frames:
+                    break
+    return CameraVideo(out, fps, count, (width, height))
+
+
+# -- the analysis ------------------------------------------------------------------------------------------
+
+
+def _percentiles(values: list[float]) -> dict[str, Any]:
+    if not values:
+        return {"count": 0, "p50": None, "p95": None}
+    array = np.asarray(values, np.float64)
+    return {
+        "count": len(values),
+        "p50": round(float(np.percentile(array, 50)), 1),
+        "p95": round(float(np.percentile(array, 95)), 1),
+    }
+
+
+def glass_to_glass(
+    local: list[list[Any]], remote: list[list[Any]], fps: float, frames: int, window_s: float = 10.0
+) -> dict[str, Any]:
+    """Glass-to-glass latency from the page's stamp records (see the module docstring for the method).
+
+    Args:
+        local: ``[index, shown_ms, capture_ms or None]`` of each camera preview frame the page showed.
+        remote: ``[index, shown_ms, received_ms or None]`` of each generated frame the page showed (received:
+            the last packet of the frame, where Chromium gives it).
+        fps: the camera's frame rate; frames: frames in one loop of the camera file.
+        window_s: length of the "start" and "end" stretches.
+
+    Returns:
+        ``latency_ms`` (all, start, end: count / p50 / p95), ``latency_by_capture_time_ms`` (the same against
+        Chromium's own capture times, where it gives them), ``received_to_shown_ms`` (the page's own share:
+        from a generated frame's last packet to its display), ``calibration_ms`` (how far the index-and-fps
+        capture times lie from Chromium's: median and p95 of the absolute difference), and counts.
+    """
+    period_ms = 1000.0 / fps
+    loop_ms = frames * period_ms
+    # unwrap the local indices across loops of the camera file
+    local_abs: list[tuple[int, float, float | None]] = []
+    loops, previous = 0, None
+    for index, shown_ms, capture_ms in local:
+        if previous is not None and index < previous - frames // 2:
+            loops += 1
+        previous = index
+        local_abs.append((index + loops * frames, shown_ms, capture_ms))
+    if not local_abs or not remote:
+        return {
+            "latency_ms": {"all": _percentiles([])},
+            "local_frames": len(local),
+            "remote_frames": len(remote),
+        }
+    abs_index = np.array([a for a, _, _ in local_abs], np.int64)
+    offsets_ms = np.array([shown - a * period_ms for a, shown, _ in local_abs])
+    window = CALIBRATION_WINDOW_S * fps
+    t0_ref_ms = float(np.min(offsets_ms[: max(1, int(window))]))
+    capture_by_index = {a: c for a, _, c in local_abs if c is not None}
+
+    def capture_time_ms(a: int) -> float | None:
+        near = np.abs(abs_index - a) <= window
+        return float(np.min(offsets_ms[near])) + a * period_ms if near.any() else None
+
+    calibration = []
+    for a, c in capture_by_index.items():
+        estimated_ms = capture_time_ms(a)
+        if estimated_ms is not None and c is not None:
+            calibration.append(abs(estimated_ms - c))
+    samples: list[tuple[float, float]] = []  # (shown_ms, latency_ms)
+    by_capture: list[tuple[float, float]] = []
+    in_browser: list[tuple[float, float]] = []  # (shown_ms, shown - received: jitter buffer, decode, render)
+    seen: set[int] = set()
+    for index, shown_ms, received_ms in remote:
+        loops_before = int(np.floor((shown_ms - t0_ref_ms - index * period_ms) / loop_ms))
+        a = index + loops_before * frames
+        if a in seen:
+            continue
+        seen.add(a)
+        captured_ms = capture_time_ms(a)
+        if captured_ms is not None:
+            samples.append((shown_ms, shown_ms - captured_ms))
+        if a in capture_by_index:
+            by_capture.append((shown_ms, shown_ms - capture_by_index[a]))
+        if received_ms is not None:
+            in_browser.append((shown_ms, shown_ms - received_ms))
+
+    def stretches(points: list[tuple[float, float]]) -> dict[str, Any]:
+        if not points:
+            return {"all": _percentiles([])}
+        first, last = points[0][0], points[-1][0]
+        return {
+            "all": _percentiles([v for _, v in points]),
+            "start": _percentiles([v for t, v in points if t <= first + window_s * 1000]),
+            "end": _percentiles([v for t, v in points if t >= last - window_s * 1000]),
+        }
+
+    return {
+        "latency_ms": stretches(samples),
+        "latency_by_capture_time_ms": stretches(by_capture),
+        "received_to_shown_ms": stretches(in_browser),
+        "calibration_ms": {
+            "count": len(calibration),
+            "median": round(float(np.median(calibration)), 1) if calibration else None,
+            "p95": round(float(np.percentile(calibration, 95)), 1) if calibration else None,
+        },
+        "local_frames": len(local),
+        "remote_frames": len(remote),
+        "remote_frames_measured": len(samples),
+        "span_s": round((samples[-1][0] - samples[0][0]) / 1000.0, 1) if samples else 0.0,
+    }
+
+
+# -- inside the namespace --------------------------------------------------------------------------------
+
+
+def _wait_for_port(host: str, port: int, server: subprocess.Popen[bytes], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the server exited with code {server.returncode} before listening")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"the server did not listen on {host}:{port} within {timeout_s} s")
+
+
+def _get_json(url: str) -> dict[str, Any]:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy
+    with opener.open(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def _drive(spec: dict[str, Any], result: dict[str, Any]) -> None:
+    """Drive the page with Playwright (server already up); fills ``result``."""
+    from playwright.sync_api import sync_playwright
+
+    base = f"http://{netns.NETNS_HOST}:{PORT}/"
+    args = [*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={spec['camera']}"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args, headless=True)
+        try:
+            page = browser.new_page(accept_downloads=True)
+            console: list[str] = []
+            page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+            page.goto(base)
+            page.wait_for_function("document.querySelectorAll('#targets option').length > 0", timeout=15_000)
+            result["targets"] = page.eval_on_selector_all("#targets option", "os => os.map(o => o.value)")
+            page.select_option("#targets", spec["target"])
+            page.click("#start")
+            page.wait_for_function(
+                "window.dance.remoteFrames > 10", timeout=spec["first_frame_timeout_s"] * 1000
+            )
+            result["first_frames_s"] = round(time.monotonic() - result["started_s"], 1)
+            result["streaming_since_s"] = time.monotonic()
+            result["cameras"] = page.eval_on_selector_all(
+                "#cameras option", "os => os.map(o => o.textContent)"
+            )
+            # record two seconds and download the file through the page's link
+            page.click("#record")
+            time.sleep(2.0)
+            page.click("#record")
+            page.wait_for_selector("#recording a", timeout=10_000)
+            with page.expect_download(timeout=10_000) as download_info:
+                page.click("#recording a")
+            download = download_info.value
+            result["recording"] = {
+                "name": download.suggested_filename,
+                "bytes": os.path.getsize(download.path()),
+                "page": page.evaluate("window.dance.recordings.map(r => ({size: r.size, type: r.type}))"),
+            }
+            # the mirror toggle
+            transform = "getComputedStyle(document.getElementById('target')).transform"
+            mirrored = page.evaluate(transform)
+            page.uncheck("#mirror")
+            result["mirror"] = {"on": mirrored, "off": page.evaluate(transform)}
+            page.check("#mirror")
+            # stream until the measurement is long enough, then read what the page measured
+            remaining_s = spec["seconds"] - (time.monotonic() - result["streaming_since_s"])
+            time.sleep(max(0.0, remaining_s))
+            result["page"] = page.evaluate(
+                "({frames: window.dance.remoteFrames, status: window.dance.status,"
+                " errors: window.dance.errors,"
+                " stats: window.dance.lastStats, headline: document.getElementById('headline').textContent,"
+                " stats_text: document.getElementById('stats').textContent,"
+                " stamps: window.dance.stamps,"
+                " video: {width: document.getElementById('target').videoWidth,"
+                "         height: document.getElementById('target').videoHeight}})"
+            )
+            # a second page while the server is full is told so
+            if spec["check_full"]:
+                other = browser.new_page()
+                other.goto(base)
+                other.wait_for_function("document.querySelectorAll('#targets option').length > 0")
+                other.click("#start")
+                other.wait_for_function("window.dance.errors.length > 0", timeout=15_000)
+                result["second_page"] = other.evaluate(
+                    "({errors: window.dance.errors, status: window.dance.status})"
+                )
+                other.close()
+            result["status_streaming"] = _get_json(base + "status")
+            page.click("#start")  # Stop
+            page.wait_for_function("window.dance.status === 'stopped'", timeout=10_000)
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                status = _get_json(base + "status")
+                if status["sessions"] == 0:
+                    break
+                time.sleep(0.2)
+            result["status_after_stop"] = status
+            result["console_errors"] = [c for c in console if c.startswith("error")][:20]
+        finally:
+            browser.close()
+
+
+def _inner(spec_json: str) -> int:
+    """Inside the namespace: server up, page driven, server stopped; prints the :data:`RESULT_PREFIX` line."""
+    spec = json.loads(spec_json)
+    result: dict[str, Any] = {"started_s": time.monotonic()}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    server_argv = [
+        sys.executable,
+        *spec["server"],
+        "--host",
+        netns.NETNS_HOST,
+        "--port",
+        str(PORT),
+        "--test-stamp",
+        "--max-sessions",
+        "1",
+    ]
+    server = subprocess.Popen(server_argv, cwd=REPO_ROOT, env=env)
+    try:
+        _wait_for_port(netns.NETNS_HOST, PORT, server, 120.0)
+        _drive(spec, result)
+    except Exception as exc:  # reported in the result line, with the traceback above it
+        import traceback
+
+        traceback.print_exc()
+        result["failure"] = f"{type(exc).__name__}: {exc}"
+    finally:
+        stop_start_s = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+        try:
+            result["server_rc"] = server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            result["server_rc"] = None
+        result["server_stop_s"] = round(time.monotonic() - stop_start_s, 2)
+    sys.stdout.flush()
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+    return 0
+
+
+def run_browser(
+    server: list[str], camera: CameraVideo, target: str, seconds: float, *, check_full: bool = True
+) -> tuple[dict[str, Any], str]:
+    """Run server (``server`` = the argv after the Python interpreter, without host/port) and Chromium in a
+    fresh namespace for about ``seconds``; returns (result, everything printed)."""
+    spec = {
+        "server": server,
+        "camera": str(camera.path),
+        "target": target,
+        "seconds": seconds,
+        "first_frame_timeout_s": 60,
+        "check_full": check_full,
+    }
+    argv = netns.in_netns([sys.executable, "-m", "bench.browser", "--inner", json.dumps(spec)])
+    proc = subprocess.run(
+        argv,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=seconds + 240,
+        check=False,
+    )
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(RESULT_PREFIX):
+            return json.loads(line[len(RESULT_PREFIX) :]), proc.stdout
+    raise RuntimeError(f"the browser run printed no result (exit code {proc.returncode}):\n{proc.stdout}")
+
+
+def summarize(result: dict[str, Any], camera: CameraVideo) -> dict[str, Any]:
+    """The run's figures: glass-to-glass latency, received frames, server stats, clean stop."""
+    page = result.get("page") or {}
+    stamps = page.get("stamps") or {"local": [], "remote": []}
+    stats = page.get("stats") or {}
+    return {
+        "glass_to_glass": glass_to_glass(stamps["local"], stamps["remote"], camera.fps, camera.frames),
+        "frames_shown": page.get("frames"),
+        "page_stats_text": page.get("stats_text"),
+        "server_stats": {
+            k: stats.get(k)
+            for k in (
+                "frames_in",
+                "frames_out",
+                "frames_dropped",
+                "frames_failed",
+                "frames_with_person",
+                "fps_out",
+                "latency_ms_mean",
+            )
+        },
+        "video_size": page.get("video"),
+        "camera": {"size": list(camera.size), "fps": camera.fps, "frames": camera.frames},
+        "server_rc": result.get("server_rc"),
+        "failure": result.get("failure"),
+    }
+
+
+# -- the measurement ------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.browser [--engine E] --seconds 60 [--width 256] [--json OUT]``: the
+    measurement of docs/BENCHMARKS.md (prints the summary as JSON)."""
+    if argv is None and len(sys.argv) == 3 and sys.argv[1] == "--inner":
+        return _inner(sys.argv[2])
+    parser = argparse.ArgumentParser(prog="python -m bench.browser", description=main.__doc__)
+    parser.add_argument(
+        "--engine",
+        type=Path,
+        default=DEFAULT_TARGET,
+        help="target engine for server.py (default: the bundled one)",
+    )
+    parser.add_argument("--seconds", type=float, default=60.0, help="streaming time")
+    parser.add_argument(
+        "--width",
+        type=int,
+        default=256,
+        help="camera width in pixels (the y4m file; at 360 the page read no stamps, see docs/BENCHMARKS.md)",
+    )
+    parser.add_argument(
+        "--source", type=Path, default=REPO_ROOT.parent / "shared" / "data" / "source_dance.mp4"
+    )
+    parser.add_argument("--json", type=Path, default=None, help="also write the summary and raw stamps here")
+    args = parser.parse_args(argv)
+    reason = skip_reason()
+    if reason is not None:
+        print(f"error: {reason}", file=sys.stderr)
+        return 2
+    from realtime.pipeline import Target
+
+    name = Target.load(args.engine).name
+    with tempfile.TemporaryDirectory() as folder:
+        camera = make_camera_y4m(args.source, Path(folder) / "camera.y4m", width=args.width)
+        result, output = run_browser(
+            ["server.py", "--engine", str(args.engine)], camera, name, args.seconds, check_full=False
+        )
+    summary = summarize(result, camera)
+    print(json.dumps(summary, indent=2))
+    if args.json is not None:
+        args.json.write_text(json.dumps({"summary": summary, "result": result}, indent=1) + "\n")
+    if summary["failure"]:
+        print(output, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""The command lines: ``python -m train.synthetic --out DIR`` (a dataset) and
+``python -m train.evaluate --synthetic`` (the unseen-pose evaluation)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from train.synthetic.dataset import write_synthetic_dataset
+from train.synthetic.evaluation import evaluate_synthetic
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"size must look like 256x256 (WIDTHxHEIGHT), got {text!r}") from exc
+    return w, h
+
+
+def _main_generate(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m train.synthetic",
+        description="Write a prepared training directory (train.prepare's format) of a synthetic wooden "
+        "mannequin dancing: generated motion, rendered frames, masks, stick figures, face boxes, statistics, "
+        "and the last 15% held out. To compare a trained mannequin model with ground truth on real source "
+        "videos' poses: python -m train.evaluate --synthetic --help",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.add_argument("--frames", type=int, default=3000, help="number of frames (default 3000)")
+    parser.add_argument(
+        "--size", type=_size, default=(256, 256), help="canvas WIDTHxHEIGHT (default 256x256)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="motion seed (default 0)")
+    parser.add_argument(
+        "--heldout-fraction", type=float, default=0.15, help="last fraction of frames held out (default 0.15)"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    start = time.perf_counter()
+    try:
+        report = write_synthetic_dataset(
+            args.out, num_frames=args.frames, width=args.size[0], height=args.size[1], seed=args.seed,
+            heldout_fraction=args.heldout_fraction,
+        )  # fmt: skip
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    meta = report.meta
+    print(
+        f"wrote {meta.num_frames} frames ({meta.train_end} train, {len(meta.heldout)} held out), "
+        f"{meta.canvas_width}x{meta.canvas_height}, {report.size_bytes / 2**20:.0f} MiB, into {args.out} in "
+        f"{time.perf_counter() - start:.1f} s (renderer {report.render_ms_per_frame:.2f} ms/frame); "
+        f"preview: {args.out / 'preview.png'}"
+    )
+    return 0
+
+
+def _main_evaluate(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m train.evaluate --synthetic",
+        description="Drive a mannequin model with real source videos' poses (normalized as python -m "
+        "realtime.retarget does), render the mannequin in the same poses as ground truth, and compare: SSIM, "
+        "PSNR, face SSIM, pose distance and missed joints. Writes OUT/metrics.json and one sample sheet per "
+        "source (source | stick figure | ground truth | generated).",
+    )
+    parser.add_argument(
+        "--engine", type=Path, default=None, help="mannequin target (default: the bundled one)"
+    )
+    parser.add_argument(
+        "--source", type=Path, action="append", required=True, help="source video (repeat for several)"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.add_argument("--max-frames", type=int, default=None, help="use only the first N frames of each")
+    parser.add_argument("--median-window", type=int, default=5, help="temporal median window (default 5)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from realtime.video import VideoError
+
+    engine = args.engine
+    if engine is None:
+        from realtime.targets import DEFAULT_TARGET
+
+        engine = DEFAULT_TARGET
+    try:
+        evaluation = evaluate_synthetic(
+            engine, args.source, args.out, max_frames=args.max_frames, median_window=args.median_window
+        )
+    except (FileNotFoundError, VideoError, ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"engine {engine}")
+    for s in evaluation.sources:
+        print(
+            f"{Path(s.source).name}: {s.num_frames} frames ({s.frames_with_person} with a person): "
+            f"SSIM {s.ssim:.4f}, PSNR {s.psnr_db:.2f} dB, face SSIM {s.face_ssim:.4f}, pose distance "
+            f"{s.pose_distance_px:.2f} px, missed joints {s.missed_joint_rate:.1%} (on the ground truth: "
+            f"{s.reference_pose_distance_px:.2f} px, {s.reference_missed_joint_rate:.1%}); generator "
+            f"{s.generate_ms:.1f} ms/frame; sheet {s.sheet}"
+        )
+    print(f"metrics: {args.out / 'metrics.json'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m train.synthetic [--out DIR ...]`` writes a dataset; ``... evaluate ...`` evaluates."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["evaluate"]:
+        return _main_evaluate(argv[1:])
+    return _main_generate(argv)

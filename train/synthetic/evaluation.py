@@ -1,0 +1,238 @@
+"""The unseen-pose evaluation (``python -m train.evaluate --synthetic``): a trained mannequin model driven by
+the poses of real source videos through the offline retargeting (:func:`realtime.retarget.retarget_frames`),
+compared with the mannequin rendered in the same normalized poses (exact ground truth)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+
+from train.synthetic.renderer import render_mannequin
+
+if TYPE_CHECKING:
+    from realtime.pose import PoseFrame
+
+
+@dataclass(frozen=True)
+class SourceEvaluation:
+    """A mannequin model driven by one real source video, against the mannequin rendered in the same poses.
+
+    Attributes:
+        source: the source video's path.
+        num_frames: frames compared (every frame of the source; frames without a person show the empty room).
+        frames_with_person: frames where the pose estimator found the source's dancer.
+        ssim, psnr_db: mean over frames, generated vs ground truth (scikit-image; SSIM in [-1, 1]).
+        face_ssim: mean SSIM over the face boxes (NaN where no frame has a face).
+        pose_distance_px: mean distance (canvas pixels) between the driving joints and the joints that the
+            pose estimator finds on the generated frames; ``missed_joint_rate`` the fraction of present
+            driving joints it does not find.
+        reference_pose_distance_px, reference_missed_joint_rate: the same on the ground-truth renders: how
+            well the pose estimator sees the mannequin itself (the floor for the two figures above).
+        temporal_change_levels: mean frame-to-frame change (uint8 levels) of the generated frames where the
+            driving pose stood still (:class:`train.metrics.TemporalStability`).
+        generate_ms: the generator's mean milliseconds per frame.
+        sheet: path of the sample sheet (source | stick figure | ground truth | generated).
+        details: the full measures (:class:`train.metrics.EvaluationResult` as JSON where available).
+    """
+
+    source: str
+    num_frames: int
+    frames_with_person: int
+    ssim: float
+    psnr_db: float
+    face_ssim: float
+    pose_distance_px: float
+    missed_joint_rate: float
+    reference_pose_distance_px: float
+    reference_missed_joint_rate: float
+    temporal_change_levels: float
+    generate_ms: float
+    sheet: str
+    details: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class SyntheticEvaluation:
+    """:func:`evaluate_synthetic`'s result: one :class:`SourceEvaluation` per source video."""
+
+    engine: str
+    sources: tuple[SourceEvaluation, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"engine": self.engine, "sources": [_json_safe(asdict(s)) for s in self.sources]}
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _compare(
+    generated: np.ndarray, real: np.ndarray, joints_px: np.ndarray, confidence: np.ndarray, boxes: np.ndarray
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Generated vs ground truth with :func:`train.metrics.evaluate_frames` (SSIM and PSNR over the frame
+    and the face box, MediaPipe pose distance and missed joints, temporal stability).
+
+    Returns:
+        ``(summary, details)``: :meth:`train.metrics.EvaluationResult.summary` and its full JSON.
+    """
+    from train.metrics import evaluate_frames
+
+    result = evaluate_frames(generated, real, joints_px, confidence, boxes, progress=True)
+    return result.summary(), result.to_json()
+
+
+def _fixed_face_boxes(joints_px: np.ndarray, confidence: np.ndarray, side_px: float) -> np.ndarray:
+    """Face boxes centered as :func:`train.prepare.face_boxes` centers them, of the target's fixed side."""
+    from train.prepare import face_boxes
+
+    boxes, _ = face_boxes(joints_px, confidence)
+    center = (boxes[:, :2] + boxes[:, 2:]) / 2
+    return np.concatenate([center - side_px / 2, center + side_px / 2], axis=1).astype(np.float32)
+
+
+def _sheet(path: Path, rows: list[list[np.ndarray]]) -> None:
+    """A PNG with one row per sample: the images of each row side by side (all the same height)."""
+    image = np.concatenate([np.concatenate(row, axis=1) for row in rows], axis=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(path)
+
+
+def evaluate_source(
+    engine_path: str | Path,
+    source_video: str | Path,
+    out_dir: str | Path,
+    *,
+    max_frames: int | None = None,
+    median_window: int = 5,
+    sheet_frames: int = 6,
+) -> SourceEvaluation:
+    """Drive a mannequin model with one real source video and compare with the rendered ground truth.
+
+    The model is driven through the offline retargeting that ``python -m realtime.retarget`` runs
+    (:func:`realtime.retarget.retarget_frames`: MediaPipe poses, a centered temporal median, the source's
+    statistics fitted on the whole video, then :class:`realtime.pipeline.Retargeter`, each frame conditioned
+    on the previous one); the mannequin is rendered in each frame's normalized pose as the ground truth.
+
+    Raises:
+        FileNotFoundError, ValueError, RuntimeError: as :meth:`realtime.pipeline.Target.load`.
+        realtime.video.VideoError: for a missing or corrupt source video.
+        ValueError: if no frame of the source shows a body.
+    """
+    from realtime.pipeline import Target
+    from realtime.retarget import SourcePoses, fit_height, retarget_frames
+
+    target = Target.load(engine_path)
+    width, height = target.canvas_size
+    threshold = target.bundle.render.confidence_threshold
+    source_video, out_dir = Path(source_video), Path(out_dir)
+    generated: list[np.ndarray] = []
+    truth: list[np.ndarray] = []
+    sticks: list[np.ndarray] = []
+    driving: list[PoseFrame] = []
+    thumbs: list[tuple[int, np.ndarray]] = []
+    seconds = 0.0
+    source_poses: SourcePoses | None = None
+    picks: set[int] = set()
+    frames = retarget_frames(target, source_video, max_frames=max_frames, median_window=median_window)
+    for frame in frames:
+        if source_poses is None:
+            source_poses = frame.source_poses
+            last = source_poses.num_frames - 1
+            picks = set(np.linspace(0, last, sheet_frames).round().astype(int).tolist())
+        result = frame.result
+        seconds += frame.generate_s
+        normalized = result.normalized
+        generated.append(result.generated)
+        sticks.append(result.stick_figure)
+        driving.append(normalized)
+        truth.append(
+            render_mannequin(
+                normalized.joints_px,
+                normalized.confidence,
+                width=width,
+                height=height,
+                threshold=threshold,
+            ).image
+        )
+        if frame.index in picks:
+            thumbs.append((frame.index, fit_height(frame.source_rgb, height)))
+    if source_poses is None:
+        raise ValueError(f"{source_video}: no frame was retargeted (an empty video?)")
+    n = len(generated)
+    driving_joints = np.stack([p.joints_px for p in driving])
+    driving_conf = np.stack([p.confidence for p in driving])
+    boxes = _fixed_face_boxes(driving_joints, driving_conf, target.bundle.face_box_size_px)
+    gen_arr, truth_arr = np.stack(generated), np.stack(truth)
+    measured, measured_details = _compare(gen_arr, truth_arr, driving_joints, driving_conf, boxes)
+    reference, reference_details = _compare(truth_arr, truth_arr, driving_joints, driving_conf, boxes)
+    sheet = out_dir / f"{source_video.stem}_sheet.png"
+    _sheet(sheet, [[thumb, sticks[i], truth[i], generated[i]] for i, thumb in thumbs])
+    return SourceEvaluation(
+        source=str(source_video),
+        num_frames=n,
+        frames_with_person=source_poses.frames_with_person,
+        ssim=float(measured["ssim"]),
+        psnr_db=float(measured["psnr_db"]),
+        face_ssim=float(measured["face_ssim"]),
+        pose_distance_px=float(measured["pose_distance_px"]),
+        missed_joint_rate=float(measured["missed_joint_rate"]),
+        reference_pose_distance_px=float(reference["pose_distance_px"]),
+        reference_missed_joint_rate=float(reference["missed_joint_rate"]),
+        generate_ms=1e3 * seconds / max(n, 1),
+        sheet=str(sheet),
+        temporal_change_levels=float(measured["temporal_change_levels"]),
+        details={"generated": measured_details, "ground_truth_render": reference_details},
+    )
+
+
+def evaluate_synthetic(
+    engine_path: str | Path,
+    source_videos: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    max_frames: int | None = None,
+    median_window: int = 5,
+) -> SyntheticEvaluation:
+    """Generalization of a mannequin model to the unseen poses of real source videos, with exact ground truth.
+
+    For each source video, :func:`evaluate_source`; writes ``OUT/metrics.json`` and one sample sheet per
+    source (``OUT/<source stem>_sheet.png``: source | stick figure | ground-truth mannequin | generated).
+
+    Args:
+        engine_path: a mannequin target (``.onnx`` or ``.pt`` with its sidecar), e.g.
+            :data:`realtime.targets.DEFAULT_TARGET`.
+        source_videos: real driving videos.
+        out_dir: output directory (created).
+        max_frames: use only the first frames of each video.
+        median_window: the offline temporal median's window (as ``python -m realtime.retarget``).
+
+    Returns:
+        :class:`SyntheticEvaluation`.
+
+    Raises:
+        as :func:`evaluate_source`; ValueError if no source video is given.
+    """
+    if not source_videos:
+        raise ValueError("evaluate_synthetic needs at least one source video")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = tuple(
+        evaluate_source(engine_path, video, out_dir, max_frames=max_frames, median_window=median_window)
+        for video in source_videos
+    )
+    evaluation = SyntheticEvaluation(engine=str(engine_path), sources=results)
+    (out_dir / "metrics.json").write_text(json.dumps(evaluation.to_json(), indent=2))
+    return evaluation
