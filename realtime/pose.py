@@ -122,7 +122,7 @@ class PoseEstimator:
         """Release MediaPipe's graph. Idempotent."""
         if self._pose is not None:
             self._pose.close()
-            self._pose = None  # type: ignore[assignment]
+            self._pose = None
 
     def __enter__(self) -> PoseEstimator:
         return self

@@ -285,7 +285,7 @@ def _keys_under(dotted_parent: str) -> list[str]:
     cls: Any = FitConfig
     for part in filter(None, dotted_parent.split(".")):
         fields = {f.name: f for f in dataclasses.fields(cls)}
-        if part not in fields or not dataclasses.is_dataclass(fields[part].default_factory):  # type: ignore[arg-type]
+        if part not in fields or not dataclasses.is_dataclass(fields[part].default_factory):
             return []
         cls = fields[part].default_factory
     return [f.name for f in dataclasses.fields(cls)]

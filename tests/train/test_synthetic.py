@@ -223,13 +223,13 @@ def test_bundled_target_loads_runs_in_its_canvas_and_draws_the_mannequin():
     sticks = rasterize_stick_figure(
         torch.from_numpy(motion.joints_px), torch.from_numpy(motion.confidence), height=height, width=width,
         params=params,
-    ).numpy()  # fmt: skip
-    previous = np.zeros((1, 3, height, width), np.float32)
+    )  # fmt: skip
+    previous = torch.zeros((1, 3, height, width))
     ssims = []
     for i in range(len(sticks)):
-        previous = target.generate(sticks[i : i + 1], previous)
-        assert previous.shape == (1, 3, height, width) and previous.dtype == np.float32
-        generated = (np.clip(previous[0], 0, 1) * 255 + 0.5).astype(np.uint8).transpose(1, 2, 0)
+        previous = target.generate({"stick_figure": sticks[i : i + 1], "previous_frame": previous}).clone()
+        assert previous.shape == (1, 3, height, width) and previous.dtype == torch.float32
+        generated = (previous[0].clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
         truth = render_mannequin(motion.joints_px[i], motion.confidence[i], width=width, height=height).image
         ssims.append(structural_similarity(generated, truth, channel_axis=2, data_range=255))
     assert np.mean(ssims) > 0.8

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from kernels.rasterize import RenderParams, rasterize_stick_figure
 from realtime.normalize import body_stats
+from realtime.render import RenderParams, rasterize_stick_figure
 from train.dataset import Crop, PreparedMeta, PreparedWriter
 from train.synthetic.motion import MotionConfig, generate_motion
 from train.synthetic.renderer import DEFAULT_STYLE, MannequinStyle, render_mannequin
