@@ -1,10 +1,12 @@
 """Kernel timings on this machine's CPU: reference vs the compiled CPU build, with their differences.
 
-``python bench/kernels.py [--sizes 256 512] [--runs 200] [--device cpu|cuda] [--json out.json]``
+``python bench/kernels.py [--sizes 256 512] [--runs 200] [--ref-runs 30] [--device cpu|cuda] [--json F]``
 
 For each canvas size, batch 1: the stick-figure rasterizer and the 10-part warp, each as the PyTorch
 reference and as the compiled build (``impl="cpu"``, or ``"cuda"`` with ``--device cuda``), median
-wall-clock milliseconds over ``--runs`` calls (after warm-up; CUDA timings synchronize after each call),
+wall-clock milliseconds over ``--runs`` calls of the build and ``--ref-runs`` of the slow reference
+(after warm-up; CUDA timings synchronize after each call), with the fastest call beside the median (on a
+shared machine the median carries the other processes' load; the load average is printed),
 then the max abs difference between the two, the fraction of pixels differing by more than 1/255, and
 how many of those lie within a pixel of an edge (a pixel whose 3x3 neighbourhood in the reference output
 is not constant). Poses: an upright person scaled to the canvas with seeded noise; the warp's target pose
@@ -61,7 +63,7 @@ def inputs(size: int, device: str, seed: int = 0) -> dict[str, torch.Tensor]:
     return {k: v.to(device) for k, v in tensors.items()}
 
 
-def median_ms(fn, runs: int, cuda: bool) -> float:
+def median_ms(fn, runs: int, cuda: bool) -> tuple[float, float]:
     for _ in range(min(10, runs)):
         fn()
     times = []
@@ -71,7 +73,7 @@ def median_ms(fn, runs: int, cuda: bool) -> float:
         if cuda:
             torch.cuda.synchronize()
         times.append(1e3 * (time.perf_counter() - start))
-    return statistics.median(times)
+    return statistics.median(times), min(times)
 
 
 def compare(ref: torch.Tensor, got: torch.Tensor) -> dict[str, float | int]:
@@ -93,7 +95,8 @@ def compare(ref: torch.Tensor, got: torch.Tensor) -> dict[str, float | int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
-    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=200, help="timed calls of the compiled build")
+    parser.add_argument("--ref-runs", type=int, default=30, help="timed calls of the reference")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
@@ -107,8 +110,18 @@ def main() -> None:
             (ln.split(":", 1)[1].strip() for ln in lscpu.splitlines() if ln.startswith("Model name")), ""
         )
         machine = f"{model or platform.processor()}, {torch.get_num_threads()} torch threads"
-    print(f"machine: {machine}; torch {torch.__version__}; batch 1; median of {args.runs} runs")
-    results: dict[str, object] = {"machine": machine, "runs": args.runs, "impl": impl, "sizes": {}}
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() else "?"
+    print(
+        f"machine: {machine}; torch {torch.__version__}; batch 1; medians of {args.runs} runs "
+        f"({args.ref_runs} for the reference); load average {load}"
+    )
+    results: dict[str, object] = {
+        "machine": machine,
+        "runs": args.runs,
+        "impl": impl,
+        "load": load,
+        "sizes": {},
+    }
     for size in args.sizes:
         x = inputs(size, args.device)
         params = RenderParams.for_canvas(size, size)
@@ -125,14 +138,14 @@ def main() -> None:
 
         row: dict[str, object] = {}
         for op, fn in (("rasterize", raster), ("part_warp", warp)):
-            ref_ms = median_ms(lambda fn=fn: fn("ref"), args.runs, cuda)
-            got_ms = median_ms(lambda fn=fn: fn(impl), args.runs, cuda)
+            ref_ms, ref_min = median_ms(lambda fn=fn: fn("ref"), args.ref_runs, cuda)
+            got_ms, got_min = median_ms(lambda fn=fn: fn(impl), args.runs, cuda)
             stats = compare(fn("ref").float().cpu(), fn(impl).float().cpu())
-            row[op] = {"ref_ms": ref_ms, f"{impl}_ms": got_ms, **stats}
+            row[op] = {"ref_ms": ref_ms, f"{impl}_ms": got_ms, f"{impl}_min_ms": got_min, **stats}
             print(
-                f"{size}x{size} {op:9s}: ref {ref_ms:7.3f} ms | {impl} {got_ms:7.3f} ms "
-                f"(x{ref_ms / got_ms:.0f}) | max abs diff {stats['max_abs_diff']:.2e} | "
-                f"> 1/255: {stats['pixels_over_1_255']}/{stats['pixels']} px "
+                f"{size}x{size} {op:9s}: ref {ref_ms:7.2f} ms | {impl} {got_ms:6.3f} ms "
+                f"(fastest {got_min:.3f}; x{ref_ms / got_ms:.0f}) | max abs diff {stats['max_abs_diff']:.2e} "
+                f"| > 1/255: {stats['pixels_over_1_255']}/{stats['pixels']} px "
                 f"({stats['over_1_255_within_a_pixel_of_an_edge']} within a pixel of an edge)"
             )
         results["sizes"][str(size)] = row  # type: ignore[index]

@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from realtime.render import RenderParams
 from realtime.normalize import BodyStats
+from realtime.render import RenderParams
 from realtime.skeleton import SKELETON_NAME
 
 BUNDLE_FORMAT_VERSION = 1

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from realtime.render import rasterize_stick_figure
 from realtime.backends import InferenceBackend, check_engine_suffix, open_backend
 from realtime.bundle import (
     INPUT_PREVIOUS_FRAME,
@@ -32,6 +31,7 @@ from realtime.face import FaceRefiner
 from realtime.filters import OneEuroFilter, OneEuroParams
 from realtime.normalize import PoseNormalizer
 from realtime.pose import PoseEstimator, PoseFrame
+from realtime.render import rasterize_stick_figure
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from realtime.render import RenderParams, rasterize_stick_figure
 from realtime.normalize import body_stats
+from realtime.render import RenderParams, rasterize_stick_figure
 from realtime.skeleton import NUM_JOINTS, Joint
 from train.dataset import Crop, PreparedMeta, write_prepared
 

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from realtime.render import RenderParams, rasterize_stick_figure
 from realtime.normalize import BodyStats
+from realtime.render import RenderParams, rasterize_stick_figure
 from realtime.skeleton import NUM_JOINTS, SKELETON_NAME
 from train.augment import corrupt_pose
 from train.config import AugmentConfig

@@ -26,9 +26,9 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from realtime.render import RenderParams, rasterize_stick_figure
 from realtime.normalize import body_stats
 from realtime.pose import PoseEstimator
+from realtime.render import RenderParams, rasterize_stick_figure
 from realtime.skeleton import FACE_JOINTS, NUM_JOINTS, Joint
 from realtime.video import VideoError, read_frames, video_info
 from train.dataset import Crop, PreparedMeta, PreparedWriter
