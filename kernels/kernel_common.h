@@ -32,6 +32,19 @@ KERNEL_FN float segment_distance(float px, float py, float ax, float ay, float b
     return hypotf(px - (ax + t * dx), py - (ay + t * dy));
 }
 
+// Squared distance to the segment: the same t, no square root (for nearest-segment comparisons).
+KERNEL_FN float segment_distance_sq(float px, float py, float ax, float ay, float bx, float by) {
+    const float dx = bx - ax, dy = by - ay;
+    const float length_sq = dx * dx + dy * dy;
+    float t = 0.0f;
+    if (length_sq > 0.0f) {
+        t = ((px - ax) * dx + (py - ay) * dy) / fmaxf(length_sq, 1e-12f);
+        t = clamp01(t);
+    }
+    const float ex = px - (ax + t * dx), ey = py - (ay + t * dy);
+    return ex * ex + ey * ey;
+}
+
 // A joint is present when its confidence reaches the threshold and both coordinates are finite.
 KERNEL_FN bool joint_present(const float* joints_xy, const float* confidence, int joint, float threshold) {
     return confidence[joint] >= threshold && isfinite(joints_xy[2 * joint]) &&

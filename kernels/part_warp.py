@@ -24,9 +24,9 @@ when its confidence is ``>= confidence_threshold`` and its coordinates are finit
    than 2 pairs are present, or when ``|det T_p| <= 1e-6`` (e.g. a zero-length target limb).
 2. **Part masks.** The segments ``part_segments[p]`` between present source joints cut the person into
    parts: a source pixel belongs to the part of its nearest segment (ties: the earlier segment in table
-   order) if that distance is ``<= radius_px``, else to none. Part ``p``'s mask is
-   ``person_mask * [label == p]``. The labels depend only on the source pose, so a skipped part's pixels
-   are dropped rather than given to another part.
+   order) if that distance is ``<= radius_px`` (compared squared, in float32), else to none. Part
+   ``p``'s mask is ``person_mask * [label == p]``. The labels depend only on the source pose, so a
+   skipped part's pixels are dropped rather than given to another part.
 3. **Warp and merge.** ``W_p = T_p(image * mask_p)``: the output pixel ``q`` takes the masked image sampled
    at ``T_p^{-1}(q)`` with bilinear interpolation and zero padding, exactly ``grid_sample(...,
    align_corners=False, padding_mode="zeros")``. The output is ``max(0, max_p W_p)`` over the parts that
@@ -39,6 +39,7 @@ target canvas have the same size.
 from __future__ import annotations
 
 import ctypes
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -94,33 +95,70 @@ def warp_body_parts(
         part_joints, part_segments, radius_px, confidence_threshold,
     )  # fmt: skip
     chosen = _build.choose_impl(OP_NAME, impl, image.device)
-    forward, inverse, active = fit_part_transforms(
-        source_joints_px, source_confidence, target_joints_px, target_confidence, part_joints,
-        confidence_threshold=confidence_threshold,
-    )  # fmt: skip
     seg_a, seg_b, seg_part = _flat_segments(part_segments)
+    radius_sq = squared_radius(radius_px)
     if chosen == "ref":
+        _, inverse, active = fit_part_transforms(
+            source_joints_px, source_confidence, target_joints_px, target_confidence, part_joints,
+            confidence_threshold=confidence_threshold,
+        )  # fmt: skip
         return _warp_ref(
             image, person_mask, source_joints_px, source_confidence, seg_a, seg_b, seg_part, inverse, active,
-            radius_px=radius_px, confidence_threshold=confidence_threshold,
+            radius_sq=radius_sq, confidence_threshold=confidence_threshold,
         )  # fmt: skip
     batch, channels, height, width = image.shape
+    num_parts = part_joints.shape[0]
     out = torch.empty_like(image, memory_format=torch.contiguous_format)
-    labels = torch.empty(batch, height, width, dtype=torch.int32, device=image.device)
     if out.numel() == 0:
         return out
-    tensors = [
-        image.contiguous(), person_mask.contiguous(), source_joints_px.contiguous(),
-        source_confidence.contiguous(), seg_a, seg_b, seg_part,
-        inverse.to(torch.float32).reshape(batch, -1, 6).contiguous(),
-        forward.to(torch.float32).reshape(batch, -1, 6).contiguous(),
-        active.to(torch.int32).contiguous(),
-    ]  # fmt: skip
+    device = image.device
+    buffers = _Buffers(
+        image=image.contiguous(),
+        mask=person_mask.contiguous(),
+        src=source_joints_px.contiguous(),
+        src_conf=source_confidence.contiguous(),
+        dst=target_joints_px.contiguous(),
+        dst_conf=target_confidence.contiguous(),
+        part_joints=part_joints.to(torch.int32).contiguous(),
+        seg_a=seg_a,
+        seg_b=seg_b,
+        seg_part=seg_part,
+        inverse=torch.empty(batch, num_parts, 6, dtype=torch.float32, device=device),
+        active=torch.empty(batch, num_parts, dtype=torch.int32, device=device),
+        labels=torch.empty(batch, height, width, dtype=torch.int32, device=device),
+        out=out,
+    )
     if chosen == "cpu":
-        _warp_cpu(tensors, radius_px, confidence_threshold, labels, out)
+        _warp_cpu(buffers, radius_sq, confidence_threshold)
     else:
-        _warp_cuda(tensors, radius_px, confidence_threshold, labels, out)
+        _warp_cuda(buffers, radius_sq, confidence_threshold)
     return out
+
+
+@dataclass
+class _Buffers:
+    """The contiguous inputs, scratch and output of a compiled call (see part_warp.cu for layouts)."""
+
+    image: torch.Tensor
+    mask: torch.Tensor
+    src: torch.Tensor
+    src_conf: torch.Tensor
+    dst: torch.Tensor
+    dst_conf: torch.Tensor
+    part_joints: torch.Tensor
+    seg_a: torch.Tensor
+    seg_b: torch.Tensor
+    seg_part: torch.Tensor
+    inverse: torch.Tensor
+    active: torch.Tensor
+    labels: torch.Tensor
+    out: torch.Tensor
+
+
+def squared_radius(radius_px: float) -> float:
+    """``radius_px`` squared in float32, as every implementation compares squared distances with it."""
+    r = torch.tensor(radius_px, dtype=torch.float32)
+    return float(r * r)
 
 
 def present_joints(joints_px: torch.Tensor, confidence: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -162,10 +200,10 @@ def fit_part_transforms(
     scatter = sc.transpose(-1, -2) @ sc  # (B, P, 2, 2): sum of s' s'^T
     cross = dc.transpose(-1, -2) @ sc  # sum of d' s'^T
     trace = scatter[..., 0, 0] + scatter[..., 1, 1]
-    det = torch.linalg.det(scatter)
+    det = _det2(scatter)
     eye = torch.eye(2, dtype=torch.float64, device=s.device).expand_as(scatter)
     general = (count >= 3) & (det > COLLINEAR_RATIO * trace * trace)
-    a_general = cross @ torch.linalg.inv(torch.where(general[..., None, None], scatter, eye))
+    a_general = cross @ _inv2(torch.where(general[..., None, None], scatter, eye))
     # Limb rule: least-squares rotation + scale z = re + i im of the pairs (as complex numbers), the
     # scale applied along the source's principal axis u only (the width along v is kept).
     sum_sq = trace.clamp_min(1e-300)
@@ -183,7 +221,7 @@ def fit_part_transforms(
     a_limb = torch.where((trace > 0)[..., None, None], a_limb, eye)  # coincident points: translation
     a = torch.where(general[..., None, None], a_general, a_limb)
     t = d_mean - (a @ s_mean[..., None])[..., 0]
-    det_a = torch.linalg.det(a)
+    det_a = _det2(a)
     active = (
         (count >= 2)
         & (det_a.abs() > MIN_ABS_DET)
@@ -192,9 +230,22 @@ def fit_part_transforms(
     )
     a = torch.where(active[..., None, None], a, eye)
     t = torch.where(active[..., None], t, 0.0)
-    a_inv = torch.linalg.inv(a)
+    a_inv = _inv2(a)
     t_inv = -(a_inv @ t[..., None])[..., 0]
     return torch.cat([a, t[..., None]], -1), torch.cat([a_inv, t_inv[..., None]], -1), active
+
+
+def _det2(m: torch.Tensor) -> torch.Tensor:
+    """Determinants of ``(..., 2, 2)`` matrices in closed form (LAPACK's batched LU costs milliseconds)."""
+    return m[..., 0, 0] * m[..., 1, 1] - m[..., 0, 1] * m[..., 1, 0]
+
+
+def _inv2(m: torch.Tensor) -> torch.Tensor:
+    """Inverses of invertible ``(..., 2, 2)`` matrices in closed form."""
+    adjugate = torch.stack(
+        [torch.stack([m[..., 1, 1], -m[..., 0, 1]], -1), torch.stack([-m[..., 1, 0], m[..., 0, 0]], -1)], -2
+    )
+    return adjugate / _det2(m)[..., None, None]
 
 
 def _flat_segments(part_segments: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -215,10 +266,13 @@ def part_labels_ref(
     *,
     height: int,
     width: int,
-    radius_px: float,
+    radius_sq: float,
     confidence_threshold: float,
 ) -> torch.Tensor:
-    """int64 ``(B, H, W)``: each source pixel's part (step 2 of the module docstring), -1 for none."""
+    """int64 ``(B, H, W)``: each source pixel's part (step 2 of the module docstring), -1 for none.
+
+    Distances are compared squared, against ``radius_sq`` (:func:`squared_radius`), as the kernels do.
+    """
     device = joints_px.device
     present = present_joints(joints_px, confidence, confidence_threshold)
     joints = torch.where(present[..., None], joints_px, torch.zeros_like(joints_px))
@@ -231,13 +285,14 @@ def part_labels_ref(
     length_sq = dx * dx + dy * dy
     t = ((px - ax) * dx + (py - ay) * dy) / length_sq.clamp_min(1e-12)
     t = torch.where(length_sq > 0, t.clamp(0.0, 1.0), torch.zeros_like(t))
-    dist = torch.hypot(px - (ax + t * dx), py - (ay + t * dy))  # (B, N, H, W)
+    ex, ey = px - (ax + t * dx), py - (ay + t * dy)
+    dist = ex * ex + ey * ey  # squared, (B, N, H, W)
     dist = torch.where(seg_ok[..., None, None], dist, torch.full_like(dist, float("inf")))
     if dist.shape[1] == 0:
         return torch.full((joints.shape[0], height, width), -1, dtype=torch.int64, device=device)
     nearest = dist.amin(dim=1)
     which = dist.argmin(dim=1)  # the first minimum: ties go to the earlier segment
-    return torch.where(nearest <= radius_px, seg_part.long()[which], torch.full_like(which, -1))
+    return torch.where(nearest <= radius_sq, seg_part.long()[which], torch.full_like(which, -1))
 
 
 def _warp_ref(
@@ -251,7 +306,7 @@ def _warp_ref(
     inverse: torch.Tensor,
     active: torch.Tensor,
     *,
-    radius_px: float,
+    radius_sq: float,
     confidence_threshold: float,
 ) -> torch.Tensor:
     """The reference (any device): labels, masked parts, ``affine_grid`` + ``grid_sample``, max."""
@@ -261,7 +316,7 @@ def _warp_ref(
         return torch.zeros_like(image)
     labels = part_labels_ref(
         source_joints_px, source_confidence, seg_a, seg_b, seg_part,
-        height=height, width=width, radius_px=radius_px, confidence_threshold=confidence_threshold,
+        height=height, width=width, radius_sq=radius_sq, confidence_threshold=confidence_threshold,
     )  # fmt: skip
     parts = torch.arange(num_parts, device=image.device).view(1, -1, 1, 1)
     masks = ((labels[:, None] == parts) & active[..., None, None]).to(image.dtype) * person_mask[:, None]
@@ -272,7 +327,11 @@ def _warp_ref(
         dtype=torch.float64, device=image.device,
     )  # fmt: skip
     inv3 = torch.cat([inverse, inverse.new_tensor([0.0, 0.0, 1.0]).expand(batch, num_parts, 1, 3)], -2)
-    theta = (to_norm @ inv3 @ torch.linalg.inv(to_norm))[..., :2, :]
+    from_norm = torch.tensor(
+        [[width / 2.0, 0.0, width / 2.0], [0.0, height / 2.0, height / 2.0], [0.0, 0.0, 1.0]],
+        dtype=torch.float64, device=image.device,
+    )  # fmt: skip
+    theta = (to_norm @ inv3 @ from_norm)[..., :2, :]
     grid = F.affine_grid(
         theta.reshape(-1, 2, 3).to(image.dtype),
         [batch * num_parts, channels, height, width],
@@ -285,55 +344,67 @@ def _warp_ref(
 _cpu_fn: Any = None
 
 
-def _warp_cpu(
-    tensors: list[torch.Tensor], radius_px: float, threshold: float, labels: torch.Tensor, out: torch.Tensor
-) -> None:
+def _warp_cpu(x: _Buffers, radius_sq: float, threshold: float) -> None:
     global _cpu_fn
     if _cpu_fn is None:
         fn = _build.load_cpu_library("part_warp").part_warp_cpu
         p, i, f = ctypes.c_void_p, ctypes.c_int, ctypes.c_float
-        fn.argtypes = [p, p, p, p, i, i, f, p, p, p, i, f, p, p, p, i, i, i, i, p, p]
+        fn.argtypes = [p, p, p, p, p, p, i, i, f, p, i, p, p, p, i, f, i, i, i, i, p, p, p, p]
         fn.restype = None
         _cpu_fn = fn
-    image, mask, joints, conf, seg_a, seg_b, seg_part, inverse, forward, active = tensors
-    batch, channels, height, width = image.shape
+    batch, channels, height, width = x.image.shape
+    num_parts, max_joints = x.part_joints.shape
     _cpu_fn(
-        image.data_ptr(), mask.data_ptr(), joints.data_ptr(), conf.data_ptr(), batch, joints.shape[1],
-        threshold, seg_a.data_ptr(), seg_b.data_ptr(), seg_part.data_ptr(), seg_a.shape[0], radius_px,
-        inverse.data_ptr(), forward.data_ptr(), active.data_ptr(), active.shape[1], channels, height, width,
-        labels.data_ptr(), out.data_ptr(),
+        x.image.data_ptr(), x.mask.data_ptr(), x.src.data_ptr(), x.src_conf.data_ptr(), x.dst.data_ptr(),
+        x.dst_conf.data_ptr(), batch, x.src.shape[1], threshold, x.part_joints.data_ptr(), max_joints,
+        x.seg_a.data_ptr(), x.seg_b.data_ptr(), x.seg_part.data_ptr(), x.seg_a.shape[0], radius_sq, num_parts,
+        channels, height, width, x.inverse.data_ptr(), x.active.data_ptr(), x.labels.data_ptr(),
+        x.out.data_ptr(),
     )  # fmt: skip
 
 
-_cuda_fns: dict[int, tuple[Any, Any]] = {}
+_cuda_fns: dict[int, tuple[Any, Any, Any]] = {}
 
 
-def _warp_cuda(
-    tensors: list[torch.Tensor], radius_px: float, threshold: float, labels: torch.Tensor, out: torch.Tensor
-) -> None:
-    index = out.device.index if out.device.index is not None else torch.cuda.current_device()
+def _warp_cuda(x: _Buffers, radius_sq: float, threshold: float) -> None:
+    index = x.out.device.index if x.out.device.index is not None else torch.cuda.current_device()
     fns = _cuda_fns.get(index)
     if fns is None:
         module = _build.load_cuda_module("part_warp", index)
-        label_fn, warp_fn = module.get_function("part_labels_kernel"), module.get_function("part_warp_kernel")
+        fit_fn = module.get_function("part_fit_kernel")
+        label_fn = module.get_function("part_labels_kernel")
+        warp_fn = module.get_function("part_warp_kernel")
+        fit_fn.prepare("PPPPiifPiiPP")
         label_fn.prepare("PPifPPPifiiP")
         warp_fn.prepare("PPPPPiiiiP")
-        fns = _cuda_fns[index] = (label_fn, warp_fn)
-    label_fn, warp_fn = fns
-    image, mask, joints, conf, seg_a, seg_b, seg_part, inverse, _forward, active = tensors
-    batch, channels, height, width = image.shape
+        fns = _cuda_fns[index] = (fit_fn, label_fn, warp_fn)
+    fit_fn, label_fn, warp_fn = fns
+    batch, channels, height, width = x.image.shape
+    num_parts, max_joints = x.part_joints.shape
+    num_joints = x.src.shape[1]
+    device = x.out.device
+    if num_parts > 0:
+        fit_args = (
+            x.src.data_ptr(), x.src_conf.data_ptr(), x.dst.data_ptr(), x.dst_conf.data_ptr(), batch,
+            num_joints, threshold, x.part_joints.data_ptr(), num_parts, max_joints, x.inverse.data_ptr(),
+            x.active.data_ptr(),
+        )  # fmt: skip
+        _build.launch_on_current_stream(
+            fit_fn, ((batch * num_parts + 63) // 64, 1, 1), (64, 1, 1), fit_args, device
+        )
     block = (16, 16, 1)
     grid = ((width + 15) // 16, (height + 15) // 16, batch)
     label_args = (
-        joints.data_ptr(), conf.data_ptr(), joints.shape[1], threshold, seg_a.data_ptr(), seg_b.data_ptr(),
-        seg_part.data_ptr(), seg_a.shape[0], radius_px, height, width, labels.data_ptr(),
+        x.src.data_ptr(), x.src_conf.data_ptr(), num_joints, threshold, x.seg_a.data_ptr(),
+        x.seg_b.data_ptr(), x.seg_part.data_ptr(), x.seg_a.shape[0], radius_sq, height, width,
+        x.labels.data_ptr(),
     )  # fmt: skip
-    _build.launch_on_current_stream(label_fn, grid, block, label_args, out.device)
+    _build.launch_on_current_stream(label_fn, grid, block, label_args, device)
     warp_args = (
-        image.data_ptr(), mask.data_ptr(), labels.data_ptr(), inverse.data_ptr(), active.data_ptr(),
-        active.shape[1], channels, height, width, out.data_ptr(),
+        x.image.data_ptr(), x.mask.data_ptr(), x.labels.data_ptr(), x.inverse.data_ptr(), x.active.data_ptr(),
+        num_parts, channels, height, width, x.out.data_ptr(),
     )  # fmt: skip
-    _build.launch_on_current_stream(warp_fn, grid, block, warp_args, out.device)
+    _build.launch_on_current_stream(warp_fn, grid, block, warp_args, device)
 
 
 def _check_inputs(

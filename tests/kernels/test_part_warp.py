@@ -28,7 +28,7 @@ def part_labels_of(xy, conf, radius=6.0):
     _, segments = body_part_arrays()
     a, b, part = _flat_segments(torch.from_numpy(segments))
     return part_labels_ref(
-        xy, conf, a, b, part, height=H, width=W, radius_px=radius, confidence_threshold=0.5
+        xy, conf, a, b, part, height=H, width=W, radius_sq=radius * radius, confidence_threshold=0.5
     )
 
 
