@@ -122,7 +122,7 @@ def retarget_frames(
     Args:
         target: the loaded target (engine and sidecar).
         source: the source (driving) video.
-        max_frames: retarget only the first frames (None or 0: all).
+        max_frames: retarget only the first frames (None: all).
         median_window: the temporal median's window in frames (odd; 1 = off).
 
     Yields:
