@@ -15,6 +15,7 @@ import asyncio
 import functools
 import ipaddress
 import logging
+import math
 import os
 import signal
 import ssl
@@ -37,6 +38,7 @@ target :data:`realtime.targets.DEFAULT_TARGET` first)."""
 ENGINE_SUFFIXES = (".plan", ".onnx", ".pt")
 """Engine files in a folder, in order of preference when one stem has several."""
 
+MAX_PORT = 65535
 EXIT_BAD_TARGET = 2
 EXIT_CANNOT_LISTEN = 1
 EXIT_INTERRUPTED = 130
@@ -150,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--port",
         type=int,
         default=8080,
-        help="TCP port for the page and the WebSocket (default: %(default)s)",
+        help="TCP port for the page and the WebSocket, 1-65535, or 0 for any free one (default: %(default)s)",
     )
     parser.add_argument("--cert", type=Path, default=None, help="TLS certificate (PEM): serve HTTPS and WSS")
     parser.add_argument("--key", type=Path, default=None, help="the certificate's private key (PEM)")
@@ -207,6 +209,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="logging verbosity (default: %(default)s)",
     )
     return parser
+
+
+def check_args(args: argparse.Namespace) -> str | None:
+    """What is wrong with parsed ``server.py`` arguments, in one line for ``parser.error``, or None.
+
+    Checks what can be checked before anything is loaded: the port is 0-65535 (0: any free port), counts are
+    >= 1, the camera cap is a finite number >= 0, the ``--engine`` paths exist, and ``--cert`` / ``--key``
+    are given together and are files.
+    """
+    if not 0 <= args.port <= MAX_PORT:
+        return f"--port must be 1-{MAX_PORT}, or 0 for any free port; got {args.port}"
+    if not args.host.strip():
+        return "--host must not be empty (e.g. 127.0.0.1, or 0.0.0.0 for every interface)"
+    for option, value in (
+        ("--max-sessions", args.max_sessions),
+        ("--pose-threads", args.pose_threads),
+        ("--torch-threads", args.torch_threads),
+    ):
+        if value < 1:
+            return f"{option} must be >= 1, got {value}"
+    if not (math.isfinite(args.max_input_fps) and args.max_input_fps >= 0):
+        return f"--max-input-fps must be >= 0 (0: no cap), got {args.max_input_fps}"
+    for path in args.engine or ():
+        if not path.exists():
+            return f"--engine {path}: no such file or folder"
+    if (args.cert is None) != (args.key is None):
+        return "--cert and --key go together: give both to serve HTTPS, or neither"
+    for option, path in (("--cert", args.cert), ("--key", args.key)):
+        if path is not None and not path.is_file():
+            return f"{option} {path}: no such file"
+    return None
 
 
 def page_url(host: str, port: int, *, https: bool = False) -> str:
@@ -332,21 +365,15 @@ async def serve(
 
 
 def main(argv: list[str] | None = None, factory: TargetFactory[Any] | None = None) -> int:
-    """Run the server; returns the exit code (0 after Ctrl-C/SIGTERM, 2 for a target or a certificate that
-    cannot be loaded, 1 if the address cannot be bound). ``factory`` makes the targets; None means the real
-    pipeline (:func:`pipeline_factory`, imported only after the arguments are checked)."""
+    """Run the server; returns the exit code (0 after Ctrl-C/SIGTERM, 2 for a target that cannot be loaded,
+    1 if the address cannot be bound). Bad arguments (see :func:`check_args`) and a certificate that cannot be
+    used end it through ``parser.error``: usage, one line, exit status 2. ``factory`` makes the targets;
+    None means the real pipeline (:func:`pipeline_factory`, imported only after the arguments are checked)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.max_sessions < 1:
-        parser.error(f"--max-sessions must be >= 1, got {args.max_sessions}")
-    if args.pose_threads < 1:
-        parser.error(f"--pose-threads must be >= 1, got {args.pose_threads}")
-    if args.torch_threads < 1:
-        parser.error(f"--torch-threads must be >= 1, got {args.torch_threads}")
-    if not args.max_input_fps >= 0:
-        parser.error(f"--max-input-fps must be >= 0, got {args.max_input_fps}")
-    if (args.cert is None) != (args.key is None):
-        parser.error("--cert and --key go together: give both to serve HTTPS, or neither")
+    problem = check_args(args)
+    if problem is not None:
+        parser.error(problem)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -357,9 +384,10 @@ def main(argv: list[str] | None = None, factory: TargetFactory[Any] | None = Non
         try:
             ssl_context = tls_context(args.cert, args.key)
         except (OSError, ssl.SSLError) as exc:
-            message = f"error: cannot use the certificate {args.cert} with key {args.key}: {exc}"
-            print(message, file=sys.stderr)
-            return EXIT_BAD_TARGET
+            parser.error(
+                f"cannot use the certificate {args.cert} with key {args.key} ({exc}): give a PEM "
+                "certificate and its matching private key"
+            )
     import torch  # heavy: after --help and the option checks
 
     torch.set_num_threads(args.torch_threads)
