@@ -11,23 +11,27 @@ connections closed, the inference threads drained.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import functools
 import ipaddress
 import logging
 import math
 import os
-import signal
-import ssl
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from realtime.signaling import DEFAULT_MAX_SESSIONS, SessionSettings, SignalingServer, TargetChoice
-from realtime.stream import DEFAULT_POSE_THREADS, RetargeterLike, StreamWorkers
+# Only light modules here: `--help` and argument errors must not wait for aiortc, PyAV, NumPy, torch or
+# MediaPipe (seconds). The heavy ones are imported where they are used, after the arguments are checked.
+from realtime.live_defaults import DEFAULT_MAX_SESSIONS, DEFAULT_POSE_THREADS
 from realtime.targets import DEFAULT_TARGET, TARGETS_DIR
+
+if TYPE_CHECKING:
+    import ssl
+
+    from realtime.signaling import TargetChoice
+    from realtime.stream import RetargeterLike
 
 log = logging.getLogger("server")
 
@@ -263,6 +267,8 @@ def load_targets(paths: Sequence[Path], factory: TargetFactory[Any]) -> list[Tar
     Raises:
         TargetLoadError: for an engine that cannot be loaded, or a folder without any.
     """
+    from realtime.signaling import TargetChoice
+
     choices: list[TargetChoice] = []
     for path in paths:
         if path.is_dir():
@@ -303,6 +309,8 @@ def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
     Raises:
         OSError, ssl.SSLError: if the files cannot be read or do not match.
     """
+    import ssl
+
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     return context
@@ -324,6 +332,12 @@ async def serve(
     Raises:
         ListenError: if ``host:port`` cannot be bound.
     """
+    import asyncio
+    import signal
+
+    from realtime.signaling import SessionSettings, SignalingServer
+    from realtime.stream import StreamWorkers
+
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = (signal.SIGINT, signal.SIGTERM)
@@ -379,6 +393,9 @@ def main(argv: list[str] | None = None, factory: TargetFactory[Any] | None = Non
     )
     if args.log_level != "debug":  # aioice logs every ICE candidate pair check at INFO
         logging.getLogger("aioice").setLevel(logging.WARNING)
+    import asyncio
+    import ssl
+
     ssl_context = None
     if args.cert is not None:
         try:
