@@ -11,22 +11,27 @@ connections closed, the inference threads drained.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import functools
 import ipaddress
 import logging
+import math
 import os
-import signal
-import ssl
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from realtime.signaling import DEFAULT_MAX_SESSIONS, SessionSettings, SignalingServer, TargetChoice
-from realtime.stream import DEFAULT_POSE_THREADS, RetargeterLike, StreamWorkers
+# Only light modules here: `--help` and argument errors must not wait for aiortc, PyAV, NumPy, torch or
+# MediaPipe (seconds). The heavy ones are imported where they are used, after the arguments are checked.
+from realtime.live_defaults import DEFAULT_MAX_SESSIONS, DEFAULT_POSE_THREADS
 from realtime.targets import DEFAULT_TARGET, TARGETS_DIR
+
+if TYPE_CHECKING:
+    import ssl
+
+    from realtime.signaling import TargetChoice
+    from realtime.stream import RetargeterLike
 
 log = logging.getLogger("server")
 
@@ -37,6 +42,7 @@ target :data:`realtime.targets.DEFAULT_TARGET` first)."""
 ENGINE_SUFFIXES = (".plan", ".onnx", ".pt")
 """Engine files in a folder, in order of preference when one stem has several."""
 
+MAX_PORT = 65535
 EXIT_BAD_TARGET = 2
 EXIT_CANNOT_LISTEN = 1
 EXIT_INTERRUPTED = 130
@@ -150,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--port",
         type=int,
         default=8080,
-        help="TCP port for the page and the WebSocket (default: %(default)s)",
+        help="TCP port for the page and the WebSocket, 1-65535, or 0 for any free one (default: %(default)s)",
     )
     parser.add_argument("--cert", type=Path, default=None, help="TLS certificate (PEM): serve HTTPS and WSS")
     parser.add_argument("--key", type=Path, default=None, help="the certificate's private key (PEM)")
@@ -209,6 +215,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_args(args: argparse.Namespace) -> str | None:
+    """What is wrong with parsed ``server.py`` arguments, in one line for ``parser.error``, or None.
+
+    Checks what can be checked before anything is loaded: the port is 0-65535 (0: any free port), counts are
+    >= 1, the camera cap is a finite number >= 0, the ``--engine`` paths exist, and ``--cert`` / ``--key``
+    are given together and are files.
+    """
+    if not 0 <= args.port <= MAX_PORT:
+        return f"--port must be 1-{MAX_PORT}, or 0 for any free port; got {args.port}"
+    if not args.host.strip():
+        return "--host must not be empty (e.g. 127.0.0.1, or 0.0.0.0 for every interface)"
+    for option, value in (
+        ("--max-sessions", args.max_sessions),
+        ("--pose-threads", args.pose_threads),
+        ("--torch-threads", args.torch_threads),
+    ):
+        if value < 1:
+            return f"{option} must be >= 1, got {value}"
+    if not (math.isfinite(args.max_input_fps) and args.max_input_fps >= 0):
+        return f"--max-input-fps must be >= 0 (0: no cap), got {args.max_input_fps}"
+    for path in args.engine or ():
+        if not path.exists():
+            return f"--engine {path}: no such file or folder"
+    if (args.cert is None) != (args.key is None):
+        return "--cert and --key go together: give both to serve HTTPS, or neither"
+    for option, path in (("--cert", args.cert), ("--key", args.key)):
+        if path is not None and not path.is_file():
+            return f"{option} {path}: no such file"
+    return None
+
+
 def page_url(host: str, port: int, *, https: bool = False) -> str:
     """The address to open in a browser for a server listening on ``host:port``."""
     scheme = "https" if https else "http"
@@ -230,6 +267,8 @@ def load_targets(paths: Sequence[Path], factory: TargetFactory[Any]) -> list[Tar
     Raises:
         TargetLoadError: for an engine that cannot be loaded, or a folder without any.
     """
+    from realtime.signaling import TargetChoice
+
     choices: list[TargetChoice] = []
     for path in paths:
         if path.is_dir():
@@ -270,6 +309,8 @@ def tls_context(cert: Path, key: Path) -> ssl.SSLContext:
     Raises:
         OSError, ssl.SSLError: if the files cannot be read or do not match.
     """
+    import ssl
+
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     return context
@@ -291,6 +332,12 @@ async def serve(
     Raises:
         ListenError: if ``host:port`` cannot be bound.
     """
+    import asyncio
+    import signal
+
+    from realtime.signaling import SessionSettings, SignalingServer
+    from realtime.stream import StreamWorkers
+
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = (signal.SIGINT, signal.SIGTERM)
@@ -332,34 +379,32 @@ async def serve(
 
 
 def main(argv: list[str] | None = None, factory: TargetFactory[Any] | None = None) -> int:
-    """Run the server; returns the exit code (0 after Ctrl-C/SIGTERM, 2 for a target or a certificate that
-    cannot be loaded, 1 if the address cannot be bound). ``factory`` makes the targets; None means the real
-    pipeline (:func:`pipeline_factory`, imported only after the arguments are checked)."""
+    """Run the server; returns the exit code (0 after Ctrl-C/SIGTERM, 2 for a target that cannot be loaded,
+    1 if the address cannot be bound). Bad arguments (see :func:`check_args`) and a certificate that cannot be
+    used end it through ``parser.error``: usage, one line, exit status 2. ``factory`` makes the targets;
+    None means the real pipeline (:func:`pipeline_factory`, imported only after the arguments are checked)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.max_sessions < 1:
-        parser.error(f"--max-sessions must be >= 1, got {args.max_sessions}")
-    if args.pose_threads < 1:
-        parser.error(f"--pose-threads must be >= 1, got {args.pose_threads}")
-    if args.torch_threads < 1:
-        parser.error(f"--torch-threads must be >= 1, got {args.torch_threads}")
-    if not args.max_input_fps >= 0:
-        parser.error(f"--max-input-fps must be >= 0, got {args.max_input_fps}")
-    if (args.cert is None) != (args.key is None):
-        parser.error("--cert and --key go together: give both to serve HTTPS, or neither")
+    problem = check_args(args)
+    if problem is not None:
+        parser.error(problem)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     if args.log_level != "debug":  # aioice logs every ICE candidate pair check at INFO
         logging.getLogger("aioice").setLevel(logging.WARNING)
+    import asyncio
+    import ssl
+
     ssl_context = None
     if args.cert is not None:
         try:
             ssl_context = tls_context(args.cert, args.key)
         except (OSError, ssl.SSLError) as exc:
-            message = f"error: cannot use the certificate {args.cert} with key {args.key}: {exc}"
-            print(message, file=sys.stderr)
-            return EXIT_BAD_TARGET
+            parser.error(
+                f"cannot use the certificate {args.cert} with key {args.key} ({exc}): give a PEM "
+                "certificate and its matching private key"
+            )
     import torch  # heavy: after --help and the option checks
 
     torch.set_num_threads(args.torch_threads)

@@ -52,6 +52,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from realtime.aiortc_patch import AiortcInternalsError, use_marker_jitter_buffers
+from realtime.live_defaults import DEFAULT_MAX_SESSIONS
 from realtime.stream import RetargeterLike, RetargetStream, StreamWorkers
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,6 @@ MAX_FRAME_BYTES = 1 << 20
 MAX_MESSAGE_BYTES = 64 << 10
 """Messages bigger than this (but under ``MAX_FRAME_BYTES``) are answered with an error (SDP offers are a few
 KiB)."""
-DEFAULT_MAX_SESSIONS = 4
-"""Sessions served at once by default; the next client is told the server is full."""
 DEFAULT_OFFER_TIMEOUT_S = 30.0
 """A client that sends no usable offer this long after connecting is closed (it holds a session slot)."""
 CLOSE_TRY_AGAIN_LATER = 1013

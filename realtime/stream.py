@@ -36,6 +36,7 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from realtime.live_defaults import DEFAULT_POSE_THREADS
 from realtime.pose import PoseFrame
 from realtime.stamp import band_height, copy_stamp
 
@@ -275,11 +276,6 @@ class FairWorker:
         """Stop the threads (jobs not started are cancelled; with ``wait``, block until running ones end).
         Idempotent; blocking, so call it off the event loop when ``wait`` is true."""
         self._executor.shutdown(wait=wait, cancel_futures=True)
-
-
-DEFAULT_POSE_THREADS = 2
-"""Pose estimation threads by default: MediaPipe runs one frame on one core, so two streams' poses can be
-estimated at once on two cores (measured: 31 frames/s on one thread, 46 on two, on the 2-core machine)."""
 
 
 @dataclass

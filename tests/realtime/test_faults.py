@@ -132,6 +132,8 @@ def _mutate_sdp(rng: random.Random) -> str:
     """A real offer damaged: lines dropped, duplicated or shuffled, characters replaced, or cut short."""
     lines = GOOD_SDP.split("\r\n")
     for _ in range(rng.randint(1, 4)):
+        if not lines:  # cut at the first line: nothing left to damage
+            break
         what = rng.choice(["drop", "dup", "swap", "chars", "cut", "junk"])
         i = rng.randrange(len(lines))
         if what == "drop":

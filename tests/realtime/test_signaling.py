@@ -375,9 +375,10 @@ def test_server_cli_help_and_bad_engine(tmp_path: Path) -> None:
     )
     assert help_run.returncode == 0 and "--engine" in help_run.stdout
     fake = Path(__file__).resolve().parents[1] / "fake_pipeline.py"
-    missing = tmp_path / "missing.json"
+    broken = tmp_path / "broken.json"
+    broken.write_text("[not json")
     bad_run = subprocess.run(
-        [sys.executable, str(fake), "--engine", str(missing)],
+        [sys.executable, str(fake), "--engine", str(broken)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -385,10 +386,10 @@ def test_server_cli_help_and_bad_engine(tmp_path: Path) -> None:
     )
     assert bad_run.returncode == 2
     (line,) = bad_run.stderr.strip().splitlines()
-    assert line.startswith("error: cannot load the target") and str(missing) in line
+    assert line.startswith("error: cannot load the target") and str(broken) in line
 
 
-def test_server_cli_real_pipeline_rejects_a_missing_engine(tmp_path: Path) -> None:
+def test_server_cli_real_pipeline_rejects_a_missing_or_broken_engine(tmp_path: Path) -> None:
     missing = tmp_path / "nothing.onnx"
     result = subprocess.run(
         [sys.executable, "server.py", "--engine", str(missing)],
@@ -398,7 +399,22 @@ def test_server_cli_real_pipeline_rejects_a_missing_engine(tmp_path: Path) -> No
         timeout=120,
     )
     assert result.returncode == 2, result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith("error: cannot load the target")
+    assert (
+        result.stderr.strip().splitlines()[-1]
+        == f"server.py: error: --engine {missing}: no such file or folder"
+    )
+    broken = tmp_path / "broken.onnx"  # exists, but no sidecar and not an ONNX model
+    broken.write_bytes(b"not a model")
+    result = subprocess.run(
+        [sys.executable, "server.py", "--engine", str(broken), "--log-level", "error"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: cannot load the target {broken}: ")
 
 
 def _children(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
@@ -675,10 +691,31 @@ def test_server_cli_checks_its_options(tmp_path: Path) -> None:
     engine.write_text("{}")
     cases = {
         "--cert and --key go together": ["--cert", str(engine)],
-        "--max-sessions must be >= 1": ["--max-sessions", "0"],
-        "--torch-threads must be >= 1": ["--torch-threads", "0"],
-        "--max-input-fps must be >= 0": ["--max-input-fps", "-1"],
-        "cannot use the certificate": ["--cert", str(engine), "--key", str(engine)],
+        "--max-sessions must be >= 1, got 0": ["--max-sessions", "0"],
+        "--pose-threads must be >= 1, got -2": ["--pose-threads", "-2"],
+        "--torch-threads must be >= 1, got 0": ["--torch-threads", "0"],
+        "--max-input-fps must be >= 0 (0: no cap), got -1.0": ["--max-input-fps", "-1"],
+        "--max-input-fps must be >= 0 (0: no cap), got inf": ["--max-input-fps", "inf"],
+        "--port must be 1-65535, or 0 for any free port; got 80000": ["--port", "80000"],
+        "--port must be 1-65535, or 0 for any free port; got -5": ["--port", "-5"],
+        "argument --port: invalid int value: 'http'": ["--port", "http"],
+        f"--engine {tmp_path / 'gone.json'}: no such file or folder": [
+            "--engine",
+            str(tmp_path / "gone.json"),
+        ],
+        f"--cert {tmp_path / 'c.pem'}: no such file": [
+            "--cert",
+            str(tmp_path / "c.pem"),
+            "--key",
+            str(engine),
+        ],
+        "--host must not be empty": ["--host", " "],
+        f"cannot use the certificate {engine} with key {engine}": [
+            "--cert",
+            str(engine),
+            "--key",
+            str(engine),
+        ],
     }
     for words, options in cases.items():
         result = subprocess.run(
@@ -688,4 +725,9 @@ def test_server_cli_checks_its_options(tmp_path: Path) -> None:
             text=True,
             timeout=60,
         )
-        assert result.returncode == 2 and words in result.stderr, (options, result.stderr)
+        last = result.stderr.strip().splitlines()[-1]  # argparse's style: usage, then one line
+        assert result.returncode == 2 and last.startswith("server.py: error: ") and words in last, (
+            options,
+            result.stderr,
+        )
+        assert "Traceback" not in result.stderr
