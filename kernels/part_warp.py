@@ -48,6 +48,12 @@ import torch.nn.functional as F
 from kernels import _build
 
 OP_NAME = "warp_body_parts"
+#: pycuda argument formats of the CUDA kernels ("P" pointer, "i" int32, "f" float32), in signature order.
+CUDA_ARG_FORMATS = {
+    "part_fit_kernel": "PPPPiifPiiPP",
+    "part_labels_kernel": "PPifPPPifiiP",
+    "part_warp_kernel": "PPPPPiiiiP",
+}
 #: Scatter matrices flatter than this (det / trace^2) count as collinear: the limb rule applies.
 COLLINEAR_RATIO = 1e-4
 #: Transforms with ``|det| <=`` this squash the part to (nearly) nothing: the part is skipped.
@@ -371,12 +377,10 @@ def _warp_cuda(x: _Buffers, radius_sq: float, threshold: float) -> None:
     fns = _cuda_fns.get(index)
     if fns is None:
         module = _build.load_cuda_module("part_warp", index)
-        fit_fn = module.get_function("part_fit_kernel")
-        label_fn = module.get_function("part_labels_kernel")
-        warp_fn = module.get_function("part_warp_kernel")
-        fit_fn.prepare("PPPPiifPiiPP")
-        label_fn.prepare("PPifPPPifiiP")
-        warp_fn.prepare("PPPPPiiiiP")
+        fit_fn, label_fn, warp_fn = (
+            module.get_function(name).prepare(CUDA_ARG_FORMATS[name])
+            for name in ("part_fit_kernel", "part_labels_kernel", "part_warp_kernel")
+        )
         fns = _cuda_fns[index] = (fit_fn, label_fn, warp_fn)
     fit_fn, label_fn, warp_fn = fns
     batch, channels, height, width = x.image.shape

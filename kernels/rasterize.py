@@ -38,6 +38,8 @@ from kernels import _build
 log = logging.getLogger(__name__)
 
 OP_NAME = "rasterize_stick_figure"
+#: pycuda argument formats of the CUDA kernels ("P" pointer, "i" int32, "f" float32), in signature order.
+CUDA_ARG_FORMATS = {"rasterize_kernel": "PPiPPPiPfffiiP"}
 
 
 @dataclass(frozen=True)
@@ -189,7 +191,7 @@ def _rasterize_cuda(
     fn = _cuda_fns.get(index)
     if fn is None:
         fn = _build.load_cuda_module("rasterize", index).get_function("rasterize_kernel")
-        fn.prepare("PPiPPPiPfffiiP")
+        fn.prepare(CUDA_ARG_FORMATS["rasterize_kernel"])
         _cuda_fns[index] = fn
     batch, num_joints = conf.shape
     _, _, height, width = out.shape

@@ -1,6 +1,7 @@
 """The build-once loader, the impl switch, and every .cu file through nvcc."""
 
 import logging
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -99,6 +100,35 @@ def test_every_cu_file_compiles_to_ptx(source: Path, tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     ptx = out.read_text()
     assert ".entry" in ptx  # at least one __global__ kernel survived
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed")
+def test_the_launch_argument_formats_match_the_kernel_signatures(tmp_path):
+    """The pycuda formats used at launch, checked against the parameters nvcc gives each entry point."""
+    from kernels import part_warp, rasterize
+
+    ptx_type = {"P": ".u64", "i": ".u32", "f": ".f32"}
+    for source, formats in (
+        ("rasterize", rasterize.CUDA_ARG_FORMATS),
+        ("part_warp", part_warp.CUDA_ARG_FORMATS),
+    ):
+        out = tmp_path / f"{source}.ptx"
+        cmd = [
+            "nvcc",
+            "-ptx",
+            "-std=c++17",
+            "-I",
+            str(KERNEL_DIR),
+            str(KERNEL_DIR / f"{source}.cu"),
+            "-o",
+            str(out),
+        ]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+        entries = dict(re.findall(r"\.entry (\w+)\(([^)]*)\)", out.read_text()))
+        assert set(entries) == set(formats), f"{source}.cu entry points {sorted(entries)}"
+        for name, fmt in formats.items():
+            params = re.findall(r"\.param (\.\w+)", entries[name])
+            assert params == [ptx_type[c] for c in fmt], f"{name}: PTX {params} vs format {fmt!r}"
 
 
 def test_kernels_import_nothing_from_the_project():
