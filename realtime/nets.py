@@ -367,28 +367,16 @@ class DownscaledGenerator(nn.Module):
         return F.interpolate(small, size=inputs[0].shape[-2:], mode="bilinear", align_corners=False)
 
 
-class FaceGenerator(nn.Module):
+class FaceGenerator(GlobalGenerator):
     """Everybody Dance Now's face residual generator (Chan et al. 2019, Sec. 3.3): a small pix2pixHD global
-    generator from ``concat(stick crop, generated crop)`` (:data:`realtime.inputs.FACE_INPUTS`) to a residual
-    in [-1, 1] added to the generated crop. Its output layer can start at zero (:meth:`zero_output`), so an
+    generator (the layers of :class:`GlobalGenerator`, its output not mapped to [0, 1]) from
+    ``concat(stick crop, generated crop)`` (:data:`realtime.inputs.FACE_INPUTS`) to a residual in [-1, 1]
+    added to the generated crop. Its output layer can start at zero (:meth:`zero_output`), so an
     untrained face stage changes nothing.
 
     Args:
         spec: the architecture (``kind`` "face"); crops must be multiples of ``2**n_downsample`` pixels.
     """
-
-    def __init__(self, spec: GeneratorSpec) -> None:
-        super().__init__()
-        self.spec = spec
-        self.inputs = spec.inputs
-        self.n_downsample = spec.n_downsample
-        self.model = nn.Sequential(
-            *global_layers(spec.inputs.in_channels, spec.ngf, spec.n_downsample, spec.n_blocks)
-        )
-
-    @property
-    def size_multiple_px(self) -> int:
-        return 2**self.n_downsample
 
     def zero_output(self) -> None:
         """Set the output layer to zero (the residual is then exactly 0)."""
