@@ -302,8 +302,8 @@ def _drive(spec: dict[str, Any], result: dict[str, Any]) -> None:
                 "bytes": os.path.getsize(download.path()),
                 "page": page.evaluate("window.dance.recordings.map(r => ({size: r.size, type: r.type}))"),
             }
-            # the mirror toggle
-            transform = "getComputedStyle(document.getElementById('target')).transform"
+            # the mirror toggle flips the camera preview only
+            transform = "getComputedStyle(document.getElementById('local')).transform"
             mirrored = page.evaluate(transform)
             page.uncheck("#mirror")
             result["mirror"] = {"on": mirrored, "off": page.evaluate(transform)}

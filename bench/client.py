@@ -39,7 +39,7 @@ from aiortc.mediastreams import VIDEO_CLOCK_RATE, VIDEO_TIME_BASE, MediaStreamEr
 from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 
-from realtime.signaling import use_marker_jitter_buffers
+from realtime.aiortc_patch import use_marker_jitter_buffers
 from realtime.stamp import INDEX_MODULUS, draw_stamp_yuv420, read_stamp
 
 log = logging.getLogger(__name__)

@@ -69,9 +69,15 @@ def fake_server_argv(
 
 
 def stream_once(
-    server_argv: list[str], source: Path, out: Path, seconds: float, *client_extra: str
+    server_argv: list[str],
+    source: Path,
+    out: Path,
+    seconds: float,
+    *client_extra: str,
+    quiet_about: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """Serve with ``server_argv``, stream ``source`` for ``seconds`` in a namespace; the client summary."""
+    """Serve with ``server_argv``, stream ``source`` for ``seconds`` in a namespace; the client summary.
+    None of ``quiet_about`` may appear in the output of the server or the client."""
     run = netns.run_server_and_client(
         server_argv, client_argv(source, out, seconds, *client_extra), port=PORT
     )
@@ -79,6 +85,7 @@ def stream_once(
     assert run.client_rc == 0, f"client exit code {run.client_rc}:\n{run.output}"
     assert run.server_rc == 0, f"server exit code {run.server_rc} after SIGTERM:\n{run.output}"
     assert run.server_stop_s is not None and run.server_stop_s < 10.0, run.output
+    assert not [text for text in quiet_about if text in run.output], run.output
     return json.loads(out.read_text())
 
 

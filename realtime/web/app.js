@@ -1,5 +1,7 @@
 // The live page: camera -> WebRTC offer over the /ws WebSocket -> generated video back (stick figure | target),
-// with live frames per second and latency, camera and target choice, a mirror toggle and recording.
+// with live frames per second and latency, camera and target choice, a mirror toggle for the camera preview
+// (on by default, like a selfie view; the stick figure and the target are never flipped) and recording (of the
+// generated video, with the camera beside it by default).
 // Protocol: see realtime/signaling.py. No trickle ICE: the offer is sent once ICE gathering is complete.
 // Test mode (server started with --test-stamp): frame-index barcodes (realtime/stamp.py) are read from the
 // camera and the generated video as they are shown; window.dance.stamps keeps them for measurements.
@@ -13,6 +15,7 @@ const ui = {
   targets: $("targets"),
   cameras: $("cameras"),
   mirror: $("mirror"),
+  recordCamera: $("record-camera"),
   videos: $("videos"),
   local: $("local"),
   stick: $("stick"),
@@ -294,8 +297,10 @@ async function onMessage(session, msg) {
     }
     setStatus(`connecting the video (target ${msg.target})...`);
   } else if (msg.type === "stats") {
+    const browser = await browserStats(session.pc);
+    if (dance.session !== session) return; // stopped while the browser's stats were read
     dance.lastStats = msg;
-    showStats(msg, await browserStats(session.pc));
+    showStats(msg, browser);
   } else if (msg.type === "error") {
     showError(`server: ${msg.message}`);
     if (msg.code === "server_full" || msg.code === "unknown_target" || msg.code === "peer_failed") {
@@ -353,6 +358,14 @@ function showStats(msg, browser) {
     `\npipeline ms: ${timings || "n/a"}`;
 }
 
+// The figures shown belong to a running session: a stopped one shows none (not its last, frozen values).
+function clearStats() {
+  dance.lastStats = null;
+  dance.glassToGlassMs = [];
+  ui.headline.textContent = "";
+  ui.stats.textContent = "";
+}
+
 function stop(reason = "stopped") {
   const session = dance.session;
   dance.session = null;
@@ -368,6 +381,7 @@ function stop(reason = "stopped") {
   for (const video of [ui.local, ui.stick, ui.target]) video.srcObject = null;
   localCaptureMs.clear();
   previousJitter = null;
+  clearStats();
   ui.start.textContent = "Start";
   ui.record.disabled = true;
   ui.record.textContent = "Record";
@@ -405,26 +419,78 @@ function fitHalves() {
   if (w && h) ui.videos.style.setProperty("--half-aspect", String(w / 2 / h));
 }
 
+// The camera beside the generated video (stick figure | target), drawn into a canvas on each generated
+// frame, as the page shows them (the camera mirrored when the preview is). Returns the canvas's stream and a
+// function that stops the drawing.
+function cameraAndGenerated() {
+  const generated = ui.target;
+  const camera = ui.local;
+  const height = generated.videoHeight || 256;
+  const generatedWidth = generated.videoWidth || 2 * height;
+  const cameraWidth = camera.videoWidth && camera.videoHeight ? (camera.videoWidth * height) / camera.videoHeight : 0;
+  const canvas = document.createElement("canvas");
+  canvas.width = 2 * Math.ceil((cameraWidth + generatedWidth) / 2); // even sizes for the video encoders
+  canvas.height = 2 * Math.ceil(height / 2);
+  const context = canvas.getContext("2d");
+  let drawing = true;
+  const draw = () => {
+    if (!drawing) return;
+    if (cameraWidth && camera.videoWidth) {
+      context.save();
+      if (ui.mirror.checked) {
+        context.translate(cameraWidth, 0);
+        context.scale(-1, 1);
+      }
+      context.drawImage(camera, 0, 0, cameraWidth, height);
+      context.restore();
+    }
+    if (generated.videoWidth) context.drawImage(generated, cameraWidth, 0, generatedWidth, height);
+  };
+  let timer = null;
+  if ("requestVideoFrameCallback" in HTMLVideoElement.prototype) {
+    const step = () => {
+      draw();
+      if (drawing) generated.requestVideoFrameCallback(step);
+    };
+    generated.requestVideoFrameCallback(step);
+  } else {
+    timer = setInterval(draw, 1000 / 30);
+  }
+  draw();
+  const stream = canvas.captureStream();
+  const stopDrawing = () => {
+    drawing = false;
+    if (timer !== null) clearInterval(timer);
+    stream.getTracks().forEach((t) => t.stop());
+  };
+  return { stream, stopDrawing };
+}
+
 function startRecording(session) {
   const types = ["video/webm;codecs=vp9", "video/webm;codecs=vp8", "video/webm", "video/mp4"];
   const mimeType = types.find((t) => MediaRecorder.isTypeSupported(t));
-  const recorder = new MediaRecorder(session.remote, mimeType ? { mimeType } : undefined);
+  const withCamera = ui.recordCamera.checked;
+  const composite = withCamera ? cameraAndGenerated() : null;
+  const source = composite ? composite.stream : session.remote;
+  const recorder = new MediaRecorder(source, mimeType ? { mimeType } : undefined);
   const chunks = [];
   const startedMs = performance.now();
   recorder.ondataavailable = (event) => {
     if (event.data.size) chunks.push(event.data);
   };
   recorder.onstop = () => {
+    if (composite) composite.stopDrawing();
     const type = recorder.mimeType || "video/webm";
     const blob = new Blob(chunks, { type });
     const name = `dance-${new Date().toISOString().replace(/[:.]/g, "-")}.${type.includes("mp4") ? "mp4" : "webm"}`;
     const url = URL.createObjectURL(blob);
     const seconds = (performance.now() - startedMs) / 1000;
-    dance.recordings.push({ size: blob.size, type, url, name });
+    dance.recordings.push({ size: blob.size, type, url, name, withCamera });
     const link = document.createElement("a");
     link.href = url;
     link.download = name;
-    link.textContent = `download the recording (${fmt(seconds)} s, ${fmt(blob.size / 1024, 0)} KiB)`;
+    const what = withCamera ? "camera, stick figure and target" : "stick figure and target";
+    link.textContent = `download the recording (${what}, ${fmt(seconds)} s, ${fmt(blob.size / 1024, 0)} KiB)`;
     ui.recording.replaceChildren(link);
   };
   recorder.start(1000);

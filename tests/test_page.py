@@ -1,0 +1,169 @@
+"""The page's controls in Chromium, against the fake pipeline (fast, no model): the mirror option flips the
+camera preview only, a recording holds the camera beside the generated video (or not, when unticked), and
+Stop clears the live figures.
+
+The test runs ``tests/fake_pipeline.py`` (the server) and this file as a script (``--drive OUT.json``:
+Chromium driven by Playwright, a generated y4m file as its camera) in one fresh network namespace
+(tests/netns.py). Skipped, with the reason, without ``/usr/bin/chromium``, Playwright or namespaces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import netns
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FAKE_PIPELINE = REPO_ROOT / "tests" / "fake_pipeline.py"
+CHROMIUM = Path("/usr/bin/chromium")
+PORT = 8080
+CANVAS = (96, 64)  # the fake target's canvas: the generated video is (2 * 96) x 64, stick figure | target
+CAMERA = (160, 120)
+CHROMIUM_ARGS = [
+    "--headless",
+    "--disable-gpu",
+    "--no-first-run",
+    "--allow-loopback-in-peer-connection",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+pytestmark = pytest.mark.slow
+
+
+def skip_reason() -> str | None:
+    """None where this test can run here, else why not."""
+    if not CHROMIUM.is_file():
+        return f"{CHROMIUM} is absent (Debian package chromium: apt-get install -y chromium)"
+    if importlib.util.find_spec("playwright") is None:
+        return "Playwright for Python is not installed (pip install playwright; no browser download needed)"
+    return netns.skip_reason()
+
+
+def write_camera_y4m(path: Path, frames: int = 30) -> None:
+    """A ``CAMERA``-sized y4m file at 15 fps, a grey level rising frame by frame (Chromium loops it)."""
+    width, height = CAMERA
+    with path.open("wb") as file:
+        file.write(f"YUV4MPEG2 W{width} H{height} F15:1 Ip A1:1 C420jpeg\n".encode())
+        for i in range(frames):
+            luma = np.full((height, width), 40 + 6 * i, np.uint8)
+            chroma = np.full((height // 2) * (width // 2) * 2, 128, np.uint8)
+            file.write(b"FRAME\n" + luma.tobytes() + chroma.tobytes())
+
+
+RECORDING_SIZE_JS = """async () => {
+  const recording = window.dance.recordings[window.dance.recordings.length - 1];
+  const video = document.createElement("video");
+  video.muted = true;
+  video.src = recording.url;
+  await new Promise((resolve, reject) => {
+    video.onloadedmetadata = resolve;
+    video.onerror = () => reject(new Error("the recording cannot be decoded"));
+  });
+  return {width: video.videoWidth, height: video.videoHeight, size: recording.size,
+          withCamera: recording.withCamera};
+}"""
+
+
+def drive(url: str, camera: Path) -> dict[str, Any]:
+    """Open the page, check the mirror option, stream, record twice, stop; what was seen."""
+    from playwright.sync_api import sync_playwright
+
+    seen: dict[str, Any] = {}
+    transform = "id => getComputedStyle(document.getElementById(id)).transform"
+    with sync_playwright() as playwright:
+        args = [*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={camera}"]
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args, headless=True)
+        try:
+            page = browser.new_page()
+            page.goto(url)
+            page.wait_for_function("document.querySelectorAll('#targets option').length > 0", timeout=15_000)
+            seen["mirror_default"] = page.is_checked("#mirror")
+            seen["record_camera_default"] = page.is_checked("#record-camera")
+            seen["mirror_on"] = {v: page.evaluate(transform, v) for v in ("local", "stick", "target")}
+            page.uncheck("#mirror")
+            seen["mirror_off"] = {v: page.evaluate(transform, v) for v in ("local", "stick", "target")}
+            page.check("#mirror")
+            page.click("#start")
+            page.wait_for_function("window.dance.remoteFrames > 10", timeout=30_000)
+            page.wait_for_function("document.getElementById('headline').textContent !== ''", timeout=10_000)
+            seen["headline_streaming"] = page.text_content("#headline")
+            for with_camera in (True, False):
+                page.set_checked("#record-camera", with_camera)
+                page.click("#record")
+                time.sleep(1.5)
+                page.click("#record")
+                page.wait_for_function(f"window.dance.recordings.length === {1 + (not with_camera)}")
+                seen[f"recording_with_camera_{with_camera}"] = page.evaluate(RECORDING_SIZE_JS)
+            page.click("#start")  # Stop
+            page.wait_for_function("window.dance.status === 'stopped'", timeout=10_000)
+            time.sleep(1.5)  # a stats message sent before the stop must not bring the figures back
+            seen["after_stop"] = page.evaluate(
+                "({headline: document.getElementById('headline').textContent,"
+                " stats: document.getElementById('stats').textContent, lastStats: window.dance.lastStats})"
+            )
+            seen["errors"] = page.evaluate("window.dance.errors")
+        finally:
+            browser.close()
+    return seen
+
+
+def test_page_mirror_recording_and_stop(tmp_path: Path) -> None:
+    reason = skip_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    engine = tmp_path / "fake.json"
+    engine.write_text(json.dumps({"canvas_size": list(CANVAS), "process_ms": 10}))
+    camera = tmp_path / "camera.y4m"
+    write_camera_y4m(camera)
+    out = tmp_path / "seen.json"
+    server = [sys.executable, str(FAKE_PIPELINE), "--engine", str(engine)]
+    server += ["--host", netns.NETNS_HOST, "--port", str(PORT)]
+    client = [sys.executable, str(Path(__file__).resolve()), "--drive", str(out), "--camera", str(camera)]
+    run = netns.run_server_and_client(server, client, port=PORT, client_timeout_s=120)
+    assert run.client_rc == 0 and run.server_rc == 0, run.output
+    seen = json.loads(out.read_text())
+    assert seen["errors"] == [], seen
+    # the camera preview is mirrored by default, like a selfie view; the generated video never is
+    assert seen["mirror_default"] and seen["mirror_on"]["local"] != "none", seen
+    assert seen["mirror_on"]["stick"] == seen["mirror_on"]["target"] == "none", seen
+    assert set(seen["mirror_off"].values()) == {"none"}, seen
+    assert "fps" in seen["headline_streaming"], seen
+    # recordings: camera (160x120 scaled to 64 high: 85.3 px) | stick figure | target, or the last two alone
+    width, height = CANVAS
+    assert seen["record_camera_default"], seen
+    with_camera = seen["recording_with_camera_True"]
+    assert with_camera["withCamera"] and with_camera["size"] > 1000, seen
+    assert (with_camera["width"], with_camera["height"]) == (2 * 139, height), (
+        seen
+    )  # even: 2 * ceil(277.3 / 2)
+    without = seen["recording_with_camera_False"]
+    assert not without["withCamera"] and (without["width"], without["height"]) == (2 * width, height), seen
+    # Stop clears the live figures
+    assert seen["after_stop"] == {"headline": "", "stats": "", "lastStats": None}, seen
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python tests/test_page.py --drive OUT.json --camera CAMERA.y4m``: drive the page (inside the
+    namespace, the server already listening) and write what was seen to OUT.json."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--drive", type=Path, required=True)
+    parser.add_argument("--camera", type=Path, required=True)
+    args = parser.parse_args(argv)
+    seen = drive(f"http://{netns.NETNS_HOST}:{PORT}/", args.camera)
+    args.drive.write_text(json.dumps(seen, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
