@@ -4,7 +4,7 @@ Stop clears the live figures.
 
 The test runs ``tests/fake_pipeline.py`` (the server) and this file as a script (``--drive OUT.json``:
 Chromium driven by Playwright, a generated y4m file as its camera) in one fresh network namespace
-(tests/netns.py). Skipped, with the reason, without ``/usr/bin/chromium``, Playwright or namespaces.
+(bench/netns.py). Skipped, with the reason, without ``/usr/bin/chromium``, Playwright or namespaces.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-import netns
+if __name__ == "__main__":  # run as the client script inside the namespace: bench from the repository root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import netns  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FAKE_PIPELINE = REPO_ROOT / "tests" / "fake_pipeline.py"
