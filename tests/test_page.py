@@ -63,6 +63,25 @@ def write_camera_y4m(path: Path, frames: int = 30) -> None:
             file.write(b"FRAME\n" + luma.tobytes() + chroma.tobytes())
 
 
+#: The video file played as the camera (the page's file option): its size differs from the fake camera's.
+FILE_SOURCE = (128, 96)
+
+
+def write_source_webm(path: Path, frames: int = 24) -> None:
+    """A ``FILE_SOURCE``-sized VP8 WebM at 12 fps (PyAV), a bright square moving across a dark frame."""
+    import av
+
+    width, height = FILE_SOURCE
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libvpx", rate=12)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(frames):
+            rgb = np.full((height, width, 3), 30, np.uint8)
+            rgb[30:60, 4 * i : 4 * i + 30] = 220
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        container.mux(stream.encode(None))
+
+
 RECORDING_SIZE_JS = """async () => {
   const recording = window.dance.recordings[window.dance.recordings.length - 1];
   const video = document.createElement("video");
@@ -77,8 +96,9 @@ RECORDING_SIZE_JS = """async () => {
 }"""
 
 
-def drive(url: str, camera: Path) -> dict[str, Any]:
-    """Open the page, check the mirror option, stream, record twice, stop; what was seen."""
+def drive(url: str, camera: Path, source: Path) -> dict[str, Any]:
+    """Open the page, check the mirror option, stream, record twice, stop, then stream a video file as the
+    camera; what was seen."""
     from playwright.sync_api import sync_playwright
 
     seen: dict[str, Any] = {}
@@ -114,6 +134,17 @@ def drive(url: str, camera: Path) -> dict[str, Any]:
                 "({headline: document.getElementById('headline').textContent,"
                 " stats: document.getElementById('stats').textContent, lastStats: window.dance.lastStats})"
             )
+            # a video file as the camera
+            page.set_input_files("#source-file", str(source))
+            seen["clear_button_hidden"] = page.is_hidden("#source-clear")
+            page.click("#start")
+            page.wait_for_function("window.dance.remoteFrames > 10", timeout=30_000)
+            seen["file_source"] = page.evaluate(
+                "({source: window.dance.source, width: document.getElementById('local').videoWidth,"
+                " height: document.getElementById('local').videoHeight})"
+            )
+            page.click("#start")  # Stop
+            page.wait_for_function("window.dance.status === 'stopped'", timeout=10_000)
             seen["errors"] = page.evaluate("window.dance.errors")
         finally:
             browser.close()
@@ -128,10 +159,13 @@ def test_page_mirror_recording_and_stop(tmp_path: Path) -> None:
     engine.write_text(json.dumps({"canvas_size": list(CANVAS), "process_ms": 10}))
     camera = tmp_path / "camera.y4m"
     write_camera_y4m(camera)
+    source = tmp_path / "source.webm"
+    write_source_webm(source)
     out = tmp_path / "seen.json"
     server = [sys.executable, str(FAKE_PIPELINE), "--engine", str(engine)]
     server += ["--host", netns.NETNS_HOST, "--port", str(PORT)]
     client = [sys.executable, str(Path(__file__).resolve()), "--drive", str(out), "--camera", str(camera)]
+    client += ["--source", str(source)]
     run = netns.run_server_and_client(server, client, port=PORT, client_timeout_s=120)
     assert run.client_rc == 0 and run.server_rc == 0, run.output
     seen = json.loads(out.read_text())
@@ -153,16 +187,24 @@ def test_page_mirror_recording_and_stop(tmp_path: Path) -> None:
     assert not without["withCamera"] and (without["width"], without["height"]) == (2 * width, height), seen
     # Stop clears the live figures
     assert seen["after_stop"] == {"headline": "", "stats": "", "lastStats": None}, seen
+    # a video file stands in for the camera: it is what the preview shows and what is sent
+    assert not seen["clear_button_hidden"], seen
+    assert seen["file_source"] == {
+        "source": "source.webm",
+        "width": FILE_SOURCE[0],
+        "height": FILE_SOURCE[1],
+    }, seen
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python tests/test_page.py --drive OUT.json --camera CAMERA.y4m``: drive the page (inside the
-    namespace, the server already listening) and write what was seen to OUT.json."""
+    """``python tests/test_page.py --drive OUT.json --camera CAMERA.y4m --source FILE.webm``: drive the page
+    (inside the namespace, the server already listening) and write what was seen to OUT.json."""
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--drive", type=Path, required=True)
     parser.add_argument("--camera", type=Path, required=True)
+    parser.add_argument("--source", type=Path, required=True)
     args = parser.parse_args(argv)
-    seen = drive(f"http://{netns.NETNS_HOST}:{PORT}/", args.camera)
+    seen = drive(f"http://{netns.NETNS_HOST}:{PORT}/", args.camera, args.source)
     args.drive.write_text(json.dumps(seen, indent=2))
     return 0
 

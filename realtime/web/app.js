@@ -1,7 +1,8 @@
 // The live page: camera -> WebRTC offer over the /ws WebSocket -> generated video back (stick figure | target),
 // with live frames per second and latency, camera and target choice, a mirror toggle for the camera preview
 // (on by default, like a selfie view; the stick figure and the target are never flipped) and recording (of the
-// generated video, with the camera beside it by default).
+// generated video, with the camera beside it by default). A video file can stand in for the camera (no webcam,
+// or a remote machine): it plays, looped, through a hidden <video> and is sent as the camera track.
 // Protocol: see realtime/signaling.py. No trickle ICE: the offer is sent once ICE gathering is complete.
 // Test mode (server started with --test-stamp): frame-index barcodes (realtime/stamp.py) are read from the
 // camera and the generated video as they are shown; window.dance.stamps keeps them for measurements.
@@ -14,6 +15,8 @@ const ui = {
   status: $("status"),
   targets: $("targets"),
   cameras: $("cameras"),
+  sourceFile: $("source-file"),
+  sourceClear: $("source-clear"),
   mirror: $("mirror"),
   recordCamera: $("record-camera"),
   videos: $("videos"),
@@ -35,6 +38,7 @@ const dance = {
   session: null, // {pc, ws, camera, sender, remote, recorder}
   status: "stopped",
   errors: [],
+  source: null, // "camera", or the name of the video file played as the camera
   lastStats: null,
   remoteFrames: 0, // generated frames shown
   recordings: [], // {size, type, url, name}
@@ -180,6 +184,34 @@ async function listCameras() {
   if ([...ui.cameras.options].some((o) => o.value === chosen)) ui.cameras.value = chosen;
 }
 
+// The camera stream: the chosen webcam, or the chosen video file played (looped, muted) and captured.
+async function openCamera() {
+  const file = ui.sourceFile.files && ui.sourceFile.files[0];
+  if (!file) return navigator.mediaDevices.getUserMedia(cameraConstraints());
+  const player = document.createElement("video");
+  player.muted = true;
+  player.loop = true;
+  player.playsInline = true;
+  player.src = URL.createObjectURL(file);
+  await new Promise((resolve, reject) => {
+    player.onloadeddata = resolve;
+    player.onerror = () => reject(new Error(`cannot play ${file.name} in this browser (try an .mp4 or .webm file)`));
+  });
+  await player.play();
+  const stream = player.captureStream ? player.captureStream() : player.mozCaptureStream();
+  if (!stream.getVideoTracks().length) throw new Error(`${file.name} has no video track`);
+  // Stopping the stream's tracks (stop(), a camera switch) also stops the player and frees the file.
+  const track = stream.getVideoTracks()[0];
+  const originalStop = track.stop.bind(track);
+  track.stop = () => {
+    originalStop();
+    player.pause();
+    URL.revokeObjectURL(player.src);
+  };
+  dance.source = file.name;
+  return stream;
+}
+
 function cameraConstraints() {
   const video = { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 30 } };
   if (ui.cameras.value) video.deviceId = { exact: ui.cameras.value };
@@ -236,7 +268,8 @@ const CLOSE_REASONS = {
 async function start() {
   ui.error.textContent = "";
   setStatus("asking for the camera...");
-  const camera = await navigator.mediaDevices.getUserMedia(cameraConstraints());
+  dance.source = "camera";
+  const camera = await openCamera();
   const session = { pc: null, ws: null, camera, sender: null, remote: null, recorder: null };
   dance.session = session;
   ui.local.srcObject = camera;
@@ -397,8 +430,9 @@ async function restart() {
 
 async function switchCamera() {
   const session = dance.session;
+  ui.sourceClear.hidden = !(ui.sourceFile.files && ui.sourceFile.files.length);
   if (!session || !session.sender) return;
-  const camera = await navigator.mediaDevices.getUserMedia(cameraConstraints());
+  const camera = await openCamera();
   if (dance.session !== session) {
     camera.getTracks().forEach((t) => t.stop());
     return;
@@ -528,6 +562,11 @@ ui.record.addEventListener("click", () => {
   else startRecording(session);
 });
 ui.mirror.addEventListener("change", applyMirror);
+ui.sourceFile.addEventListener("change", () => switchCamera().catch((err) => showError(`video file: ${err.message}`)));
+ui.sourceClear.addEventListener("click", () => {
+  ui.sourceFile.value = "";
+  switchCamera().catch((err) => showError(`camera: ${err.message}`));
+});
 ui.cameras.addEventListener("change", () => switchCamera().catch((err) => showError(`camera: ${err.message}`)));
 ui.targets.addEventListener("change", () => {
   if (dance.session) restart();
