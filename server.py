@@ -16,9 +16,7 @@ import ipaddress
 import logging
 import math
 import os
-import re
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 # Only light modules here: `--help` and argument errors must not wait for aiortc, PyAV, NumPy, torch or
 # MediaPipe (seconds). The heavy ones are imported where they are used, after the arguments are checked.
+from realtime.console import filter_native_stderr
 from realtime.live_defaults import DEFAULT_MAX_SESSIONS, DEFAULT_POSE_THREADS
 from realtime.targets import DEFAULT_TARGET, TARGETS_DIR
 
@@ -215,56 +214,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="logging verbosity (default: %(default)s)",
     )
     return parser
-
-
-NATIVE_ROUTINE_LINE = re.compile(
-    rb"INFO: |WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR$"
-    rb"|[IW]\d{4} \S+\s+\d+ \S+:\d+\] "
-)
-"""Native libraries' routine lines on stderr: TensorFlow Lite's ``INFO:`` lines, absl's note about logging
-before ``absl::InitializeLog()``, and absl/glog-format info (``I``) and warning (``W``) lines. Error (``E``)
-and fatal (``F``) lines do not match and always pass."""
-
-
-def filter_native_stderr() -> threading.Thread:
-    """Drop the native libraries' routine messages from stderr (:data:`NATIVE_ROUTINE_LINE`); keep the rest.
-
-    MediaPipe's C++ graph (0.10.21) logs through absl before ``absl::InitializeLog()`` is called, so every
-    message goes to stderr, and TensorFlow Lite prints its own ``INFO:`` line: on each new stream, "Created
-    TensorFlow Lite XNNPACK delegate for CPU" and one "inference_feedback_manager.cc:114] Feedback manager
-    requires a model with a single signature inference" warning per graph thread. They are written to file
-    descriptor 2 directly, under Python's logging, and ``GLOG_minloglevel`` / ``TF_CPP_MIN_LOG_LEVEL`` do not
-    silence them (measured, values 2 and 3). So fd 2 becomes a pipe, copied line by line to the real stderr
-    by a daemon thread that leaves the routine lines out; ``sys.stderr`` (so Python's logging and
-    tracebacks) writes to its own copy of the real stderr, past the pipe.
-
-    Call once per process, before logging is configured. The server does, except under ``--log-level debug``
-    (then every native line shows). A native crash's last lines can be lost if the process dies before the
-    thread copies them: use ``--log-level debug`` to investigate one.
-
-    Returns:
-        the copying thread (it ends if fd 2 is closed).
-    """
-    sys.stderr.flush()
-    terminal_fd = os.dup(2)
-    read_fd, write_fd = os.pipe()
-    os.dup2(write_fd, 2)
-    os.close(write_fd)
-    sys.stderr = open(terminal_fd, "w", buffering=1, encoding="utf-8", errors="backslashreplace")
-
-    def copy_lines() -> None:
-        pending = b""
-        while chunk := os.read(read_fd, 1 << 16):
-            *lines, pending = (pending + chunk).split(b"\n")
-            kept = b"".join(line + b"\n" for line in lines if not NATIVE_ROUTINE_LINE.match(line))
-            if kept:
-                os.write(terminal_fd, kept)
-        if pending:
-            os.write(terminal_fd, pending)
-
-    thread = threading.Thread(target=copy_lines, name="native-stderr-filter", daemon=True)
-    thread.start()
-    return thread
 
 
 def check_args(args: argparse.Namespace) -> str | None:

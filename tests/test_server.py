@@ -103,31 +103,3 @@ def test_offline_retarget_with_no_engine_uses_the_bundled_mannequin(tmp_path, ca
     assert "4 frames (4 with a person)" in capsys.readouterr().out
     info = video_info(out)
     assert info.num_frames == 4 and info.height == 256  # source | stick figure | mannequin, 256 px high
-
-
-def test_native_routine_log_lines_are_left_out_of_stderr():
-    """MediaPipe's and TensorFlow Lite's routine lines go; native errors and Python's logging stay."""
-    probe = (
-        "import logging, os, time\n"
-        "import numpy as np\n"
-        "import server\n"
-        "server.filter_native_stderr()\n"
-        "logging.basicConfig(level='INFO', format='%(name)s: %(message)s')\n"
-        "from realtime.pose import PoseEstimator\n"
-        "estimator = PoseEstimator(video_mode=True)\n"  # logs XNNPACK and feedback-manager lines natively
-        "for i in range(3):\n"
-        "    estimator.estimate(np.full((120, 160, 3), 40 * i, np.uint8), 33.0 * i)\n"
-        "os.write(2, b'W0000 00:00:1.5   7 some.cc:12] a routine warning\\n')\n"
-        "os.write(2, b'INFO: a routine note\\n')\n"
-        "os.write(2, b'E0000 00:00:1.5   7 some.cc:34] a native error\\n')\n"
-        "logging.getLogger('probe').warning('python logging')\n"
-        "time.sleep(0.5)\n"  # the filter thread copies the lines
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr
-    assert sorted(result.stderr.strip().splitlines()) == [
-        "E0000 00:00:1.5   7 some.cc:34] a native error",
-        "probe: python logging",
-    ], result.stderr

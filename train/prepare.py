@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from tqdm import tqdm
 
+from realtime.console import progress
 from realtime.normalize import body_stats
 from realtime.pose import PoseEstimator
 from realtime.render import RenderParams, rasterize_stick_figure
@@ -152,7 +152,9 @@ def face_boxes(
 
 def _poses(video: Path, total: int, max_frames: int | None, with_mask: bool, desc: str):
     with PoseEstimator(video_mode=True, with_mask=with_mask) as estimator:
-        for rgb, timestamp_ms in tqdm(read_frames(video, max_frames), total=total, desc=desc, unit="frame"):
+        for rgb, timestamp_ms in progress(
+            read_frames(video, max_frames), total=total, desc=desc, unit="frame"
+        ):
             yield rgb, estimator.estimate(rgb, timestamp_ms)
 
 
@@ -208,7 +210,7 @@ def prepare(
         timestamps[i] = pose.timestamp_ms
 
     params = RenderParams.for_canvas(canvas_width, canvas_height)
-    for start in tqdm(range(0, num_frames, 32), desc="stick figures", unit="batch"):
+    for start in progress(range(0, num_frames, 32), desc="stick figures", unit="batch"):
         sl = slice(start, min(num_frames, start + 32))
         sticks = rasterize_stick_figure(
             torch.from_numpy(joints_c[sl]),

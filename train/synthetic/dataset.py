@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
+from realtime.console import progress as progress_bar
 from realtime.normalize import body_stats
 from realtime.render import RenderParams, rasterize_stick_figure
 from train.dataset import Crop, PreparedMeta, PreparedWriter
@@ -86,7 +86,7 @@ def write_synthetic_dataset(
     params = RenderParams.for_canvas(width, height)
     writer = PreparedWriter(out, num_frames, height, width)
     render_s = 0.0
-    for i in tqdm(range(num_frames), desc="render mannequin", unit="frame", disable=not progress):
+    for i in progress_bar(range(num_frames), desc="render mannequin", unit="frame", disable=not progress):
         start = time.perf_counter()
         rendered = render_mannequin(
             motion.joints_px[i], motion.confidence[i], width=width, height=height,
