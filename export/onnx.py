@@ -19,18 +19,46 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
+from realtime.cli import existing_file, positive_float
 
-from realtime.bundle import TargetBundle, write_bundle
-from realtime.inputs import GeneratorInputs
-from realtime.nets import save_weights
+#: Largest allowed absolute difference between ONNX Runtime and PyTorch outputs (values in [0, 1]), fp32.
+ONNX_VS_TORCH_ATOL = 1e-4
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (light: it loads nothing heavy, so ``--help`` and argument errors are quick)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m export.onnx",
+        description="Export a training checkpoint's generator to ONNX and to PyTorch inference weights "
+        "(OUT.pt) with its JSON sidecar (and, after a face stage, the face model as OUT.face.onnx and "
+        "OUT.face.pt), and verify ONNX Runtime against PyTorch on random inputs (prints the maximum absolute "
+        "error).",
+    )
+    parser.add_argument("checkpoint", type=existing_file, help="training checkpoint (RUN/checkpoint.pt)")
+    parser.add_argument("out", type=Path, help="output .onnx file; the sidecar goes beside it as .json")
+    parser.add_argument("--name", default=None, help="target name in the sidecar (default: the file stem)")
+    parser.add_argument(
+        "--atol",
+        type=positive_float,
+        default=ONNX_VS_TORCH_ATOL,
+        help=f"allowed max |onnxruntime - torch| (default {ONNX_VS_TORCH_ATOL})",
+    )
+    return parser
+
+
+if __name__ == "__main__":
+    build_parser().parse_args()  # --help and argument errors answer here, before the heavy imports
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from realtime.bundle import TargetBundle, write_bundle  # noqa: E402
+from realtime.inputs import GeneratorInputs  # noqa: E402
+from realtime.nets import save_weights  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 ONNX_OPSET = 17
-#: Largest allowed absolute difference between ONNX Runtime and PyTorch outputs (values in [0, 1]), fp32.
-ONNX_VS_TORCH_ATOL = 1e-4
 #: Batch sizes of the random inputs compared during verification (the batch axis is dynamic).
 VERIFY_BATCH_SIZES = (1, 2)
 
@@ -183,22 +211,7 @@ def _export_verified(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m export.onnx",
-        description="Export a training checkpoint's generator to ONNX with its JSON sidecar (and, after a "
-        "face stage, the face model as OUT.face.onnx), and verify ONNX Runtime against PyTorch on random "
-        "inputs (prints the maximum absolute error).",
-    )
-    parser.add_argument("checkpoint", type=Path, help="training checkpoint (RUN/checkpoint.pt)")
-    parser.add_argument("out", type=Path, help="output .onnx file; the sidecar goes beside it as .json")
-    parser.add_argument("--name", default=None, help="target name in the sidecar (default: the file stem)")
-    parser.add_argument(
-        "--atol",
-        type=float,
-        default=ONNX_VS_TORCH_ATOL,
-        help=f"allowed max |onnxruntime - torch| (default {ONNX_VS_TORCH_ATOL})",
-    )
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from train.checkpoint import CheckpointError
 

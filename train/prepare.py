@@ -21,17 +21,46 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
-from PIL import Image
+from realtime.cli import canvas_size, existing_file, fraction, positive_int
 
-from realtime.console import progress
-from realtime.normalize import body_stats
-from realtime.pose import PoseEstimator
-from realtime.render import RenderParams, rasterize_stick_figure
-from realtime.skeleton import FACE_JOINTS, NUM_JOINTS, Joint
-from realtime.video import VideoError, read_frames, video_info
-from train.dataset import Crop, PreparedMeta, PreparedWriter
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (light: it loads nothing heavy, so ``--help`` and argument errors are quick)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m train.prepare",
+        description="Turn a video of the target person (one person, static camera, full body in frame) into "
+        "a training directory: canvas frames, keypoints, stick figures, masks, face boxes, the target's "
+        "normalization statistics, and a split that holds out the last frames.",
+    )
+    parser.add_argument("video", type=existing_file, help="target video (any format FFmpeg reads)")
+    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.add_argument(
+        "--size", type=canvas_size, default=(256, 256), help="canvas WIDTHxHEIGHT (default 256x256)"
+    )
+    parser.add_argument(
+        "--heldout-fraction",
+        type=fraction,
+        default=0.15,
+        help="last fraction of frames held out (default 0.15)",
+    )
+    parser.add_argument("--max-frames", type=positive_int, default=None, help="use only the first N frames")
+    return parser
+
+
+if __name__ == "__main__":
+    build_parser().parse_args()  # --help and argument errors answer here, before the heavy imports
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from realtime.console import progress  # noqa: E402
+from realtime.normalize import body_stats  # noqa: E402
+from realtime.pose import PoseEstimator  # noqa: E402
+from realtime.render import RenderParams, rasterize_stick_figure  # noqa: E402
+from realtime.skeleton import FACE_JOINTS, NUM_JOINTS, Joint  # noqa: E402
+from realtime.video import VideoError, read_frames, video_info  # noqa: E402
+from train.dataset import Crop, PreparedMeta, PreparedWriter  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -252,31 +281,8 @@ def write_preview(path: Path, frames: np.ndarray, sticks: np.ndarray, count: int
     Image.fromarray(np.concatenate([top, bottom], axis=0)).save(path)
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"size must look like 256x256 (WIDTHxHEIGHT), got {text!r}") from exc
-    return w, h
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m train.prepare",
-        description="Turn a video of the target person (one person, static camera, full body in frame) into "
-        "a training directory: canvas frames, keypoints, stick figures, masks, face boxes, the target's "
-        "normalization statistics, and a split that holds out the last frames.",
-    )
-    parser.add_argument("video", type=Path, help="target video (any format FFmpeg reads)")
-    parser.add_argument("--out", type=Path, required=True, help="output directory")
-    parser.add_argument(
-        "--size", type=_size, default=(256, 256), help="canvas WIDTHxHEIGHT (default 256x256)"
-    )
-    parser.add_argument(
-        "--heldout-fraction", type=float, default=0.15, help="last fraction of frames held out (default 0.15)"
-    )
-    parser.add_argument("--max-frames", type=int, default=None, help="use only the first N frames")
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     start = time.perf_counter()
     try:
