@@ -192,6 +192,8 @@ class TensorRTBackend(InferenceBackend):
         path: the ``.plan`` file, with its sidecar's build record (:func:`read_plan_record`).
         device: the CUDA device.
         cuda_graph: capture and replay CUDA graphs (see above).
+        build_record: the plan's build record; None reads it from the sidecar (export passes it before
+            writing the sidecar).
         trt: the ``tensorrt`` module (tests pass a stand-in); imported when None.
 
     Raises:
@@ -206,6 +208,7 @@ class TensorRTBackend(InferenceBackend):
         path: str | os.PathLike[str],
         device: str | torch.device = "cuda",
         cuda_graph: bool = False,
+        build_record: Mapping[str, str] | None = None,
         trt: Any = None,
     ) -> None:
         super().__init__()
@@ -214,13 +217,13 @@ class TensorRTBackend(InferenceBackend):
         if not path.is_file():
             raise BackendError(f"engine file not found: {path}")
         self.device = torch.device(device)
+        gpu_name, capability = cuda_device_info(self.device)
         if self.device.type == "cuda" and self.device.index is None:
             self.device = torch.device("cuda", torch.cuda.current_device())
-        gpu_name, capability = cuda_device_info(self.device)
+        record = read_plan_record(path) if build_record is None else build_record
         check_plan_record(
-            read_plan_record(path), path, tensorrt_version=trt.__version__, gpu_name=gpu_name,
-            compute_capability=capability,
-        )  # fmt: skip
+            record, path, tensorrt_version=trt.__version__, gpu_name=gpu_name, compute_capability=capability
+        )
         self._trt = trt
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
