@@ -304,6 +304,8 @@ def build_plan(
     profile = builder.create_optimization_profile()
     for index in range(network.num_inputs):
         name = network.get_input(index).name
+        if name not in shapes:
+            raise TensorRTExportError(f"TensorRT's network has an input {name!r} that {onnx_path} lacks")
         chw = shapes[name]
         profile.set_shape(name, (1, *chw), (1, *chw), (max_batch, *chw))
     config.add_optimization_profile(profile)

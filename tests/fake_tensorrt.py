@@ -23,7 +23,11 @@ class FakeTensorRT(SimpleNamespace):
         self.build_result: bytes | None = b"PLAN"
         self.parse_ok = True
         # name -> (mode, shape) of the engine's I/O tensors
-        self.io = io or {"a": ("in", (-1, 3, 8, 8)), "b": ("in", (-1, 3, 8, 8)), "out": ("out", (-1, 3, 8, 8))}
+        self.io = io or {
+            "a": ("in", (-1, 3, 8, 8)),
+            "b": ("in", (-1, 3, 8, 8)),
+            "out": ("out", (-1, 3, 8, 8)),
+        }
         fake = self
 
         class Logger:
@@ -52,8 +56,9 @@ class _Builder:
 
     def create_network(self, flags):
         self.fake.calls.append(("create_network", (flags,)))
-        inputs = [SimpleNamespace(name=n) for n, (mode, _) in self.fake.io.items() if mode == "in"]
-        return SimpleNamespace(num_inputs=len(inputs), get_input=lambda i: inputs[i])
+        network = SimpleNamespace(inputs=[])
+        network.get_input = lambda i: network.inputs[i]
+        return network
 
     def create_builder_config(self):
         return _Config(self.fake)
@@ -88,10 +93,16 @@ class _Config:
 
 class _Parser:
     def __init__(self, fake, network):
-        self.fake, self.num_errors = fake, 0
+        self.fake, self.network, self.num_errors = fake, network, 0
 
     def parse_from_file(self, path):
+        """Fills the network's inputs with the ONNX graph's."""
+        import onnx
+
         self.fake.calls.append(("parse_from_file", (path,)))
+        graph = onnx.load(path, load_external_data=False).graph
+        self.network.inputs = [SimpleNamespace(name=value.name) for value in graph.input]
+        self.network.num_inputs = len(self.network.inputs)
         if not self.fake.parse_ok:
             self.num_errors = 1
         return self.fake.parse_ok
@@ -118,7 +129,9 @@ class _Engine:
         return self.names[index]
 
     def get_tensor_mode(self, name):
-        return self.fake.TensorIOMode.INPUT if self.fake.io[name][0] == "in" else self.fake.TensorIOMode.OUTPUT
+        return (
+            self.fake.TensorIOMode.INPUT if self.fake.io[name][0] == "in" else self.fake.TensorIOMode.OUTPUT
+        )
 
     def get_tensor_dtype(self, name):
         return self.fake.DataType.FLOAT
