@@ -20,7 +20,7 @@ import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -104,9 +104,10 @@ class FaceModel(Protocol):
     ) -> dict[str, torch.Tensor]: ...
 
 
-def open_face_model(path: str | os.PathLike[str]) -> FaceModel:
+def open_face_model(path: str | os.PathLike[str], **backend_options: Any) -> FaceModel:
     """Open a face model through the backend factory (by extension: ``.onnx`` ONNX Runtime, ``.pt`` PyTorch
-    inference weights) and check that it takes the face crops.
+    inference weights, ``.plan`` TensorRT; ``backend_options`` such as ``device`` go to its constructor) and
+    check that it takes the face crops.
 
     Raises:
         FileNotFoundError: if the file is missing.
@@ -116,7 +117,7 @@ def open_face_model(path: str | os.PathLike[str]) -> FaceModel:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"face model not found: {path} (named by the sidecar's face_model)")
-    return open_backend(path, expected=FACE_INPUTS.names)
+    return open_backend(path, expected=FACE_INPUTS.names, **backend_options)
 
 
 class FaceRefiner:
@@ -137,7 +138,12 @@ class FaceRefiner:
 
     @classmethod
     def load(
-        cls, engine: str | os.PathLike[str], face_model: str, face_box_size_px: float, threshold: float
+        cls,
+        engine: str | os.PathLike[str],
+        face_model: str,
+        face_box_size_px: float,
+        threshold: float,
+        **backend_options: Any,
     ) -> FaceRefiner:
         """The refiner of an engine whose sidecar names ``face_model`` (a file in the engine's folder).
 
@@ -151,7 +157,7 @@ class FaceRefiner:
                 f"the sidecar's face_box_size_px {face_box_size_px} must be whole pixels with a face model; "
                 "export the checkpoint again"
             )
-        model = open_face_model(Path(engine).parent / face_model)
+        model = open_face_model(Path(engine).parent / face_model, **backend_options)
         log.info("face residual model: %s, %d px crops", face_model, int(size))
         return cls(model, int(size), threshold)
 

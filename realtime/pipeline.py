@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -58,10 +59,21 @@ class Target:
         self.canvas_size: tuple[int, int] = (bundle.canvas_width, bundle.canvas_height)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Target:
-        """Load ``NAME.onnx`` / ``NAME.pt`` (inference weights) with its ``NAME.json`` sidecar; the backend
-        follows the extension (:func:`realtime.backends.open_backend`). When the sidecar names a
-        ``face_model``, it is loaded too (:class:`realtime.face.FaceRefiner`).
+    def load(
+        cls, path: str | os.PathLike[str], device: str | torch.device | None = None, **backend_options: Any
+    ) -> Target:
+        """Load ``NAME.plan`` / ``NAME.onnx`` / ``NAME.pt`` (inference weights) and its ``NAME.json`` sidecar:
+        the backend follows the extension (:func:`realtime.backends.open_backend`). When the sidecar names a
+        ``face_model``, it is loaded too, on that device (:class:`realtime.face.FaceRefiner`); a ``.plan``
+        target's face model is the ``.plan`` of that name (``NAME.face.plan``, built with it by
+        ``python -m export.tensorrt``), since ``NAME.json`` is shared with ``NAME.onnx``.
+
+        Args:
+            path: the engine file.
+            device: where the generator and face model run ("cpu", "cuda"); None: each backend's default
+                (``.pt`` on the CPU, ``.onnx`` on CUDA where ONNX Runtime offers it, ``.plan`` on CUDA).
+            backend_options: passed to both backends' constructors (e.g. ``precision="fp16"`` and
+                ``cuda_graph=True`` for ``.pt`` on CUDA, ``cuda_graph=True`` for ``.plan``).
 
         Raises:
             FileNotFoundError: if the engine file (or the face model it names) is missing.
@@ -74,11 +86,15 @@ class Target:
         if not path.is_file():
             raise FileNotFoundError(f"engine file not found: {path}")
         bundle = read_bundle(path)
-        backend = open_backend(path, expected=bundle.inputs)
+        options = dict(backend_options) if device is None else {"device": device, **backend_options}
+        backend = open_backend(path, expected=bundle.inputs, **options)
         face = None
         if bundle.face_model is not None:
+            face_model = bundle.face_model
+            if path.suffix == ".plan":
+                face_model = Path(face_model).with_suffix(".plan").name
             face = FaceRefiner.load(
-                path, bundle.face_model, bundle.face_box_size_px, bundle.render.confidence_threshold
+                path, face_model, bundle.face_box_size_px, bundle.render.confidence_threshold, **options
             )
         return cls(backend, bundle, path, face)
 
@@ -262,9 +278,12 @@ class Retargeter:
             generated = self.target.face.apply(stick, generated, normalized.joints_px, normalized.confidence)
             timings_ms["face"] = 1e3 * (time.perf_counter() - t3)
         # --- end of the face residual ---
+        # One download per frame: stick figure | generated side by side on the device, then split (views).
+        both = _to_uint8_hwc(torch.cat([stick[0], generated[0]], dim=2))
+        width = stick.shape[-1]
         return RetargetResult(
-            generated=_to_uint8_hwc(generated[0]),
-            stick_figure=_to_uint8_hwc(stick[0]),
+            generated=both[:, width:],
+            stick_figure=both[:, :width],
             pose=pose,
             normalized=normalized,
             timings_ms=timings_ms,
