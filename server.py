@@ -40,6 +40,8 @@ BUNDLED_TARGETS = TARGETS_DIR
 """Folder of bundled targets: the default ``--engine`` when it holds at least one engine (the bundled default
 target :data:`realtime.targets.DEFAULT_TARGET` first)."""
 
+#: realtime.backends.ENGINE_SUFFIXES, written out so that --help need not import the backends (PyTorch);
+#: tests/test_server.py checks that the two are the same.
 ENGINE_SUFFIXES = (".plan", ".onnx", ".pt")
 """Engine files in a folder, in order of preference when one stem has several."""
 

@@ -103,3 +103,9 @@ def test_offline_retarget_with_no_engine_uses_the_bundled_mannequin(tmp_path, ca
     assert "4 frames (4 with a person)" in capsys.readouterr().out
     info = video_info(out)
     assert info.num_frames == 4 and info.height == 256  # source | stick figure | mannequin, 256 px high
+
+
+def test_the_server_scans_for_the_engines_the_backends_open() -> None:
+    from realtime.backends import ENGINE_SUFFIXES
+
+    assert server_cli.ENGINE_SUFFIXES == ENGINE_SUFFIXES
