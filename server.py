@@ -40,10 +40,10 @@ BUNDLED_TARGETS = TARGETS_DIR
 """Folder of bundled targets: the default ``--engine`` when it holds at least one engine (the bundled default
 target :data:`realtime.targets.DEFAULT_TARGET` first)."""
 
-#: realtime.backends.ENGINE_SUFFIXES, written out so that --help need not import the backends (PyTorch);
-#: tests/test_server.py checks that the two are the same.
 ENGINE_SUFFIXES = (".plan", ".onnx", ".pt")
-"""Engine files in a folder, in order of preference when one stem has several."""
+"""Engine files in a folder, in order of preference when one stem has several: realtime.backends's
+``ENGINE_SUFFIXES``, written out so that ``--help`` need not import the backends (PyTorch);
+tests/test_server.py checks that the two are the same."""
 
 MAX_PORT = 65535
 EXIT_BAD_TARGET = 2
