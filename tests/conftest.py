@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny generated datasets and the location of the real videos in ``../shared/data``."""
+"""Shared fixtures: tiny generated datasets, and the test videos: the real ones in ``../shared/data`` where
+that folder is present, a rendered dancer otherwise."""
 
 from __future__ import annotations
 
@@ -17,12 +18,27 @@ from train.dataset import Crop, PreparedMeta, write_prepared
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-def shared_video(name: str) -> Path:
-    """Path of a real video in ``../shared/data``; skips the test, with the reason, where it is absent."""
+def real_video(name: str) -> Path:
+    """Path of a real video in ``../shared/data``; skips the test, with the reason, where it is absent (for
+    the tests that need real footage: a real person's frame, a real camera's picture)."""
     path = SHARED_DATA / name
     if not path.is_file():
         pytest.skip(f"real test video {path} is absent (../shared/data is not beside this checkout)")
     return path
+
+
+def shared_video(name: str) -> Path:
+    """A video of one person dancing, full body, static camera: the real ``../shared/data/NAME`` where that
+    folder is beside this checkout, else the rendered source dancer (:func:`train.synthetic.source.
+    cached_source_video`: 12 s, 24 fps, 480x640, rendered once per machine into its cache), so that a fresh
+    clone runs every test that drives the pipeline with a video. Tests must not depend on the file's name or
+    size (read them from the returned path)."""
+    path = SHARED_DATA / name
+    if path.is_file():
+        return path
+    from train.synthetic.source import cached_source_video
+
+    return cached_source_video().path
 
 
 def standing_pose(width: int, height: int, phase: float = 0.0) -> np.ndarray:

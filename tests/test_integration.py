@@ -1,4 +1,5 @@
-"""The whole chain on the real videos in ../shared/data: prepare -> train -> export -> retarget."""
+"""The whole chain: prepare -> train -> export -> retarget, on the real videos in ../shared/data where
+present, else on the rendered source dancer (as target and as source)."""
 
 import json
 
@@ -13,7 +14,7 @@ from train.dataset import load_prepared
 from train.prepare import main as prepare_main
 
 
-def test_real_target_to_real_dance(tmp_path, capsys):
+def test_target_video_to_dance_video(tmp_path, capsys):
     target_video = shared_video("target_taiji.mp4")
     source_video = shared_video("source_dance.mp4")
 
@@ -45,7 +46,8 @@ def test_real_target_to_real_dance(tmp_path, capsys):
     info = video_info(out)
     assert len(frames) == 10 and info.height == 64
     # source (scaled to 64 rows) | stick figure | generated
-    source_width = round(1080 * 64 / 1920 / 2) * 2
+    source = video_info(source_video)
+    source_width = round(source.width * 64 / source.height / 2) * 2
     assert info.width == source_width + 64 + 64
     sticks = np.stack(frames)[:, :, source_width : source_width + 64]
     assert sticks.max() > 100  # a stick figure was drawn in every run

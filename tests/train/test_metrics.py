@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import shared_video, standing_pose
+from conftest import real_video, standing_pose
 from realtime.pose import PoseEstimator, PoseFrame
 from realtime.skeleton import NUM_JOINTS, Joint
 from train.metrics import (
@@ -184,7 +184,7 @@ def test_mediapipe_finds_nobody_in_a_blank_frame() -> None:
 def _taiji_frame() -> np.ndarray:
     from realtime.video import read_frames
 
-    rgb, _ = next(read_frames(shared_video("target_taiji.mp4"), 1))
+    rgb, _ = next(read_frames(real_video("target_taiji.mp4"), 1))
     square = rgb[:, 100:820]  # 720x720 around the person in the 1280x720 video
     return np.asarray(Image.fromarray(square).resize((256, 256), Image.Resampling.BILINEAR))
 

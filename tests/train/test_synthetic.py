@@ -235,7 +235,7 @@ def test_bundled_target_loads_runs_in_its_canvas_and_draws_the_mannequin():
     assert np.mean(ssims) > 0.8
 
 
-def test_evaluate_synthetic_on_a_real_source_video(tiny_engine, tmp_path, monkeypatch):
+def test_evaluate_synthetic_on_a_source_video(tiny_engine, tmp_path, monkeypatch):
     import realtime.retarget
 
     video = shared_video("source_dance.mp4")
@@ -254,7 +254,7 @@ def test_evaluate_synthetic_on_a_real_source_video(tiny_engine, tmp_path, monkey
     assert source.num_frames == 6 and source.frames_with_person == 6
     assert -1 <= source.ssim <= 1 and np.isfinite(source.psnr_db)
     assert (tmp_path / "eval" / "metrics.json").is_file()
-    assert (tmp_path / "eval" / "source_dance_sheet.png").is_file()
+    assert (tmp_path / "eval" / f"{video.stem}_sheet.png").is_file()
 
 
 def test_train_evaluate_synthetic_cli(tiny_engine, tmp_path, capsys):
@@ -265,8 +265,8 @@ def test_train_evaluate_synthetic_cli(tiny_engine, tmp_path, capsys):
     args = ["--synthetic", "--engine", str(tiny_engine), "--source", str(video), "--out", str(out)]
     assert evaluate_main([*args, "--max-frames", "3"]) == 0
     printed = capsys.readouterr().out
-    assert "source_dance.mp4: 3 frames" in printed and "SSIM" in printed and "pose distance" in printed
-    assert (out / "metrics.json").is_file() and (out / "source_dance_sheet.png").is_file()
+    assert f"{video.name}: 3 frames" in printed and "SSIM" in printed and "pose distance" in printed
+    assert (out / "metrics.json").is_file() and (out / f"{video.stem}_sheet.png").is_file()
     args[2] = str(tmp_path / "none.onnx")  # an engine that does not exist
     assert evaluate_main(args) == 2
     assert "error:" in capsys.readouterr().err

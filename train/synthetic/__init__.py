@@ -2,7 +2,7 @@
 
 A target that needs no real person: the demo runs out of the box, and any pose, seen or unseen, has an exact
 ground-truth image (the mannequin rendered in that pose), so generalization can be measured on the poses of
-real source videos. Four parts, one module each:
+real source videos. Five parts, one module each:
 
 - :mod:`train.synthetic.renderer`: :func:`render_mannequin`, a deterministic renderer from a pose on the
   project's skeleton to a shaded wooden mannequin in a fixed room, plus its silhouette mask (its depth order
@@ -16,6 +16,9 @@ real source videos. Four parts, one module each:
 - :mod:`train.synthetic.evaluation`: :func:`evaluate_synthetic` (``python -m train.evaluate --synthetic``),
   a trained mannequin model driven with the poses of real source videos through the offline retargeting
   (:func:`realtime.retarget.retarget_frames`), compared with the mannequin rendered in the same poses.
+- :mod:`train.synthetic.source`: :func:`cached_source_video` (``python -m train.synthetic source --out
+  VIDEO``), a rendered source dancer unlike the target (body, clothes, room, choreographed motion) that
+  drives the camera-less demo and the tests where no real video is at hand.
 
 :mod:`train.synthetic.body` holds the proportions both the motion and the renderer use, and
 :mod:`train.synthetic.cli` the command lines. The names below are re-exported here.
@@ -50,12 +53,23 @@ from train.synthetic.renderer import (
     render_background,
     render_mannequin,
 )
+from train.synthetic.source import (
+    SOURCE_BODY,
+    SOURCE_STYLE,
+    SourceParams,
+    SourceVideo,
+    cached_source_video,
+    generate_source_motion,
+    render_source_video,
+)
 
 __all__ = [
     "ANGLE_INDEX",
     "ANGLE_SPECS",
     "BODY",
     "DEFAULT_STYLE",
+    "SOURCE_BODY",
+    "SOURCE_STYLE",
     "SYNTHETIC_SOURCE",
     "AngleSpec",
     "BodyOrientation",
@@ -66,16 +80,21 @@ __all__ = [
     "Motion",
     "MotionConfig",
     "SourceEvaluation",
+    "SourceParams",
+    "SourceVideo",
     "SyntheticDatasetReport",
     "SyntheticEvaluation",
+    "cached_source_video",
     "estimate_orientation",
     "estimate_scale_px_per_m",
     "evaluate_source",
     "evaluate_synthetic",
     "generate_motion",
+    "generate_source_motion",
     "main",
     "mannequin_pose",
     "render_background",
     "render_mannequin",
+    "render_source_video",
     "write_synthetic_dataset",
 ]

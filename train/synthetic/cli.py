@@ -105,9 +105,59 @@ def _main_evaluate(argv: list[str]) -> int:
     return 0
 
 
+def _main_source(argv: list[str]) -> int:
+    import shutil
+
+    from train.synthetic.source import SourceParams, cached_source_video
+
+    defaults = SourceParams()
+    parser = argparse.ArgumentParser(
+        prog="python -m train.synthetic source",
+        description="Write a rendered source (driving) video with no camera: a dancer unlike the bundled "
+        "mannequin target (another body, clothes and room; choreographed moves on a beat). Rendered once per "
+        "machine into a cache folder (DANCE_LIVE_CACHE, else ~/.cache/dance-live) and copied to --out. Then: "
+        "python -m realtime.retarget --source OUT --out demo.mp4",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="output video (.mp4)")
+    parser.add_argument(
+        "--seconds", type=float, default=defaults.seconds, help=f"length (default {defaults.seconds:g})"
+    )
+    parser.add_argument(
+        "--fps", type=float, default=defaults.fps, help=f"frame rate (default {defaults.fps:g})"
+    )
+    parser.add_argument(
+        "--size",
+        type=_size,
+        default=(defaults.width, defaults.height),
+        help=f"frame WIDTHxHEIGHT (default {defaults.width}x{defaults.height})",
+    )
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="motion seed (default 0)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    params = SourceParams(
+        seconds=args.seconds, fps=args.fps, width=args.size[0], height=args.size[1], seed=args.seed
+    )
+    try:
+        video = cached_source_video(params)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(video.path, args.out)
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    how = "from the cache" if video.cached else f"rendered in {video.render_s:.1f} s"
+    print(
+        f"wrote {args.out}: {params.num_frames} frames, {params.width}x{params.height}, {params.fps:g} fps "
+        f"({how}: {video.path})"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m train.synthetic [--out DIR ...]`` writes a dataset; ``... evaluate ...`` evaluates."""
+    """``python -m train.synthetic [--out DIR ...]`` writes a dataset; ``... evaluate ...`` evaluates;
+    ``... source --out VIDEO`` writes a rendered source dancer video."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["evaluate"]:
         return _main_evaluate(argv[1:])
+    if argv[:1] == ["source"]:
+        return _main_source(argv[1:])
     return _main_generate(argv)

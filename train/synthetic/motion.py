@@ -12,7 +12,7 @@ Everything is in pixels of the canvas unless a name says otherwise (``_m``: mete
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -382,6 +382,7 @@ def generate_motion(
     seed: int = 0,
     config: MotionConfig | None = None,
     body: MannequinBody = BODY,
+    choreography: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> Motion:
     """Seeded, smooth, varied dance-like motion of the mannequin, projected onto a ``width`` x ``height``
     canvas. Uses no recorded motion data.
@@ -401,12 +402,18 @@ def generate_motion(
         seed: the random seed; the same arguments give the same motion.
         config: motion settings (:class:`MotionConfig`).
         body: the mannequin's proportions.
+        choreography: optional ``f(z, t_s) -> z``: receives the angle signals in logit space, float64
+            ``(num_frames, len(ANGLE_SPECS))`` (columns in :data:`ANGLE_SPECS` order, see
+            :data:`ANGLE_INDEX`), and the frame times in seconds ``(num_frames,)``, and returns new signals of
+            the same shape before the limits are applied (a periodic dance pattern, a narrower yaw, ...). It
+            draws no random numbers here, so a seed gives the same random parts with or without it.
 
     Returns:
         :class:`Motion`.
 
     Raises:
-        ValueError: for ``num_frames < 1`` or a canvas smaller than 16x16.
+        ValueError: for ``num_frames < 1``, a canvas smaller than 16x16, or a choreography that returns
+            another shape.
     """
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
@@ -441,6 +448,11 @@ def generate_motion(
         z[:, ANGLE_INDEX[f"{side}_knee_flexion"]] += walking * 1.5 * lift + 3.0 * crouch
         z[:, ANGLE_INDEX[f"{side}_ankle_plantarflexion"]] -= 1.0 * crouch
     z[:, ANGLE_INDEX["bow"]] += 1.5 * crouch
+    if choreography is not None:
+        shape = z.shape
+        z = np.asarray(choreography(z, t_s), np.float64)
+        if z.shape != shape:
+            raise ValueError(f"choreography must return logit signals of shape {shape}, got {z.shape}")
     lo = np.array([s.lo_rad for s in ANGLE_SPECS])
     hi = np.array([s.hi_rad for s in ANGLE_SPECS])
     angles = lo + (hi - lo) * _sigmoid(z)
