@@ -398,7 +398,8 @@ class PoseNormalizer:
 
 
 #: Default margin between a normalized body's outermost joints and the canvas edge, as a fraction of the
-#: canvas's smaller side (the rasterizer's joint discs and the generated body's outline lie outside the joints).
+#: canvas's smaller side (the rasterizer's joint discs and the generated body's outline lie outside the
+#: joints).
 CANVAS_MARGIN_FRACTION = 0.04
 #: Default speed (fraction of the canvas's smaller side per second) at which a clamp's shift returns to 0
 #: once the body no longer needs it.

@@ -1,11 +1,13 @@
 """Offline retargeting: ``python -m realtime.retarget [--engine T.onnx] --source S.mp4 --out R.mp4``.
 
 Pass 1 estimates the source's pose in every frame, tracks it as a live stream does (person continuity,
-single-joint hold, orphaned joints dropped: :meth:`realtime.pipeline.Retargeter.track`) and smooths it with a
-centered temporal median; the source's normalization statistics are fitted on the whole video. Pass 2 normalizes (the body kept on the canvas, a lost person's pose held then eased into
-the target's neutral pose, as live), draws and generates each frame. :func:`retarget_frames` is that core, yielding each generated frame (the unseen-pose evaluation
-of :mod:`train.synthetic` drives a model through it too); :func:`retarget_video` writes its frames as a video
-of the source, its normalized stick figure and the generated target side by side.
+single-joint hold, orphaned joints dropped: :meth:`realtime.pipeline.Retargeter.track`) and smooths it with
+a centered temporal median; the source's normalization statistics are fitted on the whole video. Pass 2
+normalizes (the body kept on the canvas, a lost person's pose held then eased into the target's neutral
+pose, as live), draws and generates each frame. :func:`retarget_frames` is that core, yielding each
+generated frame (the unseen-pose evaluation of :mod:`train.synthetic` drives a model through it too);
+:func:`retarget_video` writes its frames as a video of the source, its normalized stick figure and the
+generated target side by side.
 """
 
 from __future__ import annotations
@@ -132,6 +134,30 @@ def smooth_and_fit(
     return SourcePoses(poses, joints, confidence, estimate_s)
 
 
+def estimate_source_poses(
+    retargeter: Retargeter, source: str | Path, *, max_frames: int | None = None, median_window: int = 5
+) -> SourcePoses:
+    """Pass 1 of offline retargeting: every frame's pose (:meth:`realtime.pipeline.Retargeter.estimate`,
+    MediaPipe then tracking), then :func:`smooth_and_fit`. A progress bar "pose" goes to stderr.
+
+    Args:
+        retargeter: an offline retargeter (``live=False``), fresh.
+        source: the source video; max_frames: only the first frames (None: all);
+        median_window: the temporal median's window in frames (odd; 1 = off).
+
+    Raises:
+        VideoError: for a missing or corrupt source video.
+        ValueError: if no frame of the source shows a body.
+    """
+    info = video_info(source)
+    total = min(info.num_frames, max_frames) if max_frames else info.num_frames
+    poses: list[PoseFrame] = []
+    t0 = time.perf_counter()
+    for rgb, timestamp_ms in tqdm(read_frames(source, max_frames), total=total, desc="pose", unit="frame"):
+        poses.append(retargeter.estimate(rgb, timestamp_ms))
+    return smooth_and_fit(retargeter, poses, median_window, time.perf_counter() - t0)
+
+
 def retarget_frames(
     target: Target,
     source: str | Path,
@@ -142,12 +168,14 @@ def retarget_frames(
     """Retarget a source video file onto ``target`` offline, yielding each generated frame in order.
 
     Pass 1 (before the first frame is yielded) estimates every frame's pose with MediaPipe, tracks it
-    (:meth:`realtime.pipeline.Retargeter.track`), smooths the joints with a centered temporal median (:func:`realtime.filters.median_filter_poses`, ``median_window``
-    frames; 1 = off) and fits the source's normalization statistics on the whole video
+    (:meth:`realtime.pipeline.Retargeter.track`), smooths the joints with a centered temporal median
+    (:func:`realtime.filters.median_filter_poses`, ``median_window`` frames; 1 = off) and fits the source's
+    normalization statistics on the whole video
     (:meth:`realtime.pipeline.Retargeter.fit_source`, Everybody Dance Now's global pose normalization).
     Pass 2 decodes the video again and generates each frame from its smoothed pose, conditioned on the
     previous generated frame; frames where the person is lost hold the last pose, then ease into the
-    target's neutral pose (:meth:`realtime.pipeline.Retargeter.normalize`, ``docs/robustness.md``). Progress bars "pose" and "generate" go to stderr.
+    target's neutral pose (:meth:`realtime.pipeline.Retargeter.normalize`, ``docs/robustness.md``).
+    Progress bars "pose" and "generate" go to stderr.
 
     Args:
         target: the loaded target (engine and sidecar).
@@ -162,20 +190,13 @@ def retarget_frames(
         VideoError: for a missing or corrupt source video.
         ValueError: if no frame of the source shows a body.
     """
-    info = video_info(source)
-    total = min(info.num_frames, max_frames) if max_frames else info.num_frames
     retargeter = Retargeter(target, live=False)
     try:
-        poses: list[PoseFrame] = []
-        t0 = time.perf_counter()
-        for rgb, timestamp_ms in tqdm(
-            read_frames(source, max_frames), total=total, desc="pose", unit="frame"
-        ):
-            poses.append(retargeter.estimate(rgb, timestamp_ms))
-        source_poses = smooth_and_fit(retargeter, poses, median_window, time.perf_counter() - t0)
-
-        frames = read_frames(source, len(poses))
-        for i, (rgb, _) in enumerate(tqdm(frames, total=len(poses), desc="generate", unit="frame")):
+        source_poses = estimate_source_poses(
+            retargeter, source, max_frames=max_frames, median_window=median_window
+        )
+        n = source_poses.num_frames
+        for i, (rgb, _) in enumerate(tqdm(read_frames(source, n), total=n, desc="generate", unit="frame")):
             start = time.perf_counter()
             result = retargeter.generate(source_poses.driving_pose(i))
             yield RetargetedFrame(i, rgb, result, time.perf_counter() - start, source_poses)

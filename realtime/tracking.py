@@ -153,9 +153,7 @@ def fill_from_reference(joints_px: np.ndarray, present: np.ndarray, reference_px
     return out
 
 
-def torso_center_and_length(
-    joints_px: np.ndarray, present: np.ndarray
-) -> tuple[np.ndarray, float] | None:
+def torso_center_and_length(joints_px: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, float] | None:
     """Torso center (mean of the present :data:`TORSO_JOINTS`, float32 ``(2,)`` pixels) and torso length
     (neck to mid-hip, or :data:`TORSO_PER_SHOULDER_WIDTH` shoulder widths when the mid-hip is missing), or
     None without neck and mid-hip or both shoulders."""
@@ -343,10 +341,12 @@ def neutral_pose(stats: BodyStats, depth: float = 0.5) -> np.ndarray:
         "right_upper_arm": (-0.17, 0.985), "left_upper_arm": (0.17, 0.985),
         "right_forearm": (-0.1, 0.995), "left_forearm": (0.1, 0.995),
         "right_pelvis": (-1.0, 0.0), "left_pelvis": (1.0, 0.0),
-        "right_thigh": (0.0, 1.0), "left_thigh": (0.0, 1.0), "right_shin": (0.0, 1.0), "left_shin": (0.0, 1.0),
+        "right_thigh": (0.0, 1.0), "left_thigh": (0.0, 1.0),
+        "right_shin": (0.0, 1.0), "left_shin": (0.0, 1.0),
         "neck": (0.0, -1.0), "right_eye": (-0.6, -0.8), "left_eye": (0.6, -0.8),
         "right_ear": (-0.95, 0.3), "left_ear": (0.95, 0.3),
-        "right_toe": (-0.35, 0.94), "left_toe": (0.35, 0.94), "right_heel": (0.2, 0.98), "left_heel": (-0.2, 0.98),
+        "right_toe": (-0.35, 0.94), "left_toe": (0.35, 0.94),
+        "right_heel": (0.2, 0.98), "left_heel": (-0.2, 0.98),
     }  # fmt: skip
     joints = np.zeros((NUM_JOINTS, 2), np.float64)
     for limb in LIMBS:

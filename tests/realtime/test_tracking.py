@@ -47,7 +47,9 @@ def test_drop_orphans_removes_a_joint_without_its_parent_and_what_hangs_from_it(
     present[Joint.MID_HIP] = False  # an upper-body frame: the torso joints still stand on their own
     kept = drop_orphans(present)
     assert not kept[Joint.RIGHT_WRIST] and not kept[Joint.RIGHT_ELBOW]
-    assert kept[Joint.NECK] and kept[Joint.RIGHT_SHOULDER] and kept[Joint.LEFT_WRIST] and kept[Joint.RIGHT_HIP]
+    assert (
+        kept[Joint.NECK] and kept[Joint.RIGHT_SHOULDER] and kept[Joint.LEFT_WRIST] and kept[Joint.RIGHT_HIP]
+    )
     present[Joint.NECK] = False
     assert not drop_orphans(present)[Joint.NOSE] and not drop_orphans(present)[Joint.LEFT_EAR]
 
@@ -57,9 +59,13 @@ def test_fill_from_reference_keeps_present_joints_and_attaches_missing_ones():
     joints = standing(offset=(5.0, -3.0))
     present = np.ones(NUM_JOINTS, bool)
     present[[Joint.LEFT_ELBOW, Joint.LEFT_WRIST, Joint.MID_HIP]] = False
-    filled = fill_from_reference(np.zeros_like(joints) + np.where(present[:, None], joints, 999), present, reference)
+    filled = fill_from_reference(
+        np.zeros_like(joints) + np.where(present[:, None], joints, 999), present, reference
+    )
     np.testing.assert_allclose(filled, joints, atol=1e-4)  # a rigid shift is recovered exactly
-    np.testing.assert_array_equal(fill_from_reference(joints, np.zeros(NUM_JOINTS, bool), reference), reference)
+    np.testing.assert_array_equal(
+        fill_from_reference(joints, np.zeros(NUM_JOINTS, bool), reference), reference
+    )
 
 
 def test_a_briefly_missing_joint_moves_with_its_parent_then_is_dropped():
