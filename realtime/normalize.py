@@ -397,6 +397,114 @@ class PoseNormalizer:
         return global_normalize(proportioned, foot_y, fit.stats, self.target)
 
 
+#: Default margin between a normalized body's outermost joints and the canvas edge, as a fraction of the
+#: canvas's smaller side (the rasterizer's joint discs and the generated body's outline lie outside the
+#: joints).
+CANVAS_MARGIN_FRACTION = 0.04
+#: Default speed (fraction of the canvas's smaller side per second) at which a clamp's shift returns to 0
+#: once the body no longer needs it.
+CLAMP_RETURN_FRACTION_PER_S = 0.15
+
+
+class CanvasClamp:
+    """Keep a normalized body on the canvas with as little visible sliding as possible (one stream).
+
+    The rule, per frame, on the box of the joints at or above ``threshold``:
+
+    1. If the box is larger than the canvas less the margins, the pose is scaled about the box's center by
+       the one factor (aspect kept) that makes it fit.
+    2. The pose is shifted by an offset ``(dx, dy)``: the previous frame's offset, first moved toward 0 by
+       at most ``return_px_per_s`` times the time since that frame, then clipped per axis into the interval
+       of offsets that keep the box within ``margin_px`` of every edge. So a body already inside does not
+       move; a body that reaches past an edge is pushed back by the smallest amount that keeps it inside
+       (the whole body, so no joint is cut off and the pose keeps its shape); and when it no longer needs
+       the push the shift fades out slowly instead of snapping back.
+
+    Args:
+        width, height: the canvas in pixels.
+        margin_px: the smallest distance between a joint and an edge (>= 0; default
+            :data:`CANVAS_MARGIN_FRACTION` of the smaller side).
+        return_px_per_s: how fast an unneeded shift returns to 0 (pixels per second, >= 0; default
+            :data:`CLAMP_RETURN_FRACTION_PER_S` of the smaller side).
+        threshold: joints below this confidence are ignored (and left where they are).
+
+    Raises:
+        ValueError: for a canvas or margin that leaves no room.
+    """
+
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        *,
+        margin_px: float | None = None,
+        return_px_per_s: float | None = None,
+        threshold: float = 0.5,
+    ) -> None:
+        side = min(width, height)
+        self.width, self.height = width, height
+        self.margin_px = CANVAS_MARGIN_FRACTION * side if margin_px is None else float(margin_px)
+        self.return_px_per_s = (
+            CLAMP_RETURN_FRACTION_PER_S * side if return_px_per_s is None else float(return_px_per_s)
+        )
+        if not (self.margin_px >= 0 and self.return_px_per_s >= 0 and 2 * self.margin_px < side):
+            raise ValueError(
+                f"canvas {width}x{height} with margin {self.margin_px} px and return speed "
+                f"{self.return_px_per_s} px/s leaves no room; use a margin under half the canvas's side"
+            )
+        self.threshold = threshold
+        self._offset = np.zeros(2, np.float32)
+        self._last_ms: float | None = None
+
+    @property
+    def offset_px(self) -> np.ndarray:
+        """The current shift ``(dx, dy)`` in pixels (float32 ``(2,)``)."""
+        return self._offset.copy()
+
+    def reset(self) -> None:
+        """Forget the shift (as at a stream's start)."""
+        self._offset[:] = 0.0
+        self._last_ms = None
+
+    def __call__(self, joints_px: np.ndarray, confidence: np.ndarray, timestamp_ms: float) -> np.ndarray:
+        """Clamp one pose.
+
+        Args:
+            joints_px: float ``(NUM_JOINTS, 2)`` canvas pixels; confidence: float ``(NUM_JOINTS,)``.
+            timestamp_ms: the frame's time in milliseconds (the shift's return speed is per second).
+
+        Returns:
+            float32 ``(NUM_JOINTS, 2)``: every joint at or above ``threshold`` within ``margin_px`` of the
+            canvas; a pose without such joints is returned unchanged.
+
+        Raises:
+            ValueError: on wrong shapes.
+        """
+        joints_px, confidence = as_pose_arrays(joints_px, confidence)
+        if joints_px.ndim != 2:
+            raise ValueError(f"CanvasClamp clamps one pose at a time, got {joints_px.shape}")
+        present = _present(confidence, self.threshold)
+        dt_s = 0.0 if self._last_ms is None else max(0.0, (timestamp_ms - self._last_ms) / 1000.0)
+        self._last_ms = timestamp_ms
+        if not present.any():
+            return joints_px.copy()
+        out = joints_px.astype(np.float32).copy()
+        lo, hi = out[present].min(axis=0), out[present].max(axis=0)
+        room = np.array([self.width, self.height], np.float32) - 2 * self.margin_px
+        size = hi - lo
+        fit = float(np.min(np.where(size > room, room / np.maximum(size, 1e-6), 1.0)))
+        if fit < 1.0:
+            center = 0.5 * (lo + hi)
+            out = (out - center) * fit + center
+            lo, hi = out[present].min(axis=0), out[present].max(axis=0)
+        low = self.margin_px - lo  # smallest offset that keeps the box off the left/top edge
+        high = np.array([self.width, self.height], np.float32) - self.margin_px - hi
+        step = self.return_px_per_s * dt_s
+        decayed = np.sign(self._offset) * np.maximum(np.abs(self._offset) - step, 0.0)
+        self._offset = np.clip(decayed, low, np.maximum(low, high)).astype(np.float32)
+        return (out + self._offset).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class _SourceFit:
     """What :meth:`PoseNormalizer.fit` estimates: the source's median limb lengths, the lengths that give it
@@ -409,6 +517,7 @@ class _SourceFit:
 
 __all__ = [
     "BodyStats",
+    "CanvasClamp",
     "PoseNormalizer",
     "body_stats",
     "depth_fraction",

@@ -24,9 +24,10 @@ from realtime.bundle import TargetBundle, read_bundle
 from realtime.face import FaceRefiner
 from realtime.filters import OneEuroFilter, OneEuroParams
 from realtime.inputs import FrameContext, InputRole, produce_frame_inputs
-from realtime.normalize import PoseNormalizer
+from realtime.normalize import CanvasClamp, PoseNormalizer
 from realtime.pose import PoseEstimator, PoseFrame
 from realtime.render import rasterize_stick_figure
+from realtime.tracking import PoseHold, SourceTracker, TrackingParams, neutral_pose
 
 log = logging.getLogger(__name__)
 
@@ -166,14 +167,27 @@ class Retargeter:
     lag at rest, under 10 ms on fast motion); offline callers smooth the whole sequence themselves
     (:func:`realtime.filters.median_filter_poses` in :mod:`realtime.retarget`).
 
+    Robustness (both modes, :mod:`realtime.tracking`, ``docs/robustness.md``): :meth:`track` keeps the
+    tracked person, holds briefly missing joints and drops orphaned ones; :meth:`normalize` keeps the body on
+    the canvas (:class:`realtime.normalize.CanvasClamp`) and, when the person is lost, holds the last pose,
+    then eases into the target's neutral pose, and blends back when the person returns, so the generator is
+    never fed a blank stick figure mid-stream (before the first person, the stick figure is blank).
+
     Args:
         target: the loaded target.
         live: streaming mode (see above).
         one_euro: live keypoint filter settings; None turns the filter off.
+        tracking: pose-loss and continuity settings (None: :class:`realtime.tracking.TrackingParams`'s
+            defaults).
     """
 
     def __init__(
-        self, target: Target, *, live: bool = True, one_euro: OneEuroParams | None = DEFAULT_ONE_EURO
+        self,
+        target: Target,
+        *,
+        live: bool = True,
+        one_euro: OneEuroParams | None = DEFAULT_ONE_EURO,
+        tracking: TrackingParams | None = None,
     ) -> None:
         self.target = target
         self.live = live
@@ -191,21 +205,42 @@ class Retargeter:
         self._filter = OneEuroFilter(one_euro, self._threshold) if live and one_euro is not None else None
         self._history: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=LIVE_STATS_WINDOW_FRAMES)
         self._since_fit = 0
+        # Robustness (realtime.tracking): source-side continuity on the estimate thread; canvas-side clamp
+        # and pose hold on the generate thread.
+        self.tracking = tracking or TrackingParams()
+        self._tracker = SourceTracker(self.tracking, self._threshold)
+        self._clamp = CanvasClamp(width, height, threshold=self._threshold)
+        self._hold = PoseHold(neutral_pose(bundle.stats), self.tracking, self._threshold)
 
     # -- stages ---------------------------------------------------------------------------------------
     def estimate(self, rgb: np.ndarray, timestamp_ms: float) -> PoseFrame:
-        """Pose of the person in a uint8 ``(H, W, 3)`` RGB frame (empty when nobody is there); a live
-        stream also updates its source statistics with it.
+        """Pose of the tracked person in a uint8 ``(H, W, 3)`` RGB frame: MediaPipe's estimate through
+        :meth:`track` (all confidences 0 when nobody, or somebody else, is there); a live stream also updates
+        its source statistics with it.
 
         Raises:
             ValueError: for a frame that is not uint8 ``(H, W, 3)``.
         """
         if self._estimator is None:
             self._estimator = PoseEstimator(video_mode=True)
-        pose = self._estimator.estimate(rgb, timestamp_ms)
+        return self.track(self._estimator.estimate(rgb, timestamp_ms))
+
+    def track(self, estimated: PoseFrame) -> PoseFrame:
+        """The stream's next estimated pose (source pixels, frames in time order) -> the pose to drive with.
+
+        Person continuity and single-joint hold (:class:`realtime.tracking.SourceTracker`: a pose of
+        somebody else, or a wild jump, comes out with all confidences 0; a joint missing for a moment is
+        held at its offset from its parent; a joint without its parent is dropped), then live the 1 Euro
+        filter and the update of the source's statistics. :meth:`estimate` calls it; call it directly to
+        drive a stream with poses estimated elsewhere.
+        """
+        joints, confidence = self._tracker.update(
+            estimated.joints_px, estimated.confidence, estimated.timestamp_ms
+        )
+        pose = PoseFrame(joints, confidence, estimated.timestamp_ms, estimated.image_size, estimated.mask)
         if self._filter is not None and not pose.is_empty:
-            smoothed = self._filter(pose.joints_px, pose.confidence, timestamp_ms, scale_px=rgb.shape[0])
-            pose = PoseFrame(smoothed, pose.confidence, pose.timestamp_ms, pose.image_size, pose.mask)
+            smoothed = self._filter(joints, confidence, pose.timestamp_ms, scale_px=pose.image_size[1])
+            pose = PoseFrame(smoothed, confidence, pose.timestamp_ms, pose.image_size, pose.mask)
         if self.live:
             self._update_live_fit(pose)
         return pose
@@ -235,12 +270,25 @@ class Retargeter:
             pass  # no usable body yet; keep the previous fit (or none) and try again on the next frame
 
     def normalize(self, pose: PoseFrame) -> PoseFrame:
-        """Map a source pose onto the target canvas; an empty pose (or none fitted yet) stays empty."""
+        """Map a source pose onto the target canvas (bone lengths, global normalization, then
+        :class:`realtime.normalize.CanvasClamp`).
+
+        A pose without any joint at the confidence threshold (the person is lost), or any pose before the
+        normalizer is fitted, counts as lost: :class:`realtime.tracking.PoseHold` then gives the last pose
+        shown, easing into the target's neutral pose, and blends back into the live poses when they return.
+        Only before the first normalized pose of the stream is the result empty. Call once per frame, in
+        time order (the hold and the clamp keep state, timed by ``pose.timestamp_ms``).
+        """
         width, height = self.target.canvas_size
-        if pose.is_empty or not self.normalizer.is_fitted:
+        live = None
+        if bool((pose.confidence >= self._threshold).any()) and self.normalizer.is_fitted:
+            joints = self.normalizer.normalize(pose.joints_px, pose.confidence)
+            joints = self._clamp(joints, pose.confidence, pose.timestamp_ms)
+            live = (joints, pose.confidence.copy())
+        shown = self._hold.update(live, pose.timestamp_ms)
+        if shown is None:
             return PoseFrame.empty(pose.timestamp_ms, (width, height))
-        joints = self.normalizer.normalize(pose.joints_px, pose.confidence)
-        return PoseFrame(joints, pose.confidence.copy(), pose.timestamp_ms, (width, height))
+        return PoseFrame(shown[0], shown[1], pose.timestamp_ms, (width, height))
 
     def render(self, normalized: PoseFrame) -> FrameContext:
         """The stick figure of a canvas pose, with the pose, as a producer context (:mod:`realtime.inputs`):

@@ -1,10 +1,13 @@
 """Offline retargeting: ``python -m realtime.retarget [--engine T.onnx] --source S.mp4 --out R.mp4``.
 
-Pass 1 estimates the source's pose in every frame and smooths it with a centered temporal median; the
-source's normalization statistics are fitted on the whole video. Pass 2 normalizes, draws and generates
-each frame. :func:`retarget_frames` is that core, yielding each generated frame (the unseen-pose evaluation
-of :mod:`train.synthetic` drives a model through it too); :func:`retarget_video` writes its frames as a video
-of the source, its normalized stick figure and the generated target side by side.
+Pass 1 estimates the source's pose in every frame, tracks it as a live stream does (person continuity,
+single-joint hold, orphaned joints dropped: :meth:`realtime.pipeline.Retargeter.track`) and smooths it with
+a centered temporal median; the source's normalization statistics are fitted on the whole video. Pass 2
+normalizes (the body kept on the canvas, a lost person's pose held then eased into the target's neutral
+pose, as live), draws and generates each frame. :func:`retarget_frames` is that core, yielding each
+generated frame (the unseen-pose evaluation of :mod:`train.synthetic` drives a model through it too);
+:func:`retarget_video` writes its frames as a video of the source, its normalized stick figure and the
+generated target side by side.
 """
 
 from __future__ import annotations
@@ -46,11 +49,12 @@ class SourcePoses:
     """Pass 1 of offline retargeting: the poses of every frame of a source video.
 
     Attributes:
-        poses: the pose estimator's :class:`realtime.pose.PoseFrame` of each frame, in order (source frame
-            pixels; empty where nobody is in the frame).
+        poses: the tracked :class:`realtime.pose.PoseFrame` of each frame, in order (source frame pixels):
+            the pose estimator's, through :meth:`realtime.pipeline.Retargeter.track` (all confidences 0
+            where nobody, or somebody else, is in the frame).
         joints_px: float32 ``(N, NUM_JOINTS, 2)`` the joints after the centered temporal median (source frame
             pixels): these drive the generator. Equal to the estimates with ``median_window`` 1.
-        confidence: float32 ``(N, NUM_JOINTS)`` in [0, 1], the estimator's (not filtered).
+        confidence: float32 ``(N, NUM_JOINTS)`` in [0, 1], the tracked poses' (not filtered).
         estimate_s: wall seconds of pass 1's decoding and pose estimation.
     """
 
@@ -103,6 +107,57 @@ def fit_height(rgb: np.ndarray, height: int) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb).resize((width, height), Image.Resampling.BILINEAR))
 
 
+def smooth_and_fit(
+    retargeter: Retargeter, poses: list[PoseFrame], median_window: int = 5, estimate_s: float = 0.0
+) -> SourcePoses:
+    """The end of pass 1 on tracked poses: the centered temporal median
+    (:func:`realtime.filters.median_filter_poses`, ``median_window`` frames; 1 = off), then the source's
+    statistics fitted on all frames (:meth:`realtime.pipeline.Retargeter.fit_source`).
+
+    Args:
+        retargeter: an offline retargeter (``live=False``) whose :meth:`~realtime.pipeline.Retargeter.track`
+            made ``poses``.
+        poses: the tracked pose of every frame, in order.
+        median_window: the median's window in frames (odd).
+        estimate_s: the seconds pass 1 took, carried into the result.
+
+    Raises:
+        ValueError: if no pose shows a body, or for an even window.
+    """
+    if not poses:
+        raise ValueError("no poses to retarget (an empty video, or max_frames 0)")
+    joints = np.stack([p.joints_px for p in poses])
+    confidence = np.stack([p.confidence for p in poses])
+    if median_window > 1:
+        joints = median_filter_poses(joints, confidence, median_window)
+    retargeter.fit_source(joints, confidence)
+    return SourcePoses(poses, joints, confidence, estimate_s)
+
+
+def estimate_source_poses(
+    retargeter: Retargeter, source: str | Path, *, max_frames: int | None = None, median_window: int = 5
+) -> SourcePoses:
+    """Pass 1 of offline retargeting: every frame's pose (:meth:`realtime.pipeline.Retargeter.estimate`,
+    MediaPipe then tracking), then :func:`smooth_and_fit`. A progress bar "pose" goes to stderr.
+
+    Args:
+        retargeter: an offline retargeter (``live=False``), fresh.
+        source: the source video; max_frames: only the first frames (None: all);
+        median_window: the temporal median's window in frames (odd; 1 = off).
+
+    Raises:
+        VideoError: for a missing or corrupt source video.
+        ValueError: if no frame of the source shows a body.
+    """
+    info = video_info(source)
+    total = min(info.num_frames, max_frames) if max_frames else info.num_frames
+    poses: list[PoseFrame] = []
+    t0 = time.perf_counter()
+    for rgb, timestamp_ms in tqdm(read_frames(source, max_frames), total=total, desc="pose", unit="frame"):
+        poses.append(retargeter.estimate(rgb, timestamp_ms))
+    return smooth_and_fit(retargeter, poses, median_window, time.perf_counter() - t0)
+
+
 def retarget_frames(
     target: Target,
     source: str | Path,
@@ -112,12 +167,15 @@ def retarget_frames(
 ) -> Iterator[RetargetedFrame]:
     """Retarget a source video file onto ``target`` offline, yielding each generated frame in order.
 
-    Pass 1 (before the first frame is yielded) estimates every frame's pose with MediaPipe, smooths the
-    joints with a centered temporal median (:func:`realtime.filters.median_filter_poses`, ``median_window``
-    frames; 1 = off) and fits the source's normalization statistics on the whole video
+    Pass 1 (before the first frame is yielded) estimates every frame's pose with MediaPipe, tracks it
+    (:meth:`realtime.pipeline.Retargeter.track`), smooths the joints with a centered temporal median
+    (:func:`realtime.filters.median_filter_poses`, ``median_window`` frames; 1 = off) and fits the source's
+    normalization statistics on the whole video
     (:meth:`realtime.pipeline.Retargeter.fit_source`, Everybody Dance Now's global pose normalization).
     Pass 2 decodes the video again and generates each frame from its smoothed pose, conditioned on the
-    previous generated frame. Progress bars "pose" and "generate" go to stderr.
+    previous generated frame; frames where the person is lost hold the last pose, then ease into the
+    target's neutral pose (:meth:`realtime.pipeline.Retargeter.normalize`, ``docs/robustness.md``).
+    Progress bars "pose" and "generate" go to stderr.
 
     Args:
         target: the loaded target (engine and sidecar).
@@ -132,26 +190,13 @@ def retarget_frames(
         VideoError: for a missing or corrupt source video.
         ValueError: if no frame of the source shows a body.
     """
-    info = video_info(source)
-    total = min(info.num_frames, max_frames) if max_frames else info.num_frames
     retargeter = Retargeter(target, live=False)
     try:
-        poses: list[PoseFrame] = []
-        t0 = time.perf_counter()
-        for rgb, timestamp_ms in tqdm(
-            read_frames(source, max_frames), total=total, desc="pose", unit="frame"
-        ):
-            poses.append(retargeter.estimate(rgb, timestamp_ms))
-        estimate_s = time.perf_counter() - t0
-        joints = np.stack([p.joints_px for p in poses])
-        confidence = np.stack([p.confidence for p in poses])
-        if median_window > 1:
-            joints = median_filter_poses(joints, confidence, median_window)
-        retargeter.fit_source(joints, confidence)
-        source_poses = SourcePoses(poses, joints, confidence, estimate_s)
-
-        frames = read_frames(source, len(poses))
-        for i, (rgb, _) in enumerate(tqdm(frames, total=len(poses), desc="generate", unit="frame")):
+        source_poses = estimate_source_poses(
+            retargeter, source, max_frames=max_frames, median_window=median_window
+        )
+        n = source_poses.num_frames
+        for i, (rgb, _) in enumerate(tqdm(read_frames(source, n), total=n, desc="generate", unit="frame")):
             start = time.perf_counter()
             result = retargeter.generate(source_poses.driving_pose(i))
             yield RetargetedFrame(i, rgb, result, time.perf_counter() - start, source_poses)

@@ -172,3 +172,27 @@ def test_normalizer_without_feet_uses_limb_lengths():
     assert spine == pytest.approx(target.limb_lengths_px[LIMB_INDEX["spine"]], rel=0.25)
     with pytest.raises(RuntimeError, match="fit"):
         PoseNormalizer(target).normalize(source[0], upper[0])
+
+
+def test_canvas_clamp_pushes_the_whole_body_back_by_the_least_amount_and_fades_the_push_out():
+    from realtime.normalize import CanvasClamp
+
+    clamp = CanvasClamp(100, 100, margin_px=5.0, return_px_per_s=10.0)
+    joints = np.zeros((NUM_JOINTS, 2), np.float32) + 50.0
+    joints[:, 0] += np.linspace(-20, 20, NUM_JOINTS)
+    conf = np.ones(NUM_JOINTS, np.float32)
+    np.testing.assert_array_equal(clamp(joints, conf, 0.0), joints)  # inside: untouched
+    out = clamp(joints + np.float32([40.0, 0.0]), conf, 100.0)  # reaches x = 110: past the edge
+    assert out[:, 0].max() == pytest.approx(95.0) and clamp.offset_px[0] == pytest.approx(-15.0)
+    np.testing.assert_allclose(np.diff(out[:, 0]), np.diff(joints[:, 0]), atol=1e-5)  # shape kept
+    # Back inside: the push fades at 10 px/s instead of snapping back.
+    out = clamp(joints, conf, 1100.0)
+    assert clamp.offset_px[0] == pytest.approx(-5.0)
+    np.testing.assert_allclose(out, joints + np.float32([-5.0, 0.0]), atol=1e-5)
+    # A body larger than the canvas is scaled down to fit; unconfident joints do not count.
+    big = joints * 3.0
+    conf[0] = 0.0
+    out = clamp(big, conf, 1200.0)
+    assert out[1:].min() >= 5.0 - 1e-4 and out[1:].max() <= 95.0 + 1e-4
+    with pytest.raises(ValueError, match="leaves no room"):
+        CanvasClamp(10, 10, margin_px=5.0)
