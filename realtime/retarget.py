@@ -20,15 +20,63 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-from tqdm import tqdm
-
-from realtime.filters import median_filter_poses
-from realtime.pipeline import Retargeter, RetargetResult, Target
-from realtime.pose import PoseFrame
+from realtime.cli import existing_file, positive_int
+from realtime.console import filter_native_stderr, progress
 from realtime.targets import DEFAULT_TARGET
-from realtime.video import VideoError, VideoWriter, read_frames, video_info
+
+
+def _odd_window(text: str) -> int:
+    window = positive_int(text)
+    if window % 2 == 0:
+        raise argparse.ArgumentTypeError(f"the median window must be odd, got {window}")
+    return window
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (light: it loads nothing heavy, so ``--help`` and argument errors are quick)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m realtime.retarget",
+        description="Retarget a source video onto a trained target offline: writes a video with the source, "
+        "its normalized stick figure and the generated target side by side, and prints the frames per second "
+        "achieved.",
+    )
+    parser.add_argument(
+        "--engine",
+        type=existing_file,
+        default=DEFAULT_TARGET,
+        help="target engine (.onnx, .pt or .plan) with its .json sidecar (default: the bundled synthetic "
+        f"mannequin, {DEFAULT_TARGET.name})",
+    )
+    parser.add_argument("--source", type=existing_file, required=True, help="source (driving) video")
+    parser.add_argument("--out", type=Path, required=True, help="output video (.mp4)")
+    parser.add_argument(
+        "--max-frames", type=positive_int, default=None, help="retarget only the first N frames"
+    )
+    parser.add_argument(
+        "--median-window",
+        type=_odd_window,
+        default=5,
+        help="temporal median window in frames, odd; 1 = off (default 5)",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default="warning",
+        help="logging verbosity; debug also shows MediaPipe's native log lines (default: %(default)s)",
+    )
+    return parser
+
+
+if __name__ == "__main__":
+    build_parser().parse_args()  # --help and argument errors answer here, before the heavy imports
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from realtime.filters import median_filter_poses  # noqa: E402
+from realtime.pipeline import Retargeter, RetargetResult, Target  # noqa: E402
+from realtime.pose import PoseFrame  # noqa: E402
+from realtime.video import VideoError, VideoWriter, read_frames, video_info  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +201,9 @@ def estimate_source_poses(
     total = min(info.num_frames, max_frames) if max_frames else info.num_frames
     poses: list[PoseFrame] = []
     t0 = time.perf_counter()
-    for rgb, timestamp_ms in tqdm(read_frames(source, max_frames), total=total, desc="pose", unit="frame"):
+    for rgb, timestamp_ms in progress(
+        read_frames(source, max_frames), total=total, desc="pose", unit="frame"
+    ):
         poses.append(retargeter.estimate(rgb, timestamp_ms))
     return smooth_and_fit(retargeter, poses, median_window, time.perf_counter() - t0)
 
@@ -196,7 +246,9 @@ def retarget_frames(
             retargeter, source, max_frames=max_frames, median_window=median_window
         )
         n = source_poses.num_frames
-        for i, (rgb, _) in enumerate(tqdm(read_frames(source, n), total=n, desc="generate", unit="frame")):
+        for i, (rgb, _) in enumerate(
+            progress(read_frames(source, n), total=n, desc="generate", unit="frame")
+        ):
             start = time.perf_counter()
             result = retargeter.generate(source_poses.driving_pose(i))
             yield RetargetedFrame(i, rgb, result, time.perf_counter() - start, source_poses)
@@ -252,30 +304,10 @@ def retarget_video(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m realtime.retarget",
-        description="Retarget a source video onto a trained target offline: writes a video with the source, "
-        "its normalized stick figure and the generated target side by side, and prints the frames per second "
-        "achieved.",
-    )
-    parser.add_argument(
-        "--engine",
-        type=Path,
-        default=DEFAULT_TARGET,
-        help="target engine (.onnx or .pt) with its .json sidecar (default: the bundled synthetic "
-        f"mannequin, {DEFAULT_TARGET.name})",
-    )
-    parser.add_argument("--source", type=Path, required=True, help="source (driving) video")
-    parser.add_argument("--out", type=Path, required=True, help="output video (.mp4)")
-    parser.add_argument("--max-frames", type=int, default=None, help="retarget only the first N frames")
-    parser.add_argument(
-        "--median-window",
-        type=int,
-        default=5,
-        help="temporal median window in frames, odd; 1 = off (default 5)",
-    )
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    if args.log_level != "debug":
+        filter_native_stderr()  # MediaPipe's and TensorFlow Lite's routine native log lines
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
         target = Target.load(args.engine)
         report = retarget_video(

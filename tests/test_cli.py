@@ -19,6 +19,7 @@ HEAVY_MODULES = ("numpy", "torch", "mediapipe", "onnxruntime", "av", "aiortc", "
 COMMANDS = {
     "train.prepare": (["/no/such/video.mp4", "--out", "x"], "no such file"),
     "export.onnx": (["/no/such/checkpoint.pt", "x.onnx"], "no such file"),
+    "realtime.retarget": (["--source", "README.md", "--out", "x.mp4", "--median-window", "4"], "must be odd"),
 }
 
 
