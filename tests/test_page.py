@@ -137,8 +137,10 @@ def drive(url: str, camera: Path, source: Path) -> dict[str, Any]:
             # a video file as the camera
             page.set_input_files("#source-file", str(source))
             seen["clear_button_hidden"] = page.is_hidden("#source-clear")
+            shown_before = page.evaluate("window.dance.remoteFrames")  # counted over the page's life
             page.click("#start")
-            page.wait_for_function("window.dance.remoteFrames > 10", timeout=30_000)
+            page.wait_for_function(f"window.dance.remoteFrames > {shown_before + 10}", timeout=30_000)
+            page.wait_for_function("document.getElementById('local').videoWidth > 0", timeout=10_000)
             seen["file_source"] = page.evaluate(
                 "({source: window.dance.source, width: document.getElementById('local').videoWidth,"
                 " height: document.getElementById('local').videoHeight})"
