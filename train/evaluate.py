@@ -38,7 +38,7 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -358,7 +358,7 @@ def _person_box(data: PreparedData, t: int) -> np.ndarray:
 
 def _evaluate_images(
     data: PreparedData,
-    image: Any,
+    image: Callable[[int], np.ndarray],
     description: str,
     estimator: PoseEstimatorLike | None,
     still_threshold_px: float,
