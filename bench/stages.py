@@ -283,17 +283,27 @@ def run_overlapped(target: Target, source: Path, frames: int, warmup: int, codec
                     except queue.Full:
                         link.get_nowait()
 
+    def put(link: queue.Queue[Any], item: Any) -> bool:
+        """Hand ``item`` on; False (and nothing handed on) once a stage has failed."""
+        while not errors:
+            try:
+                link.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def source_stage() -> None:
         for item in decode():
-            if errors:
-                break
-            links[0].put(item)
-        links[0].put(_END)
+            if not put(links[0], item):
+                return
+        put(links[0], _END)
 
     def middle_stage(fn: Callable[[Any], Any], inbox: queue.Queue[Any], outbox: queue.Queue[Any]) -> None:
         while (item := inbox.get()) is not _END:
-            outbox.put(fn(item))
-        outbox.put(_END)
+            if not put(outbox, fn(item)):
+                return
+        put(outbox, _END)
 
     def sink_stage() -> None:
         while (item := links[2].get()) is not _END:

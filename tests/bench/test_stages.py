@@ -44,3 +44,18 @@ def test_errors(tiny_engine: Path, tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["--engine", str(tmp_path / "none.onnx"), "--frames", "1"]) == 2
     assert "engine file not found" in capsys.readouterr().err
     assert main(["--engine", str(tiny_engine), "--frames", "0"]) == 2
+
+
+def test_a_failing_stage_stops_the_overlapped_run(tiny_engine: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The generation thread fails on its first frame: the run re-raises it instead of hanging."""
+    from bench import stages
+
+    video = shared_video("source_dance.mp4")
+
+    def broken(self: object, pose: object, timings_ms: object = None) -> object:
+        raise RuntimeError("generator failed")
+
+    monkeypatch.setattr(stages._SyncedRetargeter, "generate", broken)
+    target = stages.load_target(tiny_engine, "cpu", 1)
+    with pytest.raises(RuntimeError, match="generator failed"):
+        stages.run_overlapped(target, video, frames=20, warmup=1, codec="vp8")
