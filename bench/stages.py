@@ -15,10 +15,15 @@ counted), each stage's median and 95th percentile in milliseconds per frame:
   ``av.VideoFrame``, and the WebRTC encoder aiortc sends it with (its ``Vp8Encoder`` or ``H264Encoder``,
   PyAV's libvpx / libx264 at aiortc's default bitrate; VP8 is aiortc's first preference and the server sets
   none, so browsers get VP8);
+- ``download``: the generated and stick frames to uint8 NumPy on the host, the part of
+  ``Retargeter.generate`` outside its own timings (on the CPU a conversion only, on CUDA also the copy);
 - with ``--device cuda`` also ``upload`` (the pose's host-to-device copy, as ``Retargeter.render`` makes it
-  before rasterizing; that copy is inside ``rasterize`` too) and ``download`` (the generated and stick
-  frames to uint8 on the host, the part of ``Retargeter.generate`` outside its own timings). On CUDA, the
-  bench synchronizes after the rasterizer and the generator, so that each stage's time is its own.
+  before rasterizing; that copy is inside ``rasterize`` too). On CUDA, the bench synchronizes after the
+  rasterizer and the generator, so that each stage's time is its own.
+
+The table also gives each frame's whole wall time in the sequential run (the stages plus the glue between
+them), whose mean is the inverse of the sequential frame rate; under load its median lies above the sum of
+the stage medians, as slow frames do not come from the same stage every time.
 
 End-to-end frames per second: *sequential* runs the stages one after another on one thread (the stage
 timings come from this run); with ``--overlap``, also *overlapped*: decode, pose, generation and encoding
@@ -59,11 +64,11 @@ from realtime.pipeline import Retargeter, Target
 from realtime.pose import PoseFrame
 from realtime.video import VideoError, read_frames
 
-#: Stages in pipeline order; ``upload`` and ``download`` are measured on CUDA only.
+#: Stages in pipeline order; ``upload`` is measured on CUDA only.
 STAGES: tuple[str, ...] = (
     "decode", "upload", "pose", "normalize", "rasterize", "generate", "face", "download", "encode",
 )  # fmt: skip
-CUDA_ONLY_STAGES = frozenset({"upload", "download"})
+CUDA_ONLY_STAGES = frozenset({"upload"})
 #: The default source video, relative to the repository root.
 DEFAULT_SOURCE = Path("../shared/data/source_dance.mp4")
 #: aiortc's video clock (RTP timestamps of video are in 1/90000 s).
@@ -77,6 +82,7 @@ class EngineRun:
     Attributes:
         label: the engine's file name and backend, e.g. ``mannequin.onnx (onnxruntime, cpu)``.
         stage_ms: milliseconds per timed frame, by stage (sequential run); a stage that did not run is absent.
+        frame_ms: each timed frame's whole wall time in the sequential run, milliseconds.
         frames: frames timed (after the warm-up).
         sequential_fps: end-to-end frames per second of the sequential run.
         overlapped_fps: the same with the stages on threads of their own (None without ``--overlap``).
@@ -85,6 +91,7 @@ class EngineRun:
 
     label: str
     stage_ms: dict[str, list[float]] = field(default_factory=dict)
+    frame_ms: list[float] = field(default_factory=list)
     frames: int = 0
     sequential_fps: float = float("nan")
     overlapped_fps: float | None = None
@@ -186,11 +193,12 @@ def _timed_frames(source: Path, count: int) -> Iterator[tuple[np.ndarray, float,
 
 def run_sequential(
     target: Target, source: Path, frames: int, warmup: int, codec: str
-) -> tuple[dict[str, list[float]], int, float]:
+) -> tuple[dict[str, list[float]], list[float], float]:
     """All stages one after another on this thread.
 
     Returns:
-        ``(stage_ms, timed frames, end-to-end fps)`` over the frames after the warm-up.
+        ``(stage_ms, frame_ms, end-to-end fps)`` over the frames after the warm-up: milliseconds per stage
+        and per whole frame, and frames per second.
 
     Raises:
         RuntimeError: if the video has no more than ``warmup`` frames.
@@ -199,7 +207,7 @@ def run_sequential(
     encoder = make_encoder(codec)
     device = target.device
     stage_ms: dict[str, list[float]] = {}
-    timed = 0
+    frame_ms: list[float] = []
     start_s = time.perf_counter()
     try:
         for index, (rgb, timestamp_ms, decode_ms) in enumerate(_timed_frames(source, warmup + frames)):
@@ -217,19 +225,19 @@ def run_sequential(
             result = retargeter.generate(pose, timings)
             t3 = time.perf_counter()
             row.update(timings)
-            if device.type == "cuda":
-                row["download"] = 1e3 * (t3 - t2) - sum(timings.values())
+            row["download"] = 1e3 * (t3 - t2) - sum(timings.values())
             encode_result(encoder, result.side_by_side(), index)
-            row["encode"] = 1e3 * (time.perf_counter() - t3)
+            t4 = time.perf_counter()
+            row["encode"] = 1e3 * (t4 - t3)
             if index >= warmup:
-                timed += 1
+                frame_ms.append(decode_ms + 1e3 * (t4 - t0))
                 for stage, ms in row.items():
                     stage_ms.setdefault(stage, []).append(ms)
     finally:
         retargeter.close()
-    if timed == 0:
+    if not frame_ms:
         raise RuntimeError(f"{source} has no frames after the {warmup} warm-up frames")
-    return stage_ms, timed, timed / (time.perf_counter() - start_s)
+    return stage_ms, frame_ms, len(frame_ms) / (time.perf_counter() - start_s)
 
 
 _END = object()
@@ -335,8 +343,8 @@ def percentile_ms(values: list[float], q: float) -> float:
 
 
 def markdown_table(runs: list[EngineRun], device: str) -> str:
-    """One row per stage (median / p95 ms per frame), then the sum of the stage medians and the end-to-end
-    frame rates; one column per engine."""
+    """One row per stage (median / p95 ms per frame), then the whole frame's, the sum of the stage medians
+    and the end-to-end frame rates; one column per engine."""
     header = "| stage (ms per frame: median / p95) | " + " | ".join(r.label for r in runs) + " |"
     lines = [header, "|---|" + "---:|" * len(runs)]
     for stage in STAGES:
@@ -350,13 +358,15 @@ def markdown_table(runs: list[EngineRun], device: str) -> str:
             else:
                 cells.append("n/a")
         lines.append(f"| {stage} | " + " | ".join(cells) + " |")
+    whole = [
+        f"{np.median(r.frame_ms):.1f} / {percentile_ms(r.frame_ms, 95):.1f} (mean {np.mean(r.frame_ms):.1f})"
+        for r in runs
+    ]
+    lines.append("| whole frame, sequential | " + " | ".join(whole) + " |")
     sums = [sum(float(np.median(v)) for v in r.stage_ms.values()) for r in runs]
     lines.append("| sum of stage medians | " + " | ".join(f"{s:.1f}" for s in sums) + " |")
-    lines.append(
-        "| end-to-end fps, sequential (1/sum) | "
-        + " | ".join(f"{r.sequential_fps:.1f} ({1e3 / s:.1f})" for r, s in zip(runs, sums, strict=True))
-        + " |"
-    )
+    fps = " | ".join(f"{r.sequential_fps:.1f}" for r in runs)
+    lines.append(f"| end-to-end fps, sequential | {fps} |")
     if any(r.overlapped_fps is not None for r in runs):
         cells = ["n/a" if r.overlapped_fps is None else f"{r.overlapped_fps:.1f}" for r in runs]
         lines.append(
@@ -388,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.stages",
         description="Per-stage median and p95 milliseconds (decode, pose, normalize, rasterize, generate, "
-        "face, encode; upload and download on CUDA) and end-to-end fps of the retargeting pipeline over a "
+        "face, download, encode; upload on CUDA) and end-to-end fps of the retargeting pipeline over a "
         "source video, for each engine given, as a markdown table.",
     )
     parser.add_argument(
@@ -450,9 +460,10 @@ def main(argv: list[str] | None = None) -> int:
             if target.face is None:
                 run.notes.append("no face model: no face stage")
             print(f"{run.label}: {args.warmup} + {args.frames} frames of {args.source} ...", file=sys.stderr)
-            run.stage_ms, run.frames, run.sequential_fps = run_sequential(
+            run.stage_ms, run.frame_ms, run.sequential_fps = run_sequential(
                 target, args.source, args.frames, args.warmup, args.codec
             )
+            run.frames = len(run.frame_ms)
             if args.overlap:
                 run.overlapped_fps = run_overlapped(
                     target, args.source, args.frames, max(args.warmup, 1), args.codec
