@@ -2,20 +2,27 @@
 
 Each model is driven by the held-out frames' own stick figures (the last frames of the target video, never
 trained on), in order, each frame conditioned on the previous generated frame (zeros for the first), and its
-output is compared with the real frames by :mod:`train.metrics`: SSIM and PSNR over the frame and the face
-crop (Everybody Dance Now, Chan et al. 2019, Tables 1-2), pose distance and missed joints of MediaPipe on
+output is compared with the real frames by :mod:`train.metrics`: SSIM and PSNR over the frame, the body
+region (the person's mask box, grown by :data:`train.metrics.BODY_MARGIN_FRAC` each side) and the face crop
+(Everybody Dance Now, Chan et al. 2019, Tables 1-2), pose distance and missed joints of MediaPipe on
 the generated frames against the driving keypoints (Tables 3-4), and temporal stability where the pose
-stood still.
+stood still. An "empty background" row scores a plate without the person (:func:`background_plate`: the
+per-pixel temporal median of the training frames) against the same frames, so the background's share of
+each image measure is visible.
 
 ``MODEL`` is a run directory, a checkpoint (``.pt``) or an engine (``.onnx``, ``.pt``); see
 :func:`resolve_model`. Writes to ``--out``::
 
-    metrics.json          one model: headline numbers (num_frames, ssim, psnr_db, face_ssim, face_psnr_db,
+    metrics.json          one model: headline numbers (num_frames, ssim, psnr_db, body_ssim, body_psnr_db,
+                          face_ssim, face_psnr_db,
                           pose_distance_px, missed_joint_rate, temporal_change_levels, generator_ms_per_frame,
                           ...) and every per-frame value under "details"
     metrics.md            a markdown table, one row per model (and one for the real frames themselves,
-                          the floor of each measure, unless --no-reference), with its columns' definitions
+                          the floor of each measure, unless --no-reference; one for the empty background,
+                          unless --no-background), with its columns' definitions
     reference.json        the measures of that reference row
+    background.json       the measures of the empty-background row
+    background.png        the plate it used
     samples.png           rows of stick figure | real | generated for a few held-out frames
     training_curves.png   losses vs step from the run's metrics.jsonl (skipped, with a message, without one)
 
@@ -31,7 +38,7 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +59,7 @@ from train.metrics import (
     EvaluationResult,
     FrameEvaluator,
     PoseEstimatorLike,
+    find_person_box,
     json_safe,
     markdown_table,
 )
@@ -67,6 +75,10 @@ STAGE_ORDER: tuple[str, ...] = ("global", "local", "face")
 MODEL_SUFFIXES: tuple[str, ...] = ENGINE_SUFFIXES
 #: Label of the table row that scores the real frames themselves (``--reference``).
 REFERENCE_LABEL = "real frames (reference)"
+#: Label of the table row that scores the plate without the person (``--background``).
+BACKGROUND_LABEL = "empty background (median of training frames)"
+#: :func:`background_plate` takes the median over at most this many training frames, evenly spaced.
+PLATE_MAX_FRAMES = 300
 #: Name of the training log that train.fit writes beside its checkpoint.
 TRAINING_LOG_NAME = "metrics.jsonl"
 
@@ -316,7 +328,10 @@ def evaluate_model(
                 previous = out
             generated = (out[0].clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
             real = np.asarray(data.frames[t])
-            evaluator.add(generated, real, data.joints_px[t], data.confidence[t], data.face_boxes[t])
+            evaluator.add(
+                generated, real, data.joints_px[t], data.confidence[t], data.face_boxes[t],
+                _person_box(data, t),
+            )  # fmt: skip
             if i in picks:
                 rows.append(np.concatenate([data.stick_figures[t], real, generated], axis=1))
         result = evaluator.result()
@@ -332,6 +347,36 @@ def evaluate_model(
     )
 
 
+def _person_box(data: PreparedData, t: int) -> np.ndarray:
+    """Frame ``t``'s ground-truth person box: its prepared mask's box, else its keypoints'
+    (:func:`train.metrics.find_person_box`)."""
+    return find_person_box(
+        data.joints_px[t], data.confidence[t], threshold=data.meta.render.confidence_threshold,
+        mask=np.asarray(data.masks[t]),
+    )  # fmt: skip
+
+
+def _evaluate_images(
+    data: PreparedData,
+    image: Callable[[int], np.ndarray],
+    description: str,
+    estimator: PoseEstimatorLike | None,
+    still_threshold_px: float,
+) -> EvaluationResult:
+    """Score ``image(t)`` (uint8 ``(H, W, 3)``) against each held-out frame ``t``."""
+    with FrameEvaluator(
+        confidence_threshold=data.meta.render.confidence_threshold,
+        still_threshold_px=still_threshold_px,
+        estimator=estimator,
+    ) as evaluator:
+        for t in tqdm(list(data.meta.heldout), desc=description, unit="frame"):
+            evaluator.add(
+                image(t), np.asarray(data.frames[t]), data.joints_px[t], data.confidence[t],
+                data.face_boxes[t], _person_box(data, t),
+            )  # fmt: skip
+        return evaluator.result()
+
+
 def evaluate_reference(
     data: PreparedData,
     *,
@@ -342,16 +387,43 @@ def evaluate_reference(
     this data. SSIM and PSNR are trivially perfect; pose distance and missed joints show how far the
     estimator on single frames lies from the prepared keypoints (tracked in video mode); temporal change is
     the real video's own change over the still pairs."""
-    heldout = list(data.meta.heldout)
-    with FrameEvaluator(
-        confidence_threshold=data.meta.render.confidence_threshold,
-        still_threshold_px=still_threshold_px,
-        estimator=estimator,
-    ) as evaluator:
-        for t in tqdm(heldout, desc="evaluate real frames (reference)", unit="frame"):
-            real = np.asarray(data.frames[t])
-            evaluator.add(real, real, data.joints_px[t], data.confidence[t], data.face_boxes[t])
-        return evaluator.result()
+    return _evaluate_images(
+        data, lambda t: np.asarray(data.frames[t]), "evaluate real frames (reference)", estimator,
+        still_threshold_px,
+    )  # fmt: skip
+
+
+def background_plate(data: PreparedData, max_frames: int = PLATE_MAX_FRAMES) -> np.ndarray:
+    """The scene without the person: the per-pixel temporal median of the training frames (at most
+    ``max_frames`` of them, evenly spaced over ``[0, train_end)``). Where the person stood still for more than
+    half of those frames, the plate still shows them.
+
+    Returns:
+        uint8 ``(H, W, 3)``.
+    """
+    count = min(max_frames, data.meta.train_end)
+    picks = np.unique(np.linspace(0, data.meta.train_end - 1, count).round().astype(int))
+    frames = np.stack([np.asarray(data.frames[t]) for t in picks])
+    return np.median(frames, axis=0).round().astype(np.uint8)
+
+
+def evaluate_background(
+    data: PreparedData,
+    plate: np.ndarray,
+    *,
+    estimator: PoseEstimatorLike | None = None,
+    still_threshold_px: float = STILL_THRESHOLD_PX,
+) -> EvaluationResult:
+    """The measures with an empty plate (e.g. :func:`background_plate`) in place of every generated frame:
+    what a model that draws no person at all would score, the background's share of SSIM and PSNR.
+
+    Raises:
+        ValueError: if the plate is not uint8 of the frames' shape.
+    """
+    shape = tuple(data.frames.shape[1:])
+    if plate.dtype != np.uint8 or plate.shape != shape:
+        raise ValueError(f"the plate must be uint8 {shape} like the frames, got {plate.dtype} {plate.shape}")
+    return _evaluate_images(data, lambda t: plate, "evaluate empty background", estimator, still_threshold_px)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -364,8 +436,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m train.evaluate",
         description="Self-reconstruction on the held-out frames of the target video: each model is driven by "
         "those frames' own stick figures and its output is compared with the real frames (SSIM and PSNR "
-        "over the frame and the face, pose distance and missed joints of MediaPipe on the output, "
-        "temporal stability). Several models give one table with a row each.",
+        "over the frame, the body region and the face, pose distance and missed joints of MediaPipe on the "
+        "output, temporal stability). Several models give one table with a row each.",
         epilog="examples:\n"
         "  python -m train.evaluate runs/alice --data prepared/alice\n"
         "  python -m train.evaluate a.onnx b.onnx c.onnx --data prepared/alice --out ablation\n"
@@ -401,6 +473,13 @@ def main(argv: list[str] | None = None) -> int:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="add a row measuring the real frames themselves (each measure's floor on this data)",
+    )
+    parser.add_argument(
+        "--background",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="add a row measuring an empty plate (the per-pixel median of the training frames) against the "
+        "held-out frames: the background's share of SSIM and PSNR",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -440,7 +519,15 @@ def main(argv: list[str] | None = None) -> int:
             reference = evaluate_reference(
                 data, estimator=estimator, still_threshold_px=args.still_threshold_px
             )
-        table = _write_table(out, args.data, data, evaluations, reference)
+        background = None
+        if args.background:
+            plate = background_plate(data)
+            out.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(plate).save(out / "background.png")
+            background = evaluate_background(
+                data, plate, estimator=estimator, still_threshold_px=args.still_threshold_px
+            )
+        table = _write_table(out, args.data, data, evaluations, reference, background)
     except (OSError, ValueError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -458,20 +545,30 @@ def _write_table(
     data: PreparedData,
     evaluations: list[ModelEvaluation],
     reference: EvaluationResult | None,
+    background: EvaluationResult | None = None,
 ) -> str:
-    """Write ``metrics.md`` (and ``reference.json``, and ``comparison.json`` for several models) to ``out``;
-    returns the markdown table."""
+    """Write ``metrics.md`` (and ``reference.json``, ``background.json``, and ``comparison.json`` for several
+    models) to ``out``; returns the markdown table."""
     out.mkdir(parents=True, exist_ok=True)
     results = {e.label: e.result for e in evaluations}
     if reference is not None:
         results[REFERENCE_LABEL] = reference
         (out / "reference.json").write_text(json.dumps(reference.to_json(), indent=2))
+    if background is not None:
+        results[BACKGROUND_LABEL] = background
+        (out / "background.json").write_text(json.dumps(background.to_json(), indent=2))
     table = markdown_table(results, {e.label: e.generator_ms_per_frame for e in evaluations})
     heldout, meta = data.meta.heldout, data.meta
     header = (
         f"# Self-reconstruction on held-out frames\n\nData: `{data_dir}`, frames {heldout.start}-"
-        f"{heldout.stop - 1} ({len(heldout)} held out), canvas {meta.canvas_width}x{meta.canvas_height}.\n\n"
+        f"{heldout.stop - 1} ({len(heldout)} held out), canvas {meta.canvas_width}x{meta.canvas_height}."
     )
+    if background is not None:
+        header += (
+            f" The empty background is the per-pixel median of {min(PLATE_MAX_FRAMES, meta.train_end)} "
+            "training frames (`background.png`)."
+        )
+    header += "\n\n"
     (out / "metrics.md").write_text(header + table)
     if len(evaluations) > 1:
         rows = [{k: v for k, v in e.to_json().items() if k != "details"} for e in evaluations]

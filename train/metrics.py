@@ -1,8 +1,14 @@
 """Quality measures of generated frames against ground truth, as in Everybody Dance Now (Chan et al., ICCV
 2019, Tables 1-4).
 
-- **Image similarity** (EDN Tables 1-2): SSIM and PSNR (scikit-image) over the whole frame and over the face
-  crop (the frame's face box clipped to the canvas).
+- **Image similarity** (EDN Tables 1-2): SSIM and PSNR (scikit-image) over the whole frame, over the body
+  region and over the face crop (the frame's face box clipped to the canvas). The body region is the
+  ground-truth person's bounding box (:func:`find_person_box`: the ground-truth mask where the data has
+  one, else the present ground-truth keypoints) grown by :data:`BODY_MARGIN_FRAC` of its width on the left
+  and right and of its height above and below, clipped to the canvas (:func:`body_crop_slices`). EDN's
+  SSIM is over the body; the whole frame is mostly a static background that any model reproduces (an empty
+  room scores SSIM 0.89-0.91 against the synthetic mannequin's ground truth), so the body figures are the
+  ones that judge the person.
 - **Pose fidelity** (EDN Tables 3-4): the pose estimator (MediaPipe, :class:`realtime.pose.PoseEstimator`)
   is run on each generated frame and its joints are compared with the driving joints: mean distance in
   pixels of the generated frame, and the rate of driving joints it fails to find.
@@ -18,7 +24,8 @@ the target video (``python -m train.evaluate``) or a rendered synthetic target:
   float ``(NUM_JOINTS,)`` in [0, 1]; a joint is *present* when its confidence is at least the confidence
   threshold (default :data:`CONFIDENCE_THRESHOLD`, the stick-figure renderer's) and its coordinates are
   finite;
-- face box: float ``(4,)`` x0, y0, x1, y1 in pixels (NaN where the frame has no face).
+- face box, person box: float ``(4,)`` x0, y0, x1, y1 in pixels (NaN where the frame has no face / no
+  person).
 
 Means are NaN where nothing was measured (no face box, no still frame pair, no driving joint);
 :meth:`EvaluationResult.to_json` writes them as ``null``.
@@ -52,6 +59,12 @@ CONFIDENCE_THRESHOLD = 0.5
 #: the same joints are present in both). 2 px on a 256x256 canvas is about MediaPipe's jitter on a person
 #: standing still.
 STILL_THRESHOLD_PX = 2.0
+#: The body region is the person's bounding box grown by this fraction of the box's width on each side
+#: (left, right) and of its height on each side (top, bottom): 10% keeps hands, hair and feet that lie past
+#: the outermost keypoints, and a band of background around the silhouette.
+BODY_MARGIN_FRAC = 0.10
+#: A pixel of a uint8 person mask (0-255 coverage) belongs to the person at this value or above.
+MASK_THRESHOLD = 128
 
 
 class PoseEstimatorLike(Protocol):
@@ -65,10 +78,11 @@ class PoseEstimatorLike(Protocol):
 
 @dataclass(frozen=True)
 class ImageSimilarity:
-    """SSIM and PSNR of generated frames (or their face crops) against the real ones.
+    """SSIM and PSNR of generated frames (or their body or face crops) against the real ones.
 
     Attributes:
-        num_frames: frames scored (for the face: frames with a usable face box).
+        num_frames: frames scored (for the body: frames with a person; for the face: frames with a usable
+            face box).
         ssim: mean SSIM in [-1, 1] (1 = identical), NaN when ``num_frames`` is 0.
         psnr_db: mean PSNR in dB, each frame capped at :data:`PSNR_MAX_DB`; NaN when ``num_frames`` is 0.
         frame_indices: the index of each scored frame in the sequence.
@@ -145,22 +159,34 @@ class TemporalStability:
 
 @dataclass(frozen=True)
 class EvaluationResult:
-    """All measures of one generated sequence against its ground truth."""
+    """All measures of one generated sequence against its ground truth.
+
+    Attributes:
+        frame, body, face: image similarity over the whole frame, the body region and the face crop.
+        pose, temporal: pose fidelity and temporal stability.
+        body_margin_frac: the body region's margin (:data:`BODY_MARGIN_FRAC`).
+    """
 
     frame: ImageSimilarity
+    body: ImageSimilarity
     face: ImageSimilarity
     pose: PoseFidelity
     temporal: TemporalStability
+    body_margin_frac: float = BODY_MARGIN_FRAC
 
     def summary(self) -> dict[str, float | int]:
         """The headline numbers, flat (one table row): ``num_frames``, ``ssim``, ``psnr_db``,
-        ``face_num_frames``, ``face_ssim``, ``face_psnr_db``, ``pose_distance_px``, ``missed_joint_rate``,
+        ``body_num_frames``, ``body_ssim``, ``body_psnr_db``, ``face_num_frames``, ``face_ssim``,
+        ``face_psnr_db``, ``pose_distance_px``, ``missed_joint_rate``,
         ``num_frames_without_person``, ``temporal_change_levels`` (over still pairs), ``num_still_pairs``,
         ``real_temporal_change_levels``. NaN where not measured."""
         return {
             "num_frames": self.frame.num_frames,
             "ssim": self.frame.ssim,
             "psnr_db": self.frame.psnr_db,
+            "body_num_frames": self.body.num_frames,
+            "body_ssim": self.body.ssim,
+            "body_psnr_db": self.body.psnr_db,
             "face_num_frames": self.face.num_frames,
             "face_ssim": self.face.ssim,
             "face_psnr_db": self.face.psnr_db,
@@ -247,6 +273,76 @@ def face_crop_slices(
     return slice(r0, r1), slice(c0, c1)
 
 
+def find_person_box(
+    joints_px: np.ndarray,
+    confidence: np.ndarray,
+    *,
+    threshold: float = CONFIDENCE_THRESHOLD,
+    mask: np.ndarray | None = None,
+) -> np.ndarray:
+    """The ground-truth person's bounding box in one frame.
+
+    With a mask that marks anyone (pixels at :data:`MASK_THRESHOLD` or above), the box of those pixels
+    (pixel ``i`` covers ``[i, i + 1)``, so a one-pixel mask gives a one-pixel box); otherwise (no mask, or an
+    empty one) the box of the present keypoints (confidence at least ``threshold``, finite coordinates).
+
+    Args:
+        joints_px: float ``(NUM_JOINTS, 2)`` ground-truth joints in pixels.
+        confidence: float ``(NUM_JOINTS,)`` in [0, 1].
+        threshold: keypoint confidence threshold.
+        mask: uint8 ``(H, W)`` person coverage 0-255, or None.
+
+    Returns:
+        float64 ``(4,)`` x0, y0, x1, y1 in pixels; all NaN when neither marks a person.
+
+    Raises:
+        ValueError: for a mask that is not 2-D uint8, or joints of the wrong shape.
+    """
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.ndim != 2 or mask.dtype != np.uint8:
+            raise ValueError(f"a person mask is uint8 (H, W), got {mask.dtype} {mask.shape}")
+        inside = mask >= MASK_THRESHOLD
+        rows, cols = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
+        if rows.size:
+            return np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], dtype=np.float64)
+    joints_px = np.asarray(joints_px, dtype=np.float64)
+    if joints_px.shape != (NUM_JOINTS, 2):
+        raise ValueError(f"expected joints ({NUM_JOINTS}, 2), got {joints_px.shape}")
+    present = present_joints(joints_px, confidence, threshold)
+    if not present.any():
+        return np.full(4, math.nan)
+    points = joints_px[present]
+    return np.concatenate([points.min(axis=0), points.max(axis=0)])
+
+
+def body_crop_slices(
+    box: np.ndarray | Iterable[float],
+    width: int,
+    height: int,
+    *,
+    margin_frac: float = BODY_MARGIN_FRAC,
+    min_side_px: int = SSIM_WINDOW_PX,
+) -> tuple[slice, slice] | None:
+    """The body region's pixels: a person box grown by ``margin_frac`` of its width on the left and on the
+    right and of its height above and below, then as :func:`face_crop_slices` (whole pixels, clipped).
+
+    Returns:
+        ``(rows, columns)`` slices, or None for a NaN box or a region under ``min_side_px`` on a side.
+
+    Raises:
+        ValueError: if ``box`` does not have 4 numbers or ``margin_frac`` is negative.
+    """
+    box = np.asarray(box, dtype=np.float64)
+    if box.shape != (4,):
+        raise ValueError(f"a person box is 4 numbers (x0, y0, x1, y1), got shape {box.shape}")
+    if margin_frac < 0:
+        raise ValueError(f"margin_frac must be at least 0, got {margin_frac}")
+    grow = margin_frac * np.array([box[2] - box[0], box[3] - box[1]])
+    grown = np.concatenate([box[:2] - grow, box[2:] + grow])
+    return face_crop_slices(grown, width, height, min_side_px=min_side_px)
+
+
 def present_joints(
     joints_px: np.ndarray, confidence: np.ndarray, threshold: float = CONFIDENCE_THRESHOLD
 ) -> np.ndarray:
@@ -303,6 +399,7 @@ class FrameEvaluator:
             :class:`realtime.pose.PoseEstimator` with ``video_mode=False``, so that every generated frame is
             judged on its own (no tracking from the previous frame), created on first use.
         psnr_max_db: the PSNR cap (:data:`PSNR_MAX_DB`).
+        body_margin_frac: the body region's margin (:data:`BODY_MARGIN_FRAC`).
     """
 
     def __init__(
@@ -312,7 +409,10 @@ class FrameEvaluator:
         still_threshold_px: float = STILL_THRESHOLD_PX,
         estimator: PoseEstimatorLike | None = None,
         psnr_max_db: float = PSNR_MAX_DB,
+        body_margin_frac: float = BODY_MARGIN_FRAC,
     ) -> None:
+        if body_margin_frac < 0:
+            raise ValueError(f"body_margin_frac must be at least 0, got {body_margin_frac}")
         if not 0.0 <= confidence_threshold <= 1.0:
             raise ValueError(f"confidence_threshold must be in [0, 1], got {confidence_threshold}")
         if not still_threshold_px > 0:
@@ -320,11 +420,13 @@ class FrameEvaluator:
         self.confidence_threshold = confidence_threshold
         self.still_threshold_px = still_threshold_px
         self.psnr_max_db = psnr_max_db
+        self.body_margin_frac = body_margin_frac
         self._estimator = estimator
         self._owns_estimator = estimator is None
         self._shape: tuple[int, ...] | None = None
         self._count = 0
         self._frame: dict[str, list[Any]] = {"index": [], "ssim": [], "psnr": []}
+        self._body: dict[str, list[Any]] = {"index": [], "ssim": [], "psnr": []}
         self._face: dict[str, list[Any]] = {"index": [], "ssim": [], "psnr": []}
         self._without_person = 0
         self._distance_sum = np.zeros(NUM_JOINTS)
@@ -342,6 +444,7 @@ class FrameEvaluator:
         driving_joints_px: np.ndarray,
         driving_confidence: np.ndarray,
         face_box: np.ndarray | None = None,
+        person_box: np.ndarray | None = None,
     ) -> None:
         """Score the next frame of the sequence.
 
@@ -350,6 +453,9 @@ class FrameEvaluator:
             driving_joints_px: float ``(NUM_JOINTS, 2)`` the pose that drove ``generated``, in its pixels.
             driving_confidence: float ``(NUM_JOINTS,)`` in [0, 1].
             face_box: float ``(4,)`` x0, y0, x1, y1 pixels, NaN (or None) where there is no face.
+            person_box: float ``(4,)`` x0, y0, x1, y1 pixels, the ground-truth person's box before the
+                margin (:func:`find_person_box`; NaN where there is nobody); None = the box of the present
+                driving joints (right when the driving pose is the ground truth's own).
 
         Raises:
             ValueError: for arrays of the wrong shape or dtype, or a frame size that changes.
@@ -369,15 +475,17 @@ class FrameEvaluator:
         index = self._count
         height, width = generated.shape[:2]
 
-        # Image similarity over the frame and the face crop.
-        self._frame["index"].append(index)
-        self._frame["ssim"].append(ssim(generated, real))
-        self._frame["psnr"].append(psnr_db(generated, real, max_db=self.psnr_max_db))
-        crop = None if face_box is None else face_crop_slices(face_box, width, height)
-        if crop is not None:
-            self._face["index"].append(index)
-            self._face["ssim"].append(ssim(generated[crop], real[crop]))
-            self._face["psnr"].append(psnr_db(generated[crop], real[crop], max_db=self.psnr_max_db))
+        # Image similarity over the frame, the body region and the face crop.
+        if person_box is None:
+            person_box = find_person_box(joints, conf, threshold=self.confidence_threshold)
+        body = body_crop_slices(person_box, width, height, margin_frac=self.body_margin_frac)
+        face = None if face_box is None else face_crop_slices(face_box, width, height)
+        whole = (slice(None), slice(None))
+        for scores, crop in ((self._frame, whole), (self._body, body), (self._face, face)):
+            if crop is not None:
+                scores["index"].append(index)
+                scores["ssim"].append(ssim(generated[crop], real[crop]))
+                scores["psnr"].append(psnr_db(generated[crop], real[crop], max_db=self.psnr_max_db))
 
         # Pose fidelity.
         detected = self._pose_estimator().estimate(np.ascontiguousarray(generated), float(index))
@@ -433,7 +541,12 @@ class FrameEvaluator:
             still_pair_indices=[s[0] for s in self._still],
         )
         return EvaluationResult(
-            frame=_similarity(self._frame), face=_similarity(self._face), pose=pose, temporal=temporal
+            frame=_similarity(self._frame),
+            body=_similarity(self._body),
+            face=_similarity(self._face),
+            pose=pose,
+            temporal=temporal,
+            body_margin_frac=self.body_margin_frac,
         )
 
     def _pose_estimator(self) -> PoseEstimatorLike:
@@ -464,6 +577,7 @@ def evaluate_frames(
     driving_joints_px: np.ndarray,
     driving_confidence: np.ndarray,
     face_boxes: np.ndarray | None = None,
+    person_boxes: np.ndarray | None = None,
     *,
     confidence_threshold: float = CONFIDENCE_THRESHOLD,
     still_threshold_px: float = STILL_THRESHOLD_PX,
@@ -479,6 +593,8 @@ def evaluate_frames(
         driving_confidence: float ``(N, NUM_JOINTS)`` in [0, 1].
         face_boxes: float ``(N, 4)`` x0, y0, x1, y1 pixels, NaN rows where a frame has no face; None = no
             face measures.
+        person_boxes: float ``(N, 4)`` the ground-truth person's boxes (:func:`find_person_box`), NaN rows
+            where there is nobody; None = the boxes of the present driving joints.
         confidence_threshold, still_threshold_px, estimator: as for :class:`FrameEvaluator`.
         progress: show a progress bar.
 
@@ -503,12 +619,17 @@ def evaluate_frames(
         face_boxes = np.asarray(face_boxes)
         if face_boxes.shape != (n, 4):
             raise ValueError(f"expected face boxes ({n}, 4), got {face_boxes.shape}")
+    if person_boxes is not None:
+        person_boxes = np.asarray(person_boxes)
+        if person_boxes.shape != (n, 4):
+            raise ValueError(f"expected person boxes ({n}, 4), got {person_boxes.shape}")
     with FrameEvaluator(
         confidence_threshold=confidence_threshold, still_threshold_px=still_threshold_px, estimator=estimator
     ) as evaluator:
         for i in tqdm(range(n), desc="evaluate", unit="frame", disable=not progress):
             box = None if face_boxes is None else face_boxes[i]
-            evaluator.add(generated[i], real[i], driving_joints_px[i], driving_confidence[i], box)
+            person = None if person_boxes is None else person_boxes[i]
+            evaluator.add(generated[i], real[i], driving_joints_px[i], driving_confidence[i], box, person)
         return evaluator.result()
 
 
@@ -519,6 +640,8 @@ TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("num_frames", "frames", "{:d}"),
     ("ssim", "SSIM", "{:.4f}"),
     ("psnr_db", "PSNR (dB)", "{:.2f}"),
+    ("body_ssim", "body SSIM", "{:.4f}"),
+    ("body_psnr_db", "body PSNR (dB)", "{:.2f}"),
     ("face_ssim", "face SSIM", "{:.4f}"),
     ("face_psnr_db", "face PSNR (dB)", "{:.2f}"),
     ("pose_distance_px", "pose distance (px)", "{:.2f}"),
@@ -539,20 +662,27 @@ def markdown_table(
     lines = [header, "|---|" + "---:|" * len(TABLE_COLUMNS)]
     notes = []
     thresholds = set()
+    margins = set()
     for label, result in results.items():
         row = {**result.summary(), "generator_ms_per_frame": timings.get(label, math.nan)}
         cells = [_format(row[key], spec) for key, _, spec in TABLE_COLUMNS]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
         notes.append(
-            f"- {label}: face scored on {result.face.num_frames}/{result.frame.num_frames} frames; "
+            f"- {label}: body scored on {result.body.num_frames}/{result.frame.num_frames} frames, face on "
+            f"{result.face.num_frames}; "
             f"{result.temporal.num_still_pairs}/{result.temporal.num_pairs} still frame pairs (real video's "
             f"change there: {_format(result.temporal.real_still_change_levels, '{:.2f}')} levels); nobody "
             f"found in {result.pose.num_frames_without_person} generated frames"
         )
         thresholds.add((result.pose.confidence_threshold, result.temporal.still_threshold_px))
+        margins.add(result.body_margin_frac)
+    margin = " / ".join(f"{m:.0%}" for m in sorted(margins))
     definitions = [
         "SSIM, PSNR: scikit-image, mean over frames (PSNR capped at "
         f"{PSNR_MAX_DB:g} dB per frame); face: over the face box clipped to the canvas (EDN Tables 1-2).",
+        "Body SSIM, PSNR: over the ground-truth person's bounding box (its mask where the data has one, "
+        f"else its keypoints) grown by {margin} of the box's width and height on each side, clipped to the "
+        "canvas; frames without a person are not scored (EDN's body SSIM).",
         "Pose distance: MediaPipe Pose on each generated frame, mean distance in pixels of the output "
         "between found joints and the driving joints; missed joints: share of present driving joints it "
         "did not find (EDN Tables 3-4).",

@@ -9,6 +9,7 @@ import pytest
 
 from conftest import make_tiny_prepared
 from train.evaluate import (
+    BACKGROUND_LABEL,
     REFERENCE_LABEL,
     main,
     model_label,
@@ -19,7 +20,8 @@ from train.evaluate import (
 )
 
 HEADLINE_KEYS = (
-    "num_frames", "ssim", "psnr_db", "face_ssim", "face_psnr_db", "pose_distance_px", "missed_joint_rate",
+    "num_frames", "ssim", "psnr_db", "body_ssim", "body_psnr_db", "face_ssim", "face_psnr_db",
+    "pose_distance_px", "missed_joint_rate",
     "temporal_change_levels", "generator_ms_per_frame",
 )  # fmt: skip
 
@@ -44,9 +46,15 @@ def test_cli_on_a_tiny_engine(tiny_engine: Path, tiny_prepared: Path, tmp_path: 
     assert metrics["temporal_change_levels"] is None and metrics["num_still_pairs"] == 0  # one frame
     assert metrics["details"]["frame"]["ssim_per_frame"] == [metrics["ssim"]]
     rows = table_rows((out / "metrics.md").read_text())
-    assert [row.split(" | ")[0] for row in rows] == ["| tiny", f"| {REFERENCE_LABEL}"]
+    labels = [row.split(" | ")[0] for row in rows]
+    assert labels == ["| tiny", f"| {REFERENCE_LABEL}", f"| {BACKGROUND_LABEL}"]
     reference = json.loads((out / "reference.json").read_text())
     assert reference["frame"]["ssim"] == pytest.approx(1.0)
+    assert reference["body"]["ssim"] == pytest.approx(1.0)
+    assert metrics["body_num_frames"] == 1 and -1 <= metrics["body_ssim"] <= 1
+    background = json.loads((out / "background.json").read_text())
+    assert background["body"]["num_frames"] == 1 and background["body"]["ssim"] < 1
+    assert (out / "background.png").is_file()
     assert (out / "samples.png").is_file()
     assert "no training curves" in printed  # the engine has no metrics.jsonl beside it
     assert not (out / "training_curves.png").exists()
@@ -58,7 +66,7 @@ def test_several_models_in_one_table(tiny_engine: Path, tiny_prepared: Path, tmp
     )  # the run the tiny engine was exported from: checkpoint.pt, metrics.jsonl
     out = tmp_path / "ablation"
     args = [str(tiny_engine), str(run), str(tiny_engine), "--data", str(tiny_prepared), "--out", str(out)]
-    assert main([*args, "--no-reference"]) == 0
+    assert main([*args, "--no-reference", "--no-background"]) == 0
     rows = table_rows((out / "metrics.md").read_text())
     assert [row.split(" | ")[0] for row in rows] == ["| tiny", "| run", "| tiny-2"]
     # The ONNX engine and its checkpoint compute the same frames: same scores, up to float rounding.

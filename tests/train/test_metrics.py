@@ -13,12 +13,15 @@ from conftest import real_video, standing_pose
 from realtime.pose import PoseEstimator, PoseFrame
 from realtime.skeleton import NUM_JOINTS, Joint
 from train.metrics import (
+    BODY_MARGIN_FRAC,
     PSNR_MAX_DB,
     TABLE_COLUMNS,
     EvaluationResult,
     FrameEvaluator,
+    body_crop_slices,
     evaluate_frames,
     face_crop_slices,
+    find_person_box,
     frame_change_levels,
     is_still,
     json_safe,
@@ -134,6 +137,70 @@ def test_face_figures_skip_frames_without_a_face_box() -> None:
     )
     assert no_faces.face.num_frames == 0 and math.isnan(no_faces.face.ssim)
     assert no_faces.to_json()["face"]["ssim"] is None
+
+
+# -- body region ---------------------------------------------------------------------------------------------
+
+
+def test_person_box_from_the_mask_else_the_keypoints() -> None:
+    joints = np.full((NUM_JOINTS, 2), 30.0)
+    joints[Joint.NOSE] = (20.0, 10.0)
+    joints[Joint.RIGHT_ANKLE] = (40.0, 50.0)
+    conf = np.ones(NUM_JOINTS)
+    conf[Joint.LEFT_ANKLE] = 0.2  # below the threshold: left out even far away
+    joints[Joint.LEFT_ANKLE] = (60.0, 63.0)
+    np.testing.assert_array_equal(find_person_box(joints, conf), [20, 10, 40, 50])
+    mask = np.zeros((H, W), np.uint8)
+    mask[5:9, 12:15] = 255
+    mask[30, 50] = 127  # under MASK_THRESHOLD: not the person
+    np.testing.assert_array_equal(find_person_box(joints, conf, mask=mask), [12, 5, 15, 9])
+    # an empty mask falls back to the keypoints; nothing at all gives NaN
+    empty = np.zeros((H, W), np.uint8)
+    np.testing.assert_array_equal(find_person_box(joints, conf, mask=empty), [20, 10, 40, 50])
+    assert np.isnan(find_person_box(joints, np.zeros(NUM_JOINTS), mask=empty)).all()
+    with pytest.raises(ValueError, match="uint8"):
+        find_person_box(joints, conf, mask=mask.astype(np.float32))
+
+
+def test_body_region_grows_the_box_by_the_margin_and_clips() -> None:
+    assert BODY_MARGIN_FRAC == 0.10
+    # a 20 x 40 box grows 2 px left and right and 4 px up and down
+    assert body_crop_slices([20, 10, 40, 50], W, H) == (slice(6, 54), slice(18, 42))
+    assert body_crop_slices([20, 10, 40, 50], W, H, margin_frac=0.0) == (slice(10, 50), slice(20, 40))
+    assert body_crop_slices([0, 30, 64, 64], W, H) == (slice(26, 64), slice(0, 64))  # clipped
+    assert body_crop_slices([np.nan] * 4, W, H) is None
+    assert body_crop_slices([30, 30, 31, 31], W, H) is None  # smaller than SSIM's window
+    with pytest.raises(ValueError, match="margin"):
+        body_crop_slices([20, 10, 40, 50], W, H, margin_frac=-0.1)
+
+
+def test_body_figures_judge_the_person_not_the_background() -> None:
+    """A frame right everywhere but on the person: the whole frame still scores high, the body low."""
+    real = np.stack([textured(i) for i in range(2)])
+    generated = real.copy()
+    generated[:, 20:40, 24:40] = 128  # the person (box 24-40 x 20-40) drawn flat grey
+    joints, conf = sequence(2)
+    person = np.tile(np.array([[24, 20, 40, 40]], np.float32), (2, 1))
+    result = evaluate_frames(
+        generated, real, joints, conf, None, person, estimator=FakeEstimator([pose(j) for j in joints])
+    )
+    assert result.body.num_frames == 2 and result.body.frame_indices == [0, 1]
+    assert result.body.ssim < result.frame.ssim - 0.1 and result.body.psnr_db < result.frame.psnr_db
+    # the body crop is exactly the grown box: its SSIM is the one of that crop
+    rows, cols = body_crop_slices(person[0], W, H)
+    assert result.body.ssim_per_frame[0] == pytest.approx(ssim(generated[0][rows, cols], real[0][rows, cols]))
+    # without person boxes the present driving joints give the box; a frame with nobody is not scored
+    nobody = conf.copy()
+    nobody[1] = 0
+    by_joints = evaluate_frames(
+        generated, real, joints, nobody, estimator=FakeEstimator([pose(j) for j in joints])
+    )
+    assert by_joints.body.frame_indices == [0]
+    box = find_person_box(joints[0], conf[0])
+    rows, cols = body_crop_slices(box, W, H)
+    assert by_joints.body.ssim == pytest.approx(ssim(generated[0][rows, cols], real[0][rows, cols]))
+    with pytest.raises(ValueError, match="person boxes"):
+        evaluate_frames(generated, real, joints, conf, None, person[:1], estimator=FakeEstimator([]))
 
 
 # -- pose fidelity -------------------------------------------------------------------------------------------
@@ -300,7 +367,8 @@ def _result() -> EvaluationResult:
 def test_summary_and_json() -> None:
     result = _result()
     summary = result.summary()
-    assert summary["num_frames"] == 2 and summary["face_num_frames"] == 2
+    assert summary["num_frames"] == 2 and summary["face_num_frames"] == 2 and summary["body_num_frames"] == 2
+    assert 0 < summary["body_ssim"] < 1 and 0 < summary["body_psnr_db"] < PSNR_MAX_DB
     assert 0 < summary["ssim"] < 1 and summary["pose_distance_px"] == 0.0
     assert summary["num_still_pairs"] == 1  # the driving pose stands still; the output changes
     assert summary["temporal_change_levels"] == pytest.approx(frame_change_levels(textured(0), textured(1)))
@@ -319,3 +387,5 @@ def test_markdown_table() -> None:
     assert rows[0].endswith("| 12.3 |") and rows[1].endswith("| n/a |")  # B has no generator timing
     assert "| 0.0% |" in rows[0]  # missed joints
     assert "stillness threshold 2 px" in table
+    assert "| body SSIM | body PSNR (dB) |" in lines[0]
+    assert "grown by 10% of the box's width and height on each side" in table

@@ -253,6 +253,10 @@ def test_evaluate_synthetic_on_a_source_video(tiny_engine, tmp_path, monkeypatch
     (source,) = result.sources
     assert source.num_frames == 6 and source.frames_with_person == 6
     assert -1 <= source.ssim <= 1 and np.isfinite(source.psnr_db)
+    # the body region is the ground-truth mannequin's; the empty room is scored against the same ground truth
+    assert source.body_frames == 6 and -1 <= source.body_ssim <= 1 and np.isfinite(source.body_psnr_db)
+    assert source.background_body_ssim < source.background_ssim < 1
+    assert source.background_body_psnr_db < source.background_psnr_db
     assert (tmp_path / "eval" / "metrics.json").is_file()
     assert (tmp_path / "eval" / f"{video.stem}_sheet.png").is_file()
 
@@ -266,6 +270,7 @@ def test_train_evaluate_synthetic_cli(tiny_engine, tmp_path, capsys):
     assert evaluate_main([*args, "--max-frames", "3"]) == 0
     printed = capsys.readouterr().out
     assert f"{video.name}: 3 frames" in printed and "SSIM" in printed and "pose distance" in printed
+    assert "body SSIM" in printed and "empty room against the same ground truth" in printed
     assert (out / "metrics.json").is_file() and (out / f"{video.stem}_sheet.png").is_file()
     args[2] = str(tmp_path / "none.onnx")  # an engine that does not exist
     assert evaluate_main(args) == 2

@@ -63,9 +63,11 @@ def _main_evaluate(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m train.evaluate --synthetic",
         description="Drive a mannequin model with real source videos' poses (normalized as python -m "
-        "realtime.retarget does), render the mannequin in the same poses as ground truth, and compare: SSIM, "
-        "PSNR, face SSIM, pose distance and missed joints. Writes OUT/metrics.json and one sample sheet per "
-        "source (source | stick figure | ground truth | generated).",
+        "realtime.retarget does), render the mannequin in the same poses as ground truth, and compare: SSIM "
+        "and PSNR over the frame and over the body region (the mannequin's silhouette box grown by 10% of "
+        "its size on each side), face SSIM, pose distance and missed joints, beside the same image figures "
+        "for the empty room (no mannequin) against the same ground truth. Writes OUT/metrics.json and one "
+        "sample sheet per source (source | stick figure | ground truth | generated).",
     )
     parser.add_argument(
         "--engine", type=Path, default=None, help="mannequin target (default: the bundled one)"
@@ -96,10 +98,16 @@ def _main_evaluate(argv: list[str]) -> int:
     for s in evaluation.sources:
         print(
             f"{Path(s.source).name}: {s.num_frames} frames ({s.frames_with_person} with a person): "
-            f"SSIM {s.ssim:.4f}, PSNR {s.psnr_db:.2f} dB, face SSIM {s.face_ssim:.4f}, pose distance "
+            f"SSIM {s.ssim:.4f}, PSNR {s.psnr_db:.2f} dB, body SSIM {s.body_ssim:.4f}, body PSNR "
+            f"{s.body_psnr_db:.2f} dB ({s.body_frames} frames), face SSIM {s.face_ssim:.4f}, pose distance "
             f"{s.pose_distance_px:.2f} px, missed joints {s.missed_joint_rate:.1%} (on the ground truth: "
             f"{s.reference_pose_distance_px:.2f} px, {s.reference_missed_joint_rate:.1%}); generator "
             f"{s.generate_ms:.1f} ms/frame; sheet {s.sheet}"
+        )
+        print(
+            f"  empty room against the same ground truth: SSIM {s.background_ssim:.4f}, PSNR "
+            f"{s.background_psnr_db:.2f} dB, body SSIM {s.background_body_ssim:.4f}, body PSNR "
+            f"{s.background_body_psnr_db:.2f} dB"
         )
     print(f"metrics: {args.out / 'metrics.json'}")
     return 0

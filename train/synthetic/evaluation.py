@@ -1,6 +1,12 @@
 """The unseen-pose evaluation (``python -m train.evaluate --synthetic``): a trained mannequin model driven by
 the poses of real source videos through the offline retargeting (:func:`realtime.retarget.retarget_frames`),
-compared with the mannequin rendered in the same normalized poses (exact ground truth)."""
+compared with the mannequin rendered in the same normalized poses (exact ground truth).
+
+Image similarity is reported over the whole frame and over the body region: the ground-truth mannequin's
+silhouette box (its render mask) grown by :data:`train.metrics.BODY_MARGIN_FRAC` of the box's size on each
+side. An "empty room" row scores the room rendered without the mannequin
+(:func:`train.synthetic.renderer.render_background`) against the same ground truth, so the static
+background's share of each figure is visible."""
 
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
-from train.synthetic.renderer import render_mannequin
+from train.synthetic.renderer import render_background, render_mannequin
 
 if TYPE_CHECKING:
     from realtime.pose import PoseFrame
@@ -29,6 +35,9 @@ class SourceEvaluation:
         num_frames: frames compared (every frame of the source; frames without a person show the empty room).
         frames_with_person: frames where the pose estimator found the source's dancer.
         ssim, psnr_db: mean over frames, generated vs ground truth (scikit-image; SSIM in [-1, 1]).
+        body_ssim, body_psnr_db: the same over the body region (frames where the ground truth shows the
+            mannequin: ``body_frames``).
+        body_frames: frames with a body region.
         face_ssim: mean SSIM over the face boxes (NaN where no frame has a face).
         pose_distance_px: mean distance (canvas pixels) between the driving joints and the joints that the
             pose estimator finds on the generated frames; ``missed_joint_rate`` the fraction of present
@@ -37,6 +46,9 @@ class SourceEvaluation:
             well the pose estimator sees the mannequin itself (the floor for the two figures above).
         temporal_change_levels: mean frame-to-frame change (uint8 levels) of the generated frames where the
             driving pose stood still (:class:`train.metrics.TemporalStability`).
+        background_ssim, background_psnr_db, background_body_ssim, background_body_psnr_db: the same four
+            figures for the empty room (the background render without the mannequin) against the same
+            ground truth: what a model that draws no mannequin at all would score.
         generate_ms: the generator's mean milliseconds per frame.
         sheet: path of the sample sheet (source | stick figure | ground truth | generated).
         details: the full measures (:class:`train.metrics.EvaluationResult` as JSON where available).
@@ -47,12 +59,19 @@ class SourceEvaluation:
     frames_with_person: int
     ssim: float
     psnr_db: float
+    body_ssim: float
+    body_psnr_db: float
+    body_frames: int
     face_ssim: float
     pose_distance_px: float
     missed_joint_rate: float
     reference_pose_distance_px: float
     reference_missed_joint_rate: float
     temporal_change_levels: float
+    background_ssim: float
+    background_psnr_db: float
+    background_body_ssim: float
+    background_body_psnr_db: float
     generate_ms: float
     sheet: str
     details: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -80,17 +99,26 @@ def _json_safe(value: Any) -> Any:
 
 
 def _compare(
-    generated: np.ndarray, real: np.ndarray, joints_px: np.ndarray, confidence: np.ndarray, boxes: np.ndarray
+    generated: np.ndarray,
+    real: np.ndarray,
+    joints_px: np.ndarray,
+    confidence: np.ndarray,
+    boxes: np.ndarray,
+    person_boxes: np.ndarray,
+    threshold: float,
 ) -> tuple[dict[str, float], dict[str, Any]]:
-    """Generated vs ground truth with :func:`train.metrics.evaluate_frames` (SSIM and PSNR over the frame
-    and the face box, MediaPipe pose distance and missed joints, temporal stability).
+    """Generated vs ground truth with :func:`train.metrics.evaluate_frames` (SSIM and PSNR over the frame,
+    the body region and the face box, MediaPipe pose distance and missed joints, temporal stability).
 
     Returns:
         ``(summary, details)``: :meth:`train.metrics.EvaluationResult.summary` and its full JSON.
     """
     from train.metrics import evaluate_frames
 
-    result = evaluate_frames(generated, real, joints_px, confidence, boxes, progress=True)
+    result = evaluate_frames(
+        generated, real, joints_px, confidence, boxes, person_boxes, confidence_threshold=threshold,
+        progress=True,
+    )  # fmt: skip
     return result.summary(), result.to_json()
 
 
@@ -133,6 +161,7 @@ def evaluate_source(
     """
     from realtime.pipeline import Target
     from realtime.retarget import SourcePoses, fit_height, retarget_frames
+    from train.metrics import find_person_box
 
     target = Target.load(engine_path)
     width, height = target.canvas_size
@@ -140,6 +169,7 @@ def evaluate_source(
     source_video, out_dir = Path(source_video), Path(out_dir)
     generated: list[np.ndarray] = []
     truth: list[np.ndarray] = []
+    person_boxes: list[np.ndarray] = []
     sticks: list[np.ndarray] = []
     driving: list[PoseFrame] = []
     thumbs: list[tuple[int, np.ndarray]] = []
@@ -158,14 +188,14 @@ def evaluate_source(
         generated.append(result.generated)
         sticks.append(result.stick_figure)
         driving.append(normalized)
-        truth.append(
-            render_mannequin(
-                normalized.joints_px,
-                normalized.confidence,
-                width=width,
-                height=height,
-                threshold=threshold,
-            ).image
+        render = render_mannequin(
+            normalized.joints_px, normalized.confidence, width=width, height=height, threshold=threshold
+        )
+        truth.append(render.image)
+        # The mannequin's silhouette box; NaN where the room is empty (zero confidence: no keypoint
+        # fallback, the mask is exact).
+        person_boxes.append(
+            find_person_box(normalized.joints_px, np.zeros_like(normalized.confidence), mask=render.mask)
         )
         if frame.index in picks:
             thumbs.append((frame.index, fit_height(frame.source_rgb, height)))
@@ -175,9 +205,13 @@ def evaluate_source(
     driving_joints = np.stack([p.joints_px for p in driving])
     driving_conf = np.stack([p.confidence for p in driving])
     boxes = _fixed_face_boxes(driving_joints, driving_conf, target.bundle.face_box_size_px)
-    gen_arr, truth_arr = np.stack(generated), np.stack(truth)
-    measured, measured_details = _compare(gen_arr, truth_arr, driving_joints, driving_conf, boxes)
-    reference, reference_details = _compare(truth_arr, truth_arr, driving_joints, driving_conf, boxes)
+    gen_arr, truth_arr, person_arr = np.stack(generated), np.stack(truth), np.stack(person_boxes)
+    room = np.broadcast_to(render_background(width, height), truth_arr.shape)
+    compared = [
+        _compare(images, truth_arr, driving_joints, driving_conf, boxes, person_arr, threshold)
+        for images in (gen_arr, truth_arr, room)
+    ]
+    (measured, measured_details), (reference, reference_details), (empty, empty_details) = compared
     sheet = out_dir / f"{source_video.stem}_sheet.png"
     _sheet(sheet, [[thumb, sticks[i], truth[i], generated[i]] for i, thumb in thumbs])
     return SourceEvaluation(
@@ -186,6 +220,9 @@ def evaluate_source(
         frames_with_person=source_poses.frames_with_person,
         ssim=float(measured["ssim"]),
         psnr_db=float(measured["psnr_db"]),
+        body_ssim=float(measured["body_ssim"]),
+        body_psnr_db=float(measured["body_psnr_db"]),
+        body_frames=int(measured["body_num_frames"]),
         face_ssim=float(measured["face_ssim"]),
         pose_distance_px=float(measured["pose_distance_px"]),
         missed_joint_rate=float(measured["missed_joint_rate"]),
@@ -194,7 +231,15 @@ def evaluate_source(
         generate_ms=1e3 * seconds / max(n, 1),
         sheet=str(sheet),
         temporal_change_levels=float(measured["temporal_change_levels"]),
-        details={"generated": measured_details, "ground_truth_render": reference_details},
+        background_ssim=float(empty["ssim"]),
+        background_psnr_db=float(empty["psnr_db"]),
+        background_body_ssim=float(empty["body_ssim"]),
+        background_body_psnr_db=float(empty["body_psnr_db"]),
+        details={
+            "generated": measured_details,
+            "ground_truth_render": reference_details,
+            "empty_room": empty_details,
+        },
     )
 
 
