@@ -514,3 +514,101 @@ def load_weights(path: str | os.PathLike[str], map_location: str | torch.device 
     except (RuntimeError, KeyError) as error:
         raise WeightsError(f"{path}: the weights do not fit {spec}: {error}") from None
     return module.to(map_location).eval()
+
+
+class MobileGenerator(nn.Module):
+    """A light generator for real time on a CPU: pix2pixHD's encoder / residual bottleneck / decoder
+    (Wang et al. 2018, Sec. 3.2) made cheap the way GAN Compression (Li et al., CVPR 2020) found pix2pix
+    generators keep their quality at a tenth of the multiply-adds: MobileNet's depthwise-separable
+    convolutions (Howard et al. 2017, Sec. 3.1: a 3x3 depthwise conv then a 1x1 pointwise conv) in the
+    residual blocks and the decoder, and few channels near the full resolution. Nothing runs at the full
+    resolution but the input and output: the first conv has stride 2, and the last conv predicts 4 x 3
+    channels at half the size that a pixel shuffle (ESPCN, Shi et al., CVPR 2016) rearranges into the
+    full-size frame. U-Net's skip connections (Ronneberger et al. 2015), added rather than concatenated,
+    carry each encoder level to the decoder level of the same size.
+
+    Layers (every conv but the last followed by InstanceNorm2d without affine parameters and ReLU): a 3x3
+    stride-2 conv to ``ngf`` channels at half the size; ``n_downsample - 1`` stride-2 3x3 convs doubling the
+    channels; ``n_blocks`` residual blocks ``x + (dw3x3, pw1x1, IN, ReLU, dw3x3, pw1x1, IN)(x)``;
+    ``n_downsample - 1`` times a nearest 2x upsampling and a separable conv halving the channels, plus the
+    encoder's map of that size; a 3x3 conv to 12 channels, pixel shuffle to 3 channels at the full size,
+    tanh. Convs pad with zeros (no Pad nodes in the graph). Every op exports to ONNX (opset 17) and runs in
+    ONNX Runtime's CPU provider.
+
+    Args:
+        spec: the architecture (``kind`` "mobile"); H and W must be divisible by ``2**n_downsample``.
+    """
+
+    def __init__(self, spec: GeneratorSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        self.inputs = spec.inputs
+        self.n_downsample = spec.n_downsample
+        ngf = spec.ngf
+
+        def separable(c_in: int, c_out: int) -> list[nn.Module]:
+            return [
+                nn.Conv2d(c_in, c_in, kernel_size=3, padding=1, groups=c_in, bias=False),
+                nn.Conv2d(c_in, c_out, kernel_size=1),
+                _norm(c_out),
+            ]
+
+        def strided(c_in: int, c_out: int) -> nn.Module:
+            return nn.Sequential(
+                nn.Conv2d(c_in, c_out, kernel_size=3, stride=2, padding=1),
+                _norm(c_out),
+                nn.ReLU(inplace=True),
+            )
+
+        self.stem = strided(spec.inputs.in_channels, ngf)
+        self.down = nn.ModuleList(
+            strided(ngf * 2**i, ngf * 2 ** (i + 1)) for i in range(spec.n_downsample - 1)
+        )
+        bottleneck = ngf * 2 ** (spec.n_downsample - 1)
+        self.blocks = nn.ModuleList(
+            nn.Sequential(*separable(bottleneck, bottleneck), nn.ReLU(inplace=True),
+                          *separable(bottleneck, bottleneck))
+            for _ in range(spec.n_blocks)
+        )  # fmt: skip
+        self.up = nn.ModuleList(
+            nn.Sequential(
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                *separable(ngf * 2**i, ngf * 2 ** (i - 1)),
+                nn.ReLU(inplace=True),
+            )
+            for i in range(spec.n_downsample - 1, 0, -1)
+        )
+        out_channels = spec.inputs.output.channels
+        self.output = nn.Sequential(
+            nn.Conv2d(ngf, 4 * out_channels, kernel_size=3, padding=1), nn.PixelShuffle(2), nn.Tanh()
+        )
+
+    @property
+    def temporal(self) -> bool:
+        return self.inputs.temporal
+
+    @property
+    def size_multiple_px(self) -> int:
+        """H and W of the inputs must be multiples of this many pixels."""
+        return 2**self.n_downsample
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        """As :meth:`GlobalGenerator.forward`: the spec's inputs, each float32 ``(B, C_i, H, W)`` in [0, 1],
+        in; float32 ``(B, 3, H, W)`` in [0, 1] out; ValueError on a wrong count, shape or dtype, mismatched
+        inputs, or H or W not divisible by ``size_multiple_px``."""
+        if not torch.jit.is_tracing():
+            check_generator_inputs(self.inputs, self.size_multiple_px, inputs)
+        x = self.stem(concat_inputs(inputs))
+        skips = [x]
+        for layer in self.down:
+            x = layer(x)
+            skips.append(x)
+        skips.pop()
+        for block in self.blocks:
+            x = x + block(x)
+        for layer in self.up:
+            x = layer(x) + skips.pop()
+        return (self.output(x) + 1) / 2
+
+
+register_network("mobile", MobileGenerator)

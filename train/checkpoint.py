@@ -9,8 +9,8 @@ holds everything needed to run the model as trained so far. On disk (``torch.sav
     step             int, optimizer steps done in this stage
     config           dict, the resolved FitConfig (train.config.config_to_dict)
     data_meta        dict, the prepared dataset's PreparedMeta.to_json() (canvas, rendering, statistics)
-    main_generator   str, "global" (GlobalGenerator) or "local" (LocalEnhancer): the architecture of
-                     ``generator``
+    main_generator   str, "global" (the global stage's GlobalGenerator, or MobileGenerator when
+                     generator.kind is "mobile") or "local" (LocalEnhancer): the architecture of ``generator``
     main_downscale   int, canvas size / the size ``generator`` was trained at (2 for a global stage that a
                      local stage follows, else 1)
     generator        state_dict of the main generator (trained in the global and local stages, frozen in the
@@ -33,10 +33,10 @@ import torch
 from torch import nn
 
 from realtime.bundle import TargetBundle, file_sha256, library_versions
-from realtime.nets import DownscaledGenerator, FaceGenerator, GlobalGenerator, LocalEnhancer
+from realtime.nets import DownscaledGenerator, FaceGenerator, GlobalGenerator
 from train.config import STAGES, FitConfig, config_from_dict, config_to_dict
 from train.dataset import PreparedMeta
-from train.models import build_face_generator, build_main_generator
+from train.models import MainGenerator, build_face_generator, build_main_generator
 
 if TYPE_CHECKING:
     from realtime.pipeline import Target
@@ -220,7 +220,7 @@ def load_weights_strict(model: nn.Module, state_dict: dict[str, Any], *, what: s
         ) from None
 
 
-def main_generator_of(checkpoint: Checkpoint) -> GlobalGenerator | LocalEnhancer:
+def main_generator_of(checkpoint: Checkpoint) -> MainGenerator:
     """The checkpoint's main generator (as trained: a :class:`GlobalGenerator` or :class:`LocalEnhancer`),
     weights loaded strictly, in train mode on the CPU.
 
@@ -237,7 +237,7 @@ def main_generator_of(checkpoint: Checkpoint) -> GlobalGenerator | LocalEnhancer
 
 def load_generator(
     path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
-) -> tuple[GlobalGenerator | LocalEnhancer | DownscaledGenerator, Checkpoint]:
+) -> tuple[MainGenerator | DownscaledGenerator, Checkpoint]:
     """The trained main generator of a checkpoint, ready to run at the canvas size, in eval mode on
     ``map_location``, and the checkpoint itself (for its config and ``data_meta``: canvas, rendering,
     statistics). For the exporter and the PyTorch inference backend.
@@ -252,14 +252,14 @@ def load_generator(
     return runnable_generator(checkpoint).to(map_location).eval(), checkpoint
 
 
-def runnable_generator(checkpoint: Checkpoint) -> GlobalGenerator | LocalEnhancer | DownscaledGenerator:
+def runnable_generator(checkpoint: Checkpoint) -> MainGenerator | DownscaledGenerator:
     """:func:`main_generator_of`, wrapped in :class:`realtime.nets.DownscaledGenerator` for a global stage
     trained at half the canvas, so that it runs at the canvas size.
 
     Raises:
         CheckpointError: as :func:`main_generator_of`.
     """
-    generator: GlobalGenerator | LocalEnhancer | DownscaledGenerator = main_generator_of(checkpoint)
+    generator: MainGenerator | DownscaledGenerator = main_generator_of(checkpoint)
     if checkpoint.main_downscale == 2:
         assert isinstance(generator, GlobalGenerator)
         generator = DownscaledGenerator(generator)

@@ -35,15 +35,24 @@ def _require(condition: bool, message: str) -> None:
         raise ValueError(message)
 
 
+#: Architectures of the global stage's generator (``generator.kind``), registered in :mod:`realtime.nets`.
+GENERATOR_KINDS = ("global", "mobile")
+
+
 @dataclass(frozen=True)
 class GeneratorConfig:
-    """pix2pixHD global generator (Wang et al. 2018, Sec. 3.2); see :class:`train.models.GlobalGenerator`.
+    """The global stage's generator: pix2pixHD's global generator (Wang et al. 2018, Sec. 3.2; see
+    :class:`train.models.GlobalGenerator`) or, with ``kind`` "mobile", the light CPU generator
+    :class:`realtime.nets.MobileGenerator` (depthwise-separable blocks, nothing at the full resolution but
+    the input and output; no local stage can follow it).
 
+    ``kind``: "global" or "mobile". ``ngf``, ``n_downsample``, ``n_blocks``: its sizes.
     ``temporal``: condition on the previous output frame (Everybody Dance Now, Sec. 3.2).
     ``extra_inputs``: names of further generator inputs declared in :mod:`realtime.inputs`, after the stick
     figure (and the previous frame); each widens the first layer by its channels.
     """
 
+    kind: str = "global"
     ngf: int = 64
     n_downsample: int = 4
     n_blocks: int = 9
@@ -51,6 +60,10 @@ class GeneratorConfig:
     extra_inputs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        _require(
+            self.kind in GENERATOR_KINDS,
+            f"generator.kind must be one of {GENERATOR_KINDS}, got {self.kind!r}",
+        )
         _require(self.ngf >= 1, f"generator.ngf must be >= 1, got {self.ngf}")
         _require(
             1 <= self.n_downsample <= 6, f"generator.n_downsample must be in [1, 6], got {self.n_downsample}"
@@ -188,6 +201,34 @@ class AugmentConfig:
 
 
 @dataclass(frozen=True)
+class DistillConfig:
+    """Knowledge distillation from a trained target model (the teacher) into the generator being trained,
+    as GAN Compression does for pix2pix (Li et al., CVPR 2020, Sec. 3.1: the student's output is pulled
+    towards the teacher's on the same inputs, beside the usual GAN losses; here the output-level term only).
+
+    ``teacher``: an engine file the backends open (``NAME.onnx`` through ONNX Runtime, ``NAME.pt``
+    inference weights), with its sidecar beside it; "" = no distillation. It must take the same declared
+    inputs as the generator being trained, and is run on the batch's inputs in the same two-step unroll
+    (its own previous output feeding its state input).
+    ``lambda_l1``: weight of the L1 between the student's and the teacher's frames (summed over the
+    unrolled frames, like the other image terms). ``threads``: the teacher's intra-op threads (ONNX Runtime).
+    """
+
+    teacher: str = ""
+    lambda_l1: float = 10.0
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        _require(self.lambda_l1 >= 0, f"distill.lambda_l1 must be >= 0, got {self.lambda_l1}")
+        _require(self.threads >= 0, f"distill.threads must be >= 0 (0 = all cores), got {self.threads}")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the distillation term is on: a teacher is named and its weight is positive."""
+        return bool(self.teacher) and self.lambda_l1 > 0
+
+
+@dataclass(frozen=True)
 class OptimConfig:
     """Adam for both networks (pix2pixHD: lr 2e-4, betas (0.5, 0.999))."""
 
@@ -223,6 +264,7 @@ class FitConfig:
     local: LocalConfig = field(default_factory=LocalConfig)
     face: FaceConfig = field(default_factory=FaceConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     stages: tuple[str, ...] = ("global",)
     batch_size: int = 1
     steps: int = 1000
@@ -256,6 +298,11 @@ class FitConfig:
             f"(e.g. [global], [global,local,face], [global,face]), got {list(stages)}",
         )  # fmt: skip
         if "local" in stages:
+            _require(
+                self.generator.kind == "global",
+                f"the local enhancer wraps pix2pixHD's global generator: generator.kind must be 'global' "
+                f"with a local stage, got {self.generator.kind!r}",
+            )
             _require(
                 self.generator.ngf % 2 == 0,
                 f"the local enhancer has generator.ngf / 2 channels: generator.ngf must be even, "

@@ -12,7 +12,9 @@ global generator, pix2pixHD's local enhancer at twice its resolution (the global
 the canvas), and the face residual GAN with the main generator frozen. Every step is the two-step temporal
 unroll on a pair of consecutive frames. Losses: LSGAN, 10 x discriminator feature matching, VGG19
 perceptual loss (when ``--vgg-weights`` gives a local weights file), PG2's pose-mask L1 and plain L1 (config
-weights), and in the face stage a face-crop L1. Adam for every network.
+weights), an L1 to a trained teacher model's frames when ``distill.teacher`` names one (GAN Compression's
+distillation, e.g. into ``generator.kind=mobile``), and in the face stage a face-crop L1. Adam for every
+network.
 
 Run directory::
 
@@ -72,6 +74,7 @@ from train.distributed import (
 )
 from train.models import generator_inputs
 from train.stages import (
+    Teacher,
     build_stage_models,
     check_stage_fits,
     face_stage_losses,
@@ -229,6 +232,7 @@ def _train_stage(
         if context.is_main:
             _truncate_metrics(stage_dir / "metrics.jsonl", step)
         log.info("stage %s: resuming from step %d (%.0f s so far)", stage, step, elapsed_before_s)
+    teacher = _teacher(config, stage, models.main_downscale, data.meta)
     generator: torch.nn.Module = generator_raw
     discriminator: torch.nn.Module = discriminator_raw
     if context.is_distributed:
@@ -301,7 +305,7 @@ def _train_stage(
                 )
             else:
                 losses = main_stage_losses(
-                    generator, discriminator, discriminator_raw, batch, config, run.vgg
+                    generator, discriminator, discriminator_raw, batch, config, run.vgg, teacher
                 )
             optimizer_g.zero_grad(set_to_none=True)
             losses.generator.backward()
@@ -341,6 +345,26 @@ def _train_stage(
     else:
         log.info("stage %s: stopped at step %d/%d (%s)", stage, step, steps, run.stop_reasons[0])
     return load_checkpoint(checkpoint_path, map_location=device)
+
+
+def _teacher(config: FitConfig, stage: str, downscale: int, meta: PreparedMeta) -> Teacher | None:
+    """The distillation teacher of a global or local stage (None when ``distill`` is off or in the face
+    stage); says which in the log.
+
+    Raises:
+        FileNotFoundError, ValueError, RuntimeError: as :meth:`train.stages.Teacher.load`.
+    """
+    if not config.distill.enabled or stage == "face":
+        return None
+    canvas_hw = (meta.canvas_height // downscale, meta.canvas_width // downscale)
+    teacher = Teacher.load(
+        config.distill.teacher, generator_inputs(config.generator), canvas_hw, config.distill.threads
+    )
+    log.info(
+        "stage %s: distilling from %s (L1 weight %g, %d teacher threads)",
+        stage, teacher.target.path, config.distill.lambda_l1, config.distill.threads,
+    )  # fmt: skip
+    return teacher
 
 
 def _link_latest(run_dir: Path, stage: str) -> None:
@@ -438,7 +462,8 @@ def main(argv: list[str] | None = None) -> int:
         "  python -m train.fit prepared/alice --out runs/alice --config train/configs/full.yaml "
         "--vgg-weights vgg19.pth\n"
         f"stages: {', '.join(STAGES)} (in this order, global first)\n"
-        "keys: stages steps generator.{ngf,n_downsample,n_blocks,temporal}\n"
+        "keys: stages steps generator.{kind,ngf,n_downsample,n_blocks,temporal}\n"
+        "  distill.{teacher,lambda_l1,threads}\n"
         "  discriminator.{ndf,n_layers,n_scales} local.{steps,n_blocks}\n"
         "  face.{steps,ngf,n_downsample,n_blocks,ndf,n_layers,n_scales,\n"
         "  lambda_feature_matching,lambda_l1} loss.{lambda_feature_matching,lambda_vgg,vgg_weights,\n"

@@ -30,6 +30,7 @@ from realtime.nets import (
     GeneratorSpec,
     GlobalGenerator,
     LocalEnhancer,
+    MobileGenerator,
     ResnetBlock,
     downsample_half,
     face_spec,
@@ -37,11 +38,16 @@ from realtime.nets import (
 from train.config import DiscriminatorConfig, FaceConfig, FitConfig, GeneratorConfig
 
 __all__ = [
-    "DownscaledGenerator", "FaceGenerator", "GlobalGenerator", "LocalEnhancer", "MultiscaleDiscriminator",
-    "NLayerDiscriminator", "ResnetBlock", "build_discriminator", "build_face_discriminator",
-    "build_face_generator", "build_generator", "build_local_enhancer", "build_main_generator",
-    "downsample_half", "generator_inputs", "generator_spec", "init_weights",
+    "DownscaledGenerator", "FaceGenerator", "GlobalGenerator", "LocalEnhancer", "MainGenerator",
+    "MobileGenerator", "MultiscaleDiscriminator", "NLayerDiscriminator", "ResnetBlock", "build_discriminator",
+    "build_face_discriminator", "build_face_generator", "build_generator", "build_local_enhancer",
+    "build_main_generator", "downsample_half", "generator_inputs", "generator_spec", "init_weights",
 ]  # fmt: skip
+
+
+#: A run's main generator: the global stage's (pix2pixHD's global generator or the light CPU generator) or
+#: the local enhancer.
+MainGenerator = GlobalGenerator | MobileGenerator | LocalEnhancer
 
 
 def _norm(channels: int) -> nn.Module:
@@ -145,7 +151,8 @@ def generator_inputs(config: GeneratorConfig) -> GeneratorInputs:
 
 
 def generator_spec(config: FitConfig, kind: str, downscale: int = 1) -> GeneratorSpec:
-    """The architecture of a run's main generator of ``kind`` "global" or "local".
+    """The architecture of a run's main generator of stage ``kind`` "global" or "local". The global stage's
+    network is ``config.generator.kind`` ("global": pix2pixHD's, "mobile": :class:`MobileGenerator`).
 
     Raises:
         ValueError: for another ``kind``.
@@ -154,17 +161,19 @@ def generator_spec(config: FitConfig, kind: str, downscale: int = 1) -> Generato
     if kind not in ("global", "local"):
         raise ValueError(f"main generator kind must be 'global' or 'local', got {kind!r}")
     n_blocks_local = config.local.n_blocks if kind == "local" else 0
+    network = g.kind if kind == "global" else "local"
     return GeneratorSpec(
-        kind, g.ngf, g.n_downsample, g.n_blocks, n_blocks_local, downscale, generator_inputs(g)
+        network, g.ngf, g.n_downsample, g.n_blocks, n_blocks_local, downscale, generator_inputs(g)
     )
 
 
-def build_generator(config: GeneratorConfig) -> GlobalGenerator:
-    """A freshly initialized (:func:`init_weights`) :class:`GlobalGenerator` from its config."""
+def build_generator(config: GeneratorConfig) -> GlobalGenerator | MobileGenerator:
+    """A freshly initialized (:func:`init_weights`) global-stage generator from its config: a
+    :class:`GlobalGenerator` (``kind`` "global") or a :class:`MobileGenerator` (``kind`` "mobile")."""
     spec = GeneratorSpec(
-        "global", config.ngf, config.n_downsample, config.n_blocks, inputs=generator_inputs(config)
+        config.kind, config.ngf, config.n_downsample, config.n_blocks, inputs=generator_inputs(config)
     )
-    generator = GlobalGenerator(spec)
+    generator = MobileGenerator(spec) if config.kind == "mobile" else GlobalGenerator(spec)
     generator.apply(init_weights)
     return generator
 
@@ -177,7 +186,7 @@ def build_local_enhancer(config: FitConfig) -> LocalEnhancer:
     return enhancer
 
 
-def build_main_generator(config: FitConfig, kind: str) -> GlobalGenerator | LocalEnhancer:
+def build_main_generator(config: FitConfig, kind: str) -> MainGenerator:
     """A freshly initialized main generator of ``kind`` "global" or "local" for ``config``.
 
     Raises:

@@ -10,12 +10,17 @@
 
 Every stage keeps the two-step temporal unroll: ``gen_prev = G(stick_prev, 0)``, ``gen = G(stick, gen_prev)``
 (the face stage runs it with the frozen main generator and refines both frames' faces).
+
+With ``distill.teacher`` set, the global and local stages add an L1 between the trained generator's frames
+and those of a trained target model (the :class:`Teacher`, any engine the backends open), run on the same
+declared inputs in the same unroll (GAN Compression's output distillation, Li et al., CVPR 2020, Sec. 3.1).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,15 +28,17 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
+from realtime.backends import open_backend
+from realtime.bundle import read_bundle
 from realtime.face import face_crop_origin, face_crop_size_px
 from realtime.inputs import GeneratorInputs, InputRole
+from realtime.pipeline import Target
 from train.checkpoint import Checkpoint, load_weights_strict
 from train.config import FitConfig
 from train.losses import feature_matching_loss, l1_loss, lsgan_loss, pose_mask_l1_loss
 from train.models import (
     FaceGenerator,
-    GlobalGenerator,
-    LocalEnhancer,
+    MainGenerator,
     MultiscaleDiscriminator,
     build_discriminator,
     build_face_discriminator,
@@ -60,7 +67,7 @@ class StageModels:
     """
 
     stage: str
-    main: GlobalGenerator | LocalEnhancer
+    main: MainGenerator
     main_kind: str
     main_downscale: int
     discriminator: MultiscaleDiscriminator
@@ -105,7 +112,7 @@ def build_stage_models(
     """
     temporal = config.generator.temporal
     if stage == "global":
-        main: GlobalGenerator | LocalEnhancer = build_generator(config.generator)
+        main: MainGenerator = build_generator(config.generator)
         discriminator = build_discriminator(config.discriminator, temporal=temporal)
         downscale = config.global_downscale
         if existing is not None:
@@ -219,7 +226,7 @@ class StepLosses:
 
 
 def _unroll(
-    generator: nn.Module, batch: dict[str, Tensor], spec: GeneratorInputs
+    generator: Callable[..., Tensor], batch: dict[str, Tensor], spec: GeneratorInputs
 ) -> tuple[Tensor | None, Tensor]:
     """Everybody Dance Now's two-step unroll over the generator's declared inputs: frame ``t - 1`` from its
     per-frame inputs (``NAME_prev``) and zeros for the state inputs, then frame ``t`` from its own and that
@@ -233,6 +240,77 @@ def _unroll(
         return None, generator(*feed("", None))
     gen_prev = generator(*feed("_prev", None))
     return gen_prev, generator(*feed("", gen_prev))
+
+
+class Teacher:
+    """A trained target model that the generator being trained learns from (distillation): any engine
+    :meth:`realtime.pipeline.Target.load` opens (``.onnx`` through ONNX Runtime, ``.pt`` inference
+    weights) with its sidecar, run without gradients on a batch's declared inputs.
+
+    Args:
+        target: the loaded teacher (its face model, if any, is not used: the teacher's main generator only).
+        inputs: the declared inputs of the generator being trained; the teacher must take the same names.
+        canvas_hw: ``(H, W)`` the trained generator works at; the teacher's canvas must be this.
+
+    Raises:
+        ValueError: if the teacher's inputs, output channels or canvas differ from the student's.
+    """
+
+    def __init__(self, target: Target, inputs: GeneratorInputs, canvas_hw: tuple[int, int]) -> None:
+        declared = target.bundle.generator_inputs
+        if set(declared.names) != set(inputs.names) or declared.output.channels != inputs.output.channels:
+            raise ValueError(
+                f"the teacher {target.path} takes {list(declared.names)} -> {declared.output.channels} "
+                f"channels, the generator being trained {list(inputs.names)} -> {inputs.output.channels}; "
+                "distill from a teacher with the same generator inputs"
+            )
+        teacher_hw = (target.bundle.canvas_height, target.bundle.canvas_width)
+        if teacher_hw != tuple(canvas_hw):
+            raise ValueError(
+                f"the teacher {target.path} runs at {teacher_hw[0]}x{teacher_hw[1]} (HxW) but the generator "
+                f"is trained at {canvas_hw[0]}x{canvas_hw[1]}; distill at the teacher's canvas"
+            )
+        self.target = target
+        self.inputs = inputs
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        inputs: GeneratorInputs,
+        canvas_hw: tuple[int, int],
+        threads: int = 1,
+    ) -> Teacher:
+        """Open the engine at ``path`` (``threads`` intra-op threads for ONNX Runtime; 0 = all cores).
+
+        Raises:
+            FileNotFoundError, ValueError, RuntimeError: as :meth:`realtime.pipeline.Target.load`, and
+                ValueError as the constructor.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"distill.teacher: no engine file at {path}")
+        bundle = read_bundle(path)
+        options: dict[str, object] = {"threads": threads} if path.suffix.lower() == ".onnx" else {}
+        backend = open_backend(path, expected=bundle.inputs, **options)
+        return cls(Target(backend, bundle, path), inputs, canvas_hw)
+
+    def __call__(self, *tensors: Tensor) -> Tensor:
+        """The teacher's frame for the student's inputs in the student's order, each float32
+        ``(B, C_i, H, W)`` in [0, 1] on any device: float32 ``(B, 3, H, W)`` in [0, 1] on that device, a
+        fresh tensor without gradient."""
+        device = tensors[0].device
+        named = {
+            item.name: t.detach().to(self.target.device, torch.float32).contiguous()
+            for item, t in zip(self.inputs.inputs, tensors, strict=True)
+        }
+        return self.target.generate(named).to(device).clone()
+
+    @torch.no_grad()
+    def unroll(self, batch: dict[str, Tensor]) -> tuple[Tensor | None, Tensor]:
+        """The teacher's frames of a batch in Everybody Dance Now's two-step unroll (its own previous output
+        feeding its state input): ``(frame t - 1 or None for a generator without state, frame t)``."""
+        return _unroll(self, batch, self.inputs)
 
 
 def _adversarial(
@@ -261,12 +339,13 @@ def main_stage_losses(
     batch: dict[str, Tensor],
     config: FitConfig,
     vgg: VGGPerceptualLoss | None,
+    teacher: Teacher | None = None,
 ) -> StepLosses:
     """One step of the global or local stage (pix2pixHD's objective with Everybody Dance Now's temporal
     discriminator): D judges ``concat(stick_prev, stick, frame_prev, frame)`` against the generated pair;
     G minimizes LSGAN + ``lambda_feature_matching`` x feature matching + ``lambda_vgg`` x VGG (when loaded)
-    + ``lambda_pose_mask_l1`` x PG2's pose-mask L1 + ``lambda_l1`` x L1, the image terms summed over both
-    unrolled frames."""
+    + ``lambda_pose_mask_l1`` x PG2's pose-mask L1 + ``lambda_l1`` x L1 + ``distill.lambda_l1`` x the L1 to
+    the ``teacher``'s frames (when given), the image terms summed over both unrolled frames."""
     gen_prev, gen = _unroll(generator, batch, generator_inputs(config.generator))
     stick, frame, mask = batch["stick_figure"], batch["frame"], batch["mask"]
     if gen_prev is not None:
@@ -297,6 +376,12 @@ def main_stage_losses(
         loss_vgg = frames_per_item * vgg(generated, targets)
         loss_g = loss_g + weights.lambda_vgg * loss_vgg
         logged["loss_g_vgg"] = loss_vgg
+    if teacher is not None:
+        teacher_prev, teacher_gen = teacher.unroll(batch)
+        taught = teacher_gen if teacher_prev is None else torch.cat([teacher_prev, teacher_gen])
+        loss_distill = frames_per_item * l1_loss(generated, taught)
+        loss_g = loss_g + config.distill.lambda_l1 * loss_distill
+        logged["loss_g_distill_l1"] = loss_distill
     logged.update(loss_g=loss_g, loss_d=loss_d, loss_d_real=loss_d_real, loss_d_fake=loss_d_fake)
     return StepLosses(loss_g, loss_d, logged)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from realtime.nets import GeneratorSpec
+from realtime.nets import GeneratorSpec, MobileGenerator, load_weights, save_weights
 from train.config import DiscriminatorConfig, FaceConfig, GeneratorConfig, load_config
 from train.losses import feature_matching_loss, l1_loss, lsgan_loss
 from train.models import (
@@ -244,3 +244,91 @@ def test_face_generator_residual_starts_at_zero_and_checks_inputs() -> None:
         face(torch.rand(1, 3, 12, 12), torch.rand(1, 3, 8, 8))
     discriminator = build_face_discriminator(FaceConfig(ndf=4, n_layers=2, n_scales=1))
     assert discriminator(torch.rand(1, 6, 12, 12))[0][-1].shape[:2] == (1, 1)
+
+
+def tiny_mobile(temporal: bool = True) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_generator(
+        GeneratorConfig(kind="mobile", ngf=4, n_downsample=3, n_blocks=2, temporal=temporal)
+    )
+
+
+def test_mobile_generator_shape_range_inputs_and_checks() -> None:
+    generator = tiny_mobile(True)
+    assert isinstance(generator, MobileGenerator) and generator.spec.kind == "mobile"
+    assert generator.size_multiple_px == 8 and generator.stem[0].in_channels == 6
+    stick, previous = torch.rand(2, 3, 32, 48), torch.rand(2, 3, 32, 48)
+    out = generator(stick, previous)
+    assert out.shape == (2, 3, 32, 48) and out.dtype == torch.float32
+    assert 0.0 <= out.min().item() and out.max().item() <= 1.0
+    assert not torch.allclose(out, generator(stick, torch.rand(2, 3, 32, 48)))  # the previous frame matters
+    single = tiny_mobile(False)
+    assert single.inputs.names == ("stick_figure",) and single.stem[0].in_channels == 3
+    with pytest.raises(ValueError, match="divisible by 8"):
+        generator(torch.rand(1, 3, 36, 32), torch.rand(1, 3, 36, 32))
+    with pytest.raises(ValueError, match="previous_frame"):
+        generator(torch.rand(1, 3, 32, 32))
+
+
+def test_mobile_generator_is_an_order_lighter_than_the_bundled_architecture() -> None:
+    """At the bundled mannequin's sizes against mannequin_mobile.yaml's: parameters and multiply-adds per
+    256x256 frame (counted over every conv) at least 10x fewer."""
+
+    def macs(model: torch.nn.Module) -> int:
+        total = 0
+
+        def hook(module: torch.nn.Module, args: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+            nonlocal total
+            if isinstance(module, torch.nn.Conv2d):
+                kh, kw = module.kernel_size
+                total += out.numel() * module.in_channels // module.groups * kh * kw
+            elif isinstance(module, torch.nn.ConvTranspose2d):
+                kh, kw = module.kernel_size
+                total += args[0].numel() * module.out_channels * kh * kw
+
+        handles = [m.register_forward_hook(hook) for m in model.modules()]
+        with torch.no_grad():
+            model(torch.rand(1, 3, 256, 256), torch.rand(1, 3, 256, 256))
+        for handle in handles:
+            handle.remove()
+        return total
+
+    bundled = load_config("train/configs/mannequin.yaml").generator
+    mobile = load_config("train/configs/mannequin_mobile.yaml").generator
+    assert mobile.kind == "mobile" and bundled.kind == "global"
+    big, small = build_generator(bundled), build_generator(mobile)
+    assert isinstance(small, MobileGenerator)
+    n_big, n_small = (sum(p.numel() for p in m.parameters()) for m in (big, small))
+    macs_big, macs_small = macs(big), macs(small)
+    print(
+        f"parameters {n_big} vs {n_small}; "
+        f"GMACs per 256x256 frame {macs_big / 1e9:.3f} vs {macs_small / 1e9:.3f}"
+    )
+    assert n_small * 10 < n_big and macs_small * 10 < macs_big
+
+
+def test_mobile_generator_onnx_export_and_weights_file(tmp_path) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    generator = tiny_mobile(True).eval()
+    path = str(tmp_path / "mobile.onnx")
+    export_onnx(generator, path)
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    stick, previous = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
+    (onnx_frame,) = session.run(
+        ["frame"], {"stick_figure": stick.numpy(), "previous_frame": previous.numpy()}
+    )
+    with torch.no_grad():
+        torch_frame = generator(stick, previous)
+    assert float(np.abs(onnx_frame - torch_frame.numpy()).max()) < ONNX_TOLERANCE
+    save_weights(tmp_path / "mobile.pt", generator)
+    loaded = load_weights(tmp_path / "mobile.pt")
+    assert isinstance(loaded, MobileGenerator) and loaded.spec == generator.spec
+    with torch.no_grad():
+        assert torch.equal(loaded(stick, previous), torch_frame)
+
+
+def test_mobile_generator_cannot_take_a_local_stage() -> None:
+    with pytest.raises(ValueError, match="generator.kind must be 'global' with a local stage"):
+        load_config(None, ["generator.kind=mobile", "stages=[global,local]"])
+    with pytest.raises(ValueError, match="generator.kind must be one of"):
+        load_config(None, ["generator.kind=tiny"])
