@@ -50,12 +50,41 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
+from realtime.cli import existing_file, positive_float, positive_int
 
-import realtime.tensorrt as rt
-from realtime.backends import BackendError
-from realtime.bundle import read_bundle, write_bundle
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (light: ``--help`` and argument errors answer before PyTorch and TensorRT load; the
+    defaults are this module's constants, which tests/test_cli.py checks)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m export.tensorrt",
+        description="Build TARGET.plan (and TARGET.face.plan) from TARGET.onnx on this GPU with TensorRT "
+        "10/11: an fp16 graph with instance normalization in fp32 (checked against fp32 in ONNX Runtime), a "
+        "strongly typed network, batch 1..N, a reused timing cache; the engine is checked against ONNX "
+        "Runtime and the build (TensorRT version, GPU, precision) is recorded in TARGET.json.",
+    )
+    parser.add_argument("onnx", type=existing_file, help="TARGET.onnx written by python -m export.onnx")
+    parser.add_argument("plan", type=Path, help="TARGET.plan to write (same stem)")
+    parser.add_argument("--precision", choices=("fp16", "fp32"), default="fp16")
+    parser.add_argument("--max-batch", type=positive_int, default=4, help="profile's largest batch")
+    parser.add_argument(
+        "--timing-cache", type=Path, default=None, help="default: tensorrt.timing-cache beside"
+    )
+    parser.add_argument(
+        "--atol", type=positive_float, default=None, help="TensorRT vs ONNX Runtime tolerance"
+    )
+    return parser
+
+
+if __name__ == "__main__":
+    build_parser().parse_args()  # --help and argument errors answer here, before the heavy imports
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import realtime.tensorrt as rt  # noqa: E402
+from realtime.backends import BackendError  # noqa: E402
+from realtime.bundle import read_bundle, write_bundle  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -434,22 +463,7 @@ def export_tensorrt(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m export.tensorrt",
-        description="Build TARGET.plan (and TARGET.face.plan) from TARGET.onnx on this GPU with TensorRT "
-        "10/11: an fp16 graph with instance normalization in fp32 (checked against fp32 in ONNX Runtime), a "
-        "strongly typed network, batch 1..N, a reused timing cache; the engine is checked against ONNX "
-        "Runtime and the build (TensorRT version, GPU, precision) is recorded in TARGET.json.",
-    )
-    parser.add_argument("onnx", type=Path, help="TARGET.onnx written by python -m export.onnx")
-    parser.add_argument("plan", type=Path, help="TARGET.plan to write (same stem)")
-    parser.add_argument("--precision", choices=sorted(TENSORRT_VS_ONNXRUNTIME_ATOL), default="fp16")
-    parser.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH, help="profile's largest batch")
-    parser.add_argument(
-        "--timing-cache", type=Path, default=None, help=f"default: {TIMING_CACHE_NAME} beside"
-    )
-    parser.add_argument("--atol", type=float, default=None, help="TensorRT vs ONNX Runtime tolerance")
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from realtime.bundle import BundleError
 

@@ -20,6 +20,16 @@ COMMANDS = {
     "train.prepare": (["/no/such/video.mp4", "--out", "x"], "no such file"),
     "export.onnx": (["/no/such/checkpoint.pt", "x.onnx"], "no such file"),
     "realtime.retarget": (["--source", "README.md", "--out", "x.mp4", "--median-window", "4"], "must be odd"),
+    "train.fit": (["/no/such/prepared", "--out", "x"], "no such file or folder"),
+    "train.evaluate": (["x.onnx", "--data", "d", "--sheet-frames", "0"], "whole number >= 1"),
+    "train.synthetic": (["--out", "x", "--frames", "-3"], "whole number >= 1"),
+    "export.tensorrt": (["/no/such/target.onnx", "t.plan"], "no such file"),
+}
+#: ``python -m train.evaluate --synthetic`` and ``python -m train.synthetic source`` are modes with their own
+#: arguments: checked the same way.
+MODES = {
+    "train.evaluate --synthetic": (["--source", "/no/such.mp4", "--out", "x"], "no such file"),
+    "train.synthetic source": (["--out", "x.mp4", "--size", "8x8"], "16-4096"),
 }
 
 
@@ -40,13 +50,14 @@ def run_module(module: str, argv: list[str]) -> tuple[int, list[str], str]:
     return int(code_line.split()[1]), eval(modules_line), result.stderr  # noqa: S307 - our own list repr
 
 
-@pytest.mark.parametrize("module", sorted(COMMANDS))
-def test_help_and_bad_arguments_answer_before_heavy_imports(module: str) -> None:
-    code, heavy, _ = run_module(module, ["--help"])
-    assert (code, heavy) == (0, []), (module, heavy)
-    bad, words = COMMANDS[module]
-    code, heavy, stderr = run_module(module, bad)
-    assert (code, heavy) == (2, []), (module, heavy, stderr)
+@pytest.mark.parametrize("command", sorted({**COMMANDS, **MODES}))
+def test_help_and_bad_arguments_answer_before_heavy_imports(command: str) -> None:
+    module, *mode = command.split()
+    code, heavy, _ = run_module(module, [*mode, "--help"])
+    assert (code, heavy) == (0, []), (command, heavy)
+    bad, words = {**COMMANDS, **MODES}[command]
+    code, heavy, stderr = run_module(module, [*mode, *bad])
+    assert (code, heavy) == (2, []), (command, heavy, stderr)
     assert "Traceback" not in stderr and words in stderr.splitlines()[-1], stderr
 
 
@@ -62,3 +73,26 @@ def test_argument_types(tmp_path: Path) -> None:
     ]:  # fmt: skip
         with pytest.raises(argparse.ArgumentTypeError):
             parse(text)
+
+
+def test_light_parsers_state_the_real_defaults() -> None:
+    """Defaults written out in the light parsers are the constants of the modules they stand for."""
+    import export.tensorrt as tensorrt_export
+    from train.evaluate import build_parser as evaluate_parser
+    from train.metrics import STILL_THRESHOLD_PX
+    from train.synthetic.cli import main as synthetic_main  # noqa: F401 - importable without side effects
+    from train.synthetic.source import SourceParams
+
+    assert evaluate_parser().get_default("still_threshold_px") == STILL_THRESHOLD_PX
+    tensorrt = tensorrt_export.build_parser()
+    assert tensorrt.get_default("max_batch") == tensorrt_export.DEFAULT_MAX_BATCH
+    assert set(tensorrt._option_string_actions["--precision"].choices) == set(
+        tensorrt_export.TENSORRT_VS_ONNXRUNTIME_ATOL
+    )
+    source = SourceParams()
+    help_text = subprocess.run(
+        [sys.executable, "-m", "train.synthetic", "source", "--help"], cwd=REPO_ROOT, capture_output=True,
+        text=True, timeout=60,
+    ).stdout  # fmt: skip
+    assert f"(default {source.seconds:g})" in help_text and f"(default {source.fps:g})" in help_text
+    assert f"(default {source.width}x{source.height})" in help_text and source.seed == 0

@@ -43,18 +43,85 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-from PIL import Image
-from tqdm import tqdm
+from realtime.cli import positive_float, positive_int
 
-from realtime.backends import ENGINE_SUFFIXES
-from realtime.inputs import FrameContext, InputRole, produce_frame_inputs
-from realtime.pipeline import Target
-from realtime.pose import PoseEstimator
-from train.checkpoint import load_target
-from train.dataset import PreparedData, load_prepared, to_chw_float
-from train.metrics import (
+
+def build_parser() -> argparse.ArgumentParser:
+    """The held-out evaluation's command line (light: ``--help`` and argument errors answer before the heavy
+    imports). ``--synthetic`` is a mode of its own with other arguments (:mod:`train.synthetic.cli`)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m train.evaluate",
+        usage="python -m train.evaluate MODEL [MODEL ...] --data DATA [options]\n"
+        "       python -m train.evaluate --synthetic --source VIDEO [--source VIDEO ...] --out OUT [options]",
+        description="Self-reconstruction on the held-out frames of the target video: each model is driven by "
+        "those frames' own stick figures and its output is compared with the real frames (SSIM and PSNR "
+        "over the frame, the body region and the face, pose distance and missed joints of MediaPipe on the "
+        "output, temporal stability). Several models give one table with a row each.",
+        epilog="examples:\n"
+        "  python -m train.evaluate runs/alice --data prepared/alice\n"
+        "  python -m train.evaluate a.onnx b.onnx c.onnx --data prepared/alice --out ablation\n"
+        "unseen poses with exact ground truth (a mannequin model, the bundled one by default):\n"
+        "  python -m train.evaluate --synthetic --source dance.mp4 --source dribble.mp4 --out eval_synth\n"
+        "  (python -m train.evaluate --synthetic --help for its options)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "models",
+        type=Path,
+        nargs="+",
+        metavar="MODEL",
+        help="a run directory (its checkpoint; the last stage's with per-stage subfolders), a checkpoint "
+        "(.pt) or an engine file (.onnx, .pt)",
+    )
+    parser.add_argument("--data", type=Path, required=True, help="the prepared target directory")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (default with one model: the model's folder/eval; required with several)",
+    )
+    parser.add_argument(
+        "--still-threshold-px",
+        type=positive_float,
+        default=2.0,  # train.metrics.STILL_THRESHOLD_PX (tests/test_cli.py checks they agree)
+        help="consecutive frames count as still when every driving joint moved less than this (pixels)",
+    )
+    parser.add_argument("--sheet-frames", type=positive_int, default=6, help="rows in each sample sheet")
+    parser.add_argument(
+        "--reference",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="add a row measuring the real frames themselves (each measure's floor on this data)",
+    )
+    parser.add_argument(
+        "--background",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="add a row measuring an empty plate (the per-pixel median of the training frames) against the "
+        "held-out frames: the background's share of SSIM and PSNR",
+    )
+    return parser
+
+
+if __name__ == "__main__":  # the arguments are checked before the heavy imports below
+    if sys.argv[1:2] == ["--synthetic"]:  # a mode of its own, other arguments
+        from train.synthetic.cli import main as synthetic_main
+
+        sys.exit(synthetic_main(["evaluate", *sys.argv[2:]]))
+    build_parser().parse_args()  # --help and argument errors answer here
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from realtime.backends import ENGINE_SUFFIXES  # noqa: E402
+from realtime.console import progress  # noqa: E402
+from realtime.inputs import FrameContext, InputRole, produce_frame_inputs  # noqa: E402
+from realtime.pipeline import Target  # noqa: E402
+from realtime.pose import PoseEstimator  # noqa: E402
+from train.checkpoint import load_target  # noqa: E402
+from train.dataset import PreparedData, load_prepared, to_chw_float  # noqa: E402
+from train.metrics import (  # noqa: E402
     STILL_THRESHOLD_PX,
     EvaluationResult,
     FrameEvaluator,
@@ -313,7 +380,7 @@ def evaluate_model(
         still_threshold_px=still_threshold_px,
         estimator=estimator,
     ) as evaluator:
-        for i, t in enumerate(tqdm(heldout, desc=f"evaluate {label or target.name}", unit="frame")):
+        for i, t in enumerate(progress(heldout, desc=f"evaluate {label or target.name}", unit="frame")):
             context = FrameContext(
                 torch.from_numpy(np.asarray(data.joints_px[t : t + 1], np.float32)).to(target.device),
                 torch.from_numpy(np.asarray(data.confidence[t : t + 1], np.float32)).to(target.device),
@@ -369,7 +436,7 @@ def _evaluate_images(
         still_threshold_px=still_threshold_px,
         estimator=estimator,
     ) as evaluator:
-        for t in tqdm(list(data.meta.heldout), desc=description, unit="frame"):
+        for t in progress(list(data.meta.heldout), desc=description, unit="frame"):
             evaluator.add(
                 image(t), np.asarray(data.frames[t]), data.joints_px[t], data.confidence[t],
                 data.face_boxes[t], _person_box(data, t),
@@ -432,56 +499,7 @@ def main(argv: list[str] | None = None) -> int:
         from train.synthetic import main as synthetic_main
 
         return synthetic_main(["evaluate", *argv[1:]])
-    parser = argparse.ArgumentParser(
-        prog="python -m train.evaluate",
-        description="Self-reconstruction on the held-out frames of the target video: each model is driven by "
-        "those frames' own stick figures and its output is compared with the real frames (SSIM and PSNR "
-        "over the frame, the body region and the face, pose distance and missed joints of MediaPipe on the "
-        "output, temporal stability). Several models give one table with a row each.",
-        epilog="examples:\n"
-        "  python -m train.evaluate runs/alice --data prepared/alice\n"
-        "  python -m train.evaluate a.onnx b.onnx c.onnx --data prepared/alice --out ablation\n"
-        "unseen poses with exact ground truth (a mannequin model, the bundled one by default):\n"
-        "  python -m train.evaluate --synthetic --source dance.mp4 --source dribble.mp4 --out eval_synth\n"
-        "  (python -m train.evaluate --synthetic --help for its options)",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "models",
-        type=Path,
-        nargs="+",
-        metavar="MODEL",
-        help="a run directory (its checkpoint; the last stage's with per-stage subfolders), a checkpoint "
-        "(.pt) or an engine file (.onnx, .pt)",
-    )
-    parser.add_argument("--data", type=Path, required=True, help="the prepared target directory")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="output folder (default with one model: the model's folder/eval; required with several)",
-    )
-    parser.add_argument(
-        "--still-threshold-px",
-        type=float,
-        default=STILL_THRESHOLD_PX,
-        help="consecutive frames count as still when every driving joint moved less than this (pixels)",
-    )
-    parser.add_argument("--sheet-frames", type=int, default=6, help="rows in each sample sheet")
-    parser.add_argument(
-        "--reference",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="add a row measuring the real frames themselves (each measure's floor on this data)",
-    )
-    parser.add_argument(
-        "--background",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="add a row measuring an empty plate (the per-pixel median of the training frames) against the "
-        "held-out frames: the background's share of SSIM and PSNR",
-    )
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if len(args.models) > 1 and args.out is None:
         print("error: --out is required when evaluating several models", file=sys.stderr)

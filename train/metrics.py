@@ -40,8 +40,8 @@ from typing import Any, Protocol
 
 import numpy as np
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
-from tqdm import tqdm
 
+from realtime.console import progress as progress_bar
 from realtime.pose import PoseFrame
 from realtime.skeleton import NUM_JOINTS, Joint
 
@@ -626,7 +626,7 @@ def evaluate_frames(
     with FrameEvaluator(
         confidence_threshold=confidence_threshold, still_threshold_px=still_threshold_px, estimator=estimator
     ) as evaluator:
-        for i in tqdm(range(n), desc="evaluate", unit="frame", disable=not progress):
+        for i in progress_bar(range(n), desc="evaluate", unit="frame", disable=not progress):
             box = None if face_boxes is None else face_boxes[i]
             person = None if person_boxes is None else person_boxes[i]
             evaluator.add(generated[i], real[i], driving_joints_px[i], driving_confidence[i], box, person)

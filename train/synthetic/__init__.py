@@ -21,80 +21,60 @@ real source videos. Five parts, one module each:
   drives the camera-less demo and the tests where no real video is at hand.
 
 :mod:`train.synthetic.body` holds the proportions both the motion and the renderer use, and
-:mod:`train.synthetic.cli` the command lines. The names below are re-exported here.
+:mod:`train.synthetic.cli` the command lines. The names are re-exported here, each module imported on
+first use.
 """
 
-from train.synthetic.body import BODY, MannequinBody
-from train.synthetic.cli import main
-from train.synthetic.dataset import SYNTHETIC_SOURCE, SyntheticDatasetReport, write_synthetic_dataset
-from train.synthetic.evaluation import (
-    SourceEvaluation,
-    SyntheticEvaluation,
-    evaluate_source,
-    evaluate_synthetic,
-)
-from train.synthetic.motion import (
-    ANGLE_INDEX,
-    ANGLE_SPECS,
-    AngleSpec,
-    CameraModel,
-    Motion,
-    MotionConfig,
-    generate_motion,
-    mannequin_pose,
-)
-from train.synthetic.renderer import (
-    DEFAULT_STYLE,
-    BodyOrientation,
-    MannequinRender,
-    MannequinStyle,
-    estimate_orientation,
-    estimate_scale_px_per_m,
-    render_background,
-    render_mannequin,
-)
-from train.synthetic.source import (
-    SOURCE_BODY,
-    SOURCE_STYLE,
-    SourceParams,
-    SourceVideo,
-    cached_source_video,
-    generate_source_motion,
-    render_source_video,
-)
+from __future__ import annotations
 
-__all__ = [
-    "ANGLE_INDEX",
-    "ANGLE_SPECS",
-    "BODY",
-    "DEFAULT_STYLE",
-    "SOURCE_BODY",
-    "SOURCE_STYLE",
-    "SYNTHETIC_SOURCE",
-    "AngleSpec",
-    "BodyOrientation",
-    "CameraModel",
-    "MannequinBody",
-    "MannequinRender",
-    "MannequinStyle",
-    "Motion",
-    "MotionConfig",
-    "SourceEvaluation",
-    "SourceParams",
-    "SourceVideo",
-    "SyntheticDatasetReport",
-    "SyntheticEvaluation",
-    "cached_source_video",
-    "estimate_orientation",
-    "estimate_scale_px_per_m",
-    "evaluate_source",
-    "evaluate_synthetic",
-    "generate_motion",
-    "generate_source_motion",
-    "main",
-    "mannequin_pose",
-    "render_background",
-    "render_mannequin",
-    "render_source_video",
-    "write_synthetic_dataset",
-]
+import importlib
+from typing import Any
+
+#: Public name -> the module that defines it. Imported on first use (PEP 562), so that ``python -m
+#: train.synthetic --help`` and the light command lines load none of the renderer's or evaluation's
+#: dependencies.
+_EXPORTS = {
+    "ANGLE_INDEX": "train.synthetic.motion",
+    "ANGLE_SPECS": "train.synthetic.motion",
+    "AngleSpec": "train.synthetic.motion",
+    "BODY": "train.synthetic.body",
+    "BodyOrientation": "train.synthetic.renderer",
+    "CameraModel": "train.synthetic.motion",
+    "DEFAULT_STYLE": "train.synthetic.renderer",
+    "MannequinBody": "train.synthetic.body",
+    "MannequinRender": "train.synthetic.renderer",
+    "MannequinStyle": "train.synthetic.renderer",
+    "Motion": "train.synthetic.motion",
+    "MotionConfig": "train.synthetic.motion",
+    "SOURCE_BODY": "train.synthetic.source",
+    "SOURCE_STYLE": "train.synthetic.source",
+    "SYNTHETIC_SOURCE": "train.synthetic.dataset",
+    "SourceEvaluation": "train.synthetic.evaluation",
+    "SourceParams": "train.synthetic.source",
+    "SourceVideo": "train.synthetic.source",
+    "SyntheticDatasetReport": "train.synthetic.dataset",
+    "SyntheticEvaluation": "train.synthetic.evaluation",
+    "cached_source_video": "train.synthetic.source",
+    "estimate_orientation": "train.synthetic.renderer",
+    "estimate_scale_px_per_m": "train.synthetic.renderer",
+    "evaluate_source": "train.synthetic.evaluation",
+    "evaluate_synthetic": "train.synthetic.evaluation",
+    "generate_motion": "train.synthetic.motion",
+    "generate_source_motion": "train.synthetic.source",
+    "main": "train.synthetic.cli",
+    "mannequin_pose": "train.synthetic.motion",
+    "render_background": "train.synthetic.renderer",
+    "render_mannequin": "train.synthetic.renderer",
+    "render_source_video": "train.synthetic.source",
+    "write_synthetic_dataset": "train.synthetic.dataset",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value

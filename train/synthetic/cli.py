@@ -9,16 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-from train.synthetic.dataset import write_synthetic_dataset
-from train.synthetic.evaluation import evaluate_synthetic
+from realtime.cli import canvas_size, existing_file, fraction, positive_float, positive_int
 
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"size must look like 256x256 (WIDTHxHEIGHT), got {text!r}") from exc
-    return w, h
+# Every command line here parses its arguments before it imports the renderer, the evaluation or their
+# dependencies (NumPy, PyTorch, MediaPipe): --help and argument errors answer at once.
 
 
 def _main_generate(argv: list[str]) -> int:
@@ -30,16 +24,18 @@ def _main_generate(argv: list[str]) -> int:
         "videos' poses: python -m train.evaluate --synthetic --help",
     )
     parser.add_argument("--out", type=Path, required=True, help="output directory")
-    parser.add_argument("--frames", type=int, default=3000, help="number of frames (default 3000)")
+    parser.add_argument("--frames", type=positive_int, default=3000, help="number of frames (default 3000)")
     parser.add_argument(
-        "--size", type=_size, default=(256, 256), help="canvas WIDTHxHEIGHT (default 256x256)"
+        "--size", type=canvas_size, default=(256, 256), help="canvas WIDTHxHEIGHT (default 256x256)"
     )
     parser.add_argument("--seed", type=int, default=0, help="motion seed (default 0)")
     parser.add_argument(
-        "--heldout-fraction", type=float, default=0.15, help="last fraction of frames held out (default 0.15)"
+        "--heldout-fraction", type=fraction, default=0.15, help="last fraction held out (default 0.15)"
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from train.synthetic.dataset import write_synthetic_dataset
+
     start = time.perf_counter()
     try:
         report = write_synthetic_dataset(
@@ -70,17 +66,26 @@ def _main_evaluate(argv: list[str]) -> int:
         "sample sheet per source (source | stick figure | ground truth | generated).",
     )
     parser.add_argument(
-        "--engine", type=Path, default=None, help="mannequin target (default: the bundled one)"
+        "--engine", type=existing_file, default=None, help="mannequin target (default: the bundled one)"
     )
     parser.add_argument(
-        "--source", type=Path, action="append", required=True, help="source video (repeat for several)"
+        "--source",
+        type=existing_file,
+        action="append",
+        required=True,
+        help="source video (repeat for several)",
     )
     parser.add_argument("--out", type=Path, required=True, help="output directory")
-    parser.add_argument("--max-frames", type=int, default=None, help="use only the first N frames of each")
-    parser.add_argument("--median-window", type=int, default=5, help="temporal median window (default 5)")
+    parser.add_argument(
+        "--max-frames", type=positive_int, default=None, help="only the first N frames of each"
+    )
+    parser.add_argument(
+        "--median-window", type=positive_int, default=5, help="temporal median window (default 5)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from realtime.video import VideoError
+    from train.synthetic.evaluation import evaluate_synthetic
 
     engine = args.engine
     if engine is None:
@@ -116,9 +121,6 @@ def _main_evaluate(argv: list[str]) -> int:
 def _main_source(argv: list[str]) -> int:
     import shutil
 
-    from train.synthetic.source import SourceParams, cached_source_video
-
-    defaults = SourceParams()
     parser = argparse.ArgumentParser(
         prog="python -m train.synthetic source",
         description="Write a rendered source (driving) video with no camera: a dancer unlike the bundled "
@@ -127,21 +129,17 @@ def _main_source(argv: list[str]) -> int:
         "python -m realtime.retarget --source OUT --out demo.mp4",
     )
     parser.add_argument("--out", type=Path, required=True, help="output video (.mp4)")
+    # The defaults are train.synthetic.source.SourceParams's (tests/test_cli.py checks they agree).
+    parser.add_argument("--seconds", type=positive_float, default=12.0, help="length (default 12)")
+    parser.add_argument("--fps", type=positive_float, default=24.0, help="frame rate (default 24)")
     parser.add_argument(
-        "--seconds", type=float, default=defaults.seconds, help=f"length (default {defaults.seconds:g})"
+        "--size", type=canvas_size, default=(480, 640), help="frame WIDTHxHEIGHT (default 480x640)"
     )
-    parser.add_argument(
-        "--fps", type=float, default=defaults.fps, help=f"frame rate (default {defaults.fps:g})"
-    )
-    parser.add_argument(
-        "--size",
-        type=_size,
-        default=(defaults.width, defaults.height),
-        help=f"frame WIDTHxHEIGHT (default {defaults.width}x{defaults.height})",
-    )
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="motion seed (default 0)")
+    parser.add_argument("--seed", type=int, default=0, help="motion seed (default 0)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from train.synthetic.source import SourceParams, cached_source_video
+
     params = SourceParams(
         seconds=args.seconds, fps=args.fps, width=args.size[0], height=args.size[1], seed=args.seed
     )
