@@ -104,3 +104,33 @@ def canvas_size(text: str) -> tuple[int, int]:
     if not (16 <= width <= 4096 and 16 <= height <= 4096):
         raise argparse.ArgumentTypeError(f"each side must be 16-4096 pixels, got {width}x{height}")
     return width, height
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def add_log_level(parser: argparse.ArgumentParser, default: str = "warning") -> None:
+    """Add ``--log-level`` (one of :data:`LOG_LEVELS`); see :func:`setup_logging`."""
+    parser.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default=default,
+        help="logging verbosity; debug also shows MediaPipe's and TensorFlow Lite's native log lines "
+        "(default: %(default)s)",
+    )
+
+
+def setup_logging(
+    level: str, *, command_line: bool, fmt: str = "%(levelname)s %(name)s: %(message)s"
+) -> None:
+    """Configure logging at ``level`` (a name of :data:`LOG_LEVELS`) and, for a command line (not a
+    ``main(argv)`` called from Python, such as a test, whose process's stderr must stay as it is) unless the
+    level is ``debug``, leave the native libraries' routine lines out of stderr
+    (:func:`realtime.console.filter_native_stderr`). Call once, first thing after parsing."""
+    import logging
+
+    from realtime.console import filter_native_stderr
+
+    if command_line and level != "debug":
+        filter_native_stderr()
+    logging.basicConfig(level=level.upper(), format=fmt)

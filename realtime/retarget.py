@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from realtime.cli import existing_file, positive_int
-from realtime.console import filter_native_stderr, progress
+from realtime.cli import add_log_level, existing_file, positive_int, setup_logging
+from realtime.console import progress
 from realtime.targets import DEFAULT_TARGET
 
 
@@ -58,12 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=5,
         help="temporal median window in frames, odd; 1 = off (default 5)",
     )
-    parser.add_argument(
-        "--log-level",
-        choices=("debug", "info", "warning", "error"),
-        default="warning",
-        help="logging verbosity; debug also shows MediaPipe's native log lines (default: %(default)s)",
-    )
+    add_log_level(parser)
     return parser
 
 
@@ -305,9 +300,7 @@ def retarget_video(
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.log_level != "debug":
-        filter_native_stderr()  # MediaPipe's and TensorFlow Lite's routine native log lines
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(args.log_level, command_line=argv is None)
     try:
         target = Target.load(args.engine)
         report = retarget_video(

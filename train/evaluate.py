@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from realtime.cli import positive_float, positive_int
+from realtime.cli import add_log_level, positive_float, positive_int, setup_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="add a row measuring an empty plate (the per-pixel median of the training frames) against the "
         "held-out frames: the background's share of SSIM and PSNR",
     )
+    add_log_level(parser)
     return parser
 
 
@@ -107,7 +108,7 @@ if __name__ == "__main__":  # the arguments are checked before the heavy imports
     if sys.argv[1:2] == ["--synthetic"]:  # a mode of its own, other arguments
         from train.synthetic.cli import main as synthetic_main
 
-        sys.exit(synthetic_main(["evaluate", *sys.argv[2:]]))
+        sys.exit(synthetic_main(["evaluate", *sys.argv[2:]], command_line=True))
     build_parser().parse_args()  # --help and argument errors answer here
 
 import numpy as np  # noqa: E402
@@ -494,13 +495,14 @@ def evaluate_background(
 
 
 def main(argv: list[str] | None = None) -> int:
+    command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--synthetic"]:  # unseen poses with ground truth: a mode of its own, other arguments
         from train.synthetic import main as synthetic_main
 
-        return synthetic_main(["evaluate", *argv[1:]])
+        return synthetic_main(["evaluate", *argv[1:]], command_line=command_line)
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(args.log_level, command_line=command_line)
     if len(args.models) > 1 and args.out is None:
         print("error: --out is required when evaluating several models", file=sys.stderr)
         return 2

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from realtime.cli import canvas_size, existing_file, fraction, positive_int
+from realtime.cli import add_log_level, canvas_size, existing_file, fraction, positive_int, setup_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="last fraction of frames held out (default 0.15)",
     )
     parser.add_argument("--max-frames", type=positive_int, default=None, help="use only the first N frames")
+    add_log_level(parser, "info")
     return parser
 
 
@@ -283,7 +284,7 @@ def write_preview(path: Path, frames: np.ndarray, sticks: np.ndarray, count: int
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(args.log_level, command_line=argv is None)
     start = time.perf_counter()
     try:
         meta = prepare(

@@ -9,7 +9,15 @@ import sys
 import time
 from pathlib import Path
 
-from realtime.cli import canvas_size, existing_file, fraction, positive_float, positive_int
+from realtime.cli import (
+    add_log_level,
+    canvas_size,
+    existing_file,
+    fraction,
+    positive_float,
+    positive_int,
+    setup_logging,
+)
 
 # Every command line here parses its arguments before it imports the renderer, the evaluation or their
 # dependencies (NumPy, PyTorch, MediaPipe): --help and argument errors answer at once.
@@ -55,7 +63,7 @@ def _main_generate(argv: list[str]) -> int:
     return 0
 
 
-def _main_evaluate(argv: list[str]) -> int:
+def _main_evaluate(argv: list[str], command_line: bool) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m train.evaluate --synthetic",
         description="Drive a mannequin model with real source videos' poses (normalized as python -m "
@@ -82,8 +90,9 @@ def _main_evaluate(argv: list[str]) -> int:
     parser.add_argument(
         "--median-window", type=positive_int, default=5, help="temporal median window (default 5)"
     )
+    add_log_level(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(args.log_level, command_line=command_line)
     from realtime.video import VideoError
     from train.synthetic.evaluation import evaluate_synthetic
 
@@ -158,12 +167,14 @@ def _main_source(argv: list[str]) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, command_line: bool | None = None) -> int:
     """``python -m train.synthetic [--out DIR ...]`` writes a dataset; ``... evaluate ...`` evaluates;
-    ``... source --out VIDEO`` writes a rendered source dancer video."""
+    ``... source --out VIDEO`` writes a rendered source dancer video. ``command_line`` (default: ``argv`` is
+    None) says the process is the command itself (see :func:`realtime.cli.setup_logging`)."""
+    command_line = argv is None if command_line is None else command_line
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["evaluate"]:
-        return _main_evaluate(argv[1:])
+        return _main_evaluate(argv[1:], command_line)
     if argv[:1] == ["source"]:
         return _main_source(argv[1:])
     return _main_generate(argv)
