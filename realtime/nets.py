@@ -190,22 +190,16 @@ def global_layers(in_channels: int, ngf: int, n_downsample: int, n_blocks: int) 
 GLOBAL_OUTPUT_LAYERS = 3
 
 
-class GlobalGenerator(nn.Module):
-    """pix2pixHD's global generator G1 (:func:`global_layers`) over the concatenated inputs of its spec
-    (Everybody Dance Now: the stick figure and the previous output frame).
-
-    Args:
-        spec: the architecture (``kind`` "global"); H and W must be divisible by ``2**n_downsample``.
-    """
+class SpecGenerator(nn.Module):
+    """What every generator built from a :class:`GeneratorSpec` has: its ``spec``, its declared ``inputs``
+    (:class:`realtime.inputs.GeneratorInputs`), whether it is temporal, and the multiple of pixels that H
+    and W must be (``2**n_downsample`` unless a subclass says otherwise)."""
 
     def __init__(self, spec: GeneratorSpec) -> None:
         super().__init__()
         self.spec = spec
         self.inputs = spec.inputs
         self.n_downsample = spec.n_downsample
-        self.model = nn.Sequential(
-            *global_layers(spec.inputs.in_channels, spec.ngf, spec.n_downsample, spec.n_blocks)
-        )
 
     @property
     def temporal(self) -> bool:
@@ -215,6 +209,21 @@ class GlobalGenerator(nn.Module):
     def size_multiple_px(self) -> int:
         """H and W of the inputs must be multiples of this many pixels."""
         return 2**self.n_downsample
+
+
+class GlobalGenerator(SpecGenerator):
+    """pix2pixHD's global generator G1 (:func:`global_layers`) over the concatenated inputs of its spec
+    (Everybody Dance Now: the stick figure and the previous output frame).
+
+    Args:
+        spec: the architecture (``kind`` "global"); H and W must be divisible by ``2**n_downsample``.
+    """
+
+    def __init__(self, spec: GeneratorSpec) -> None:
+        super().__init__(spec)
+        self.model = nn.Sequential(
+            *global_layers(spec.inputs.in_channels, spec.ngf, spec.n_downsample, spec.n_blocks)
+        )
 
     def forward(self, *inputs: Tensor) -> Tensor:
         """Generate the frame.
@@ -245,7 +254,7 @@ def downsample_half(image: Tensor) -> Tensor:
     return F.avg_pool2d(image, 3, stride=2, padding=1, count_include_pad=False)
 
 
-class LocalEnhancer(nn.Module):
+class LocalEnhancer(SpecGenerator):
     """pix2pixHD's coarse-to-fine generator {G1, G2} with one local enhancer (Wang et al. 2018, Sec. 3.2).
 
     G1 is a :class:`GlobalGenerator` without its output layer (reflection pad, c7s1-3 conv, tanh), run on the
@@ -263,13 +272,10 @@ class LocalEnhancer(nn.Module):
     """
 
     def __init__(self, spec: GeneratorSpec) -> None:
-        super().__init__()
+        super().__init__(spec)
         ngf = spec.ngf
         if ngf % 2:
             raise ValueError(f"the local enhancer needs an even ngf (G2 has ngf / 2 channels), got {ngf}")
-        self.spec = spec
-        self.inputs = spec.inputs
-        self.n_downsample = spec.n_downsample
         in_channels = spec.inputs.in_channels
         g1 = global_layers(in_channels, ngf, spec.n_downsample, spec.n_blocks)
         self.global_model = nn.Sequential(*g1[:-GLOBAL_OUTPUT_LAYERS])
@@ -292,10 +298,6 @@ class LocalEnhancer(nn.Module):
             nn.Conv2d(local_ngf, 3, kernel_size=7),
             nn.Tanh(),
         )
-
-    @property
-    def temporal(self) -> bool:
-        return self.inputs.temporal
 
     @property
     def size_multiple_px(self) -> int:
@@ -516,7 +518,7 @@ def load_weights(path: str | os.PathLike[str], map_location: str | torch.device 
     return module.to(map_location).eval()
 
 
-class MobileGenerator(nn.Module):
+class MobileGenerator(SpecGenerator):
     """A light generator for real time on a CPU: pix2pixHD's encoder / residual bottleneck / decoder
     (Wang et al. 2018, Sec. 3.2) made cheap the way GAN Compression (Li et al., CVPR 2020) found pix2pix
     generators keep their quality at a tenth of the multiply-adds: MobileNet's depthwise-separable
@@ -540,10 +542,7 @@ class MobileGenerator(nn.Module):
     """
 
     def __init__(self, spec: GeneratorSpec) -> None:
-        super().__init__()
-        self.spec = spec
-        self.inputs = spec.inputs
-        self.n_downsample = spec.n_downsample
+        super().__init__(spec)
         ngf = spec.ngf
 
         def separable(c_in: int, c_out: int) -> list[nn.Module]:
@@ -582,15 +581,6 @@ class MobileGenerator(nn.Module):
         self.output = nn.Sequential(
             nn.Conv2d(ngf, 4 * out_channels, kernel_size=3, padding=1), nn.PixelShuffle(2), nn.Tanh()
         )
-
-    @property
-    def temporal(self) -> bool:
-        return self.inputs.temporal
-
-    @property
-    def size_multiple_px(self) -> int:
-        """H and W of the inputs must be multiples of this many pixels."""
-        return 2**self.n_downsample
 
     def forward(self, *inputs: Tensor) -> Tensor:
         """As :meth:`GlobalGenerator.forward`: the spec's inputs, each float32 ``(B, C_i, H, W)`` in [0, 1],
