@@ -323,14 +323,15 @@ class FramePairs(Dataset):
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
         t = self.indices[item]
         d = self.data
-        produced = produce_frame_inputs(self.inputs, self._frame_context(t))
+        context = self._frame_context(t)
+        produced = produce_frame_inputs(self.inputs, context)
         boxes = torch.from_numpy(np.array(d.face_boxes[t - 1 : t + 1], dtype=np.float32))
         centers = (boxes[:, :2] + boxes[:, 2:]) / 2
         batch = {}
         for name, pair in produced.items():
             batch[f"{name}_prev"], batch[name] = pair[0], pair[1]
         if STICK_FIGURE.name not in produced:  # the discriminator judges the stick figure in any case
-            sticks = self._frame_context(t).stick_figure
+            sticks = context.stick_figure  # the same (possibly corrupted) poses the inputs were made from
             batch[f"{STICK_FIGURE.name}_prev"], batch[STICK_FIGURE.name] = sticks[0], sticks[1]
         batch.update(
             frame_prev=to_chw_float(d.frames[t - 1]),
