@@ -1,11 +1,10 @@
 """CUDA kernels against the reference and the CPU build; skipped without a GPU and pycuda."""
 
-import statistics
-
 import pytest
 import torch
 from kernel_cases import random_case, random_poses
 
+from bench.gpu_backends import median_ms
 from kernels._build import cuda_available_reason
 from realtime.render import RenderParams, rasterize_stick_figure, warp_body_parts
 
@@ -57,23 +56,11 @@ def test_timings(size, record_property):
     case = [t.cuda() for t in random_case(2, 1, size, size)]
     params = RenderParams.for_canvas(size, size)
 
-    def median_ms(fn, runs=200):
-        for _ in range(10):
-            fn()
-        times = []
-        for _ in range(runs):
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end))
-        return statistics.median(times)
-
     raster = median_ms(
-        lambda: rasterize_stick_figure(xy, conf, height=size, width=size, params=params, impl="cuda")
+        lambda: rasterize_stick_figure(xy, conf, height=size, width=size, params=params, impl="cuda"),
+        runs=200,
     )
-    warp = median_ms(lambda: warp_body_parts(*case, impl="cuda"))
+    warp = median_ms(lambda: warp_body_parts(*case, impl="cuda"), runs=200)
     record_property("rasterize_ms", raster)
     record_property("part_warp_ms", warp)
     print(f"\n{size}x{size} CUDA median: rasterize {raster:.3f} ms, part warp {warp:.3f} ms")
