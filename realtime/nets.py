@@ -56,9 +56,12 @@ class GeneratorSpec:
         downscale: 1, or 2 for a global generator trained at half the canvas (a local stage followed it):
             it then runs at the full canvas through :class:`DownscaledGenerator`.
         inputs: the generator's inputs and output (:mod:`realtime.inputs`).
+        background_hw: ``(H, W)`` in pixels of a learned background image that the generator composites its
+            foreground over ("mobile" only; :class:`MobileGenerator`), or ``(0, 0)`` for none.
 
     Raises:
-        ValueError: for an unknown kind, sizes out of range, or inputs no part of the project can feed.
+        ValueError: for an unknown kind, sizes out of range, a background for another kind than "mobile",
+            or inputs no part of the project can feed.
     """
 
     kind: str
@@ -68,8 +71,17 @@ class GeneratorSpec:
     n_blocks_local: int = 0
     downscale: int = 1
     inputs: GeneratorInputs = field(default=TEMPORAL_INPUTS)
+    background_hw: tuple[int, int] = (0, 0)
 
     def __post_init__(self) -> None:
+        background_hw = tuple(int(v) for v in self.background_hw)
+        object.__setattr__(self, "background_hw", background_hw)
+        if len(background_hw) != 2 or min(background_hw) < 0 or (0 in background_hw and any(background_hw)):
+            raise ValueError(
+                f"background_hw must be (H, W) > 0, or (0, 0) for none; got {self.background_hw}"
+            )
+        if any(background_hw) and self.kind != "mobile":
+            raise ValueError(f"a learned background needs generator kind 'mobile', not {self.kind!r}")
         if self.kind not in NETWORKS:
             raise ValueError(f"unknown generator kind {self.kind!r}; registered: {sorted(NETWORKS)}")
         if self.ngf < 1 or not 1 <= self.n_downsample <= 6 or self.n_blocks < 0 or self.n_blocks_local < 0:
@@ -81,6 +93,7 @@ class GeneratorSpec:
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["inputs"] = self.inputs.to_json()
+        data["background_hw"] = list(self.background_hw)
         return data
 
     @classmethod
@@ -537,6 +550,13 @@ class MobileGenerator(SpecGenerator):
     tanh. Convs pad with zeros (no Pad nodes in the graph). Every op exports to ONNX (opset 17) and runs in
     ONNX Runtime's CPU provider.
 
+    With ``spec.background_hw`` set, vid2vid's foreground-background prior (Wang et al., NeurIPS 2018,
+    Sec. 3.2, eq. 4, with a fixed camera's background learned once instead of hallucinated per frame): the
+    last conv predicts a fourth, alpha channel (a sigmoid), and the frame is
+    ``alpha * foreground + (1 - alpha) * background``, where ``background`` is a learned float32
+    ``(1, 3, H_b, W_b)`` image in [0, 1] (clamped), resized bilinearly when the input has another size. The
+    network's capacity then goes to the person; :meth:`init_background` starts it from data.
+
     Args:
         spec: the architecture (``kind`` "mobile"); H and W must be divisible by ``2**n_downsample``.
     """
@@ -578,9 +598,28 @@ class MobileGenerator(SpecGenerator):
             for i in range(spec.n_downsample - 1, 0, -1)
         )
         out_channels = spec.inputs.output.channels
+        self.composited = any(spec.background_hw)
+        predicted = out_channels + (1 if self.composited else 0)
         self.output = nn.Sequential(
-            nn.Conv2d(ngf, 4 * out_channels, kernel_size=3, padding=1), nn.PixelShuffle(2), nn.Tanh()
+            nn.Conv2d(ngf, 4 * predicted, kernel_size=3, padding=1), nn.PixelShuffle(2)
         )
+        if self.composited:
+            self.background = nn.Parameter(torch.full((1, out_channels, *spec.background_hw), 0.5))
+
+    @torch.no_grad()
+    def init_background(self, frames: Tensor) -> None:
+        """Start the learned background from the per-pixel median of ``frames``, float32 ``(N, 3, H_b, W_b)``
+        in [0, 1] (frames of the target's video: where the person moves, the median is the empty room).
+
+        Raises:
+            ValueError: if the generator has no learned background or the frames do not fit it.
+        """
+        if not self.composited:
+            raise ValueError("this generator has no learned background (spec.background_hw is (0, 0))")
+        if frames.dim() != 4 or frames.shape[1:] != self.background.shape[1:]:
+            expected = ", ".join(map(str, self.background.shape[1:]))
+            raise ValueError(f"frames must be (N, {expected}), got {tuple(frames.shape)}")
+        self.background.copy_(frames.to(self.background).median(dim=0, keepdim=True).values)
 
     def forward(self, *inputs: Tensor) -> Tensor:
         """As :meth:`GlobalGenerator.forward`: the spec's inputs, each float32 ``(B, C_i, H, W)`` in [0, 1],
@@ -598,7 +637,15 @@ class MobileGenerator(SpecGenerator):
             x = x + block(x)
         for layer in self.up:
             x = layer(x) + skips.pop()
-        return (self.output(x) + 1) / 2
+        out = self.output(x)
+        if not self.composited:
+            return (torch.tanh(out) + 1) / 2
+        foreground = (torch.tanh(out[:, :-1]) + 1) / 2
+        alpha = torch.sigmoid(out[:, -1:])
+        background = self.background.clamp(0.0, 1.0)
+        if background.shape[-2:] != out.shape[-2:]:
+            background = F.interpolate(background, size=out.shape[-2:], mode="bilinear", align_corners=False)
+        return background + alpha * (foreground - background)
 
 
 register_network("mobile", MobileGenerator)

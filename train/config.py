@@ -50,6 +50,8 @@ class GeneratorConfig:
     ``temporal``: condition on the previous output frame (Everybody Dance Now, Sec. 3.2).
     ``extra_inputs``: names of further generator inputs declared in :mod:`realtime.inputs`, after the stick
     figure (and the previous frame); each widens the first layer by its channels.
+    ``background_hw``: ``[H, W]`` of a learned background the "mobile" generator composites its foreground
+    over (vid2vid's foreground-background prior; must be the canvas), or ``[0, 0]`` for none.
     """
 
     kind: str = "global"
@@ -58,8 +60,18 @@ class GeneratorConfig:
     n_blocks: int = 9
     temporal: bool = True
     extra_inputs: tuple[str, ...] = ()
+    background_hw: tuple[int, int] = (0, 0)
 
     def __post_init__(self) -> None:
+        _require(
+            len(tuple(self.background_hw)) == 2 and all(int(v) >= 0 for v in self.background_hw),
+            f"generator.background_hw must be [H, W] (or [0, 0] for none), got {self.background_hw}",
+        )
+        object.__setattr__(self, "background_hw", tuple(int(v) for v in self.background_hw))
+        _require(
+            not any(self.background_hw) or (self.kind == "mobile" and all(self.background_hw)),
+            f"generator.background_hw {list(self.background_hw)} needs kind 'mobile' and H, W > 0",
+        )
         _require(
             self.kind in GENERATOR_KINDS,
             f"generator.kind must be one of {GENERATOR_KINDS}, got {self.kind!r}",

@@ -109,6 +109,7 @@ from torch.utils.data import DataLoader, DistributedSampler, default_collate  # 
 from tqdm.contrib.logging import logging_redirect_tqdm  # noqa: E402
 
 from realtime.console import progress  # noqa: E402
+from realtime.nets import MobileGenerator  # noqa: E402
 from train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
 from train.config import (  # noqa: E402
     FitConfig,
@@ -274,6 +275,8 @@ def _train_stage(
         stage, config, previous=previous, existing=existing, face_box_px=data.meta.face_box_size_px
     ).to(device)
     generator_raw, discriminator_raw = models.trained_generator, models.discriminator
+    if existing is None and isinstance(generator_raw, MobileGenerator) and generator_raw.composited:
+        _init_background(generator_raw, data)
     betas = (config.optim.beta1, config.optim.beta2)
     optimizer_g = torch.optim.Adam(generator_raw.parameters(), lr=config.optim.lr, betas=betas)
     optimizer_d = torch.optim.Adam(discriminator_raw.parameters(), lr=config.optim.lr, betas=betas)
@@ -398,6 +401,30 @@ def _train_stage(
     else:
         log.info("stage %s: stopped at step %d/%d (%s)", stage, step, steps, run.stop_reasons[0])
     return load_checkpoint(checkpoint_path, map_location=device)
+
+
+#: Training frames whose per-pixel median starts a learned background (MobileGenerator.init_background).
+BACKGROUND_INIT_FRAMES = 64
+
+
+def _init_background(generator: MobileGenerator, data: PreparedData) -> None:
+    """Start ``generator``'s learned background from the median of :data:`BACKGROUND_INIT_FRAMES` training
+    frames spread over the training split.
+
+    Raises:
+        ValueError: if ``generator.background_hw`` is not the prepared canvas.
+    """
+    height, width = data.meta.canvas_height, data.meta.canvas_width
+    if tuple(generator.spec.background_hw) != (height, width):
+        raise ValueError(
+            f"generator.background_hw is {list(generator.spec.background_hw)} but {data.root} is prepared at "
+            f"{height}x{width} (HxW); set generator.background_hw=[{height},{width}]"
+        )
+    count = min(BACKGROUND_INIT_FRAMES, data.meta.train_end)
+    index = np.unique(np.linspace(0, data.meta.train_end - 1, num=count).round().astype(np.int64))
+    frames = torch.from_numpy(np.ascontiguousarray(data.frames[index])).permute(0, 3, 1, 2).float() / 255.0
+    generator.init_background(frames)
+    log.info("learned background started from the median of %d training frames", len(index))
 
 
 def _teacher(config: FitConfig, stage: str, downscale: int, meta: PreparedMeta) -> Teacher | None:

@@ -163,16 +163,18 @@ def generator_spec(config: FitConfig, kind: str, downscale: int = 1) -> Generato
     n_blocks_local = config.local.n_blocks if kind == "local" else 0
     network = g.kind if kind == "global" else "local"
     return GeneratorSpec(
-        network, g.ngf, g.n_downsample, g.n_blocks, n_blocks_local, downscale, generator_inputs(g)
-    )
+        network, g.ngf, g.n_downsample, g.n_blocks, n_blocks_local, downscale, generator_inputs(g),
+        g.background_hw if kind == "global" else (0, 0),
+    )  # fmt: skip
 
 
 def build_generator(config: GeneratorConfig) -> GlobalGenerator | MobileGenerator:
     """A freshly initialized (:func:`init_weights`) global-stage generator from its config: a
     :class:`GlobalGenerator` (``kind`` "global") or a :class:`MobileGenerator` (``kind`` "mobile")."""
     spec = GeneratorSpec(
-        config.kind, config.ngf, config.n_downsample, config.n_blocks, inputs=generator_inputs(config)
-    )
+        config.kind, config.ngf, config.n_downsample, config.n_blocks, inputs=generator_inputs(config),
+        background_hw=config.background_hw,
+    )  # fmt: skip
     generator = MobileGenerator(spec) if config.kind == "mobile" else GlobalGenerator(spec)
     generator.apply(init_weights)
     return generator

@@ -247,22 +247,34 @@ class Teacher:
     :meth:`realtime.pipeline.Target.load` opens (``.onnx`` through ONNX Runtime, ``.pt`` inference
     weights) with its sidecar, run without gradients on a batch's declared inputs.
 
+    The teacher runs on its own declared inputs: its per-frame inputs come from the batch (the student must
+    declare them too), its state input (the previous frame) from its own unroll. So a temporal teacher can
+    teach a generator without the previous frame (the teacher's frame ``t`` after its two-step unroll);
+    a temporal student needs a temporal teacher.
+
     Args:
         target: the loaded teacher (its face model, if any, is not used: the teacher's main generator only).
-        inputs: the declared inputs of the generator being trained; the teacher must take the same names.
+        inputs: the declared inputs of the generator being trained.
         canvas_hw: ``(H, W)`` the trained generator works at; the teacher's canvas must be this.
 
     Raises:
-        ValueError: if the teacher's inputs, output channels or canvas differ from the student's.
+        ValueError: if the teacher takes a per-frame input the student does not, is not temporal for a
+            temporal student, or its output channels or canvas differ from the student's.
     """
 
     def __init__(self, target: Target, inputs: GeneratorInputs, canvas_hw: tuple[int, int]) -> None:
         declared = target.bundle.generator_inputs
-        if set(declared.names) != set(inputs.names) or declared.output.channels != inputs.output.channels:
+        per_frame = {item.name for item in declared.inputs if item.role is not InputRole.STATE}
+        if (
+            not per_frame <= set(inputs.names)
+            or (inputs.temporal and not declared.temporal)
+            or declared.output.channels != inputs.output.channels
+        ):
             raise ValueError(
                 f"the teacher {target.path} takes {list(declared.names)} -> {declared.output.channels} "
                 f"channels, the generator being trained {list(inputs.names)} -> {inputs.output.channels}; "
-                "distill from a teacher with the same generator inputs"
+                "distill from a teacher whose per-frame inputs the student takes too (and a temporal one for "
+                "a temporal student)"
             )
         teacher_hw = (target.bundle.canvas_height, target.bundle.canvas_width)
         if teacher_hw != tuple(canvas_hw):
@@ -271,7 +283,7 @@ class Teacher:
                 f"is trained at {canvas_hw[0]}x{canvas_hw[1]}; distill at the teacher's canvas"
             )
         self.target = target
-        self.inputs = inputs
+        self.inputs = declared
 
     @classmethod
     def load(
@@ -296,7 +308,7 @@ class Teacher:
         return cls(Target(backend, bundle, path), inputs, canvas_hw)
 
     def __call__(self, *tensors: Tensor) -> Tensor:
-        """The teacher's frame for the student's inputs in the student's order, each float32
+        """The teacher's frame for its declared inputs in its order, each float32
         ``(B, C_i, H, W)`` in [0, 1] on any device: float32 ``(B, 3, H, W)`` in [0, 1] on that device, a
         fresh tensor without gradient."""
         device = tensors[0].device
@@ -378,7 +390,11 @@ def main_stage_losses(
         logged["loss_g_vgg"] = loss_vgg
     if teacher is not None:
         teacher_prev, teacher_gen = teacher.unroll(batch)
-        taught = teacher_gen if teacher_prev is None else torch.cat([teacher_prev, teacher_gen])
+        if gen_prev is None:
+            taught = teacher_gen
+        else:
+            assert teacher_prev is not None  # a temporal student has a temporal teacher (Teacher checks)
+            taught = torch.cat([teacher_prev, teacher_gen])
         loss_distill = frames_per_item * l1_loss(generated, taught)
         loss_g = loss_g + config.distill.lambda_l1 * loss_distill
         logged["loss_g_distill_l1"] = loss_distill

@@ -13,10 +13,11 @@ from conftest import TINY_MODEL_OVERRIDES, make_tiny_prepared
 from realtime.inputs import GeneratorInputs
 from realtime.nets import load_weights
 from realtime.pipeline import Target
+from train.checkpoint import load_checkpoint
 from train.config import load_config
 from train.dataset import FramePairs, load_prepared
 from train.fit import fit
-from train.models import build_discriminator, generator_inputs
+from train.models import build_discriminator, build_generator, generator_inputs
 from train.stages import Teacher, main_stage_losses
 
 pytest.importorskip("onnxruntime")
@@ -69,14 +70,77 @@ def test_a_student_equal_to_its_teacher_has_zero_distillation_loss(tiny_engine: 
     assert distill.item() > 1e-3 and distill.requires_grad  # the gradient reaches the student only
 
 
+def test_a_temporal_teacher_teaches_a_student_without_the_previous_frame(
+    tiny_engine: Path, tmp_path: Path
+) -> None:
+    """The teacher runs its own two-step unroll (its previous output fed back); the student without a
+    previous-frame input learns the teacher's frame t only."""
+    data = make_tiny_prepared(tmp_path / "prepared")
+    single = GeneratorInputs.of(["stick_figure"])
+    teacher = Teacher.load(tiny_engine, single, (64, 64), threads=1)
+    batch = _batch(data, single)
+    teacher_prev, teacher_frame = teacher.unroll(batch)
+    target = Target.load(tiny_engine)
+    expected_prev = target.generate(
+        {"stick_figure": batch["stick_figure_prev"], "previous_frame": torch.zeros_like(batch["frame"])}
+    ).clone()
+    expected = target.generate({"stick_figure": batch["stick_figure"], "previous_frame": expected_prev})
+    assert teacher_prev is not None and torch.equal(teacher_frame, expected)
+    config = load_config(
+        None,
+        [*TINY_MODEL_OVERRIDES, "generator.kind=mobile", "generator.temporal=false",
+         f"distill.teacher={tiny_engine}", "distill.lambda_l1=3"],
+    )  # fmt: skip
+    torch.manual_seed(0)
+    student = build_generator(config.generator)
+    discriminator = build_discriminator(config.discriminator, temporal=False)
+    losses = main_stage_losses(student, discriminator, discriminator, batch, config, None, teacher)
+    with torch.no_grad():
+        frame = student(batch["stick_figure"])
+    expected_l1 = (frame - teacher_frame).abs().mean().item()
+    assert losses.logged["loss_g_distill_l1"].item() == pytest.approx(expected_l1, rel=1e-5)
+
+
 def test_teacher_must_fit_the_student(tiny_engine: Path, tmp_path: Path) -> None:
     temporal = GeneratorInputs.of(["stick_figure", "previous_frame"])
-    with pytest.raises(ValueError, match="same generator inputs"):
-        Teacher.load(tiny_engine, GeneratorInputs.of(["stick_figure"]), (64, 64))
     with pytest.raises(ValueError, match="runs at 64x64"):
         Teacher.load(tiny_engine, temporal, (32, 32))
     with pytest.raises(FileNotFoundError, match="distill.teacher"):
         Teacher.load(tmp_path / "missing.onnx", temporal, (64, 64))
+
+
+def test_the_mobile_generator_with_a_learned_background_trains_exports_and_teaches(
+    tiny_engine: Path, tmp_path: Path
+) -> None:
+    """generator.background_hw: the background starts as the median of the training frames (the tiny data's
+    gray room), survives export (ONNX Runtime = PyTorch), and a non-temporal engine cannot teach a temporal
+    student."""
+    from export.onnx import export_onnx
+
+    data = make_tiny_prepared(tmp_path / "prepared")
+    overrides = [*TINY_MODEL_OVERRIDES, "generator.kind=mobile", "generator.temporal=false", "threads=1",
+                 "log_every=1", f"distill.teacher={tiny_engine}", "distill.lambda_l1=2"]  # fmt: skip
+    with pytest.raises(ValueError, match=r"set generator.background_hw=\[64,64\]"):
+        fit(
+            data,
+            tmp_path / "wrong",
+            load_config(None, [*overrides, "steps=1", "generator.background_hw=[32,32]"]),
+        )
+    config = load_config(None, [*overrides, "steps=2", "generator.background_hw=[64,64]"])
+    checkpoint = fit(data, tmp_path / "run", config)
+    prepared = load_prepared(data)
+    frames = prepared.frames[: prepared.meta.train_end].copy()
+    median = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(255).median(dim=0, keepdim=True).values
+    background = load_checkpoint(checkpoint).generator["background"]
+    assert background.shape == (1, 3, 64, 64)
+    # Two Adam steps of lr 2e-4 move each pixel by at most ~4e-4 from where it started.
+    assert (background - median).abs().max().item() < 1e-3
+    report = export_onnx(checkpoint, tmp_path / "composited.onnx")
+    assert report.max_abs_error < 1e-4
+    weights = load_weights(report.onnx_path.with_suffix(".pt"))
+    assert weights.spec.background_hw == (64, 64) and weights.inputs.names == ("stick_figure",)
+    with pytest.raises(ValueError, match="a temporal one for a temporal student"):
+        Teacher.load(report.onnx_path, GeneratorInputs.of(["stick_figure", "previous_frame"]), (64, 64))
 
 
 def test_two_steps_of_the_mobile_generator_distilled_from_the_tiny_engine(
