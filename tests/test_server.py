@@ -29,6 +29,15 @@ def test_the_bundled_folder_is_the_default_engine():
     assert first.name == DEFAULT_TARGET.stem and first.canvas_size == (256, 256)
 
 
+def test_the_generator_threads_reach_onnx_runtime():
+    """``--generator-threads``: one core for the generator by default, the other for MediaPipe's pose."""
+    for threads in (server_cli.DEFAULT_GENERATOR_THREADS, 2):
+        target = server_cli.pipeline_factory(threads).load_target(DEFAULT_TARGET)
+        session = target.backend._session
+        assert session.get_session_options().intra_op_num_threads == threads
+    assert server_cli.DEFAULT_GENERATOR_THREADS == 1
+
+
 HEAVY_MODULES = ("asyncio", "numpy", "av", "aiortc", "websockets", "torch", "mediapipe", "onnxruntime")
 
 

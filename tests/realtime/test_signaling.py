@@ -694,6 +694,7 @@ def test_server_cli_checks_its_options(tmp_path: Path) -> None:
         "--max-sessions must be >= 1, got 0": ["--max-sessions", "0"],
         "--pose-threads must be >= 1, got -2": ["--pose-threads", "-2"],
         "--torch-threads must be >= 1, got 0": ["--torch-threads", "0"],
+        "--generator-threads must be >= 0 (0: all cores), got -1": ["--generator-threads", "-1"],
         "--max-input-fps must be >= 0 (0: no cap), got -1.0": ["--max-input-fps", "-1"],
         "--max-input-fps must be >= 0 (0: no cap), got inf": ["--max-input-fps", "inf"],
         "--port must be 1-65535, or 0 for any free port; got 80000": ["--port", "80000"],
