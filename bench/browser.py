@@ -468,6 +468,12 @@ def main(argv: list[str] | None = None) -> int:
         "--source", type=Path, default=REPO_ROOT.parent / "shared" / "data" / "source_dance.mp4"
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the summary and raw stamps here")
+    parser.add_argument(
+        "--max-input-fps",
+        type=float,
+        default=None,
+        help="server.py --max-input-fps: the page's camera rate cap (default: server.py's)",
+    )
     args = parser.parse_args(argv)
     reason = skip_reason()
     if reason is not None:
@@ -478,9 +484,10 @@ def main(argv: list[str] | None = None) -> int:
     name = Target.load(args.engine).name
     with tempfile.TemporaryDirectory() as folder:
         camera = make_camera_y4m(args.source, Path(folder) / "camera.y4m", width=args.width)
-        result, output = run_browser(
-            ["server.py", "--engine", str(args.engine)], camera, name, args.seconds, check_full=False
-        )
+        server = ["server.py", "--engine", str(args.engine)]
+        if args.max_input_fps is not None:
+            server += ["--max-input-fps", str(args.max_input_fps)]
+        result, output = run_browser(server, camera, name, args.seconds, check_full=False)
     summary = summarize(result, camera)
     print(json.dumps(summary, indent=2))
     if args.json is not None:
