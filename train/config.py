@@ -63,11 +63,15 @@ class GeneratorConfig:
     background_hw: tuple[int, int] = (0, 0)
 
     def __post_init__(self) -> None:
+        try:
+            background_hw = tuple(int(v) for v in self.background_hw)
+        except (TypeError, ValueError):
+            background_hw = ()
         _require(
-            len(tuple(self.background_hw)) == 2 and all(int(v) >= 0 for v in self.background_hw),
-            f"generator.background_hw must be [H, W] (or [0, 0] for none), got {self.background_hw}",
+            len(background_hw) == 2 and min(background_hw) >= 0,
+            f"generator.background_hw must be [H, W] (or [0, 0] for none), got {self.background_hw!r}",
         )
-        object.__setattr__(self, "background_hw", tuple(int(v) for v in self.background_hw))
+        object.__setattr__(self, "background_hw", background_hw)
         _require(
             not any(self.background_hw) or (self.kind == "mobile" and all(self.background_hw)),
             f"generator.background_hw {list(self.background_hw)} needs kind 'mobile' and H, W > 0",

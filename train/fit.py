@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  python -m train.fit prepared/alice --out runs/alice --config train/configs/full.yaml "
         "--vgg-weights vgg19.pth\n"
         f"stages: {', '.join(STAGES)} (in this order, global first)\n"
-        "keys: stages steps generator.{kind,ngf,n_downsample,n_blocks,temporal}\n"
+        "keys: stages steps generator.{kind,ngf,n_downsample,n_blocks,temporal,background_hw}\n"
         "  distill.{teacher,lambda_l1,threads}\n"
         "  discriminator.{ndf,n_layers,n_scales} local.{steps,n_blocks}\n"
         "  face.{steps,ngf,n_downsample,n_blocks,ndf,n_layers,n_scales,\n"

@@ -345,6 +345,9 @@ def test_mobile_generator_composites_over_its_learned_background() -> None:
         GeneratorSpec("mobile", 4, 2, 1, background_hw=(32, 0))
     with pytest.raises(ValueError, match="needs kind 'mobile'"):
         GeneratorConfig(background_hw=(32, 32))
+    for wrong in (256, (256,), ("a", 3), (-1, 4)):
+        with pytest.raises(ValueError, match=r"generator.background_hw must be \[H, W\]"):
+            GeneratorConfig(kind="mobile", background_hw=wrong)  # type: ignore[arg-type]
 
 
 def test_mobile_generator_onnx_export_and_weights_file(tmp_path) -> None:
