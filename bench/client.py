@@ -122,6 +122,9 @@ class VideoFileTrack(MediaStreamTrack):
         stamp: draw each frame's index into it (:mod:`realtime.stamp`) and remember when it was sent, in
             :attr:`sent_at_s`.
 
+    Set :attr:`max_fps` to send at most that many frames per second (the file's other frames are skipped,
+    as a browser's sender with ``maxFramerate`` does; the server's ``input_rate`` messages set it).
+
     Raises:
         FileNotFoundError: if ``source`` is a path that does not exist.
         ValueError: if it has no video stream.
@@ -148,6 +151,11 @@ class VideoFileTrack(MediaStreamTrack):
         self.loop = loop
         self.stamp = stamp
         self.frames_sent = 0
+        self.frames_skipped = 0
+        self.max_fps: float | None = None
+        """Send at most this many frames per second (None: every frame of the file)."""
+        self._position = 0  # frames of the file played (sent or skipped)
+        self._last_slot_s: float | None = None
         self.sent_at_s: dict[int, float] = {}
         """With ``stamp``: stamped index -> ``time.perf_counter()`` when the frame was handed to WebRTC."""
         self._frames: Iterator[np.ndarray] | None = None
@@ -175,6 +183,11 @@ class VideoFileTrack(MediaStreamTrack):
             if not self.loop:
                 return
 
+    def _skip_frame(self) -> None:
+        if self._frames is None:
+            self._frames = self._play_clip() if self.clip is not None else self._decode_all()
+        next(self._frames, None)
+
     def _next_frame(self, index: int) -> av.VideoFrame | None:
         if self._frames is None:
             self._frames = self._play_clip() if self.clip is not None else self._decode_all()
@@ -198,12 +211,25 @@ class VideoFileTrack(MediaStreamTrack):
         now_s = time.perf_counter()
         if self._start_s is None:
             self._start_s = now_s
-        wait_s = self._start_s + self.frames_sent / self.fps - now_s
-        if wait_s > 0:
-            await asyncio.sleep(wait_s)
-            if self.readyState != "live":  # stopped while waiting: the decoder is shut down
-                raise MediaStreamError
-        index = self.frames_sent
+        while True:
+            slot_s = self._start_s + self._position / self.fps
+            wait_s = slot_s - time.perf_counter()
+            if wait_s > 0:
+                await asyncio.sleep(wait_s)
+                if self.readyState != "live":  # stopped while waiting: the decoder is shut down
+                    raise MediaStreamError
+            index = self._position
+            self._position += 1
+            too_soon = (
+                self.max_fps is not None
+                and self._last_slot_s is not None
+                and slot_s - self._last_slot_s < 1.0 / self.max_fps - 0.5 / self.fps
+            )
+            if not too_soon:
+                break
+            await loop.run_in_executor(self._decoder, self._skip_frame)
+            self.frames_skipped += 1
+        self._last_slot_s = slot_s
         frame = await loop.run_in_executor(self._decoder, self._next_frame, index)
         if frame is None:
             self.stop()
@@ -246,6 +272,8 @@ class ClientSummary:
 
     Attributes:
         frames_sent: camera frames handed to WebRTC.
+        frames_skipped: frames of the file not sent because the server asked for a lower rate.
+        input_rate_fps: every rate the server asked for (``input_rate`` messages), in order.
         frames_received: generated frames received.
         received_fps: frames received per second between the first and the last one.
         first_frame_s: seconds from the answer to the first generated frame (None if none came).
@@ -269,6 +297,8 @@ class ClientSummary:
     window_s: float
     target: str | None = None
     frames_sent: int = 0
+    frames_skipped: int = 0
+    input_rate_fps: list[float] = field(default_factory=list)
     frames_received: int = 0
     received_fps: float | None = None
     first_frame_s: float | None = None
@@ -395,6 +425,9 @@ async def run_client(
             elif kind == "stats":
                 msg["t_s"] = round(time.perf_counter() - answer_s, 3)
                 summary.stats.append(msg)
+            elif kind == "input_rate":
+                camera.max_fps = float(msg["max_fps"])
+                summary.input_rate_fps.append(camera.max_fps)
             elif kind == "error":
                 log.warning("server error: %s", msg.get("message"))
                 summary.errors.append(f"server: {msg.get('message')}")
@@ -437,6 +470,7 @@ async def run_client(
                 summary.errors.append(f"client task {task.get_name()} failed: {outcome!r}")
 
     summary.frames_sent = camera.frames_sent
+    summary.frames_skipped = camera.frames_skipped
     summary.frames_received = receiver.count
     summary.frame_times_s = receiver.times_s
     if receiver.first_s is not None and receiver.last_s is not None:

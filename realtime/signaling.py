@@ -17,6 +17,10 @@ Protocol on ``/ws`` (JSON text messages, one session per WebSocket, at most ``ma
 - server -> client ``{"type": "stats", ...}`` about once a second while streaming (see
   :meth:`realtime.stream.StreamStatsSnapshot.to_message`: frames in / out / dropped / failed, fps,
   per-frame server latency in ms (mean, last and every value over the last second), pipeline timings).
+- server -> client ``{"type": "input_rate", "max_fps": N}`` when the camera should send at most N frames
+  per second to match what the server generates for this session (see
+  :class:`realtime.stream.InputRateControl`; never above ``max_input_fps``); the page sets it as its
+  sender's ``maxFramerate``.
 - server -> client ``{"type": "error", "message": "...", "code": "..."}`` for anything wrong; ``code`` is one
   of ``bad_message`` (bad JSON, wrong types, unknown type, a message over ``max_message_bytes``),
   ``unknown_target``, ``bad_offer`` (an SDP that cannot be negotiated, no video track, a second offer:
@@ -53,7 +57,7 @@ from websockets.http11 import Request, Response
 
 from realtime.aiortc_patch import AiortcInternalsError, use_marker_jitter_buffers
 from realtime.live_defaults import DEFAULT_MAX_SESSIONS
-from realtime.stream import RetargeterLike, RetargetStream, StreamWorkers
+from realtime.stream import InputRateControl, RetargeterLike, RetargetStream, StreamWorkers
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +161,8 @@ class Session:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing: asyncio.Future[None] | None = None
         self._started_s = time.perf_counter()
+        self.input_rate = InputRateControl(settings.max_input_fps)
+        """The camera rate this session's sender is asked for (``input_rate`` messages)."""
         self.target: str | None = None
         """The target being streamed, once an offer was answered."""
         self._answered = False
@@ -369,6 +375,11 @@ class Session:
                 )
             if not await self.send(message):
                 return
+            rate = self.input_rate.update(message["uptime_s"], snapshot.fps_in, snapshot.fps_out)
+            if rate is not None:
+                log.info("session %d: asking the camera for at most %.0f frames per second", self.id, rate)
+                if not await self.send({"type": "input_rate", "max_fps": rate}):
+                    return
 
     async def send(self, message: dict[str, Any]) -> bool:
         """Send ``message`` as JSON; False if the WebSocket is already closed."""

@@ -334,6 +334,11 @@ async function onMessage(session, msg) {
     if (dance.session !== session) return; // stopped while the browser's stats were read
     dance.lastStats = msg;
     showStats(msg, browser);
+  } else if (msg.type === "input_rate") {
+    // The server generates about this many frames per second for us: send no more (see InputRateControl).
+    if (session.sender && Number.isFinite(msg.max_fps) && msg.max_fps > 0) {
+      await capSendRate(session.sender, msg.max_fps);
+    }
   } else if (msg.type === "error") {
     showError(`server: ${msg.message}`);
     if (msg.code === "server_full" || msg.code === "unknown_target" || msg.code === "peer_failed") {
