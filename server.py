@@ -217,7 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Frames beyond what the server can generate cost the browser an encode and the server a decode, "
             "and are then dropped as stale: on 2 CPU cores the pipeline makes ~15 fps, and capping the "
             "camera at 15 (instead of its 24) took glass-to-glass p95 from 258 to 242 ms in one 60 s browser "
-            "run. Raise it on a GPU server (default: %(default)s)"
+            "run. Below this cap, a session whose frames the server drops is asked for about what it "
+            "generates for it (input_rate messages). Raise it on a GPU server (default: %(default)s)"
         ),
     )
     parser.add_argument(
