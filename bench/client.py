@@ -183,15 +183,14 @@ class VideoFileTrack(MediaStreamTrack):
             if not self.loop:
                 return
 
-    def _skip_frame(self) -> None:
+    def _next_yuv(self) -> np.ndarray | None:
+        """The file's next frame (yuv420p), or None at its end."""
         if self._frames is None:
             self._frames = self._play_clip() if self.clip is not None else self._decode_all()
-        next(self._frames, None)
+        return next(self._frames, None)
 
     def _next_frame(self, index: int) -> av.VideoFrame | None:
-        if self._frames is None:
-            self._frames = self._play_clip() if self.clip is not None else self._decode_all()
-        yuv = next(self._frames, None)
+        yuv = self._next_yuv()
         if yuv is None:
             return None
         if self.stamp:
@@ -227,7 +226,7 @@ class VideoFileTrack(MediaStreamTrack):
             )
             if not too_soon:
                 break
-            await loop.run_in_executor(self._decoder, self._skip_frame)
+            await loop.run_in_executor(self._decoder, self._next_yuv)  # skipped
             self.frames_skipped += 1
         self._last_slot_s = slot_s
         frame = await loop.run_in_executor(self._decoder, self._next_frame, index)

@@ -158,23 +158,27 @@ def generator_spec(config: FitConfig, kind: str, downscale: int = 1) -> Generato
         ValueError: for another ``kind``.
     """
     g = config.generator
-    if kind not in ("global", "local"):
+    if kind == "global":
+        return _global_stage_spec(g, downscale)
+    if kind != "local":
         raise ValueError(f"main generator kind must be 'global' or 'local', got {kind!r}")
-    n_blocks_local = config.local.n_blocks if kind == "local" else 0
-    network = g.kind if kind == "global" else "local"
     return GeneratorSpec(
-        network, g.ngf, g.n_downsample, g.n_blocks, n_blocks_local, downscale, generator_inputs(g),
-        g.background_hw if kind == "global" else (0, 0),
+        "local", g.ngf, g.n_downsample, g.n_blocks, config.local.n_blocks, downscale, generator_inputs(g)
+    )
+
+
+def _global_stage_spec(config: GeneratorConfig, downscale: int = 1) -> GeneratorSpec:
+    """The global stage's network (``config.kind``: "global" or "mobile") at ``downscale``."""
+    return GeneratorSpec(
+        config.kind, config.ngf, config.n_downsample, config.n_blocks, 0, downscale,
+        generator_inputs(config), config.background_hw,
     )  # fmt: skip
 
 
 def build_generator(config: GeneratorConfig) -> GlobalGenerator | MobileGenerator:
     """A freshly initialized (:func:`init_weights`) global-stage generator from its config: a
     :class:`GlobalGenerator` (``kind`` "global") or a :class:`MobileGenerator` (``kind`` "mobile")."""
-    spec = GeneratorSpec(
-        config.kind, config.ngf, config.n_downsample, config.n_blocks, inputs=generator_inputs(config),
-        background_hw=config.background_hw,
-    )  # fmt: skip
+    spec = _global_stage_spec(config)
     generator = MobileGenerator(spec) if config.kind == "mobile" else GlobalGenerator(spec)
     generator.apply(init_weights)
     return generator
