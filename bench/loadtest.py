@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import fractions
 import json
 import logging
@@ -34,7 +35,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -274,21 +275,34 @@ def frame_cases(clip: DecodedClip) -> list[tuple[str, np.ndarray]]:
     ]
 
 
-async def fault_odd_frames(url: str, clip: DecodedClip, faults: FaultLog) -> None:
-    """One session sends every frame case in turn; each must be answered by generated frames (or, for a
-    frame the pipeline cannot take, a counted failure in the stats) and the session must survive."""
-    cases = frame_cases(clip)
-    camera = CaseTrack(cases)
+class OfferRefused(Exception):
+    """The server answered an offer with an error message (kept in :attr:`reply`)."""
+
+    def __init__(self, reply: dict[str, Any]) -> None:
+        super().__init__(f"offer refused: {reply}")
+        self.reply = reply
+
+
+@contextlib.asynccontextmanager
+async def _session(
+    url: str, camera: MediaStreamTrack, on_frame: Callable[[], None] | None = None
+) -> AsyncIterator[tuple[ClientConnection, RTCPeerConnection, list[asyncio.Task[Any]]]]:
+    """A streaming session: ``camera`` offered to the server at ``url``, its answer applied, the generated
+    frames consumed (``on_frame()`` after each). Yields ``(ws, pc, tasks)``; tasks added to ``tasks`` are
+    cancelled with the session's own when it ends (camera stopped, peer connection closed).
+
+    Raises:
+        OfferRefused: if the server answers the offer with an error.
+    """
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    received = [0]
-    last_stats: dict[str, Any] = {}
     tasks: list[asyncio.Task[Any]] = []
 
     async def consume(track: MediaStreamTrack) -> None:
         try:
             while True:
                 await track.recv()
-                received[0] += 1
+                if on_frame is not None:
+                    on_frame()
         except MediaStreamError:
             return
 
@@ -299,9 +313,30 @@ async def fault_odd_frames(url: str, clip: DecodedClip, faults: FaultLog) -> Non
             await ws.send(json.dumps({"type": "offer", "sdp": await _offer(pc)}))
             answer = await _next_message(ws, ("answer", "error"))
             if answer["type"] != "answer":
-                faults.case("odd frames", False, f"offer refused: {answer}")
-                return
+                raise OfferRefused(answer)
             await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
+            yield ws, pc, tasks
+    finally:
+        camera.stop()
+        await pc.close()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def fault_odd_frames(url: str, clip: DecodedClip, faults: FaultLog) -> None:
+    """One session sends every frame case in turn; each must be answered by generated frames (or, for a
+    frame the pipeline cannot take, a counted failure in the stats) and the session must survive."""
+    cases = frame_cases(clip)
+    camera = CaseTrack(cases)
+    received = [0]
+    last_stats: dict[str, Any] = {}
+
+    def count() -> None:
+        received[0] += 1
+
+    try:
+        async with _session(url, camera, on_frame=count) as (ws, _pc, tasks):
 
             async def read_stats() -> None:
                 async for message in ws:
@@ -330,12 +365,8 @@ async def fault_odd_frames(url: str, clip: DecodedClip, faults: FaultLog) -> Non
                 )
                 faults.notes.setdefault("frames", {})[name] = {"generated": answered, "failed": failed}
             await ws.send(json.dumps({"type": "bye"}))
-    finally:
-        camera.stop()
-        await pc.close()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    except OfferRefused as refused:
+        faults.case("odd frames", False, f"offer refused: {refused.reply}")
 
 
 async def fault_signaling(url: str, faults: FaultLog) -> None:
@@ -399,35 +430,13 @@ async def _stream_then(
     url: str, clip: DecodedClip, then: Callable[[ClientConnection, RTCPeerConnection], Awaitable[None]]
 ) -> None:
     """Stream ``clip`` for a second, then run ``then(ws, pc)``; cleans up after."""
-    camera = VideoFileTrack(clip)
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    tasks: list[asyncio.Task[Any]] = []
-
-    async def consume(track: MediaStreamTrack) -> None:
-        try:
-            while True:
-                await track.recv()
-        except MediaStreamError:
-            return
-
-    pc.on("track", lambda track: tasks.append(asyncio.create_task(consume(track))))
-    pc.addTrack(camera)
     try:
-        async with connect(url) as ws:
-            await ws.send(json.dumps({"type": "offer", "sdp": await _offer(pc)}))
-            answer = await _next_message(ws, ("answer", "error"))
-            if answer["type"] != "answer":
-                raise RuntimeError(f"the server refused a good offer: {answer}")
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
+        async with _session(url, VideoFileTrack(clip)) as (ws, pc, _tasks):
             await _next_message(ws, ("stats",))
             await asyncio.sleep(1.0)
             await then(ws, pc)
-    finally:
-        camera.stop()
-        await pc.close()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    except OfferRefused as refused:
+        raise RuntimeError(f"the server refused a good offer: {refused.reply}") from None
 
 
 async def fault_renegotiate(url: str, clip: DecodedClip, faults: FaultLog) -> None:
