@@ -29,6 +29,15 @@ from the fake camera handing over a frame to the page showing it; Chromium also 
 time is quantized to the compositor's frame interval (16.7 ms at 60 Hz). A camera frame delivered late by the
 fake device (a busy machine) makes that frame's latency read high by its lateness. The cross-check against
 ``captureTime`` (``latency_by_capture_time_ms``) has neither error but depends on Chromium filling it in.
+The first error is not constant: in some runs the preview's capture-to-display delay switched mid-run
+between ~50 and ~8 ms, and the index-based latency then stepped up by the same ~40 ms while the
+``captureTime`` one did not; a "growth" seen in ``latency_ms`` alone is worth checking against it.
+
+What is measured: ``--seconds`` of plain streaming, after the page's features were exercised (a 2 s
+recording, which encodes a second video in the page, and the mirror toggle). Beside the latency, once a
+second the server's stats message (server latency, per-stage timings: ``server_latency_ms_by_10s``) and, at
+the start and end, the page's WebRTC statistics (``browser``: the camera's encode time, the generated
+video's jitter-buffer delay, decode time; :func:`browser_breakdown`).
 
 For the 60 s measurement of docs/BENCHMARKS.md (from the repository root)::
 
@@ -76,6 +85,30 @@ CHROMIUM_ARGS = [
     "--use-fake-ui-for-media-stream",
     "--autoplay-policy=no-user-gesture-required",
 ]
+RTC_TOTALS_JS = """async () => {
+  const out = {};
+  const session = window.dance.session;
+  if (!session || !session.pc) return out;
+  const report = await session.pc.getStats();
+  const pick = (s, names) =>
+    Object.fromEntries(names.filter((n) => s[n] !== undefined).map((n) => [n, s[n]]));
+  report.forEach((s) => {
+    if (s.type === "outbound-rtp" && s.kind === "video") {
+      out.camera = pick(s, ["framesEncoded", "totalEncodeTime", "packetsSent", "totalPacketSendDelay",
+                            "framesSent", "bytesSent", "frameWidth", "frameHeight",
+                            "qualityLimitationReason"]);
+    }
+    if (s.type === "inbound-rtp" && s.kind === "video") {
+      out.target = pick(s, ["framesReceived", "framesDecoded", "totalDecodeTime", "totalProcessingDelay",
+                            "totalAssemblyTime", "framesAssembledFromMultiplePackets", "jitterBufferDelay",
+                            "jitterBufferTargetDelay", "jitterBufferMinimumDelay", "jitterBufferEmittedCount",
+                            "framesDropped", "bytesReceived", "freezeCount"]);
+    }
+  });
+  return out;
+}"""
+"""Cumulative WebRTC statistics of the page's session (W3C webrtc-stats): the camera's outbound-rtp and the
+generated video's inbound-rtp."""
 CALIBRATION_WINDOW_S = 2.0
 """Local frames within this many seconds of a frame calibrate its capture time."""
 
@@ -162,7 +195,9 @@ def glass_to_glass(
         window_s: length of the "start" and "end" stretches.
 
     Returns:
-        ``latency_ms`` (all, start, end: count / p50 / p95), ``latency_by_capture_time_ms`` (the same against
+        ``latency_ms`` (all, start, end: count / p50 / p95; ``p95_by_stretch``: p95 of each ``window_s``
+        stretch in order; ``trend_ms_per_min``: the least-squares slope of latency over the run, its growth),
+        ``latency_by_capture_time_ms`` (the same against
         Chromium's own capture times, where it gives them), ``received_to_shown_ms`` (the page's own share:
         from a generated frame's last packet to its display), ``calibration_ms`` (how far the index-and-fps
         capture times lie from Chromium's: median and p95 of the absolute difference), and counts.
@@ -220,10 +255,21 @@ def glass_to_glass(
         if not points:
             return {"all": _percentiles([])}
         first, last = points[0][0], points[-1][0]
+        times_min = np.array([(t - first) / 60_000.0 for t, _ in points])
+        values = np.array([v for _, v in points])
+        slope = float(np.polyfit(times_min, values, 1)[0]) if len(points) > 1 and last > first else 0.0
+        stretch_ms = window_s * 1000
         return {
             "all": _percentiles([v for _, v in points]),
-            "start": _percentiles([v for t, v in points if t <= first + window_s * 1000]),
-            "end": _percentiles([v for t, v in points if t >= last - window_s * 1000]),
+            "start": _percentiles([v for t, v in points if t <= first + stretch_ms]),
+            "end": _percentiles([v for t, v in points if t >= last - stretch_ms]),
+            "p95_by_stretch": [
+                _percentiles(
+                    [v for t, v in points if first + k * stretch_ms <= t < first + (k + 1) * stretch_ms]
+                )["p95"]
+                for k in range(int((last - first) // stretch_ms) + 1)
+            ],
+            "trend_ms_per_min": round(slope, 1),
         }
 
     return {
@@ -285,7 +331,6 @@ def _drive(spec: dict[str, Any], result: dict[str, Any]) -> None:
                 "window.dance.remoteFrames > 10", timeout=spec["first_frame_timeout_s"] * 1000
             )
             result["first_frames_s"] = round(time.monotonic() - result["started_s"], 1)
-            result["streaming_since_s"] = time.monotonic()
             result["cameras"] = page.eval_on_selector_all(
                 "#cameras option", "os => os.map(o => o.textContent)"
             )
@@ -308,9 +353,21 @@ def _drive(spec: dict[str, Any], result: dict[str, Any]) -> None:
             page.uncheck("#mirror")
             result["mirror"] = {"on": mirrored, "off": page.evaluate(transform)}
             page.check("#mirror")
-            # stream until the measurement is long enough, then read what the page measured
-            remaining_s = spec["seconds"] - (time.monotonic() - result["streaming_since_s"])
-            time.sleep(max(0.0, remaining_s))
+            # the measurement: `seconds` of plain streaming after those checks (the 2 s recording encodes a
+            # second video in the page), with the server's stats message read once a second
+            page.evaluate("window.dance.stamps.local.length = 0; window.dance.stamps.remote.length = 0")
+            result["streaming_since_s"] = time.monotonic()
+            result["rtc_start"] = page.evaluate(RTC_TOTALS_JS)
+            series: list[dict[str, Any]] = []
+            result["stats_series"] = series
+            end_s = result["streaming_since_s"] + spec["seconds"]
+            while (left_s := end_s - time.monotonic()) > 0:
+                time.sleep(min(1.0, left_s))
+                series.append(page.evaluate("window.dance.lastStats"))
+            result["rtc_end"] = page.evaluate(RTC_TOTALS_JS)
+            result["answer_playout_delay"] = page.evaluate(
+                "window.dance.session.pc.remoteDescription.sdp.includes('rtp-hdrext/playout-delay')"
+            )
             result["page"] = page.evaluate(
                 "({frames: window.dance.remoteFrames, status: window.dance.status,"
                 " errors: window.dance.errors,"
@@ -414,6 +471,56 @@ def run_browser(
     raise RuntimeError(f"the browser run printed no result (exit code {proc.returncode}):\n{proc.stdout}")
 
 
+def _per(
+    start: dict[str, Any], end: dict[str, Any], total: str, count: str, scale: float = 1000.0
+) -> float | None:
+    """Mean of ``total`` per ``count`` between two cumulative stats records (ms for seconds totals)."""
+    if total not in end or count not in end:
+        return None
+    n = end[count] - start.get(count, 0)
+    return round(scale * (end[total] - start.get(total, 0.0)) / n, 1) if n > 0 else None
+
+
+def browser_breakdown(start: dict[str, Any], end: dict[str, Any]) -> dict[str, Any]:
+    """The browser's share of the latency between two :data:`RTC_TOTALS_JS` records: means per frame (ms)
+    of the camera's encode and per packet of its send-side pacing, and of the generated video's
+    jitter-buffer delay (and the target Chromium aimed at), decode, and processing delay (first packet
+    received -> decoded; W3C webrtc-stats ``totalProcessingDelay``)."""
+    camera_0, camera_1 = start.get("camera", {}), end.get("camera", {})
+    target_0, target_1 = start.get("target", {}), end.get("target", {})
+    return {
+        "camera_encode_ms": _per(camera_0, camera_1, "totalEncodeTime", "framesEncoded"),
+        "camera_packet_send_delay_ms": _per(camera_0, camera_1, "totalPacketSendDelay", "packetsSent"),
+        "camera_bytes_per_frame": _per(camera_0, camera_1, "bytesSent", "framesSent", 1.0),
+        "camera_size": [camera_1.get("frameWidth"), camera_1.get("frameHeight")],
+        "camera_quality_limitation": camera_1.get("qualityLimitationReason"),
+        "target_jitter_buffer_ms": _per(target_0, target_1, "jitterBufferDelay", "jitterBufferEmittedCount"),
+        "target_jitter_buffer_target_ms": _per(
+            target_0, target_1, "jitterBufferTargetDelay", "jitterBufferEmittedCount"
+        ),
+        "target_jitter_buffer_minimum_ms": _per(
+            target_0, target_1, "jitterBufferMinimumDelay", "jitterBufferEmittedCount"
+        ),
+        "target_decode_ms": _per(target_0, target_1, "totalDecodeTime", "framesDecoded"),
+        "target_processing_delay_ms": _per(target_0, target_1, "totalProcessingDelay", "framesDecoded"),
+        "target_frames_dropped": target_1.get("framesDropped", 0) - target_0.get("framesDropped", 0),
+        "target_freezes": target_1.get("freezeCount", 0) - target_0.get("freezeCount", 0),
+    }
+
+
+def server_latency_by_stretch(
+    series: list[dict[str, Any] | None], stretch_s: int = 10
+) -> list[dict[str, Any]]:
+    """Server latency (camera frame in -> output frame out, ms) per ``stretch_s`` of the measurement, from
+    the stats messages read once a second: count / p50 / p95 of the frames' latencies in each stretch."""
+    stretches: list[list[float]] = []
+    for second, stats in enumerate(series):
+        if second % stretch_s == 0:
+            stretches.append([])
+        stretches[-1].extend((stats or {}).get("latency_ms_window") or [])
+    return [_percentiles(values) for values in stretches]
+
+
 def summarize(result: dict[str, Any], camera: CameraVideo) -> dict[str, Any]:
     """The run's figures: glass-to-glass latency, received frames, server stats, clean stop."""
     page = result.get("page") or {}
@@ -435,6 +542,8 @@ def summarize(result: dict[str, Any], camera: CameraVideo) -> dict[str, Any]:
                 "latency_ms_mean",
             )
         },
+        "server_latency_ms_by_10s": server_latency_by_stretch(result.get("stats_series") or []),
+        "browser": browser_breakdown(result.get("rtc_start") or {}, result.get("rtc_end") or {}),
         "video_size": page.get("video"),
         "camera": {"size": list(camera.size), "fps": camera.fps, "frames": camera.frames},
         "server_rc": result.get("server_rc"),
@@ -474,6 +583,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="server.py --max-input-fps: the page's camera rate cap (default: server.py's)",
     )
+    parser.add_argument(
+        "--playout-delay",
+        choices=["zero", "browser"],
+        default=None,
+        help="server.py --playout-delay (default: server.py's)",
+    )
     args = parser.parse_args(argv)
     reason = skip_reason()
     if reason is not None:
@@ -487,6 +602,8 @@ def main(argv: list[str] | None = None) -> int:
         server = ["server.py", "--engine", str(args.engine)]
         if args.max_input_fps is not None:
             server += ["--max-input-fps", str(args.max_input_fps)]
+        if args.playout_delay is not None:
+            server += ["--playout-delay", args.playout_delay]
         result, output = run_browser(server, camera, name, args.seconds, check_full=False)
     summary = summarize(result, camera)
     print(json.dumps(summary, indent=2))

@@ -1,5 +1,10 @@
-"""The project's one change to aiortc's behaviour: a video frame leaves the receiver's jitter buffer as soon
-as its last packet is in, instead of when the next frame's first packet arrives.
+"""The project's two changes to aiortc's behaviour, both for latency, both per peer connection:
+
+1. a camera frame leaves the receiver's jitter buffer as soon as its last packet is in, instead of when the
+   next frame's first packet arrives (:func:`use_marker_jitter_buffers`);
+2. the generated video carries the playout-delay RTP header extension with a zero minimum and maximum
+   (:func:`use_zero_playout_delay`), so the browser shows each frame as soon as it is decoded instead of
+   holding it in its jitter buffer to smooth the server's varying processing time.
 
 aiortc (1.x) builds each ``RTCRtpReceiver`` with a ``JitterBuffer`` kept in the name-mangled private
 attribute ``_RTCRtpReceiver__jitter_buffer``; that buffer finishes a frame only when a packet with a newer
@@ -20,15 +25,29 @@ import logging
 import types
 from importlib.metadata import version
 
-from aiortc import RTCPeerConnection
+from aiortc import RTCPeerConnection, RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
-from aiortc.rtp import RtpPacket
+from aiortc.rtcrtpsender import RTCRtpSender
+from aiortc.rtcrtptransceiver import RTCRtpTransceiver
+from aiortc.rtp import (
+    HeaderExtensions,
+    HeaderExtensionsMap,
+    RtpPacket,
+    pack_header_extensions,
+    unpack_header_extensions,
+)
+from aiortc.sdp import SessionDescription
 
 log = logging.getLogger(__name__)
 
 RECEIVER_BUFFER_ATTRIBUTE = "_RTCRtpReceiver__jitter_buffer"
 """Where ``aiortc.rtcrtpreceiver.RTCRtpReceiver`` keeps its jitter buffer (``self.__jitter_buffer``)."""
+SENDER_MAP_ATTRIBUTE = "_RTCRtpSender__rtp_header_extensions_map"
+"""Where ``aiortc.rtcrtpsender.RTCRtpSender`` keeps its header extension map
+(``self.__rtp_header_extensions_map``)."""
+PLAYOUT_DELAY_URI = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay"
+"""The playout-delay header extension (webrtc.org, "Playout Delay"); Chromium offers it for video."""
 
 
 class AiortcInternalsError(RuntimeError):
@@ -68,6 +87,50 @@ class MarkerJitterBuffer(JitterBuffer):
         return None
 
 
+def playout_delay_value(min_ms: int, max_ms: int) -> bytes:
+    """The 3 bytes of a playout-delay extension: 12-bit minimum and maximum delay in units of 10 ms.
+
+    Raises:
+        ValueError: for a delay outside 0..40950 ms or a minimum above the maximum.
+    """
+    if not (0 <= min_ms <= max_ms <= 4095 * 10):
+        raise ValueError(
+            f"playout delay must satisfy 0 <= min <= max <= 40950 ms, got min {min_ms}, max {max_ms}"
+        )
+    packed = ((min_ms // 10) << 12) | (max_ms // 10)
+    return packed.to_bytes(3, "big")
+
+
+class PlayoutDelayExtensionsMap(HeaderExtensionsMap):
+    """aiortc's header extension map, plus the playout-delay extension (zero minimum and maximum) on every
+    packet once the negotiated parameters name it.
+
+    With a zero minimum and maximum, libwebrtc (Chromium) renders each frame as soon as it is decoded
+    ("zero playout delay"), the mode built for cloud gaming; a receiver that did not negotiate the extension
+    never sees it (the answer names it only where the offer did).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.playout_delay_id: int | None = None
+        self._value = playout_delay_value(0, 0)
+
+    def configure(self, parameters: RTCRtpParameters) -> None:
+        """aiortc's configuration, and the negotiated id of the playout-delay extension, if any."""
+        super().configure(parameters)
+        ids = [e.id for e in parameters.headerExtensions if e.uri == PLAYOUT_DELAY_URI]
+        self.playout_delay_id = ids[0] if ids else None
+
+    def set(self, values: HeaderExtensions) -> tuple[int, bytes]:
+        """aiortc's extensions of one packet, serialized, with the playout delay added."""
+        profile, value = super().set(values)
+        if self.playout_delay_id is None:
+            return profile, value
+        extensions = unpack_header_extensions(profile, value) if value else []
+        extensions.append((self.playout_delay_id, self._value))
+        return pack_header_extensions(extensions)
+
+
 def _internals_problems() -> list[str]:
     """Every aiortc internal the patch relies on that is missing or changed, in words (empty: all there)."""
     problems = []
@@ -99,6 +162,23 @@ def _internals_problems() -> list[str]:
                 f"aiortc.rtcrtpreceiver.RTCRtpReceiver keeps no JitterBuffer in {RECEIVER_BUFFER_ATTRIBUTE} "
                 f"(found {type(current).__name__})"
             )
+    try:
+        sender = RTCRtpSender("video", types.SimpleNamespace(state="new"))  # type: ignore[arg-type]
+    except Exception as exc:  # any failure means the check below cannot be made; reported with its cause
+        problems.append(f"aiortc.rtcrtpsender.RTCRtpSender('video', transport) failed: {exc!r}")
+    else:
+        current_map = getattr(sender, SENDER_MAP_ATTRIBUTE, None)
+        if not isinstance(current_map, HeaderExtensionsMap):
+            problems.append(
+                f"aiortc.rtcrtpsender.RTCRtpSender keeps no HeaderExtensionsMap in {SENDER_MAP_ATTRIBUTE} "
+                f"(found {type(current_map).__name__})"
+            )
+    if "_headerExtensions" not in inspect.getsource(RTCRtpTransceiver.__init__):
+        problems.append("aiortc.rtcrtptransceiver.RTCRtpTransceiver no longer keeps _headerExtensions")
+    if list(inspect.signature(HeaderExtensionsMap.set).parameters) != ["self", "values"]:
+        problems.append(
+            f"aiortc.rtp.HeaderExtensionsMap.set{inspect.signature(HeaderExtensionsMap.set)} changed"
+        )
     return problems
 
 
@@ -141,3 +221,44 @@ def use_marker_jitter_buffers(pc: RTCPeerConnection) -> int:
         setattr(receiver, RECEIVER_BUFFER_ATTRIBUTE, MarkerJitterBuffer(current.capacity, is_video=True))
         replaced += 1
     return replaced
+
+
+def _offered_playout_delay_ids(pc: RTCPeerConnection) -> dict[str, int]:
+    """mid -> the id the remote offer gave the playout-delay extension, for each video m-line naming it."""
+    remote = pc.remoteDescription
+    if remote is None:
+        return {}
+    offered = {}
+    for media in SessionDescription.parse(remote.sdp).media:
+        for extension in media.rtp.headerExtensions:
+            if media.kind == "video" and extension.uri == PLAYOUT_DELAY_URI and media.rtp.muxId:
+                offered[media.rtp.muxId] = extension.id
+    return offered
+
+
+def use_zero_playout_delay(pc: RTCPeerConnection) -> int:
+    """Send ``pc``'s video with the playout-delay extension at zero, where the remote offer names it.
+
+    Call it after ``setRemoteDescription(offer)`` and before ``createAnswer``: the answer then names the
+    extension (with the offer's id) and the video senders' packets carry it. Returns how many video
+    transceivers got it (0 where the offer did not name the extension, e.g. aiortc's own client).
+
+    Raises:
+        AiortcInternalsError: if aiortc's internals changed (see :func:`check_aiortc_internals`); nothing
+            is changed then, and the browser keeps its own playout delay.
+    """
+    check_aiortc_internals()
+    offered = _offered_playout_delay_ids(pc)
+    changed = 0
+    for transceiver in pc.getTransceivers():
+        if transceiver.kind != "video" or transceiver.mid not in offered:
+            continue
+        extensions = transceiver._headerExtensions
+        if not any(e.uri == PLAYOUT_DELAY_URI for e in extensions):
+            extensions.append(
+                RTCRtpHeaderExtensionParameters(id=offered[transceiver.mid], uri=PLAYOUT_DELAY_URI)
+            )
+        if not isinstance(getattr(transceiver.sender, SENDER_MAP_ATTRIBUTE), PlayoutDelayExtensionsMap):
+            setattr(transceiver.sender, SENDER_MAP_ATTRIBUTE, PlayoutDelayExtensionsMap())
+        changed += 1
+    return changed

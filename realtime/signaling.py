@@ -55,7 +55,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from realtime.aiortc_patch import AiortcInternalsError, use_marker_jitter_buffers
+from realtime.aiortc_patch import AiortcInternalsError, use_marker_jitter_buffers, use_zero_playout_delay
 from realtime.live_defaults import DEFAULT_MAX_SESSIONS
 from realtime.stream import InputRateControl, RetargeterLike, RetargetStream, StreamWorkers
 
@@ -121,6 +121,9 @@ class SessionSettings:
         max_input_fps: the camera frame rate the page is asked to send at most (``GET /targets``); 0 = no
             cap. Frames beyond what the server generates are encoded by the browser and decoded here only to
             be dropped as stale.
+        zero_playout_delay: send the generated video with the RTP playout-delay extension at zero (where the
+            offer names it): the browser shows each frame once decoded, without a jitter-buffer delay
+            (:func:`realtime.aiortc_patch.use_zero_playout_delay`).
     """
 
     stats_interval_s: float = 1.0
@@ -128,6 +131,7 @@ class SessionSettings:
     offer_timeout_s: float = DEFAULT_OFFER_TIMEOUT_S
     test_stamp: bool = False
     max_input_fps: float = 0.0
+    zero_playout_delay: bool = True
 
 
 class Session:
@@ -330,6 +334,11 @@ class Session:
         self._stream = RetargetStream(videos[0], retargeter, self._workers, test_stamp=test_stamp)
         pc.addTrack(self._stream.output)
         self._stream.start()
+        if self._settings.zero_playout_delay:
+            try:
+                use_zero_playout_delay(pc)  # the browser shows each generated frame once decoded
+            except AiortcInternalsError as exc:
+                log.warning("session %d: the browser will add its own playout delay: %s", self.id, exc)
         await pc.setLocalDescription(await pc.createAnswer())  # aiortc: returns once ICE gathering is done
         return pc.localDescription.sdp
 

@@ -189,3 +189,12 @@ def tiny_face_engine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = make_tiny_prepared(root / "prepared")
     checkpoint = train_tiny_stages(data, root / "run", steps=2)
     return export_onnx(checkpoint, root / "tiny.onnx").onnx_path
+
+
+def offer_with_extmap(sdp: str, extension_id: int, uri: str) -> str:
+    """``sdp`` with one more header extension (``a=extmap:ID URI``) after its last one: a browser-like offer
+    from aiortc's (Chromium offers extensions aiortc does not, such as the playout delay)."""
+    lines = sdp.split("\r\n")
+    at = max(i for i, line in enumerate(lines) if line.startswith("a=extmap:"))
+    lines.insert(at + 1, f"a=extmap:{extension_id} {uri}")
+    return "\r\n".join(lines)

@@ -38,6 +38,13 @@ def test_the_generator_threads_reach_onnx_runtime():
     assert server_cli.DEFAULT_GENERATOR_THREADS == 1
 
 
+def test_playout_delay_is_zero_unless_asked():
+    """``--playout-delay``: the generated video asks the browser to show frames once decoded, by default."""
+    parser = server_cli.build_parser()
+    assert parser.parse_args([]).playout_delay == "zero"
+    assert parser.parse_args(["--playout-delay", "browser"]).playout_delay == "browser"
+
+
 HEAVY_MODULES = ("asyncio", "numpy", "av", "aiortc", "websockets", "torch", "mediapipe", "onnxruntime")
 
 

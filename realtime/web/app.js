@@ -221,9 +221,23 @@ function cameraConstraints() {
 // -- session -----------------------------------------------------------------------------------------------
 
 // Camera frames beyond what the server can generate are dropped there after being encoded here and decoded
-// there: cap the sent rate at the server's advertised rate, so those cycles go to the pipeline instead.
+// there: cap the camera at the server's rate, so those cycles go to the pipeline instead. The track's
+// frameRate constraint makes the camera (or the browser's frame-rate adapter) deliver fewer, wider-spaced
+// frames; the sender's maxFramerate backs it up where the constraint is not honoured. (maxFramerate alone
+// lets the encoder drop frames of a faster camera, so that at 24 -> 15 fps two of every three frames come
+// 42 ms after the previous one, and such a frame waits for the server's pose thread, still busy with the
+// previous one: Chromium's adapter sends 82, 82, 41 ms instead, and the server's latency drops.)
 async function capSendRate(sender, maxFps) {
-  if (!maxFps || !sender.getParameters) return;
+  if (!maxFps) return;
+  const track = sender.track;
+  if (track && track.applyConstraints) {
+    try {
+      await track.applyConstraints({ ...track.getConstraints(), frameRate: { ideal: maxFps, max: maxFps } });
+    } catch (error) {
+      console.warn("cannot cap the camera's frame rate:", error);
+    }
+  }
+  if (!sender.getParameters) return;
   const parameters = sender.getParameters();
   if (!parameters.encodings || !parameters.encodings.length) parameters.encodings = [{}];
   for (const encoding of parameters.encodings) encoding.maxFramerate = maxFps;

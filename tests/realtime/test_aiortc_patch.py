@@ -5,17 +5,31 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from aiortc import AudioStreamTrack, RTCConfiguration, RTCPeerConnection, VideoStreamTrack
+from aiortc import (
+    AudioStreamTrack,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpHeaderExtensionParameters,
+    RTCRtpParameters,
+    RTCSessionDescription,
+    VideoStreamTrack,
+)
 from aiortc.jitterbuffer import JitterBuffer
-from aiortc.rtp import RtpPacket
+from aiortc.rtp import HeaderExtensions, HeaderExtensionsMap, RtpPacket, unpack_header_extensions
 
+from conftest import offer_with_extmap
 from realtime import aiortc_patch
 from realtime.aiortc_patch import (
+    PLAYOUT_DELAY_URI,
     RECEIVER_BUFFER_ATTRIBUTE,
+    SENDER_MAP_ATTRIBUTE,
     AiortcInternalsError,
     MarkerJitterBuffer,
+    PlayoutDelayExtensionsMap,
     check_aiortc_internals,
+    playout_delay_value,
     use_marker_jitter_buffers,
+    use_zero_playout_delay,
 )
 
 
@@ -85,5 +99,75 @@ def test_marker_jitter_buffers_replace_only_video_receivers() -> None:
         frame = buffers["video"].add(_packet(7, 3000, True, b"x"))[1]
         assert frame is not None and frame.data == b"x"
         await pc.close()
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def test_playout_delay_value_packs_twelve_bit_minimum_and_maximum_in_10_ms_units() -> None:
+    assert playout_delay_value(0, 0) == b"\x00\x00\x00"
+    assert playout_delay_value(100, 200) == bytes([0x00, 0xA0, 0x14])  # 10 and 20 units
+    assert playout_delay_value(40950, 40950) == b"\xff\xff\xff"
+    for bad in ((-10, 0), (200, 100), (0, 40960)):
+        with pytest.raises(ValueError, match="0 <= min <= max <= 40950 ms"):
+            playout_delay_value(*bad)
+
+
+def _parameters(*extensions: tuple[int, str]) -> RTCRtpParameters:
+    return RTCRtpParameters(
+        headerExtensions=[RTCRtpHeaderExtensionParameters(id=i, uri=uri) for i, uri in extensions]
+    )
+
+
+MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
+ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+
+
+def test_extension_map_adds_a_zero_playout_delay_where_negotiated() -> None:
+    values = HeaderExtensions(mid="0", abs_send_time=0x123456)
+    negotiated = PlayoutDelayExtensionsMap()
+    negotiated.configure(_parameters((1, MID_URI), (3, ABS_SEND_TIME_URI), (9, PLAYOUT_DELAY_URI)))
+    assert negotiated.playout_delay_id == 9
+    extensions = dict(unpack_header_extensions(*negotiated.set(values)))
+    assert extensions == {1: b"0", 3: b"\x12\x34\x56", 9: b"\x00\x00\x00"}
+    # aiortc's own map still reads the packet's other extensions
+    plain = HeaderExtensionsMap()
+    plain.configure(_parameters((1, MID_URI), (3, ABS_SEND_TIME_URI)))
+    read = plain.get(*negotiated.set(values))
+    assert (read.mid, read.abs_send_time) == ("0", 0x123456)
+    # not negotiated: exactly aiortc's bytes
+    without = PlayoutDelayExtensionsMap()
+    without.configure(_parameters((1, MID_URI), (3, ABS_SEND_TIME_URI)))
+    assert without.playout_delay_id is None and without.set(values) == plain.set(values)
+    # nothing else to send: the playout delay alone
+    alone = PlayoutDelayExtensionsMap()
+    alone.configure(_parameters((9, PLAYOUT_DELAY_URI)))
+    assert unpack_header_extensions(*alone.set(HeaderExtensions())) == [(9, b"\x00\x00\x00")]
+
+
+@pytest.mark.parametrize("offered", [True, False])
+def test_the_answer_names_the_playout_delay_only_where_the_offer_did(offered: bool) -> None:
+    async def main() -> None:
+        offerer = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        offerer.addTransceiver("video", direction="sendrecv")
+        offer = (await offerer.createOffer()).sdp
+        if offered:
+            offer = offer_with_extmap(offer, 12, PLAYOUT_DELAY_URI)
+        answerer = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        await answerer.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+        answerer.addTrack(VideoStreamTrack())
+        assert use_zero_playout_delay(answerer) == (1 if offered else 0)
+        answer = (await answerer.createAnswer()).sdp
+        assert (f"a=extmap:12 {PLAYOUT_DELAY_URI}" in answer) is offered, answer
+        (transceiver,) = answerer.getTransceivers()
+        sender_map = getattr(transceiver.sender, SENDER_MAP_ATTRIBUTE)
+        assert isinstance(sender_map, PlayoutDelayExtensionsMap) is offered
+        if offered:  # what the sender configures its map from once connected: the negotiated extensions
+            sender_map.configure(RTCRtpParameters(headerExtensions=transceiver._headerExtensions))
+            assert sender_map.playout_delay_id == 12
+            assert use_zero_playout_delay(answerer) == 1  # a second call adds nothing more
+            assert [e.uri for e in transceiver._headerExtensions].count(PLAYOUT_DELAY_URI) == 1
+            assert getattr(transceiver.sender, SENDER_MAP_ATTRIBUTE) is sender_map
+        await offerer.close()
+        await answerer.close()
 
     asyncio.run(asyncio.wait_for(main(), 30))

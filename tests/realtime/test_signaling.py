@@ -23,7 +23,9 @@ from hypothesis import strategies as st
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidMessage
 
+from conftest import offer_with_extmap
 from fake_pipeline import FakeRetargeter, FakeTarget
+from realtime.aiortc_patch import PLAYOUT_DELAY_URI
 from realtime.signaling import (
     WEB_DIR,
     SessionSettings,
@@ -493,6 +495,25 @@ def test_targets_and_status_are_served_as_json() -> None:
             await h.wait_no_sessions()
             status = await asyncio.to_thread(http_get_json, h.server.port, "/status")
             assert status["sessions"] == 0 and status["streams"] == 0
+
+    run(main())
+
+
+@pytest.mark.parametrize("zero_playout_delay", [True, False])
+def test_the_answer_asks_for_zero_playout_delay_unless_told_not_to(zero_playout_delay: bool) -> None:
+    """A browser's offer names the playout-delay extension; the answer names it too (so the generated video
+    carries it) by default, and not with ``server.py --playout-delay browser``."""
+    session_settings = SessionSettings(stats_interval_s=0.1, zero_playout_delay=zero_playout_delay)
+
+    async def main() -> None:
+        async with serving(settings=session_settings) as h:
+            browser_like = offer_with_extmap(await offer_sdp(), 9, PLAYOUT_DELAY_URI)
+            for offer, named in ((await offer_sdp(), False), (browser_like, zero_playout_delay)):
+                async with connect(h.url) as ws:
+                    await ws.send(json.dumps({"type": "offer", "sdp": offer}))
+                    answer = await receive(ws, "answer")
+                    assert (f"a=extmap:9 {PLAYOUT_DELAY_URI}" in answer["sdp"]) is named, answer["sdp"]
+            await h.wait_no_sessions()
 
     run(main())
 
