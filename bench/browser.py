@@ -16,22 +16,25 @@ every frame it shows, on the local camera preview and on the generated video (``
 ``drawImage`` of the band into a canvas, the same decoder as ``realtime/stamp.py``), with the time the frame
 is shown (``expectedDisplayTime``, the page's ``performance.now()`` clock).
 
-Chromium's fake camera plays the y4m at its frame rate, looping, so frame ``a`` (counting across loops) is
-captured at ``t0 + a / fps``. ``t0`` is calibrated on the local preview: each shown local frame gives
-``shown - a / fps``, which is ``t0`` plus that frame's capture-to-display delay; the smallest value among the
-local frames within 2 s of ``a`` is taken (a sliding window, so a fake-camera clock drifting against the
-page's clock does not matter). Glass-to-glass latency of a generated frame = when the page first showed it
-minus the capture time of its camera frame.
+Chromium's fake camera plays the y4m at about its frame rate, looping, so frame ``a`` (counting across
+loops) is captured at ``t0 + a * T``. ``T`` is measured: the slope of Chromium's capture times
+(``captureTime``) over the frame index (41.81 ms, not 41.67, for the 24 fps file: the fake camera runs
+0.35% slow). ``t0`` is calibrated on the local preview: each shown local frame gives ``shown - a * T``,
+which is ``t0`` plus that frame's capture-to-display delay; the 0.5th percentile over the whole run is
+taken. Glass-to-glass latency of a generated frame = when the page first showed it minus the capture time
+of its camera frame.
 
-Its error: the estimate is low by the smallest capture-to-display delay of the local preview (the time
-from the fake camera handing over a frame to the page showing it; Chromium also reports the capture time,
-``captureTime``, and :func:`glass_to_glass` gives that comparison, ``calibration_ms``), and each display
-time is quantized to the compositor's frame interval (16.7 ms at 60 Hz). A camera frame delivered late by the
-fake device (a busy machine) makes that frame's latency read high by its lateness. The cross-check against
-``captureTime`` (``latency_by_capture_time_ms``) has neither error but depends on Chromium filling it in.
-The first error is not constant: in some runs the preview's capture-to-display delay switched mid-run
-between ~50 and ~8 ms, and the index-based latency then stepped up by the same ~40 ms while the
-``captureTime`` one did not; a "growth" seen in ``latency_ms`` alone is worth checking against it.
+Its error: the estimate is low by the preview's quickest capture-to-display delay in the run (the time
+from the fake camera handing over a frame to the page showing it), and each display time is quantized to
+the compositor's frame interval (16.7 ms at 60 Hz). A camera frame delivered late by the fake device (a
+busy machine) makes that frame's latency read high by its lateness.
+
+Why the whole run: the preview's delay is not constant. In some runs it switched mid-run between ~50 and
+~10 ms a frame, and the earlier calibration (the smallest offset among the preview frames within 2 s of
+``a``, with the nominal period; still reported as ``latency_windowed_ms``) then under-read by ~40 ms while
+the preview was slow and stepped up when it turned quick, which looked like growth. Chromium's own
+``captureTime`` (``latency_by_capture_time_ms``) is no absolute reference either: some preview frames show
+a display time up to ~45 ms before their ``captureTime``, so its offset is off, while its rate is sound.
 
 What is measured: ``--seconds`` of plain streaming, after the page's features were exercised (a 2 s
 recording, which encodes a second video in the page, and the mirror toggle). Beside the latency, once a
@@ -110,7 +113,11 @@ RTC_TOTALS_JS = """async () => {
 """Cumulative WebRTC statistics of the page's session (W3C webrtc-stats): the camera's outbound-rtp and the
 generated video's inbound-rtp."""
 CALIBRATION_WINDOW_S = 2.0
-"""Local frames within this many seconds of a frame calibrate its capture time."""
+"""Local frames within this many seconds of a frame calibrate its capture time (the sliding window)."""
+GLOBAL_CALIBRATION_PERCENTILE = 0.5
+"""The whole-run calibration takes this percentile of the detrended preview offsets as the capture start."""
+MIN_FRAMES_FOR_DRIFT = 10
+"""Preview frames with Chromium's capture time needed to measure the camera's frame period."""
 
 
 def skip_reason() -> str | None:
@@ -197,10 +204,12 @@ def glass_to_glass(
     Returns:
         ``latency_ms`` (all, start, end: count / p50 / p95; ``p95_by_stretch``: p95 of each ``window_s``
         stretch in order; ``trend_ms_per_min``: the least-squares slope of latency over the run, its growth),
-        ``latency_by_capture_time_ms`` (the same against
-        Chromium's own capture times, where it gives them), ``received_to_shown_ms`` (the page's own share:
-        from a generated frame's last packet to its display), ``calibration_ms`` (how far the index-and-fps
-        capture times lie from Chromium's: median and p95 of the absolute difference), and counts.
+        ``calibration`` ("whole run", or "sliding window" where Chromium gives no capture times),
+        ``camera_frame_ms`` (the fake camera's measured frame period), ``latency_windowed_ms`` (the same
+        figures with the sliding-window calibration), ``latency_by_capture_time_ms`` (against Chromium's own
+        capture times, where it gives them), ``received_to_shown_ms`` (the page's own share: from a generated
+        frame's last packet to its display), ``calibration_ms`` (how far the estimated capture times lie from
+        Chromium's: median and p95 of the absolute difference), and counts.
     """
     period_ms = 1000.0 / fps
     loop_ms = frames * period_ms
@@ -224,9 +233,26 @@ def glass_to_glass(
     t0_ref_ms = float(np.min(offsets_ms[: max(1, int(window))]))
     capture_by_index = {a: c for a, _, c in local_abs if c is not None}
 
-    def capture_time_ms(a: int) -> float | None:
+    def windowed_capture_time_ms(a: int) -> float | None:
         near = np.abs(abs_index - a) <= window
         return float(np.min(offsets_ms[near])) + a * period_ms if near.any() else None
+
+    # The fake camera's true frame period, from the slope of Chromium's capture times (their rate is right
+    # even where their offset is not); then one calibration for the whole run, against its quickest preview
+    # frames (a low percentile of the detrended offsets, robust to a stray early display time).
+    drift_ms: float | None = None
+    if len(capture_by_index) >= MIN_FRAMES_FOR_DRIFT:
+        indices = np.array(list(capture_by_index), np.float64)
+        captures = np.array(list(capture_by_index.values()), np.float64)
+        drift_ms = float(np.polyfit(indices, captures - indices * period_ms, 1)[0])
+        t0_ms = float(np.percentile(offsets_ms - drift_ms * abs_index, GLOBAL_CALIBRATION_PERCENTILE))
+        frame_ms = period_ms + drift_ms
+
+        def capture_time_ms(a: int) -> float | None:
+            return t0_ms + a * frame_ms
+
+    else:
+        capture_time_ms = windowed_capture_time_ms
 
     calibration = []
     for a, c in capture_by_index.items():
@@ -234,6 +260,7 @@ def glass_to_glass(
         if estimated_ms is not None and c is not None:
             calibration.append(abs(estimated_ms - c))
     samples: list[tuple[float, float]] = []  # (shown_ms, latency_ms)
+    windowed: list[tuple[float, float]] = []
     by_capture: list[tuple[float, float]] = []
     in_browser: list[tuple[float, float]] = []  # (shown_ms, shown - received: jitter buffer, decode, render)
     seen: set[int] = set()
@@ -246,6 +273,9 @@ def glass_to_glass(
         captured_ms = capture_time_ms(a)
         if captured_ms is not None:
             samples.append((shown_ms, shown_ms - captured_ms))
+        windowed_ms = windowed_capture_time_ms(a)
+        if windowed_ms is not None:
+            windowed.append((shown_ms, shown_ms - windowed_ms))
         if a in capture_by_index:
             by_capture.append((shown_ms, shown_ms - capture_by_index[a]))
         if received_ms is not None:
@@ -259,21 +289,23 @@ def glass_to_glass(
         values = np.array([v for _, v in points])
         slope = float(np.polyfit(times_min, values, 1)[0]) if len(points) > 1 and last > first else 0.0
         stretch_ms = window_s * 1000
+        count = max(1, int(round((last - first) / stretch_ms)))  # a short tail joins the last stretch
+        by_stretch: list[list[float]] = [[] for _ in range(count)]
+        for t, v in points:
+            by_stretch[min(count - 1, int((t - first) // stretch_ms))].append(v)
         return {
             "all": _percentiles([v for _, v in points]),
             "start": _percentiles([v for t, v in points if t <= first + stretch_ms]),
             "end": _percentiles([v for t, v in points if t >= last - stretch_ms]),
-            "p95_by_stretch": [
-                _percentiles(
-                    [v for t, v in points if first + k * stretch_ms <= t < first + (k + 1) * stretch_ms]
-                )["p95"]
-                for k in range(int((last - first) // stretch_ms) + 1)
-            ],
+            "p95_by_stretch": [_percentiles(values)["p95"] for values in by_stretch],
             "trend_ms_per_min": round(slope, 1),
         }
 
     return {
         "latency_ms": stretches(samples),
+        "calibration": "whole run" if drift_ms is not None else "sliding window",
+        "camera_frame_ms": round(period_ms + (drift_ms or 0.0), 3),
+        "latency_windowed_ms": stretches(windowed),
         "latency_by_capture_time_ms": stretches(by_capture),
         "received_to_shown_ms": stretches(in_browser),
         "calibration_ms": {
