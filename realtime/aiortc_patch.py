@@ -162,17 +162,12 @@ def _internals_problems() -> list[str]:
                 f"aiortc.rtcrtpreceiver.RTCRtpReceiver keeps no JitterBuffer in {RECEIVER_BUFFER_ATTRIBUTE} "
                 f"(found {type(current).__name__})"
             )
-    try:
-        sender = RTCRtpSender("video", types.SimpleNamespace(state="new"))  # type: ignore[arg-type]
-    except Exception as exc:  # any failure means the check below cannot be made; reported with its cause
-        problems.append(f"aiortc.rtcrtpsender.RTCRtpSender('video', transport) failed: {exc!r}")
-    else:
-        current_map = getattr(sender, SENDER_MAP_ATTRIBUTE, None)
-        if not isinstance(current_map, HeaderExtensionsMap):
-            problems.append(
-                f"aiortc.rtcrtpsender.RTCRtpSender keeps no HeaderExtensionsMap in {SENDER_MAP_ATTRIBUTE} "
-                f"(found {type(current_map).__name__})"
-            )
+    # a sender needs an event loop to be built, and this check may run outside one: read its source instead
+    # (use_zero_playout_delay also checks the attribute of each real sender before replacing it)
+    if f"self.__{SENDER_MAP_ATTRIBUTE.split('__', 1)[1]} = " not in inspect.getsource(RTCRtpSender.__init__):
+        problems.append(
+            f"aiortc.rtcrtpsender.RTCRtpSender no longer keeps its extension map in {SENDER_MAP_ATTRIBUTE}"
+        )
     if "_headerExtensions" not in inspect.getsource(RTCRtpTransceiver.__init__):
         problems.append("aiortc.rtcrtptransceiver.RTCRtpTransceiver no longer keeps _headerExtensions")
     if list(inspect.signature(HeaderExtensionsMap.set).parameters) != ["self", "values"]:
@@ -253,12 +248,18 @@ def use_zero_playout_delay(pc: RTCPeerConnection) -> int:
     for transceiver in pc.getTransceivers():
         if transceiver.kind != "video" or transceiver.mid not in offered:
             continue
+        current = getattr(transceiver.sender, SENDER_MAP_ATTRIBUTE, None)
+        if not isinstance(current, HeaderExtensionsMap):
+            raise AiortcInternalsError(
+                f"aiortc {version('aiortc')}: RTCRtpSender keeps no HeaderExtensionsMap in "
+                f"{SENDER_MAP_ATTRIBUTE} (found {type(current).__name__}); update realtime/aiortc_patch.py"
+            )
         extensions = transceiver._headerExtensions
         if not any(e.uri == PLAYOUT_DELAY_URI for e in extensions):
             extensions.append(
                 RTCRtpHeaderExtensionParameters(id=offered[transceiver.mid], uri=PLAYOUT_DELAY_URI)
             )
-        if not isinstance(getattr(transceiver.sender, SENDER_MAP_ATTRIBUTE), PlayoutDelayExtensionsMap):
+        if not isinstance(current, PlayoutDelayExtensionsMap):
             setattr(transceiver.sender, SENDER_MAP_ATTRIBUTE, PlayoutDelayExtensionsMap())
         changed += 1
     return changed

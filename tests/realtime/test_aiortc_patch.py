@@ -53,6 +53,22 @@ def test_a_changed_internal_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(aiortc_patch, "_problems", None)  # the next test checks the real internals again
 
 
+def test_the_check_needs_no_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After ``asyncio.run`` the main thread has no event loop, and an aiortc sender cannot be built there:
+    the check must not build one (it ran first in such a thread in the full suite, and failed)."""
+    asyncio.run(asyncio.sleep(0))
+    monkeypatch.setattr(aiortc_patch, "_problems", None)
+    check_aiortc_internals()
+
+
+def test_a_renamed_sender_map_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(aiortc_patch, "_problems", None)
+    monkeypatch.setattr(aiortc_patch, "SENDER_MAP_ATTRIBUTE", "_RTCRtpSender__renamed_map")
+    with pytest.raises(AiortcInternalsError, match=r"RTCRtpSender no longer keeps .*renamed_map"):
+        check_aiortc_internals()
+    monkeypatch.setattr(aiortc_patch, "_problems", None)
+
+
 def test_aiortc_alone_still_holds_a_complete_frame_back() -> None:
     """What the patch is for: if this fails, aiortc now hands frames on at their marker itself, and the
     patch can go."""
