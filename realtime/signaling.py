@@ -13,14 +13,16 @@ Protocol on ``/ws`` (JSON text messages, one session per WebSocket, at most ``ma
   offer, sent after its ICE gathering completed (no trickle ICE); ``target`` (optional) is one of the names of
   ``/targets``, the first one by default. The server answers ``{"type": "answer", "sdp": "...", "target":
   "NAME"}`` after its own ICE gathering completed, then sends the generated video (stick figure | generated,
-  side by side, with the camera frames' timestamps) on the offer's video transceiver.
+  side by side, with the camera frames' timestamps) on the offer's video transceiver; where the offer names
+  the RTP playout-delay extension, the answer does too and the video carries it at zero
+  (``SessionSettings.zero_playout_delay``).
 - server -> client ``{"type": "stats", ...}`` about once a second while streaming (see
   :meth:`realtime.stream.StreamStatsSnapshot.to_message`: frames in / out / dropped / failed, fps,
   per-frame server latency in ms (mean, last and every value over the last second), pipeline timings).
 - server -> client ``{"type": "input_rate", "max_fps": N}`` when the camera should send at most N frames
   per second to match what the server generates for this session (see
   :class:`realtime.stream.InputRateControl`; never above ``max_input_fps``); the page sets it as its
-  sender's ``maxFramerate``.
+  camera track's ``frameRate`` constraint and its sender's ``maxFramerate``.
 - server -> client ``{"type": "error", "message": "...", "code": "..."}`` for anything wrong; ``code`` is one
   of ``bad_message`` (bad JSON, wrong types, unknown type, a message over ``max_message_bytes``),
   ``unknown_target``, ``bad_offer`` (an SDP that cannot be negotiated, no video track, a second offer:
