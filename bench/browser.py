@@ -374,6 +374,8 @@ def _drive(spec: dict[str, Any], result: dict[str, Any]) -> None:
             with page.expect_download(timeout=10_000) as download_info:
                 page.click("#recording a")
             download = download_info.value
+            if spec.get("recording_out"):
+                download.save_as(spec["recording_out"])
             result["recording"] = {
                 "name": download.suggested_filename,
                 "bytes": os.path.getsize(download.path()),
@@ -475,10 +477,17 @@ def _inner(spec_json: str) -> int:
 
 
 def run_browser(
-    server: list[str], camera: CameraVideo, target: str, seconds: float, *, check_full: bool = True
+    server: list[str],
+    camera: CameraVideo,
+    target: str,
+    seconds: float,
+    *,
+    check_full: bool = True,
+    recording_out: Path | None = None,
 ) -> tuple[dict[str, Any], str]:
     """Run server (``server`` = the argv after the Python interpreter, without host/port) and Chromium in a
-    fresh namespace for about ``seconds``; returns (result, everything printed)."""
+    fresh namespace for about ``seconds``; returns (result, everything printed). The page's 2 s recording
+    is saved to ``recording_out`` where given."""
     spec = {
         "server": server,
         "camera": str(camera.path),
@@ -486,6 +495,7 @@ def run_browser(
         "seconds": seconds,
         "first_frame_timeout_s": 60,
         "check_full": check_full,
+        "recording_out": str(recording_out.resolve()) if recording_out is not None else None,
     }
     argv = netns.in_netns([sys.executable, "-m", "bench.browser", "--inner", json.dumps(spec)])
     proc = subprocess.run(
@@ -616,6 +626,12 @@ def main(argv: list[str] | None = None) -> int:
         help="server.py --max-input-fps: the page's camera rate cap (default: server.py's)",
     )
     parser.add_argument(
+        "--recording",
+        type=Path,
+        default=None,
+        help="save the page's 2 s recording (WebM: camera | stick figure | generated) here",
+    )
+    parser.add_argument(
         "--playout-delay",
         choices=["zero", "browser"],
         default=None,
@@ -636,7 +652,9 @@ def main(argv: list[str] | None = None) -> int:
             server += ["--max-input-fps", str(args.max_input_fps)]
         if args.playout_delay is not None:
             server += ["--playout-delay", args.playout_delay]
-        result, output = run_browser(server, camera, name, args.seconds, check_full=False)
+        result, output = run_browser(
+            server, camera, name, args.seconds, check_full=False, recording_out=args.recording
+        )
     summary = summarize(result, camera)
     print(json.dumps(summary, indent=2))
     if args.json is not None:
