@@ -166,9 +166,10 @@ class Retargeter:
     normalizer's fit, which is replaced atomically. :meth:`process` runs both for one frame.
 
     Live (``live=True``): the source's normalization statistics are fitted on the stream as it runs (on the
-    first frames with a body, then every :data:`LIVE_REFIT_EVERY_FRAMES` frames on the last
-    :data:`LIVE_STATS_WINDOW_FRAMES`). Offline (``live=False``): call :meth:`fit_source` on the whole
-    source's poses first, then :meth:`generate` per pose.
+    first frame with a body, again each time the poses seen have doubled, then every
+    :data:`LIVE_REFIT_EVERY_FRAMES` frames on the last :data:`LIVE_STATS_WINDOW_FRAMES`). Offline
+    (``live=False``): call :meth:`fit_source` on the whole source's poses first, then :meth:`generate` per
+    pose.
 
     Live poses are smoothed by a 1 Euro filter (:class:`realtime.filters.OneEuroFilter`; about 100 ms of
     lag at rest, under 10 ms on fast motion); offline callers smooth the whole sequence themselves
@@ -212,6 +213,7 @@ class Retargeter:
         self._filter = OneEuroFilter(one_euro, self._threshold) if live and one_euro is not None else None
         self._history: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=LIVE_STATS_WINDOW_FRAMES)
         self._since_fit = 0
+        self._fitted_on = 0  # poses in the window at the last fit
         # Robustness (realtime.tracking): source-side continuity on the estimate thread; canvas-side clamp
         # and pose hold on the generate thread.
         self.tracking = tracking or TrackingParams()
@@ -266,13 +268,17 @@ class Retargeter:
             return
         self._history.append((pose.joints_px, pose.confidence))
         self._since_fit += 1
-        if self.normalizer.is_fitted and self._since_fit < LIVE_REFIT_EVERY_FRAMES:
+        # Refit each time the window has doubled (after 1, 2, 4, ... poses), then every
+        # LIVE_REFIT_EVERY_FRAMES: a fit on the first pose or two alone, kept for 2 s, could give the whole
+        # start of a stream a stretched neck or limb (seen live on the first, blurry WebRTC frames).
+        if self.normalizer.is_fitted and self._since_fit < min(LIVE_REFIT_EVERY_FRAMES, self._fitted_on):
             return
         joints = np.stack([h[0] for h in self._history])
         conf = np.stack([h[1] for h in self._history])
         try:
             self.normalizer.fit(joints, conf)
             self._since_fit = 0
+            self._fitted_on = len(self._history)
         except ValueError:
             pass  # no usable body yet; keep the previous fit (or none) and try again on the next frame
 

@@ -106,3 +106,32 @@ def test_live_poses_are_smoothed(tiny_engine):
     assert 0 < change < 100
     step = {name: np.abs(np.diff(t, axis=0)).mean() for name, t in tracks.items()}
     assert step["filtered"] < step["raw"]
+
+
+def test_live_fit_is_redone_as_the_window_doubles_then_every_30_poses(tiny_engine, monkeypatch):
+    """A fit on the stream's first pose alone gave the first 2 s of a browser session a stretched neck (the
+    first WebRTC frames are blurry); the fit is redone after 2, 4, 8, 16 and 32 poses, then every 30."""
+    from conftest import standing_pose
+    from realtime.pipeline import LIVE_REFIT_EVERY_FRAMES
+    from realtime.pose import PoseFrame
+
+    target = Target.load(tiny_engine)
+    retargeter = Retargeter(target, live=True, one_euro=None)
+    try:
+        fitted_on: list[int] = []
+        fit = retargeter.normalizer.fit
+
+        def counting_fit(joints, confidence):
+            fitted_on.append(len(joints))
+            return fit(joints, confidence)
+
+        monkeypatch.setattr(retargeter.normalizer, "fit", counting_fit)
+        width, height = target.canvas_size
+        for i in range(70):
+            joints = standing_pose(width, height, phase=0.05 * i)
+            pose = PoseFrame(joints, np.ones(len(joints), np.float32), 1000.0 * i / 15, (width, height))
+            retargeter.track(pose)
+        assert LIVE_REFIT_EVERY_FRAMES == 30
+        assert fitted_on == [1, 2, 4, 8, 16, 32, 62], fitted_on
+    finally:
+        retargeter.close()
