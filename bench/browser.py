@@ -613,7 +613,10 @@ def main(argv: list[str] | None = None) -> int:
         "--width",
         type=int,
         default=256,
-        help="camera width in pixels (the y4m file; at 360 the page read no stamps, see docs/BENCHMARKS.md)",
+        help=(
+            "camera width in pixels (the y4m file; the page asks the camera for 480 rows, so a taller file "
+            "is scaled down: --width 480 gives a 261x480 camera, as the load test's 480-pixel one)"
+        ),
     )
     parser.add_argument(
         "--source", type=Path, default=REPO_ROOT.parent / "shared" / "data" / "source_dance.mp4"

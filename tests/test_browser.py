@@ -27,7 +27,7 @@ def test_browser_streams_the_generated_target_and_measures_glass_to_glass(
     from realtime.pipeline import Target
 
     source = shared_video("source_dance.mp4")
-    camera = make_camera_y4m(source, tmp_path / "camera.y4m", width=256)
+    camera = make_camera_y4m(source, tmp_path / "camera.y4m", width=480)  # a portrait 480x884 camera
     target = Target.load(DEFAULT_TARGET)
     seconds = 20.0
     result, output = run_browser(["server.py"], camera, target.name, seconds)
@@ -47,6 +47,11 @@ def test_browser_streams_the_generated_target_and_measures_glass_to_glass(
     # (its preview shows no more frames) and the frames sent
     assert page["stats"]["fps_in"] <= 16 and page["stats"]["frames_in"] <= 16 * (seconds + 10), page["stats"]
     assert summary["glass_to_glass"]["local_frames"] <= 16 * seconds, summary["glass_to_glass"]
+    # the page asks for 480 rows: the whole camera picture is scaled to them, not cropped (an ideal width
+    # as well once made Chromium send 480x480 of it, without the head and the feet, and no stamps)
+    width_px, height_px = camera.size
+    sent_width, sent_height = summary["browser"]["camera_size"]
+    assert sent_height == 480 and abs(sent_width - 480 * width_px / height_px) <= 2, summary["browser"]
     # the server's answer asked for zero playout delay and Chromium holds the generated frames back no more
     # (its jitter buffer delay was 19-58 ms a frame without it, ~1 ms with it, in 60 s runs)
     assert result["answer_playout_delay"] is True, result.get("answer_playout_delay")

@@ -212,8 +212,10 @@ async function openCamera() {
   return stream;
 }
 
+// About 480 rows, scaled at the camera's own aspect ratio. (An ideal width as well made Chromium crop a
+// portrait camera to it: a 480x884 one came as 480x480, without the head and the feet.)
 function cameraConstraints() {
-  const video = { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 30 } };
+  const video = { height: { ideal: 480 }, frameRate: { ideal: 30 } };
   if (ui.cameras.value) video.deviceId = { exact: ui.cameras.value };
   return { video, audio: false };
 }
