@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 # Only light modules here: `--help` and argument errors must not wait for aiortc, PyAV, NumPy, torch or
 # MediaPipe (seconds). The heavy ones are imported where they are used, after the arguments are checked.
 from realtime.console import filter_native_stderr
-from realtime.live_defaults import DEFAULT_MAX_SESSIONS, DEFAULT_POSE_THREADS
+from realtime.live_defaults import DEFAULT_MAX_SESSIONS, DEFAULT_POSE_THREADS, PLAYOUT_DELAYS
 from realtime.targets import DEFAULT_TARGET, TARGETS_DIR
 
 if TYPE_CHECKING:
@@ -223,8 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--playout-delay",
-        choices=["zero", "browser"],
-        default="zero",
+        choices=PLAYOUT_DELAYS,
+        default=PLAYOUT_DELAYS[0],
         help=(
             "zero: the generated video carries the RTP playout-delay extension at 0, so the browser shows "
             "each frame as soon as it is decoded (lowest latency; over a network with jitter the motion may "
@@ -364,7 +364,7 @@ async def serve(
     ssl_context: ssl.SSLContext | None = None,
     test_stamp: bool = False,
     max_input_fps: float = 0.0,
-    playout_delay: str = "zero",
+    playout_delay: str = PLAYOUT_DELAYS[0],
 ) -> None:
     """Serve until SIGINT or SIGTERM, then close every session and drain the inference threads.
 

@@ -68,6 +68,7 @@ import av
 import numpy as np
 
 from bench import netns
+from realtime.live_defaults import PLAYOUT_DELAYS
 from realtime.stamp import band_height, draw_stamp
 from realtime.targets import DEFAULT_TARGET
 
@@ -636,7 +637,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--playout-delay",
-        choices=["zero", "browser"],
+        choices=PLAYOUT_DELAYS,
         default=None,
         help="server.py --playout-delay (default: server.py's)",
     )

@@ -481,9 +481,10 @@ class InputRateControl:
     :attr:`DROP_RATIO` x received fps) the sender is asked for :attr:`HEADROOM` x the generated fps (smoothed,
     at least :attr:`MIN_FPS`); while it keeps up, the asked rate grows by :attr:`GROWTH` per update until it
     is above what the sender sends anyway. Never above ``cap_fps`` (the server's ``--max-input-fps``; 0 =
-    none). The page applies it as the camera sender's ``maxFramerate`` (``RTCRtpSender.setParameters``), the
-    load client by skipping frames. Same idea as receiver-driven rate adaptation in RTP (RFC 8888's
-    feedback driving the sender), applied to the frame rate.
+    none). The page applies it as its camera track's ``frameRate`` constraint and the camera sender's
+    ``maxFramerate`` (``RTCRtpSender.setParameters``), the load client by skipping frames. Same idea as
+    receiver-driven rate adaptation in RTP (RFC 8888's feedback driving the sender), applied to the frame
+    rate.
 
     Args:
         cap_fps: the highest rate ever asked for, or 0 for none.
