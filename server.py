@@ -3,8 +3,9 @@
     python server.py --engine target.onnx [--engine other.onnx | --engine FOLDER] [--host 127.0.0.1]
         [--port 8080] [--cert cert.pem --key key.pem] [--max-sessions 4] [--test-stamp] [--log-level info]
 
-This file only wires the web (:mod:`realtime.signaling`, :mod:`realtime.stream`) to the pipeline
-(:mod:`realtime.pipeline`). Ctrl-C or SIGTERM stops it cleanly: sessions closed, tasks cancelled, peer
+This file only wires the web (:mod:`realtime.serving.signaling`, :mod:`realtime.serving.stream`) to the
+pipeline
+(:mod:`realtime.model.pipeline`). Ctrl-C or SIGTERM stops it cleanly: sessions closed, tasks cancelled, peer
 connections closed, the inference threads drained.
 """
 
@@ -22,17 +23,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
+from realtime.catalog import DEFAULT_MAX_SESSIONS, DEFAULT_POSE_THREADS, PLAYOUT_DELAYS
+
 # Only light modules here: `--help` and argument errors must not wait for aiortc, PyAV, NumPy, torch or
 # MediaPipe (seconds). The heavy ones are imported where they are used, after the arguments are checked.
 from realtime.console import filter_native_stderr
-from realtime.live_defaults import DEFAULT_MAX_SESSIONS, DEFAULT_POSE_THREADS, PLAYOUT_DELAYS
 from realtime.targets import DEFAULT_TARGET, TARGETS_DIR
 
 if TYPE_CHECKING:
     import ssl
 
-    from realtime.signaling import TargetChoice
-    from realtime.stream import RetargeterLike
+    from realtime.serving.signaling import TargetChoice
+    from realtime.serving.stream import RetargeterLike
 
 log = logging.getLogger("server")
 
@@ -41,7 +43,7 @@ BUNDLED_TARGETS = TARGETS_DIR
 target :data:`realtime.targets.DEFAULT_TARGET` first)."""
 
 ENGINE_SUFFIXES = (".plan", ".onnx", ".pt")
-"""Engine files in a folder, in order of preference when one stem has several: realtime.backends's
+"""Engine files in a folder, in order of preference when one stem has several: realtime.model.backends's
 ``ENGINE_SUFFIXES``, written out so that ``--help`` need not import the backends (PyTorch);
 tests/test_server.py checks that the two are the same."""
 
@@ -59,7 +61,7 @@ DEFAULT_MAX_INPUT_FPS = 15.0
 
 
 class TargetLike(Protocol):
-    """What the server needs of a loaded target (:class:`realtime.pipeline.Target` in production)."""
+    """What the server needs of a loaded target (:class:`realtime.model.pipeline.Target` in production)."""
 
     @property
     def name(self) -> str:
@@ -90,10 +92,11 @@ class TargetFactory(Generic[TargetT]):
 
 
 def pipeline_factory(generator_threads: int = DEFAULT_GENERATOR_THREADS) -> TargetFactory[Any]:
-    """The real pipeline: :meth:`realtime.pipeline.Target.load` (``.onnx`` engines with
+    """The real pipeline: :meth:`realtime.model.pipeline.Target.load` (``.onnx`` engines with
     ``generator_threads`` ONNX Runtime intra-op threads, 0 = all cores) and a live
-    :class:`realtime.pipeline.Retargeter` per stream. Imports the pipeline (models, ML runtimes: slow)."""
-    from realtime.pipeline import Retargeter, Target
+    :class:`realtime.model.pipeline.Retargeter` per stream. Imports the pipeline (models, ML runtimes:
+    slow)."""
+    from realtime.model.pipeline import Retargeter, Target
 
     def load_target(path: Path) -> Target:
         options: dict[str, Any] = {"threads": generator_threads} if path.suffix.lower() == ".onnx" else {}
@@ -239,7 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help=(
             "test mode: copy the frame-index barcode at the top of each camera frame into the output frame "
-            "made from it, for glass-to-glass latency measurements (see realtime/stamp.py); off by default"
+            "made from it, for glass-to-glass latency measurements (see realtime/serving/stamp.py); "
+            "off by default"
         ),
     )
     parser.add_argument(
@@ -305,7 +309,7 @@ def load_targets(paths: Sequence[Path], factory: TargetFactory[Any]) -> list[Tar
     Raises:
         TargetLoadError: for an engine that cannot be loaded, or a folder without any.
     """
-    from realtime.signaling import TargetChoice
+    from realtime.serving.signaling import TargetChoice
 
     choices: list[TargetChoice] = []
     for path in paths:
@@ -374,8 +378,8 @@ async def serve(
     import asyncio
     import signal
 
-    from realtime.signaling import SessionSettings, SignalingServer
-    from realtime.stream import StreamWorkers
+    from realtime.serving.signaling import SessionSettings, SignalingServer
+    from realtime.serving.stream import StreamWorkers
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

@@ -10,10 +10,12 @@ line.
 Glass-to-glass latency, the method
 ----------------------------------
 The camera is ``../shared/data/source_dance.mp4`` turned into a y4m file whose every frame carries its own
-index as a barcode in a band added above the picture (:mod:`realtime.stamp`). The server, in test mode,
+index as a barcode in a band added above the picture (:mod:`realtime.serving.stamp`). The server, in test
+mode,
 copies that band from each camera frame into the output frame made from it. The page reads the barcode of
 every frame it shows, on the local camera preview and on the generated video (``requestVideoFrameCallback``,
-``drawImage`` of the band into a canvas, the same decoder as ``realtime/stamp.py``), with the time the frame
+``drawImage`` of the band into a canvas, the same decoder as ``realtime/serving/stamp.py``), with the time
+the frame
 is shown (``expectedDisplayTime``, the page's ``performance.now()`` clock).
 
 Chromium's fake camera plays the y4m at about its frame rate, looping, so frame ``a`` (counting across
@@ -68,8 +70,8 @@ import av
 import numpy as np
 
 from bench import netns
-from realtime.live_defaults import PLAYOUT_DELAYS
-from realtime.stamp import band_height, draw_stamp
+from realtime.catalog import PLAYOUT_DELAYS
+from realtime.serving.stamp import band_height, draw_stamp
 from realtime.targets import DEFAULT_TARGET
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -646,7 +648,7 @@ def main(argv: list[str] | None = None) -> int:
     if reason is not None:
         print(f"error: {reason}", file=sys.stderr)
         return 2
-    from realtime.pipeline import Target
+    from realtime.model.pipeline import Target
 
     name = Target.load(args.engine).name
     with tempfile.TemporaryDirectory() as folder:

@@ -7,7 +7,8 @@ As a CLI (prints a JSON summary; exit code 0 when generated frames arrived and t
 As a library: ``summary = await run_client(url, source, seconds)`` (see :class:`ClientSummary`).
 
 With ``--stamp`` (and a server started with ``--test-stamp``) every camera frame carries its index as a
-barcode (:mod:`realtime.stamp`) and the client reads it back from each generated frame: the time from handing
+barcode (:mod:`realtime.serving.stamp`) and the client reads it back from each generated frame: the time from
+handing
 a frame to WebRTC to receiving the frame made from it is the client's glass-to-glass latency (encoding,
 network both ways, the server, decoding; no display).
 
@@ -39,8 +40,8 @@ from aiortc.mediastreams import VIDEO_CLOCK_RATE, VIDEO_TIME_BASE, MediaStreamEr
 from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 
-from realtime.aiortc_patch import use_marker_jitter_buffers
-from realtime.stamp import INDEX_MODULUS, draw_stamp_yuv420, read_stamp
+from realtime.serving.aiortc_patch import use_marker_jitter_buffers
+from realtime.serving.stamp import INDEX_MODULUS, draw_stamp_yuv420, read_stamp
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,8 @@ class VideoFileTrack(MediaStreamTrack):
         source: any video file PyAV can decode (decoded as it plays), or a :class:`DecodedClip` (shared).
         max_side_px: downscale a file so the longer side is at most this (None: keep the file's size).
         loop: start again at the end (otherwise the track ends).
-        stamp: draw each frame's index into it (:mod:`realtime.stamp`) and remember when it was sent, in
+        stamp: draw each frame's index into it (:mod:`realtime.serving.stamp`) and remember when it was sent,
+        in
             :attr:`sent_at_s`.
 
     Set :attr:`max_fps` to send at most that many frames per second (the file's other frames are skipped,

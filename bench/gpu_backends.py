@@ -17,9 +17,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from realtime.backends import TorchBackend  # noqa: E402
-from realtime.inputs import FACE_INPUTS  # noqa: E402
-from realtime.nets import GeneratorSpec, build_network  # noqa: E402
+from realtime.model.backends import TorchBackend  # noqa: E402
+from realtime.model.inputs import FACE_INPUTS  # noqa: E402
+from realtime.model.nets import GeneratorSpec, build_network  # noqa: E402
 
 
 def conv_gflop(module: torch.nn.Module, inputs: list[torch.Tensor]) -> float:

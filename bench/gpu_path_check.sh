@@ -35,7 +35,7 @@ $PY -m pip install -q --no-index --find-links "$WHEELS" pytest pytest-timeout on
 
 step "gpu-marked tests of the GPU path"
 timeout 240 $PY -m pytest -q -rA -p no:cacheprovider -m gpu -o addopts="" \
-    tests/realtime/test_cuda_backend.py tests/realtime/test_tensorrt.py 2>&1 | tail -30
+    tests/realtime/model/test_cuda_backend.py tests/realtime/model/test_tensorrt_backend.py 2>&1 | tail -30
 echo "pytest exit: ${PIPESTATUS[0]}"
 
 step "CUDA PyTorch backend bench (CUDA-event medians)"

@@ -28,8 +28,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from realtime.render import RenderParams, rasterize_stick_figure, warp_body_parts  # noqa: E402
-from realtime.skeleton import NUM_JOINTS, Joint  # noqa: E402
+from realtime.pose.render import RenderParams, rasterize_stick_figure, warp_body_parts  # noqa: E402
+from realtime.pose.skeleton import NUM_JOINTS, Joint  # noqa: E402
 
 #: An upright person on a unit canvas (x, y in [0, 1]).
 UPRIGHT = {

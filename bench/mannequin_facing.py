@@ -1,7 +1,8 @@
 """How often MediaPipe reads the bundled mannequin's generated frames with left and right swapped.
 
 Drives the bundled model with the two source videos through the offline retargeting, as
-``python -m train.evaluate --synthetic`` does (:func:`realtime.retarget.retarget_frames`), and counts the
+``python -m train.evaluate --synthetic`` does (:func:`realtime.offline.retarget.retarget_frames`), and counts
+the
 frames where MediaPipe's shoulders on the generated frame lie closer to the driving shoulders crossed (right
 to left) than straight: ``python bench/mannequin_facing.py`` from the repository root (needs
 ../shared/data).
@@ -11,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.pipeline import Target
-from realtime.pose import PoseEstimator
-from realtime.retarget import retarget_frames
-from realtime.skeleton import Joint
+from realtime.model.pipeline import Target
+from realtime.offline.retarget import retarget_frames
+from realtime.pose.estimators import PoseEstimator
+from realtime.pose.skeleton import Joint
 from realtime.targets import DEFAULT_TARGET
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -8,7 +8,8 @@ in one run over the first ``W + N`` frames of the source video (the first ``W`` 
 counted), each stage's median and 95th percentile in milliseconds per frame:
 
 - ``decode``: :func:`realtime.video.read_frames` (PyAV) producing the next RGB frame;
-- ``pose``, ``normalize``, ``rasterize``, ``generate``, ``face``: :class:`realtime.pipeline.Retargeter` in
+- ``pose``, ``normalize``, ``rasterize``, ``generate``, ``face``: :class:`realtime.model.pipeline.Retargeter`
+in
   live mode, as the server runs it (its ``estimate`` and ``generate``, whose ``timings_ms`` give all but
   ``pose``); ``face`` only for an engine with a face model;
 - ``encode``: what the live path does with a result: ``side_by_side()`` (stick figure | generated), an
@@ -28,7 +29,8 @@ the stage medians, as slow frames do not come from the same stage every time.
 End-to-end frames per second: *sequential* runs the stages one after another on one thread (the stage
 timings come from this run); with ``--overlap``, also *overlapped*: decode, pose, generation and encoding
 each on a thread of their own, joined by one-frame queues, as the live server pins pose estimation and
-generation to two worker threads (:mod:`realtime.stream`) while aiortc decodes and encodes on threads of its
+generation to two worker threads (:mod:`realtime.serving.stream`) while aiortc decodes and encodes on threads
+of its
 executor. Every frame is processed (nothing is dropped, unlike the live server), so this is throughput.
 
 ``--threads T`` sets PyTorch's intra-op threads (the rasterizer, ``.pt`` engines) and ONNX Runtime's
@@ -56,12 +58,12 @@ import av
 import numpy as np
 import torch
 
-from realtime.backends import BackendError, check_engine_suffix, open_backend
-from realtime.bundle import read_bundle
-from realtime.face import FACE_INPUTS, FaceRefiner
-from realtime.inputs import FrameContext
-from realtime.pipeline import Retargeter, Target
-from realtime.pose import PoseFrame
+from realtime.model.backends import BackendError, check_engine_suffix, open_backend
+from realtime.model.bundle import read_bundle
+from realtime.model.face import FACE_INPUTS, FaceRefiner
+from realtime.model.inputs import FrameContext
+from realtime.model.pipeline import Retargeter, Target
+from realtime.pose.estimators import PoseFrame
 from realtime.video import VideoError, read_frames
 
 #: Stages in pipeline order; ``upload`` is measured on CUDA only.

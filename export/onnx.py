@@ -2,10 +2,12 @@
 
 Writes ``OUT.onnx`` (the main generator as trained so far: the global generator, or global + local enhancer,
 at the canvas size), ``OUT.pt`` (the same generator as inference weights: architecture spec + state dict, for
-the PyTorch backend; :func:`realtime.nets.save_weights`), for a face-stage checkpoint also ``OUT.face.onnx``
+the PyTorch backend; :func:`realtime.model.nets.save_weights`), for a face-stage checkpoint also
+``OUT.face.onnx``
 and ``OUT.face.pt`` (the face residual generator; the sidecar's ``face_model`` names the ``.onnx``), and the
 sidecar ``OUT.json`` (DESIGN.md, "Target bundle"). Graph inputs and output are named by the generator-input
-declaration (:mod:`realtime.inputs`). Each graph is run by ONNX Runtime and PyTorch on the same random inputs;
+declaration (:mod:`realtime.model.inputs`). Each graph is run by ONNX Runtime and PyTorch on the same random
+inputs;
 the export fails, writing nothing, if they differ by more than :data:`ONNX_VS_TORCH_ATOL`.
 """
 
@@ -52,9 +54,9 @@ if __name__ == "__main__":
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from realtime.bundle import TargetBundle, write_bundle  # noqa: E402
-from realtime.inputs import GeneratorInputs  # noqa: E402
-from realtime.nets import save_weights  # noqa: E402
+from realtime.model.bundle import TargetBundle, write_bundle  # noqa: E402
+from realtime.model.inputs import GeneratorInputs  # noqa: E402
+from realtime.model.nets import save_weights  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +102,8 @@ def export_onnx(
     ``previous_frame``) and returns ``frame``, each float32 ``(batch, C, H, W)`` in [0, 1]. The face graph
     (face-stage checkpoints) takes ``face_stick_figure`` and ``face_frame``, float32 ``(batch, 3, S, S)`` in
     [0, 1] (S = the sidecar's ``face_box_size_px``), and returns ``face_residual`` in [-1, 1] (see
-    :mod:`realtime.face`). Batch axes are dynamic. Inference weights ``OUT.pt`` (and ``OUT.face.pt``) are
+    :mod:`realtime.model.face`). Batch axes are dynamic. Inference weights ``OUT.pt`` (and ``OUT.face.pt``)
+    are
     written beside them.
 
     Raises:

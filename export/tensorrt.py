@@ -13,11 +13,13 @@ Steps (DESIGN.md, "Target bundle" and "Inference backends"):
    TensorRT 10; on 11 every network is, and the flag is ignored or absent), with one optimization profile
    (batch 1..``max_batch`` at the graph's canvas) and a timing cache file that every build reuses and extends
    (:func:`build_plan`).
-3. The engine runs (:class:`realtime.tensorrt.TensorRTBackend`) against ONNX Runtime on the fp32 graph on the
+3. The engine runs (:class:`realtime.model.tensorrt_backend.TensorRTBackend`) against ONNX Runtime on the
+fp32 graph on the
    same random inputs, within :data:`TENSORRT_VS_ONNXRUNTIME_ATOL` (:func:`verify_plan`).
 4. The face model (``TARGET.face.onnx``, when the sidecar names one) is built the same way as
    ``TARGET.face.plan``; the sidecar's ``versions`` get the build record (TensorRT version, GPU name,
-   compute capability, precision: :data:`realtime.tensorrt.PLAN_RECORD_KEYS`), which the backend checks before
+   compute capability, precision: :data:`realtime.model.tensorrt_backend.PLAN_RECORD_KEYS`), which the
+   backend checks before
    loading a plan.
 
 TensorRT API used, as documented (TensorRT 10.x and 11.x Python API):
@@ -82,9 +84,9 @@ if __name__ == "__main__":
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-import realtime.tensorrt as rt  # noqa: E402
-from realtime.backends import BackendError  # noqa: E402
-from realtime.bundle import read_bundle, write_bundle  # noqa: E402
+import realtime.model.tensorrt_backend as rt  # noqa: E402
+from realtime.model.backends import BackendError  # noqa: E402
+from realtime.model.bundle import read_bundle, write_bundle  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -310,7 +312,7 @@ def build_plan(
         trt: the ``tensorrt`` module (tests pass a stand-in); imported when None.
 
     Raises:
-        realtime.backends.BackendError: without TensorRT (says what to install).
+        realtime.model.backends.BackendError: without TensorRT (says what to install).
         TensorRTExportError: if parsing or building fails (with the parser's errors).
     """
     if max_batch < 1:
@@ -361,7 +363,8 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def build_record(trt: Any, precision: str, device: torch.device) -> dict[str, str]:
-    """The sidecar's build record of plans built here (:data:`realtime.tensorrt.PLAN_RECORD_KEYS`)."""
+    """The sidecar's build record of plans built here
+    (:data:`realtime.model.tensorrt_backend.PLAN_RECORD_KEYS`)."""
     gpu_name, (major, minor) = rt.cuda_device_info(device)
     return {
         "tensorrt": str(trt.__version__),
@@ -424,8 +427,8 @@ def export_tensorrt(
         trt: the ``tensorrt`` module (tests pass a stand-in); imported when None.
 
     Raises:
-        realtime.backends.BackendError: without TensorRT or CUDA.
-        realtime.bundle.BundleError: without a sidecar beside ``onnx_path``.
+        realtime.model.backends.BackendError: without TensorRT or CUDA.
+        realtime.model.bundle.BundleError: without a sidecar beside ``onnx_path``.
         TensorRTExportError: for a wrong file name, a failed conversion, build or verification.
     """
     onnx_path, plan_path = Path(onnx_path), Path(plan_path)
@@ -465,7 +468,7 @@ def export_tensorrt(
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from realtime.bundle import BundleError
+    from realtime.model.bundle import BundleError
 
     try:
         report = export_tensorrt(

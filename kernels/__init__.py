@@ -5,5 +5,5 @@
 
 Each op has ``impl="auto" | "ref" | "cpu" | "cuda"``: a PyTorch reference (the specification) and two
 builds of one ``.cu`` source, C++ for CPU tensors and CUDA for CUDA tensors, built once and cached by
-:mod:`kernels._build`. The project calls them through :mod:`realtime.render`, which binds the skeleton.
+:mod:`kernels._build`. The project calls them through :mod:`realtime.pose.render`, which binds the skeleton.
 """

@@ -8,7 +8,7 @@ geometric shapes" inside the person mask) instead of a learned segmentation.
 One public op, :func:`warp_body_parts`, with an ``impl=`` switch like :mod:`kernels.rasterize`: ``"ref"``
 (plain PyTorch with ``affine_grid``/``grid_sample``; the specification), ``"cpu"`` and ``"cuda"`` (one
 source, ``kernels/part_warp.cu``), ``"auto"``. The op is a leaf: the part table comes in as tensors
-(``realtime/render.py`` binds the skeleton's :data:`~realtime.skeleton.BODY_PARTS`).
+(``realtime/pose/render.py`` binds the skeleton's :data:`~realtime.pose.skeleton.BODY_PARTS`).
 
 The model, per image (pixel ``(i, j)`` has its center at ``x = j + 0.5, y = i + 0.5``; a joint is present
 when its confidence is ``>= confidence_threshold`` and its coordinates are finite):

@@ -5,7 +5,8 @@ One public op, :func:`rasterize_stick_figure`, with an ``impl=`` switch (after N
 build and ``"cuda"`` the CUDA kernel of one source, ``kernels/rasterize.cu`` (the per-pixel functions are
 ``__host__ __device__``; see ``kernels/kernel_common.h``); ``"auto"`` picks CUDA for CUDA tensors, the CPU
 build for CPU tensors where a C++ compiler exists, else the reference, and logs once which one runs. The
-op is a leaf: the skeleton's limb and color tables come in as tensors (``realtime/render.py`` binds them).
+op is a leaf: the skeleton's limb and color tables come in as tensors (``realtime/pose/render.py`` binds
+them).
 
 Drawing model (what the reference computes, per image, in this order):
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from realtime.normalize import body_stats
-from realtime.render import RenderParams, rasterize_stick_figure
-from realtime.skeleton import NUM_JOINTS, Joint
+from realtime.pose.normalize import body_stats
+from realtime.pose.render import RenderParams, rasterize_stick_figure
+from realtime.pose.skeleton import NUM_JOINTS, Joint
 from train.dataset import Crop, PreparedMeta, write_prepared
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

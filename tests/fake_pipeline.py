@@ -1,4 +1,4 @@
-"""Test stand-in for :mod:`realtime.pipeline`: a fake Target and Retargeter with the same interface.
+"""Test stand-in for :mod:`realtime.model.pipeline`: a fake Target and Retargeter with the same interface.
 
 The fake Retargeter sleeps ``pose_ms`` in ``estimate`` and ``generate_ms`` in ``generate`` (in its calling
 thread, like the real one computes) and returns a deterministic result: every pixel of the stick figure and
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 import server
-from realtime.pose import PoseFrame
+from realtime.pose.estimators import PoseFrame
 from server import TargetFactory
 
 
@@ -39,7 +39,7 @@ def frame_value(rgb: np.ndarray) -> int:
 
 @dataclass(frozen=True)
 class FakeTarget:
-    """Stands in for ``realtime.pipeline.Target``."""
+    """Stands in for ``realtime.model.pipeline.Target``."""
 
     name: str = "fake"
     canvas_size: tuple[int, int] = (64, 48)
@@ -75,7 +75,7 @@ class FakeTarget:
 
 @dataclass(frozen=True)
 class FakeResult:
-    """Stands in for ``realtime.pipeline.RetargetResult``."""
+    """Stands in for ``realtime.model.pipeline.RetargetResult``."""
 
     generated: np.ndarray
     stick_figure: np.ndarray
@@ -93,7 +93,7 @@ class ConcurrentUseError(AssertionError):
 
 
 class FakeRetargeter:
-    """Stands in for ``realtime.pipeline.Retargeter``.
+    """Stands in for ``realtime.model.pipeline.Retargeter``.
 
     Args:
         target: gives the canvas size and the default stage times.

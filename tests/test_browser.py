@@ -24,7 +24,7 @@ def test_browser_streams_the_generated_target_and_measures_glass_to_glass(
     if reason is not None:
         pytest.skip(reason)
     from conftest import shared_video
-    from realtime.pipeline import Target
+    from realtime.model.pipeline import Target
 
     source = shared_video("source_dance.mp4")
     camera = make_camera_y4m(source, tmp_path / "camera.y4m", width=480)  # a portrait 480x884 camera

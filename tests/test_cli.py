@@ -19,7 +19,10 @@ HEAVY_MODULES = ("numpy", "torch", "mediapipe", "onnxruntime", "av", "aiortc", "
 COMMANDS = {
     "train.prepare": (["/no/such/video.mp4", "--out", "x"], "no such file"),
     "export.onnx": (["/no/such/checkpoint.pt", "x.onnx"], "no such file"),
-    "realtime.retarget": (["--source", "README.md", "--out", "x.mp4", "--median-window", "4"], "must be odd"),
+    "realtime.offline.retarget": (
+        ["--source", "README.md", "--out", "x.mp4", "--median-window", "4"],
+        "must be odd",
+    ),
     "train.fit": (["/no/such/prepared", "--out", "x"], "no such file or folder"),
     "train.evaluate": (["x.onnx", "--data", "d", "--sheet-frames", "0"], "whole number >= 1"),
     "train.synthetic": (["--out", "x", "--frames", "-3"], "whole number >= 1"),

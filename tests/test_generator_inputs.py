@@ -14,11 +14,18 @@ import pytest
 import torch
 
 from conftest import TINY_MODEL_OVERRIDES, make_tiny_prepared, standing_pose
-from realtime.bundle import read_bundle
-from realtime.inputs import FrameContext, GeneratorInputs, InputRole, TensorSpec, declare_input, forget_input
-from realtime.pipeline import Retargeter, Target
-from realtime.pose import PoseFrame
-from realtime.skeleton import NUM_JOINTS
+from realtime.model.bundle import read_bundle
+from realtime.model.inputs import (
+    FrameContext,
+    GeneratorInputs,
+    InputRole,
+    TensorSpec,
+    declare_input,
+    forget_input,
+)
+from realtime.model.pipeline import Retargeter, Target
+from realtime.pose.estimators import PoseFrame
+from realtime.pose.skeleton import NUM_JOINTS
 
 #: A dummy one-channel input: the stick figure's silhouette (where any limb is drawn).
 SILHOUETTE = TensorSpec("silhouette", 1, InputRole.PER_FRAME, "test input: the stick figure's coverage")

@@ -7,8 +7,8 @@ import numpy as np
 
 from conftest import shared_video, train_tiny
 from export.onnx import export_onnx
-from realtime.pipeline import Target
-from realtime.retarget import main as retarget_main
+from realtime.model.pipeline import Target
+from realtime.offline.retarget import main as retarget_main
 from realtime.video import read_frames, video_info
 from train.dataset import load_prepared
 from train.prepare import main as prepare_main

@@ -106,7 +106,7 @@ def test_server_with_no_engine_serves_the_page_and_the_mannequin():
 
 def test_offline_retarget_with_no_engine_uses_the_bundled_mannequin(tmp_path, capsys):
     from conftest import shared_video
-    from realtime.retarget import main as retarget_main
+    from realtime.offline.retarget import main as retarget_main
     from realtime.video import video_info
 
     out = tmp_path / "result.mp4"
@@ -122,6 +122,6 @@ def test_offline_retarget_with_no_engine_uses_the_bundled_mannequin(tmp_path, ca
 
 
 def test_the_server_scans_for_the_engines_the_backends_open() -> None:
-    from realtime.backends import ENGINE_SUFFIXES
+    from realtime.model.backends import ENGINE_SUFFIXES
 
     assert server_cli.ENGINE_SUFFIXES == ENGINE_SUFFIXES

@@ -61,7 +61,8 @@ def client_argv(source: Path, out: Path, seconds: float, *extra: str) -> list[st
 def fake_server_argv(
     tmp_path: Path, canvas_size: tuple[int, int], process_ms: float, *extra: str
 ) -> list[str]:
-    """``server.py`` with the fake pipeline of tests/fake_pipeline.py standing in for realtime.pipeline."""
+    """``server.py`` with the fake pipeline of tests/fake_pipeline.py standing in for
+    realtime.model.pipeline."""
     engine = tmp_path / "fake.json"
     engine.write_text(json.dumps({"canvas_size": list(canvas_size), "process_ms": process_ms}))
     options = ["--engine", str(engine), "--host", netns.NETNS_HOST, "--port", str(PORT), *extra]
@@ -142,7 +143,7 @@ def test_webrtc_end_to_end_tiny_engine(tiny_engine: Path, tmp_path: Path) -> Non
     """The real pipeline (pose, normalization, stick figure, ONNX generator) behind ``server.py``, driven by
     the frames of the real dance video, ~10 s."""
     from conftest import shared_video
-    from realtime.pipeline import Target
+    from realtime.model.pipeline import Target
 
     source_video = shared_video("source_dance.mp4")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from realtime.skeleton import NUM_JOINTS, Joint
+from realtime.pose.skeleton import NUM_JOINTS, Joint
 from train.config import AugmentConfig
 
 #: Limb chains, from the joint nearest the torso outward. Dropping a chain drops a random joint of it and

@@ -32,14 +32,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from realtime.bundle import TargetBundle, file_sha256, library_versions
-from realtime.nets import DownscaledGenerator, FaceGenerator, GlobalGenerator
+from realtime.model.bundle import TargetBundle, file_sha256, library_versions
+from realtime.model.nets import DownscaledGenerator, FaceGenerator, GlobalGenerator
 from train.config import STAGES, FitConfig, config_from_dict, config_to_dict
 from train.dataset import PreparedMeta
 from train.models import MainGenerator, build_face_generator, build_main_generator
 
 if TYPE_CHECKING:
-    from realtime.pipeline import Target
+    from realtime.model.pipeline import Target
 
 CHECKPOINT_FORMAT_VERSION = 2
 
@@ -253,7 +253,8 @@ def load_generator(
 
 
 def runnable_generator(checkpoint: Checkpoint) -> MainGenerator | DownscaledGenerator:
-    """:func:`main_generator_of`, wrapped in :class:`realtime.nets.DownscaledGenerator` for a global stage
+    """:func:`main_generator_of`, wrapped in :class:`realtime.model.nets.DownscaledGenerator` for a global
+    stage
     trained at half the canvas, so that it runs at the canvas size.
 
     Raises:
@@ -297,7 +298,7 @@ def face_generator_of(checkpoint: Checkpoint) -> FaceGenerator | None:
 
 def face_crop_px(checkpoint: Checkpoint) -> int:
     """Side in canvas pixels of the face crops a checkpoint's face generator was trained on."""
-    from realtime.face import face_crop_size_px
+    from realtime.model.face import face_crop_size_px
 
     return face_crop_size_px(checkpoint.data_meta.face_box_size_px, 2**checkpoint.config.face.n_downsample)
 
@@ -330,15 +331,16 @@ def bundle_for_checkpoint(checkpoint: Checkpoint, name: str, face_model: str | N
 
 
 def target_from_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Target:
-    """A training checkpoint run in memory as a :class:`realtime.pipeline.Target` (PyTorch backend), with its
+    """A training checkpoint run in memory as a :class:`realtime.model.pipeline.Target` (PyTorch backend),
+    with its
     face generator when it has one: for evaluating runs without exporting them first.
 
     Raises:
         FileNotFoundError, CheckpointError: as :func:`load_checkpoint`.
     """
-    from realtime.backends import TorchBackend
-    from realtime.face import FaceRefiner
-    from realtime.pipeline import Target
+    from realtime.model.backends import TorchBackend
+    from realtime.model.face import FaceRefiner
+    from realtime.model.pipeline import Target
 
     checkpoint = load_checkpoint(path)
     face = face_generator_of(checkpoint)
@@ -357,14 +359,15 @@ def target_from_checkpoint(path: str | os.PathLike[str], device: str | torch.dev
 
 
 def load_target(path: str | os.PathLike[str]) -> Target:
-    """An engine with its sidecar (:meth:`realtime.pipeline.Target.load`), or a training checkpoint without
+    """An engine with its sidecar (:meth:`realtime.model.pipeline.Target.load`), or a training checkpoint
+    without
     one (:func:`target_from_checkpoint`).
 
     Raises:
         FileNotFoundError, ValueError, RuntimeError: as those two.
     """
-    from realtime.bundle import sidecar_path
-    from realtime.pipeline import Target
+    from realtime.model.bundle import sidecar_path
+    from realtime.model.pipeline import Target
 
     path = Path(path)
     if path.suffix == ".pt" and not sidecar_path(path).is_file():

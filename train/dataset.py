@@ -25,10 +25,16 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from realtime.inputs import STICK_FIGURE, TEMPORAL_INPUTS, FrameContext, GeneratorInputs, produce_frame_inputs
-from realtime.normalize import BodyStats
-from realtime.render import RenderParams, rasterize_stick_figure
-from realtime.skeleton import NUM_JOINTS, SKELETON_NAME
+from realtime.model.inputs import (
+    STICK_FIGURE,
+    TEMPORAL_INPUTS,
+    FrameContext,
+    GeneratorInputs,
+    produce_frame_inputs,
+)
+from realtime.pose.normalize import BodyStats
+from realtime.pose.render import RenderParams, rasterize_stick_figure
+from realtime.pose.skeleton import NUM_JOINTS, SKELETON_NAME
 from train.augment import corrupt_pose
 from train.config import AugmentConfig
 
@@ -243,7 +249,8 @@ class FramePairs(Dataset):
     """Consecutive frame pairs ``(t-1, t)`` from one part of a prepared dataset, for the two-step unroll of
     Everybody Dance Now (Chan et al. 2019, Sec. 3.2).
 
-    Each item is a dict of float32 tensors keyed by the generator-input declaration (:mod:`realtime.inputs`):
+    Each item is a dict of float32 tensors keyed by the generator-input declaration
+    (:mod:`realtime.model.inputs`):
     for every ``per_frame`` input ``NAME`` of ``inputs``, ``NAME_prev`` and ``NAME`` ``(C, H, W)`` in [0, 1]
     made by its producer (``stick_figure_prev`` and ``stick_figure`` are always there: the discriminator
     judges them); ``frame_prev``, ``frame`` ``(3, H, W)`` in [0, 1], the real frames; ``mask_prev``, ``mask``

@@ -115,11 +115,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from realtime.backends import ENGINE_SUFFIXES  # noqa: E402
 from realtime.console import progress  # noqa: E402
-from realtime.inputs import FrameContext, InputRole, produce_frame_inputs  # noqa: E402
-from realtime.pipeline import Target  # noqa: E402
-from realtime.pose import PoseEstimator  # noqa: E402
+from realtime.model.backends import ENGINE_SUFFIXES  # noqa: E402
+from realtime.model.inputs import FrameContext, InputRole, produce_frame_inputs  # noqa: E402
+from realtime.model.pipeline import Target  # noqa: E402
+from realtime.pose.estimators import PoseEstimator  # noqa: E402
 from train.checkpoint import load_target  # noqa: E402
 from train.dataset import PreparedData, load_prepared, to_chw_float  # noqa: E402
 from train.metrics import (  # noqa: E402

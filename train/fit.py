@@ -109,7 +109,7 @@ from torch.utils.data import DataLoader, DistributedSampler, default_collate  # 
 from tqdm.contrib.logging import logging_redirect_tqdm  # noqa: E402
 
 from realtime.console import progress  # noqa: E402
-from realtime.nets import MobileGenerator  # noqa: E402
+from realtime.model.nets import MobileGenerator  # noqa: E402
 from train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
 from train.config import (  # noqa: E402
     FitConfig,

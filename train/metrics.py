@@ -9,7 +9,8 @@
   SSIM is over the body; the whole frame is mostly a static background that any model reproduces (an empty
   room scores SSIM 0.89-0.91 against the synthetic mannequin's ground truth), so the body figures are the
   ones that judge the person.
-- **Pose fidelity** (EDN Tables 3-4): the pose estimator (MediaPipe, :class:`realtime.pose.PoseEstimator`)
+- **Pose fidelity** (EDN Tables 3-4): the pose estimator (MediaPipe,
+:class:`realtime.pose.estimators.PoseEstimator`)
   is run on each generated frame and its joints are compared with the driving joints: mean distance in
   pixels of the generated frame, and the rate of driving joints it fails to find.
 - **Temporal stability** (not in EDN; the design's third measure): mean absolute frame-to-frame change of the
@@ -42,8 +43,8 @@ import numpy as np
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
 
 from realtime.console import progress as progress_bar
-from realtime.pose import PoseFrame
-from realtime.skeleton import NUM_JOINTS, Joint
+from realtime.pose.estimators import PoseFrame
+from realtime.pose.skeleton import NUM_JOINTS, Joint
 
 #: PSNR of a frame is capped at this many dB. Identical frames have an infinite PSNR; the cap keeps means
 #: and JSON finite. Frames differing by one level in one channel of one pixel reach it only above about 51,000
@@ -396,7 +397,8 @@ class FrameEvaluator:
         confidence_threshold: joints count as present / found at this confidence (see the module doc).
         still_threshold_px: stillness threshold of :class:`TemporalStability`.
         estimator: the pose estimator for :class:`PoseFidelity`; None = a MediaPipe
-            :class:`realtime.pose.PoseEstimator` with ``video_mode=False``, so that every generated frame is
+            :class:`realtime.pose.estimators.PoseEstimator` with ``video_mode=False``, so that every
+            generated frame is
             judged on its own (no tracking from the previous frame), created on first use.
         psnr_max_db: the PSNR cap (:data:`PSNR_MAX_DB`).
         body_margin_frac: the body region's margin (:data:`BODY_MARGIN_FRAC`).
@@ -551,7 +553,7 @@ class FrameEvaluator:
 
     def _pose_estimator(self) -> PoseEstimatorLike:
         if self._estimator is None:
-            from realtime.pose import PoseEstimator
+            from realtime.pose.estimators import PoseEstimator
 
             self._estimator = PoseEstimator(video_mode=False)
         return self._estimator

@@ -1,6 +1,7 @@
 """The training side of the networks: pix2pixHD's multi-scale PatchGAN discriminator, pix2pixHD's
 initialization, and builders of every network from the training configuration. The generators themselves
-(global generator, local enhancer, face residual generator) live with the runtime in :mod:`realtime.nets`
+(global generator, local enhancer, face residual generator) live with the runtime in
+:mod:`realtime.model.nets`
 and are re-exported here.
 
 Papers followed:
@@ -23,8 +24,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from realtime.inputs import GeneratorInputs
-from realtime.nets import (
+from realtime.model.inputs import GeneratorInputs
+from realtime.model.nets import (
     DownscaledGenerator,
     FaceGenerator,
     GeneratorSpec,
@@ -141,7 +142,7 @@ def init_weights(module: nn.Module) -> None:
 
 def generator_inputs(config: GeneratorConfig) -> GeneratorInputs:
     """The main generator's inputs for a config: the stick figure, the previous frame when ``temporal``, then
-    ``extra_inputs`` in order (each declared in :mod:`realtime.inputs`).
+    ``extra_inputs`` in order (each declared in :mod:`realtime.model.inputs`).
 
     Raises:
         KeyError: for an extra input that is not declared.

@@ -56,10 +56,10 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from realtime.console import progress  # noqa: E402
-from realtime.normalize import body_stats  # noqa: E402
-from realtime.pose import PoseEstimator  # noqa: E402
-from realtime.render import RenderParams, rasterize_stick_figure  # noqa: E402
-from realtime.skeleton import FACE_JOINTS, NUM_JOINTS, Joint  # noqa: E402
+from realtime.pose.estimators import PoseEstimator  # noqa: E402
+from realtime.pose.normalize import body_stats  # noqa: E402
+from realtime.pose.render import RenderParams, rasterize_stick_figure  # noqa: E402
+from realtime.pose.skeleton import FACE_JOINTS, NUM_JOINTS, Joint  # noqa: E402
 from realtime.video import VideoError, read_frames, video_info  # noqa: E402
 from train.dataset import Crop, PreparedMeta, PreparedWriter  # noqa: E402
 

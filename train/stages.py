@@ -28,11 +28,11 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
-from realtime.backends import open_backend
-from realtime.bundle import read_bundle
-from realtime.face import face_crop_origin, face_crop_size_px
-from realtime.inputs import GeneratorInputs, InputRole
-from realtime.pipeline import Target
+from realtime.model.backends import open_backend
+from realtime.model.bundle import read_bundle
+from realtime.model.face import face_crop_origin, face_crop_size_px
+from realtime.model.inputs import GeneratorInputs, InputRole
+from realtime.model.pipeline import Target
 from train.checkpoint import Checkpoint, load_weights_strict
 from train.config import FitConfig
 from train.losses import feature_matching_loss, l1_loss, lsgan_loss, pose_mask_l1_loss
@@ -244,7 +244,7 @@ def _unroll(
 
 class Teacher:
     """A trained target model that the generator being trained learns from (distillation): any engine
-    :meth:`realtime.pipeline.Target.load` opens (``.onnx`` through ONNX Runtime, ``.pt`` inference
+    :meth:`realtime.model.pipeline.Target.load` opens (``.onnx`` through ONNX Runtime, ``.pt`` inference
     weights) with its sidecar, run without gradients on a batch's declared inputs.
 
     The teacher runs on its own declared inputs: its per-frame inputs come from the batch (the student must
@@ -296,7 +296,7 @@ class Teacher:
         """Open the engine at ``path`` (``threads`` intra-op threads for ONNX Runtime; 0 = all cores).
 
         Raises:
-            FileNotFoundError, ValueError, RuntimeError: as :meth:`realtime.pipeline.Target.load`, and
+            FileNotFoundError, ValueError, RuntimeError: as :meth:`realtime.model.pipeline.Target.load`, and
                 ValueError as the constructor.
         """
         path = Path(path)
@@ -411,7 +411,7 @@ def crop_faces(images: Tensor, centers: Tensor, size_px: int) -> Tensor:
         size_px: crop side.
 
     Returns:
-        ``(B, C, size_px, size_px)``; crop ``b`` starts at :func:`realtime.face.face_crop_origin`.
+        ``(B, C, size_px, size_px)``; crop ``b`` starts at :func:`realtime.model.face.face_crop_origin`.
     """
     padded = torch.nn.functional.pad(images, (size_px, size_px, size_px, size_px))
     height, width = images.shape[-2:]

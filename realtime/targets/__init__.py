@@ -1,7 +1,8 @@
 """Targets bundled with the code, so the live server and the offline retargeting run with no trained model.
 
 :data:`DEFAULT_TARGET` is a synthetic wooden mannequin (no real person) sized for real time on 2 CPU cores:
-the light :class:`realtime.nets.MobileGenerator` (0.52M parameters, about 11 ms per 256x256 frame in ONNX
+the light :class:`realtime.model.nets.MobileGenerator` (0.52M parameters, about 11 ms per 256x256 frame in
+ONNX
 Runtime on one thread), trained with the project's own pipeline on frames rendered by :mod:`train.synthetic`
 (``python -m train.synthetic``, then ``python -m train.fit ... --config train/configs/mannequin_mobile.yaml``,
 then ``python -m export.onnx``), with :data:`HD_TARGET` as its distillation teacher. The engine

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from export.onnx import ExportError, export_onnx, main
-from realtime.bundle import BundleError, TargetBundle, read_bundle
+from realtime.model.bundle import BundleError, TargetBundle, read_bundle
 
 
 def test_tiny_export_writes_a_verified_engine_and_its_sidecar(tiny_engine, tmp_path):

@@ -12,8 +12,8 @@ from fake_tensorrt import FakeTensorRT
 from onnx import TensorProto, helper, numpy_helper
 
 import export.tensorrt as et
-import realtime.tensorrt as rt
-from realtime.backends import BackendError
+import realtime.model.tensorrt_backend as rt
+from realtime.model.backends import BackendError
 
 
 def test_fp16_graph_keeps_instance_norm_and_io_in_fp32_and_matches_fp32(tiny_face_engine, tmp_path):

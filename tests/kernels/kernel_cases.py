@@ -2,7 +2,7 @@
 
 import torch
 
-from realtime.skeleton import NUM_JOINTS, Joint
+from realtime.pose.skeleton import NUM_JOINTS, Joint
 
 #: An upright person on a 64x64 canvas.
 STANDING = {

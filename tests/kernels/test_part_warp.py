@@ -5,8 +5,15 @@ from kernel_cases import random_case, standing
 from kernels._build import cxx_compiler
 from kernels.part_warp import fit_part_transforms
 from kernels.part_warp import warp_body_parts as warp_op
-from realtime.render import warp_body_parts
-from realtime.skeleton import BODY_PART_INDEX, BODY_PARTS, NUM_BODY_PARTS, NUM_JOINTS, Joint, body_part_arrays
+from realtime.pose.render import warp_body_parts
+from realtime.pose.skeleton import (
+    BODY_PART_INDEX,
+    BODY_PARTS,
+    NUM_BODY_PARTS,
+    NUM_JOINTS,
+    Joint,
+    body_part_arrays,
+)
 
 needs_cxx = pytest.mark.skipif(cxx_compiler() is None, reason="no C++ compiler for the CPU build")
 IMPLS = ["ref", pytest.param("cpu", marks=needs_cxx)]

@@ -4,8 +4,16 @@ import torch
 from kernel_cases import random_poses
 
 from kernels._build import cxx_compiler
-from realtime.render import RenderParams, rasterize_stick_figure
-from realtime.skeleton import JOINT_COLORS, LIMB_INDEX, LIMBS, NUM_JOINTS, Joint, joint_colors, limb_arrays
+from realtime.pose.render import RenderParams, rasterize_stick_figure
+from realtime.pose.skeleton import (
+    JOINT_COLORS,
+    LIMB_INDEX,
+    LIMBS,
+    NUM_JOINTS,
+    Joint,
+    joint_colors,
+    limb_arrays,
+)
 
 PARAMS = RenderParams(limb_thickness_px=4.0, joint_radius_px=0.0, confidence_threshold=0.5)
 needs_cxx = pytest.mark.skipif(cxx_compiler() is None, reason="no C++ compiler for the CPU build")

@@ -47,7 +47,7 @@ def test_native_routine_log_lines_are_left_out_of_stderr():
         "from realtime.console import filter_native_stderr\n"
         "filter_native_stderr()\n"
         "logging.basicConfig(level='INFO', format='%(name)s: %(message)s')\n"
-        "from realtime.pose import PoseEstimator\n"
+        "from realtime.pose.estimators import PoseEstimator\n"
         "estimator = PoseEstimator(video_mode=True)\n"  # logs XNNPACK and feedback-manager lines natively
         "for i in range(3):\n"
         "    estimator.estimate(np.full((120, 160, 3), 40 * i, np.uint8), 33.0 * i)\n"

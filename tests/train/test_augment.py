@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import standing_pose
-from realtime.skeleton import NUM_JOINTS
+from realtime.pose.skeleton import NUM_JOINTS
 from train.augment import LIMB_CHAINS, corrupt_pose
 from train.config import AugmentConfig, load_config
 from train.dataset import FramePairs, load_prepared

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from conftest import TINY_MODEL_OVERRIDES, make_tiny_prepared
-from realtime.inputs import GeneratorInputs
-from realtime.nets import load_weights
-from realtime.pipeline import Target
+from realtime.model.inputs import GeneratorInputs
+from realtime.model.nets import load_weights
+from realtime.model.pipeline import Target
 from train.checkpoint import load_checkpoint
 from train.config import load_config
 from train.dataset import FramePairs, load_prepared

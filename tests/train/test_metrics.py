@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from conftest import real_video, standing_pose
-from realtime.pose import PoseEstimator, PoseFrame
-from realtime.skeleton import NUM_JOINTS, Joint
+from realtime.pose.estimators import PoseEstimator, PoseFrame
+from realtime.pose.skeleton import NUM_JOINTS, Joint
 from train.metrics import (
     BODY_MARGIN_FRAC,
     PSNR_MAX_DB,

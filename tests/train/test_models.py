@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from realtime.nets import GeneratorSpec, MobileGenerator, load_weights, save_weights
+from realtime.model.nets import GeneratorSpec, MobileGenerator, load_weights, save_weights
 from train.config import DiscriminatorConfig, FaceConfig, GeneratorConfig, load_config
 from train.losses import feature_matching_loss, l1_loss, lsgan_loss
 from train.models import (

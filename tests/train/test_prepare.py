@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from realtime.skeleton import NUM_JOINTS, Joint
+from realtime.pose.skeleton import NUM_JOINTS, Joint
 from train.prepare import CropBox, crop_and_resize, face_boxes, find_crop
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from realtime.skeleton import Joint
+from realtime.pose.skeleton import Joint
 from realtime.video import read_frames, video_info
 from train.synthetic import BODY, DEFAULT_STYLE, generate_motion
 from train.synthetic.cli import main as synthetic_main
@@ -74,7 +74,7 @@ def test_cached_source_video_renders_once_and_keys_on_the_parameters(tmp_path: P
 def test_mediapipe_finds_the_source_dancer_with_left_and_right_right() -> None:
     """The default clip (the tests' stand-in for the real source videos): a pose in most frames, with the
     shoulders on the right sides (one frame in four of the 12 s clip)."""
-    from realtime.pose import PoseEstimator
+    from realtime.pose.estimators import PoseEstimator
 
     params = SourceParams()
     video = cached_source_video(params)

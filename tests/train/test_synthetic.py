@@ -6,8 +6,8 @@ import torch
 from skimage.metrics import structural_similarity
 
 from conftest import shared_video, standing_pose, train_tiny
-from realtime.render import RenderParams, rasterize_stick_figure
-from realtime.skeleton import NUM_JOINTS, Joint
+from realtime.pose.render import RenderParams, rasterize_stick_figure
+from realtime.pose.skeleton import NUM_JOINTS, Joint
 from train.dataset import FramePairs, load_prepared
 from train.synthetic import (
     ANGLE_SPECS,
@@ -209,7 +209,7 @@ def test_cli_writes_a_dataset_and_reports_errors(tmp_path, capsys):
 
 
 def test_bundled_target_loads_runs_in_its_canvas_and_draws_the_mannequin():
-    from realtime.pipeline import Target
+    from realtime.model.pipeline import Target
     from realtime.targets import DEFAULT_TARGET
 
     assert DEFAULT_TARGET.is_file() and DEFAULT_TARGET.with_suffix(".json").is_file()
@@ -238,19 +238,20 @@ def test_bundled_target_loads_runs_in_its_canvas_and_draws_the_mannequin():
 
 
 def test_evaluate_synthetic_on_a_source_video(tiny_engine, tmp_path, monkeypatch):
-    import realtime.retarget
+    import realtime.offline.retarget
 
     video = shared_video("source_dance.mp4")
     calls = []
-    offline = realtime.retarget.retarget_frames
+    offline = realtime.offline.retarget.retarget_frames
 
     def spy(*args, **kwargs):
         calls.append(kwargs)
         return offline(*args, **kwargs)
 
-    monkeypatch.setattr(realtime.retarget, "retarget_frames", spy)
+    monkeypatch.setattr(realtime.offline.retarget, "retarget_frames", spy)
     result = evaluate_synthetic(tiny_engine, [video], tmp_path / "eval", max_frames=6)
-    # driven through the offline retargeting that `python -m realtime.retarget` runs, with its default median
+    # driven through the offline retargeting that `python -m realtime.offline.retarget` runs, with its
+    # default median
     assert calls == [{"max_frames": 6, "median_window": 5}]
     (source,) = result.sources
     assert source.num_frames == 6 and source.frames_with_person == 6

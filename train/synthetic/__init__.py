@@ -15,7 +15,7 @@ real source videos. Five parts, one module each:
   model with ``train.fit``.
 - :mod:`train.synthetic.evaluation`: :func:`evaluate_synthetic` (``python -m train.evaluate --synthetic``),
   a trained mannequin model driven with the poses of real source videos through the offline retargeting
-  (:func:`realtime.retarget.retarget_frames`), compared with the mannequin rendered in the same poses.
+  (:func:`realtime.offline.retarget.retarget_frames`), compared with the mannequin rendered in the same poses.
 - :mod:`train.synthetic.source`: :func:`cached_source_video` (``python -m train.synthetic source --out
   VIDEO``), a rendered source dancer unlike the target (body, clothes, room, choreographed motion) that
   drives the camera-less demo and the tests where no real video is at hand.

@@ -67,11 +67,12 @@ def _main_evaluate(argv: list[str], command_line: bool) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m train.evaluate --synthetic",
         description="Drive a mannequin model with real source videos' poses (normalized as python -m "
-        "realtime.retarget does), render the mannequin in the same poses as ground truth, and compare: SSIM "
-        "and PSNR over the frame and over the body region (the mannequin's silhouette box grown by 10% of "
-        "its size on each side), face SSIM, pose distance and missed joints, beside the same image figures "
-        "for the empty room (no mannequin) against the same ground truth. Writes OUT/metrics.json and one "
-        "sample sheet per source (source | stick figure | ground truth | generated).",
+        "realtime.offline.retarget does), render the mannequin in the same poses as ground truth, and "
+        "compare: SSIM and PSNR over the frame and over the body region (the mannequin's silhouette box "
+        "grown by 10% of its size on each side), face SSIM, pose distance and missed joints, beside the "
+        "same image figures for the empty room (no mannequin) against the same ground truth. Writes "
+        "OUT/metrics.json and one sample sheet per source (source | stick figure | ground truth | "
+        "generated).",
     )
     parser.add_argument(
         "--engine", type=existing_file, default=None, help="mannequin target (default: the bundled one)"
@@ -135,7 +136,7 @@ def _main_source(argv: list[str]) -> int:
         description="Write a rendered source (driving) video with no camera: a dancer unlike the bundled "
         "mannequin target (another body, clothes and room; choreographed moves on a beat). Rendered once per "
         "machine into a cache folder (DANCE_LIVE_CACHE, else ~/.cache/dance-live) and copied to --out. Then: "
-        "python -m realtime.retarget --source OUT --out demo.mp4",
+        "python -m realtime.offline.retarget --source OUT --out demo.mp4",
     )
     parser.add_argument("--out", type=Path, required=True, help="output video (.mp4)")
     # The defaults are train.synthetic.source.SourceParams's (tests/test_cli.py checks they agree).

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 
 from realtime.console import progress as progress_bar
-from realtime.normalize import body_stats
-from realtime.render import RenderParams, rasterize_stick_figure
+from realtime.pose.normalize import body_stats
+from realtime.pose.render import RenderParams, rasterize_stick_figure
 from train.dataset import Crop, PreparedMeta, PreparedWriter
 from train.synthetic.motion import MotionConfig, generate_motion
 from train.synthetic.renderer import DEFAULT_STYLE, MannequinStyle, render_mannequin

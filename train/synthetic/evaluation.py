@@ -1,5 +1,6 @@
 """The unseen-pose evaluation (``python -m train.evaluate --synthetic``): a trained mannequin model driven by
-the poses of real source videos through the offline retargeting (:func:`realtime.retarget.retarget_frames`),
+the poses of real source videos through the offline retargeting
+(:func:`realtime.offline.retarget.retarget_frames`),
 compared with the mannequin rendered in the same normalized poses (exact ground truth).
 
 Image similarity is reported over the whole frame and over the body region: the ground-truth mannequin's
@@ -23,7 +24,7 @@ from PIL import Image
 from train.synthetic.renderer import render_background, render_mannequin
 
 if TYPE_CHECKING:
-    from realtime.pose import PoseFrame
+    from realtime.pose.estimators import PoseFrame
 
 
 @dataclass(frozen=True)
@@ -149,18 +150,20 @@ def evaluate_source(
 ) -> SourceEvaluation:
     """Drive a mannequin model with one real source video and compare with the rendered ground truth.
 
-    The model is driven through the offline retargeting that ``python -m realtime.retarget`` runs
-    (:func:`realtime.retarget.retarget_frames`: MediaPipe poses, a centered temporal median, the source's
-    statistics fitted on the whole video, then :class:`realtime.pipeline.Retargeter`, each frame conditioned
+    The model is driven through the offline retargeting that ``python -m realtime.offline.retarget`` runs
+    (:func:`realtime.offline.retarget.retarget_frames`: MediaPipe poses, a centered temporal median, the
+    source's
+    statistics fitted on the whole video, then :class:`realtime.model.pipeline.Retargeter`, each frame
+    conditioned
     on the previous one); the mannequin is rendered in each frame's normalized pose as the ground truth.
 
     Raises:
-        FileNotFoundError, ValueError, RuntimeError: as :meth:`realtime.pipeline.Target.load`.
+        FileNotFoundError, ValueError, RuntimeError: as :meth:`realtime.model.pipeline.Target.load`.
         realtime.video.VideoError: for a missing or corrupt source video.
         ValueError: if no frame of the source shows a body.
     """
-    from realtime.pipeline import Target
-    from realtime.retarget import SourcePoses, fit_height, retarget_frames
+    from realtime.model.pipeline import Target
+    from realtime.offline.retarget import SourcePoses, fit_height, retarget_frames
     from train.metrics import find_person_box
 
     target = Target.load(engine_path)
@@ -262,7 +265,7 @@ def evaluate_synthetic(
         source_videos: real driving videos.
         out_dir: output directory (created).
         max_frames: use only the first frames of each video.
-        median_window: the offline temporal median's window (as ``python -m realtime.retarget``).
+        median_window: the offline temporal median's window (as ``python -m realtime.offline.retarget``).
 
     Returns:
         :class:`SyntheticEvaluation`.

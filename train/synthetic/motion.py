@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from realtime.skeleton import NUM_JOINTS, Joint
+from realtime.pose.skeleton import NUM_JOINTS, Joint
 from train.synthetic.body import BODY, MannequinBody
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from realtime.skeleton import NUM_JOINTS, Joint, as_pose_arrays
+from realtime.pose.skeleton import NUM_JOINTS, Joint, as_pose_arrays
 from train.synthetic.body import BODY, MannequinBody
 
 RGB = tuple[int, int, int]

@@ -333,7 +333,10 @@ def cache_key(params: SourceParams) -> str:
     and source modules, and the skeleton); a change to any of them gives a new key."""
     digest = hashlib.sha256(json.dumps(asdict(params), sort_keys=True).encode())
     here = Path(__file__).resolve().parent
-    for path in [*(here / name for name in _CODE_FILES), here.parents[1] / "realtime" / "skeleton.py"]:
+    for path in [
+        *(here / name for name in _CODE_FILES),
+        here.parents[1] / "realtime" / "pose" / "skeleton.py",
+    ]:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:20]

@@ -1,0 +1,7 @@
+"""Model runtime: the generator-input declaration, the networks needed to run inference weights, the target
+bundle's sidecar, the inference backends, the face residual and the retargeting pipeline (a pose in, a
+generated frame out).
+
+Imports :mod:`realtime.pose` and :mod:`kernels`; nothing about serving or files of video. See
+``docs/architecture.md``.
+"""

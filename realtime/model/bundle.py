@@ -1,0 +1,181 @@
+"""The target bundle's JSON sidecar: everything the runtime needs that an engine file cannot carry.
+
+A trained target travels as files with one stem: ``NAME.onnx`` (or ``NAME.plan``, ``NAME.pt``) and
+``NAME.json``. See DESIGN.md, "Target bundle".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from realtime.model.inputs import TEMPORAL_INPUTS, GeneratorInputs
+from realtime.pose.normalize import BodyStats
+from realtime.pose.render import RenderParams
+from realtime.pose.skeleton import SKELETON_NAME
+
+#: Version 2 records the whole generator-input declaration (``generator_inputs``); version 1 sidecars (only
+#: the input names, always the stick figure and the previous frame) are still read.
+BUNDLE_FORMAT_VERSION = 2
+
+
+class BundleError(ValueError):
+    """A target bundle that is missing its sidecar or whose sidecar is malformed or incompatible."""
+
+
+@dataclass(frozen=True)
+class TargetBundle:
+    """The sidecar's contents.
+
+    Attributes:
+        name: the target's name (the file stem by default).
+        canvas_width, canvas_height: generator input and output size in pixels.
+        skeleton: the skeleton convention's name (:data:`realtime.pose.skeleton.SKELETON_NAME`).
+        render: stick-figure rendering parameters the generator was trained on.
+        stats: the target's normalization statistics in canvas pixels.
+        face_box_size_px: side of the face crop in canvas pixels (with a face model: the whole-pixel side of
+            the crops it takes, see :mod:`realtime.model.face`).
+        face_model: file name of the face residual model in the engine's folder (``NAME.face.onnx``, or the
+            ``.pt`` checkpoint itself), or None (no face stage trained).
+        generator_inputs: the generator's inputs and output (:class:`realtime.model.inputs.GeneratorInputs`):
+        names,
+            channels and roles, in the engine's input order.
+        precision: numeric precision of the engine ("fp32", "fp16").
+        versions: library versions that produced the bundle (torch, onnx, onnxruntime, mediapipe).
+        checkpoint_sha256: SHA-256 of the training checkpoint the engine was exported from.
+        checkpoint_step: training step of that checkpoint.
+    """
+
+    name: str
+    canvas_width: int
+    canvas_height: int
+    render: RenderParams
+    stats: BodyStats
+    face_box_size_px: float
+    checkpoint_sha256: str
+    checkpoint_step: int
+    generator_inputs: GeneratorInputs = TEMPORAL_INPUTS
+    face_model: str | None = None
+    precision: str = "fp32"
+    skeleton: str = SKELETON_NAME
+    versions: dict[str, str] = field(default_factory=dict)
+    format_version: int = BUNDLE_FORMAT_VERSION
+
+    @property
+    def temporal(self) -> bool:
+        """Whether the generator takes its previous output as an input."""
+        return self.generator_inputs.temporal
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The engine's input tensor names, in order."""
+        return self.generator_inputs.names
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """The engine's output tensor names."""
+        return (self.generator_inputs.output.name,)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["stats"] = self.stats.to_json()
+        data["generator_inputs"] = self.generator_inputs.to_json()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TargetBundle:
+        """Raises :class:`BundleError` for a wrong format version, skeleton or missing field."""
+        version = data.get("format_version")
+        if version not in (1, BUNDLE_FORMAT_VERSION):
+            raise BundleError(
+                f"sidecar format version {version!r}, this code reads 1 and {BUNDLE_FORMAT_VERSION}; "
+                "export the target again"
+            )
+        if data.get("skeleton") != SKELETON_NAME:
+            raise BundleError(f"sidecar skeleton {data.get('skeleton')!r}, this code uses {SKELETON_NAME!r}")
+        try:
+            fields = dict(data)
+            if version == 1:
+                fields = _upgrade_v1(fields)
+            fields["render"] = RenderParams(**data["render"])
+            fields["stats"] = BodyStats.from_json(data["stats"])
+            fields["generator_inputs"] = GeneratorInputs.from_json(fields["generator_inputs"])
+            return cls(**fields)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(f"malformed sidecar: {exc}") from exc
+
+
+def _upgrade_v1(fields: dict[str, Any]) -> dict[str, Any]:
+    """A version-1 sidecar's fields in version 2's form: its ``inputs``/``outputs``/``temporal`` become the
+    generator-input declaration they stood for (version 1 engines always took the stick figure and the
+    previous frame; a non-temporal one ignored the previous frame).
+
+    Raises:
+        ValueError: for inputs or outputs that version 1 never wrote.
+    """
+    from realtime.model.inputs import FRAME, PREVIOUS_FRAME, STICK_FIGURE
+
+    inputs, outputs = tuple(fields.pop("inputs")), tuple(fields.pop("outputs"))
+    fields.pop("temporal")
+    if inputs != (STICK_FIGURE.name, PREVIOUS_FRAME.name) or outputs != (FRAME.name,):
+        raise ValueError(f"a version 1 sidecar with inputs {list(inputs)} and outputs {list(outputs)}")
+    fields["generator_inputs"] = TEMPORAL_INPUTS.to_json()
+    fields["format_version"] = BUNDLE_FORMAT_VERSION
+    return fields
+
+
+def sidecar_path(engine: str | os.PathLike[str]) -> Path:
+    """``NAME.json`` beside ``NAME.onnx`` / ``NAME.plan`` / ``NAME.pt``."""
+    return Path(engine).with_suffix(".json")
+
+
+def read_bundle(engine: str | os.PathLike[str]) -> TargetBundle:
+    """Read the sidecar of an engine file.
+
+    Raises:
+        BundleError: if the sidecar is missing, not JSON, or malformed.
+    """
+    path = sidecar_path(engine)
+    if not path.is_file():
+        raise BundleError(f"no sidecar {path} beside {engine}; export writes both (python -m export.onnx)")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"cannot read sidecar {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise BundleError(f"sidecar {path} is not a JSON object")
+    return TargetBundle.from_json(data)
+
+
+def write_bundle(engine: str | os.PathLike[str], bundle: TargetBundle) -> Path:
+    """Write ``bundle`` as the sidecar of ``engine`` (atomically). Returns the sidecar's path."""
+    path = sidecar_path(engine)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(bundle.to_json(), indent=2))
+    os.replace(tmp, path)
+    return path
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of the libraries that shape an engine."""
+    versions = {}
+    for package in ("torch", "onnx", "onnxruntime", "mediapipe", "numpy"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "absent"
+    return versions

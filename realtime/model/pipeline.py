@@ -1,0 +1,379 @@
+"""The retargeting pipeline for one frame: pose -> normalize -> stick figure -> generator.
+
+:class:`Target` is a loaded target model (backend + sidecar), shared by every stream. :class:`Retargeter`
+holds one stream's state: its pose tracker, its source statistics for normalization, and the previous
+generated frame that the generator is conditioned on (Everybody Dance Now's temporal smoothing).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from realtime.model.backends import InferenceBackend, check_engine_suffix, open_backend
+from realtime.model.bundle import TargetBundle, read_bundle
+from realtime.model.face import FaceRefiner
+from realtime.model.inputs import FrameContext, InputRole, produce_frame_inputs
+from realtime.pose.estimators import PoseEstimator, PoseFrame
+from realtime.pose.filters import OneEuroFilter, OneEuroParams
+from realtime.pose.normalize import CanvasClamp, PoseNormalizer
+from realtime.pose.render import rasterize_stick_figure
+from realtime.pose.tracking import PoseHold, SourceTracker, TrackingParams, neutral_pose
+
+log = logging.getLogger(__name__)
+
+#: Live streams refit the source's statistics on this many most recent frames with a body...
+LIVE_STATS_WINDOW_FRAMES = 300
+#: ...every this many frames (and on every frame until the first fit succeeds).
+LIVE_REFIT_EVERY_FRAMES = 30
+#: Live keypoint smoothing.
+DEFAULT_ONE_EURO = OneEuroParams()
+
+
+class Target:
+    """A target model ready to run: the inference backend and its sidecar.
+
+    Args:
+        backend: the loaded generator.
+        bundle: its sidecar.
+        path: the engine file it came from.
+        face: the face residual model (Everybody Dance Now's face GAN) when the sidecar names one, else None.
+    """
+
+    def __init__(
+        self, backend: InferenceBackend, bundle: TargetBundle, path: Path, face: FaceRefiner | None = None
+    ) -> None:
+        self.backend = backend
+        self.bundle = bundle
+        self.path = path
+        self.face = face
+        self.name = bundle.name
+        self.canvas_size: tuple[int, int] = (bundle.canvas_width, bundle.canvas_height)
+
+    @classmethod
+    def load(
+        cls, path: str | os.PathLike[str], device: str | torch.device | None = None, **backend_options: Any
+    ) -> Target:
+        """Load ``NAME.plan`` / ``NAME.onnx`` / ``NAME.pt`` (inference weights) and its ``NAME.json`` sidecar:
+        the backend follows the extension (:func:`realtime.model.backends.open_backend`). When the sidecar
+        names a
+        ``face_model``, it is loaded too, on that device (:class:`realtime.model.face.FaceRefiner`); a
+        ``.plan``
+        target's face model is the ``.plan`` of that name (``NAME.face.plan``, built with it by
+        ``python -m export.tensorrt``), since ``NAME.json`` is shared with ``NAME.onnx``.
+
+        Args:
+            path: the engine file.
+            device: where the generator and face model run ("cpu", "cuda"); None: each backend's default
+                (``.pt`` on the CPU, ``.onnx`` on CUDA where ONNX Runtime offers it, ``.plan`` on CUDA).
+            backend_options: passed to both backends' constructors (e.g. ``precision="fp16"`` and
+                ``cuda_graph=True`` for ``.pt`` on CUDA, ``cuda_graph=True`` for ``.plan``).
+
+        Raises:
+            FileNotFoundError: if the engine file (or the face model it names) is missing.
+            ValueError: (:class:`realtime.model.bundle.BundleError`) for a missing or malformed sidecar.
+            RuntimeError: (:class:`realtime.model.backends.BackendError`) if the engine cannot be loaded or
+            its
+                inputs differ from the sidecar's declaration.
+        """
+        path = Path(path)
+        check_engine_suffix(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"engine file not found: {path}")
+        bundle = read_bundle(path)
+        options = dict(backend_options) if device is None else {"device": device, **backend_options}
+        backend = open_backend(path, expected=bundle.inputs, **options)
+        face = None
+        if bundle.face_model is not None:
+            face_model = bundle.face_model
+            if path.suffix == ".plan":
+                face_model = Path(face_model).with_suffix(".plan").name
+            face = FaceRefiner.load(
+                path, face_model, bundle.face_box_size_px, bundle.render.confidence_threshold, **options
+            )
+        return cls(backend, bundle, path, face)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the generator takes its inputs and writes its output."""
+        return self.backend.device
+
+    def generate(self, inputs: Mapping[str, torch.Tensor], out: torch.Tensor | None = None) -> torch.Tensor:
+        """Run the generator.
+
+        Args:
+            inputs: every input of ``bundle.generator_inputs`` by name, float32 ``(B, C, H, W)`` in [0, 1].
+            out: a float32 ``(B, 3, H, W)`` tensor on :attr:`device` to write the frame into, or None
+                (the backend's per-thread buffer, valid until this thread's next run).
+
+        Returns:
+            float32 ``(B, 3, H, W)`` in [0, 1] on :attr:`device`.
+
+        Raises:
+            realtime.model.backends.BackendError: for missing inputs or a failed run.
+        """
+        name = self.bundle.generator_inputs.output.name
+        return self.backend.run(inputs, None if out is None else {name: out})[name]
+
+
+@dataclass(frozen=True)
+class RetargetResult:
+    """One retargeted frame.
+
+    Attributes:
+        generated: uint8 ``(H, W, 3)`` the target in the source's pose, on the target canvas.
+        stick_figure: uint8 ``(H, W, 3)`` the normalized stick figure the generator saw.
+        pose: the source pose, in source frame pixels.
+        normalized: the pose on the target canvas (in canvas pixels).
+        timings_ms: milliseconds per stage ("pose", "normalize", "rasterize", "generate").
+    """
+
+    generated: np.ndarray
+    stick_figure: np.ndarray
+    pose: PoseFrame
+    normalized: PoseFrame
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def side_by_side(self) -> np.ndarray:
+        """uint8 ``(H, 2W, 3)``: stick figure | generated."""
+        return np.concatenate([self.stick_figure, self.generated], axis=1)
+
+
+def _to_uint8_hwc(chw: torch.Tensor) -> np.ndarray:
+    """float32 ``(3, H, W)`` in [0, 1] (any device) -> uint8 ``(H, W, 3)`` NumPy, rounded to nearest.
+
+    On a GPU the conversion runs there and only uint8 comes down. A CPU tensor is converted by NumPy (a view,
+    no copy), single-threaded: PyTorch's intra-op threads beside ONNX Runtime's made this small conversion
+    take 58.6 ms instead of 1.3 ms (``python -m bench.stages``, 2 threads vs 1, loaded 2-core machine).
+    """
+    if chw.device.type != "cpu":
+        return (chw.clamp(0.0, 1.0) * 255.0 + 0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return (np.clip(chw.numpy(), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).transpose(1, 2, 0)
+
+
+class Retargeter:
+    """One stream's retargeting state.
+
+    Two stages: :meth:`estimate` (pose, and live fitting of the source's statistics) and :meth:`generate`
+    (normalize, stick figure, generator). Each stage must be called from one thread at a time, but the two
+    may run at once on two threads (frame t+1's pose while frame t is generated): they share only the
+    normalizer's fit, which is replaced atomically. :meth:`process` runs both for one frame.
+
+    Live (``live=True``): the source's normalization statistics are fitted on the stream as it runs (on the
+    first frame with a body, again each time the poses seen have doubled, then every
+    :data:`LIVE_REFIT_EVERY_FRAMES` frames on the last :data:`LIVE_STATS_WINDOW_FRAMES`). Offline
+    (``live=False``): call :meth:`fit_source` on the whole source's poses first, then :meth:`generate` per
+    pose.
+
+    Live poses are smoothed by a 1 Euro filter (:class:`realtime.pose.filters.OneEuroFilter`; about 100 ms of
+    lag at rest, under 10 ms on fast motion); offline callers smooth the whole sequence themselves
+    (:func:`realtime.pose.filters.median_filter_poses` in :mod:`realtime.offline.retarget`).
+
+    Robustness (both modes, :mod:`realtime.pose.tracking`, ``docs/robustness.md``): :meth:`track` keeps the
+    tracked person, holds briefly missing joints and drops orphaned ones; :meth:`normalize` keeps the body on
+    the canvas (:class:`realtime.pose.normalize.CanvasClamp`) and, when the person is lost, holds the last
+    pose,
+    then eases into the target's neutral pose, and blends back when the person returns, so the generator is
+    never fed a blank stick figure mid-stream (before the first person, the stick figure is blank).
+
+    Args:
+        target: the loaded target.
+        live: streaming mode (see above).
+        one_euro: live keypoint filter settings; None turns the filter off.
+        tracking: pose-loss and continuity settings (None: :class:`realtime.pose.tracking.TrackingParams`'s
+            defaults).
+    """
+
+    def __init__(
+        self,
+        target: Target,
+        *,
+        live: bool = True,
+        one_euro: OneEuroParams | None = DEFAULT_ONE_EURO,
+        tracking: TrackingParams | None = None,
+    ) -> None:
+        self.target = target
+        self.live = live
+        bundle = target.bundle
+        self._threshold = bundle.render.confidence_threshold
+        self.normalizer = PoseNormalizer(bundle.stats, self._threshold)
+        # Live streams build MediaPipe's graph now (about a second), not on the first camera frame.
+        self._estimator: PoseEstimator | None = PoseEstimator(video_mode=True) if live else None
+        width, height = target.canvas_size
+        # The generator's state (its previous output) and the buffer its next output is written into; the
+        # two swap after each temporal step, so no frame is copied.
+        self._previous = torch.zeros((1, 3, height, width), dtype=torch.float32, device=target.device)
+        self._next = torch.empty_like(self._previous)
+        self._state_inputs = [s.name for s in bundle.generator_inputs.with_role(InputRole.STATE)]
+        self._filter = OneEuroFilter(one_euro, self._threshold) if live and one_euro is not None else None
+        self._history: deque[tuple[np.ndarray, np.ndarray]] = deque(maxlen=LIVE_STATS_WINDOW_FRAMES)
+        self._since_fit = 0
+        self._fitted_on = 0  # poses in the window at the last fit
+        # Robustness (realtime.pose.tracking): source-side continuity on the estimate thread; canvas-side
+        # clamp
+        # and pose hold on the generate thread.
+        self.tracking = tracking or TrackingParams()
+        self._tracker = SourceTracker(self.tracking, self._threshold)
+        self._clamp = CanvasClamp(width, height, threshold=self._threshold)
+        self._hold = PoseHold(neutral_pose(bundle.stats), self.tracking, self._threshold)
+
+    # -- stages ---------------------------------------------------------------------------------------
+    def estimate(self, rgb: np.ndarray, timestamp_ms: float) -> PoseFrame:
+        """Pose of the tracked person in a uint8 ``(H, W, 3)`` RGB frame: MediaPipe's estimate through
+        :meth:`track` (all confidences 0 when nobody, or somebody else, is there); a live stream also updates
+        its source statistics with it.
+
+        Raises:
+            ValueError: for a frame that is not uint8 ``(H, W, 3)``.
+        """
+        if self._estimator is None:
+            self._estimator = PoseEstimator(video_mode=True)
+        return self.track(self._estimator.estimate(rgb, timestamp_ms))
+
+    def track(self, estimated: PoseFrame) -> PoseFrame:
+        """The stream's next estimated pose (source pixels, frames in time order) -> the pose to drive with.
+
+        Person continuity and single-joint hold (:class:`realtime.pose.tracking.SourceTracker`: a pose of
+        somebody else, or a wild jump, comes out with all confidences 0; a joint missing for a moment is
+        held at its offset from its parent; a joint without its parent is dropped), then live the 1 Euro
+        filter and the update of the source's statistics. :meth:`estimate` calls it; call it directly to
+        drive a stream with poses estimated elsewhere.
+        """
+        joints, confidence = self._tracker.update(
+            estimated.joints_px, estimated.confidence, estimated.timestamp_ms
+        )
+        pose = PoseFrame(joints, confidence, estimated.timestamp_ms, estimated.image_size, estimated.mask)
+        if self._filter is not None and not pose.is_empty:
+            smoothed = self._filter(joints, confidence, pose.timestamp_ms, scale_px=pose.image_size[1])
+            pose = PoseFrame(smoothed, confidence, pose.timestamp_ms, pose.image_size, pose.mask)
+        if self.live:
+            self._update_live_fit(pose)
+        return pose
+
+    def fit_source(self, joints_px: np.ndarray, confidence: np.ndarray) -> None:
+        """Fit the source's normalization statistics on poses ``(N, J, 2)``, ``(N, J)`` (offline use).
+
+        Raises:
+            ValueError: if no pose shows a body.
+        """
+        stats = self.normalizer.fit(joints_px, confidence)
+        log.info("source statistics: %s", stats)
+
+    def _update_live_fit(self, pose: PoseFrame) -> None:
+        if pose.is_empty:
+            return
+        self._history.append((pose.joints_px, pose.confidence))
+        self._since_fit += 1
+        # Refit each time the window has doubled (after 1, 2, 4, ... poses), then every
+        # LIVE_REFIT_EVERY_FRAMES: a fit on the first pose or two alone, kept for 2 s, could give the whole
+        # start of a stream a stretched neck or limb (seen live on the first, blurry WebRTC frames).
+        if self.normalizer.is_fitted and self._since_fit < min(LIVE_REFIT_EVERY_FRAMES, self._fitted_on):
+            return
+        joints = np.stack([h[0] for h in self._history])
+        conf = np.stack([h[1] for h in self._history])
+        try:
+            self.normalizer.fit(joints, conf)
+            self._since_fit = 0
+            self._fitted_on = len(self._history)
+        except ValueError:
+            pass  # no usable body yet; keep the previous fit (or none) and try again on the next frame
+
+    def normalize(self, pose: PoseFrame) -> PoseFrame:
+        """Map a source pose onto the target canvas (bone lengths, global normalization, then
+        :class:`realtime.pose.normalize.CanvasClamp`).
+
+        A pose without any joint at the confidence threshold (the person is lost), or any pose before the
+        normalizer is fitted, counts as lost: :class:`realtime.pose.tracking.PoseHold` then gives the last
+        pose
+        shown, easing into the target's neutral pose, and blends back into the live poses when they return.
+        Only before the first normalized pose of the stream is the result empty. Call once per frame, in
+        time order (the hold and the clamp keep state, timed by ``pose.timestamp_ms``).
+        """
+        width, height = self.target.canvas_size
+        live = None
+        if bool((pose.confidence >= self._threshold).any()) and self.normalizer.is_fitted:
+            joints = self.normalizer.normalize(pose.joints_px, pose.confidence)
+            joints = self._clamp(joints, pose.confidence, pose.timestamp_ms)
+            live = (joints, pose.confidence.copy())
+        shown = self._hold.update(live, pose.timestamp_ms)
+        if shown is None:
+            return PoseFrame.empty(pose.timestamp_ms, (width, height))
+        return PoseFrame(shown[0], shown[1], pose.timestamp_ms, (width, height))
+
+    def render(self, normalized: PoseFrame) -> FrameContext:
+        """The stick figure of a canvas pose, with the pose, as a producer context
+        (:mod:`realtime.model.inputs`):
+        float32 ``(1, 3, H, W)`` in [0, 1] on the target's device."""
+        width, height = self.target.canvas_size
+        device = self.target.device
+        joints = torch.from_numpy(np.ascontiguousarray(normalized.joints_px[None], np.float32)).to(device)
+        confidence = torch.from_numpy(np.ascontiguousarray(normalized.confidence[None], np.float32)).to(
+            device
+        )
+        stick = rasterize_stick_figure(
+            joints, confidence, height=height, width=width, params=self.target.bundle.render
+        )
+        return FrameContext(joints, confidence, stick)
+
+    def generate(self, pose: PoseFrame, timings_ms: dict[str, float] | None = None) -> RetargetResult:
+        """Normalize, draw and generate one frame from a source pose (updates the previous frame)."""
+        timings_ms = {} if timings_ms is None else timings_ms
+        t0 = time.perf_counter()
+        normalized = self.normalize(pose)
+        t1 = time.perf_counter()
+        context = self.render(normalized)
+        stick = context.stick_figure
+        t2 = time.perf_counter()
+        inputs = produce_frame_inputs(self.target.bundle.generator_inputs, context)
+        inputs.update({name: self._previous for name in self._state_inputs})
+        generated = self.target.generate(inputs, out=self._next)
+        t3 = time.perf_counter()
+        if self._state_inputs:
+            self._previous, self._next = generated, self._previous
+        timings_ms.update(normalize=1e3 * (t1 - t0), rasterize=1e3 * (t2 - t1), generate=1e3 * (t3 - t2))
+        # --- Face residual (Everybody Dance Now, Sec. 3.3): refines only the face crop of the output; the
+        # generator keeps conditioning on its own output above, as in training. ---
+        if self.target.face is not None:
+            generated = self.target.face.apply(stick, generated, normalized.joints_px, normalized.confidence)
+            timings_ms["face"] = 1e3 * (time.perf_counter() - t3)
+        # --- end of the face residual ---
+        # One download per frame: stick figure | generated side by side on the device, then split (views).
+        both = _to_uint8_hwc(torch.cat([stick[0], generated[0]], dim=2))
+        width = stick.shape[-1]
+        return RetargetResult(
+            generated=both[:, width:],
+            stick_figure=both[:, :width],
+            pose=pose,
+            normalized=normalized,
+            timings_ms=timings_ms,
+        )
+
+    def process(self, rgb: np.ndarray, timestamp_ms: float) -> RetargetResult:
+        """All stages for one camera frame (uint8 ``(H, W, 3)`` RGB).
+
+        Raises:
+            ValueError: for a frame that is not uint8 ``(H, W, 3)``.
+        """
+        t0 = time.perf_counter()
+        pose = self.estimate(rgb, timestamp_ms)
+        timings = {"pose": 1e3 * (time.perf_counter() - t0)}
+        return self.generate(pose, timings)
+
+    def reset(self) -> None:
+        """Forget the previous generated frame (the next frame starts from zeros, as at a stream's start)."""
+        self._previous.zero_()
+
+    def close(self) -> None:
+        """Release the pose tracker. Idempotent."""
+        if self._estimator is not None:
+            self._estimator.close()
+            self._estimator = None

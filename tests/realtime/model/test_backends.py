@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+import torch
+
+from realtime.model.backends import BACKENDS, BackendError, OnnxRuntimeBackend, TorchBackend, open_backend
+
+
+def _zeros(backend):
+    return {
+        i.name: torch.zeros([d if isinstance(d, int) else 1 for d in i.shape])
+        for i in backend._session.get_inputs()
+    }
+
+
+def test_onnxruntime_backend_runs_without_spinning_threads(tiny_engine):
+    backend = open_backend(tiny_engine)
+    assert isinstance(backend, OnnxRuntimeBackend) and backend.device == torch.device("cpu")
+    options = backend._session.get_session_options()
+    # spinning intra-op threads take a core from the pose and codec threads of the live server
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    outputs = backend.run(_zeros(backend))
+    assert set(outputs) == set(backend.output_names)
+    assert all(isinstance(v, torch.Tensor) and torch.isfinite(v).all() for v in outputs.values())
+
+
+def test_outputs_are_preallocated_per_thread_or_given(tiny_engine):
+    backend = open_backend(tiny_engine)
+    inputs = _zeros(backend)
+    (name,) = backend.output_names
+    first = backend.run(inputs)[name]
+    assert backend.run(inputs)[name].data_ptr() == first.data_ptr()  # the same buffer, no new allocation
+    mine = torch.full_like(first, -1.0)
+    got = backend.run(inputs, out={name: mine})[name]
+    assert got is mine and torch.equal(mine, first)
+    with pytest.raises(BackendError, match="expected float32"):
+        backend.run(inputs, out={name: torch.zeros(1, 3, 8, 8)})
+    with pytest.raises(BackendError, match="missing inputs"):
+        backend.run({})
+
+
+def test_onnxruntime_and_torch_weights_agree_on_tensors(tiny_engine):
+    onnx_backend = open_backend(tiny_engine)
+    torch_backend = open_backend(tiny_engine.with_suffix(".pt"))  # inference weights written by export
+    assert isinstance(torch_backend, TorchBackend) and torch_backend.input_names == onnx_backend.input_names
+    rng = torch.Generator().manual_seed(2)
+    inputs = {k: torch.rand(v.shape, generator=rng) for k, v in _zeros(onnx_backend).items()}
+    (name,) = onnx_backend.output_names
+    np.testing.assert_allclose(
+        torch_backend.run(inputs)[name].numpy(), onnx_backend.run(inputs)[name].numpy(), atol=1e-4
+    )
+
+
+def test_one_factory_chooses_by_suffix(tmp_path, tiny_engine):
+    assert set(BACKENDS) == {".onnx", ".pt", ".plan"}
+    with pytest.raises(BackendError, match="unknown engine type"):
+        open_backend(tmp_path / "x.bin")
+    with pytest.raises(FileNotFoundError):
+        open_backend(tmp_path / "missing.pt")
+    with pytest.raises(BackendError, match="training checkpoint"):
+        open_backend(tiny_engine.parent / "run" / "checkpoint.pt")
+    with pytest.raises(BackendError, match="sidecar declares"):
+        open_backend(tiny_engine, expected=("stick_figure", "something_else"))
+
+
+def test_onnxruntime_backend_errors(tmp_path):
+    with pytest.raises(BackendError, match="not found"):
+        OnnxRuntimeBackend(tmp_path / "missing.onnx")
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not an onnx file")
+    with pytest.raises(BackendError, match="cannot load"):
+        OnnxRuntimeBackend(broken)
