@@ -15,7 +15,7 @@ from realtime.pose.normalize import (
 )
 from realtime.pose.skeleton import HEAD_JOINTS, LIMB_INDEX, LIMBS, NUM_JOINTS, NUM_LIMBS, Joint
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from conftest import standing_pose  # noqa: E402
 
 ONES = np.ones(NUM_LIMBS)

@@ -34,7 +34,7 @@ from fake_pipeline import FakeRetargeter, FakeTarget
 from realtime.serving.signaling import MAX_MESSAGE_BYTES, SessionSettings, SignalingServer, TargetChoice
 from realtime.serving.stream import RetargetStream, StreamWorkers
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 REPLY_TIMEOUT_S = 10.0
 MAX_FRAME_BYTES = 256 << 10  # the fuzzed server's WebSocket max_size: bigger messages close the connection
 

@@ -34,7 +34,7 @@ from realtime.serving.signaling import (
 )
 from realtime.serving.stream import StreamWorkers
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 TIMEOUT_S = 10.0
 
 
@@ -376,7 +376,7 @@ def test_server_cli_help_and_bad_engine(tmp_path: Path) -> None:
         [sys.executable, "server.py", "--help"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
     )
     assert help_run.returncode == 0 and "--engine" in help_run.stdout
-    fake = Path(__file__).resolve().parents[1] / "fake_pipeline.py"
+    fake = Path(__file__).resolve().parents[2] / "fake_pipeline.py"
     broken = tmp_path / "broken.json"
     broken.write_text("[not json")
     bad_run = subprocess.run(
@@ -707,7 +707,7 @@ def test_server_cli_several_engines_and_folders(tmp_path: Path, monkeypatch: pyt
 
 
 def test_server_cli_checks_its_options(tmp_path: Path) -> None:
-    fake = Path(__file__).resolve().parents[1] / "fake_pipeline.py"
+    fake = Path(__file__).resolve().parents[2] / "fake_pipeline.py"
     engine = tmp_path / "fake.json"
     engine.write_text("{}")
     cases = {
