@@ -8,7 +8,9 @@ in the pose's joint coordinates; the pose is empty: nobody is found.)
 
 Run as a script, it serves with the fake pipeline as the server's target factory (:func:`fake_factory`)::
 
-    python tests/fake_pipeline.py --engine fake.json --host 127.0.0.2 --port 8080
+    PYTHONPATH=. python tests/fake_pipeline.py --engine fake.json --host 127.0.0.2 --port 8080
+
+(from the repository root; tests build that command with :func:`server_command`).
 
 where ``fake.json`` holds ``{"canvas_size": [W, H], "process_ms": 20}`` (all optional; ``process_ms`` is
 split evenly between the two stages unless ``pose_ms`` / ``generate_ms`` are given). Several ``--engine``
@@ -197,6 +199,18 @@ class FakeRetargeter:
 def fake_factory() -> TargetFactory[FakeTarget]:
     """The server's target factory with the fakes: :meth:`FakeTarget.load` and ``FakeRetargeter(target)``."""
     return TargetFactory(load_target=FakeTarget.load, make_retargeter=FakeRetargeter)
+
+
+def server_command(*args: str) -> list[str]:
+    """The command line that runs this file as the server, with ``args``.
+
+    Run as a plain script, Python would put ``tests/`` first on ``sys.path``, where the tests' own
+    ``tests/realtime/`` folders would shadow the ``realtime`` package; the command puts the repository root
+    there instead.
+    """
+    root, here = str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve())
+    launcher = f"import runpy, sys; sys.path[0] = {root!r}; runpy.run_path({here!r}, run_name='__main__')"
+    return [sys.executable, "-c", launcher, *args]
 
 
 def main(argv: list[str] | None = None) -> int:

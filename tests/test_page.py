@@ -25,7 +25,6 @@ if __name__ == "__main__":  # run as the client script inside the namespace: ben
 from bench import netns  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-FAKE_PIPELINE = REPO_ROOT / "tests" / "fake_pipeline.py"
 CHROMIUM = Path("/usr/bin/chromium")
 PORT = 8080
 CANVAS = (96, 64)  # the fake target's canvas: the generated video is (2 * 96) x 64, stick figure | target
@@ -164,7 +163,9 @@ def test_page_mirror_recording_and_stop(tmp_path: Path) -> None:
     source = tmp_path / "source.webm"
     write_source_webm(source)
     out = tmp_path / "seen.json"
-    server = [sys.executable, str(FAKE_PIPELINE), "--engine", str(engine)]
+    from fake_pipeline import server_command
+
+    server = server_command("--engine", str(engine))
     server += ["--host", netns.NETNS_HOST, "--port", str(PORT)]
     client = [sys.executable, str(Path(__file__).resolve()), "--drive", str(out), "--camera", str(camera)]
     client += ["--source", str(source)]

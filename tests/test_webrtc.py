@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from bench import netns
+from fake_pipeline import server_command
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-FAKE_PIPELINE = Path(__file__).resolve().parent / "fake_pipeline.py"
 PORT = 8080  # the namespace is fresh, so the port is always free
 SOURCE_FPS = 15
 
@@ -66,7 +66,7 @@ def fake_server_argv(
     engine = tmp_path / "fake.json"
     engine.write_text(json.dumps({"canvas_size": list(canvas_size), "process_ms": process_ms}))
     options = ["--engine", str(engine), "--host", netns.NETNS_HOST, "--port", str(PORT), *extra]
-    return [sys.executable, str(FAKE_PIPELINE), *options]
+    return server_command(*options)
 
 
 def stream_once(

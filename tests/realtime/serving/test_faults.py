@@ -30,7 +30,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from bench import netns
-from fake_pipeline import FakeRetargeter, FakeTarget
+from fake_pipeline import FakeRetargeter, FakeTarget, server_command
 from realtime.serving.signaling import MAX_MESSAGE_BYTES, SessionSettings, SignalingServer, TargetChoice
 from realtime.serving.stream import RetargetStream, StreamWorkers
 
@@ -415,8 +415,7 @@ def test_load_script_reports_fps_latency_and_memory(tmp_path: Path) -> None:
     source = shared_video("source_dance.mp4")
     engine = tmp_path / "fake.json"
     engine.write_text(json.dumps({"canvas_size": [96, 64], "process_ms": 20}))
-    fake = REPO_ROOT / "tests" / "fake_pipeline.py"
-    server = [sys.executable, str(fake), "--engine", str(engine), "--test-stamp"]
+    server = server_command("--engine", str(engine), "--test-stamp")
     server += ["--host", netns.NETNS_HOST, "--port", str(PORT)]
     out = tmp_path / "load.json"
     client = [sys.executable, "-m", "bench.loadtest", "--url", f"ws://{netns.NETNS_HOST}:{PORT}/ws"]

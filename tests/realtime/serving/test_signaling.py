@@ -24,7 +24,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidMessage
 
 from conftest import offer_with_extmap
-from fake_pipeline import FakeRetargeter, FakeTarget
+from fake_pipeline import FakeRetargeter, FakeTarget, server_command
 from realtime.serving.aiortc_patch import PLAYOUT_DELAY_URI
 from realtime.serving.signaling import (
     WEB_DIR,
@@ -376,11 +376,10 @@ def test_server_cli_help_and_bad_engine(tmp_path: Path) -> None:
         [sys.executable, "server.py", "--help"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
     )
     assert help_run.returncode == 0 and "--engine" in help_run.stdout
-    fake = Path(__file__).resolve().parents[2] / "fake_pipeline.py"
     broken = tmp_path / "broken.json"
     broken.write_text("[not json")
     bad_run = subprocess.run(
-        [sys.executable, str(fake), "--engine", str(broken)],
+        server_command("--engine", str(broken)),
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -707,7 +706,6 @@ def test_server_cli_several_engines_and_folders(tmp_path: Path, monkeypatch: pyt
 
 
 def test_server_cli_checks_its_options(tmp_path: Path) -> None:
-    fake = Path(__file__).resolve().parents[2] / "fake_pipeline.py"
     engine = tmp_path / "fake.json"
     engine.write_text("{}")
     cases = {
@@ -741,7 +739,7 @@ def test_server_cli_checks_its_options(tmp_path: Path) -> None:
     }
     for words, options in cases.items():
         result = subprocess.run(
-            [sys.executable, str(fake), "--engine", str(engine), *options],
+            server_command("--engine", str(engine), *options),
             cwd=REPO_ROOT,
             capture_output=True,
             text=True,
