@@ -14,7 +14,7 @@ import numpy as np
 
 from realtime.model.pipeline import Target
 from realtime.offline.retarget import retarget_frames
-from realtime.pose.estimators import PoseEstimator
+from realtime.pose.estimators import MediaPipePose
 from realtime.pose.skeleton import Joint
 from realtime.targets import DEFAULT_TARGET
 
@@ -23,7 +23,7 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 target = Target.load(DEFAULT_TARGET)
 for video in (DATA / "source_dance.mp4", DATA / "source_dribble.mp4"):
     swapped = same = 0
-    with PoseEstimator() as est:
+    with MediaPipePose() as est:
         for frame in retarget_frames(target, video):
             res = frame.result
             seen = est.estimate(res.generated)

@@ -304,8 +304,8 @@ def face_crop_px(checkpoint: Checkpoint) -> int:
 
 
 def bundle_for_checkpoint(checkpoint: Checkpoint, name: str, face_model: str | None = None) -> TargetBundle:
-    """The sidecar of a checkpoint's generator: canvas, rendering and statistics from its prepared data, the
-    generator-input declaration from its config.
+    """The sidecar of a checkpoint's generator: canvas, rendering, statistics and pose estimator from its
+    prepared data, the generator-input declaration from its config.
 
     Args:
         checkpoint: the loaded checkpoint.
@@ -324,6 +324,7 @@ def bundle_for_checkpoint(checkpoint: Checkpoint, name: str, face_model: str | N
         face_box_size_px=float(face_crop_px(checkpoint)) if face_model is not None else meta.face_box_size_px,
         face_model=face_model,
         generator_inputs=generator.inputs,
+        pose_estimator=meta.pose_estimator,
         checkpoint_sha256=file_sha256(checkpoint.path),
         checkpoint_step=checkpoint.step,
         versions=library_versions(),

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from realtime.catalog import DEFAULT_POSE_ESTIMATOR
 from realtime.model.inputs import (
     STICK_FIGURE,
     TEMPORAL_INPUTS,
@@ -53,7 +54,13 @@ class Crop:
 @dataclass(frozen=True)
 class PreparedMeta:
     """Everything in ``meta.json``. Sizes in pixels; ``train_end`` splits frames into [0, train_end) for
-    training and [train_end, num_frames) held out."""
+    training and [train_end, num_frames) held out.
+
+    ``pose_estimator`` is the name (in :data:`realtime.catalog.POSE_ESTIMATORS`) of the estimator whose
+    poses the keypoints are, or that the runtime should use (rendered data's poses are exact); the target's
+    sidecar carries it. ``mask_source`` says where ``masks.npy`` came from: a pose estimator's name (its
+    segmentation), ``"none"`` (all zeros) or ``"renderer"`` (rendered data's exact silhouettes). Data
+    prepared before these fields read as ``"mediapipe"`` for both."""
 
     source_video: str
     fps: float
@@ -66,6 +73,8 @@ class PreparedMeta:
     train_end: int
     face_box_size_px: float
     skeleton: str = SKELETON_NAME
+    pose_estimator: str = DEFAULT_POSE_ESTIMATOR
+    mask_source: str = DEFAULT_POSE_ESTIMATOR
     format_version: int = FORMAT_VERSION
 
     def to_json(self) -> dict[str, Any]:

@@ -4,11 +4,11 @@ Each model is driven by the held-out frames' own stick figures (the last frames 
 trained on), in order, each frame conditioned on the previous generated frame (zeros for the first), and its
 output is compared with the real frames by :mod:`train.metrics`: SSIM and PSNR over the frame, the body
 region (the person's mask box, grown by :data:`train.metrics.BODY_MARGIN_FRAC` each side) and the face crop
-(Everybody Dance Now, Chan et al. 2019, Tables 1-2), pose distance and missed joints of MediaPipe on
-the generated frames against the driving keypoints (Tables 3-4), and temporal stability where the pose
-stood still. An "empty background" row scores a plate without the person (:func:`background_plate`: the
-per-pixel temporal median of the training frames) against the same frames, so the background's share of
-each image measure is visible.
+(Everybody Dance Now, Chan et al. 2019, Tables 1-2), pose distance and missed joints of the target's pose
+estimator (MediaPipe by default) on the generated frames against the driving keypoints (Tables 3-4), and
+temporal stability where the pose stood still. An "empty background" row scores a plate without the person
+(:func:`background_plate`: the per-pixel temporal median of the training frames) against the same frames, so
+the background's share of each image measure is visible.
 
 ``MODEL`` is a run directory, a checkpoint (``.pt``) or an engine (``.onnx``, ``.pt``); see
 :func:`resolve_model`. Writes to ``--out``::
@@ -119,7 +119,7 @@ from realtime.console import progress  # noqa: E402
 from realtime.model.backends import ENGINE_SUFFIXES  # noqa: E402
 from realtime.model.inputs import FrameContext, InputRole, produce_frame_inputs  # noqa: E402
 from realtime.model.pipeline import Target  # noqa: E402
-from realtime.pose.estimators import PoseEstimator  # noqa: E402
+from realtime.pose.estimators import PoseEstimator, open_pose_estimator  # noqa: E402
 from train.checkpoint import load_target  # noqa: E402
 from train.dataset import PreparedData, load_prepared, to_chw_float  # noqa: E402
 from train.metrics import (  # noqa: E402
@@ -351,7 +351,8 @@ def evaluate_model(
         target: the loaded model.
         data: the prepared target directory (or it opened).
         label: name in tables; default the target's name.
-        estimator: pose estimator for the pose measures (default: a new MediaPipe one).
+        estimator: pose estimator for the pose measures (default: a new one of the target's kind,
+            ``target.bundle.pose_estimator``).
         still_threshold_px: see :class:`train.metrics.TemporalStability`.
         sheet: write a sample sheet PNG here (rows of stick figure | real | generated).
         sheet_frames: rows in the sample sheet, spread evenly over the held-out frames.
@@ -380,6 +381,7 @@ def evaluate_model(
         confidence_threshold=meta.render.confidence_threshold,
         still_threshold_px=still_threshold_px,
         estimator=estimator,
+        pose_estimator=target.bundle.pose_estimator,
     ) as evaluator:
         for i, t in enumerate(progress(heldout, desc=f"evaluate {label or target.name}", unit="frame")):
             context = FrameContext(
@@ -431,11 +433,13 @@ def _evaluate_images(
     estimator: PoseEstimatorLike | None,
     still_threshold_px: float,
 ) -> EvaluationResult:
-    """Score ``image(t)`` (uint8 ``(H, W, 3)``) against each held-out frame ``t``."""
+    """Score ``image(t)`` (uint8 ``(H, W, 3)``) against each held-out frame ``t`` (the pose measures by
+    ``estimator``, default one of the data's kind, ``meta.pose_estimator``)."""
     with FrameEvaluator(
         confidence_threshold=data.meta.render.confidence_threshold,
         still_threshold_px=still_threshold_px,
         estimator=estimator,
+        pose_estimator=data.meta.pose_estimator,
     ) as evaluator:
         for t in progress(list(data.meta.heldout), desc=description, unit="frame"):
             evaluator.add(
@@ -510,7 +514,14 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --still-threshold-px must be positive and --sheet-frames at least 1", file=sys.stderr)
         return 2
 
-    estimator = None
+    estimators: dict[str, PoseEstimator] = {}
+
+    def estimator_for(name: str) -> PoseEstimator:
+        """One single-frame estimator per name for the whole run (MediaPipe's graph takes a second)."""
+        if name not in estimators:
+            estimators[name] = open_pose_estimator(name, video_mode=False)
+        return estimators[name]
+
     try:
         data = load_prepared(args.data)
         models = [(model, resolve_model(model)) for model in args.models]
@@ -522,9 +533,18 @@ def main(argv: list[str] | None = None) -> int:
         else:
             out = args.out
             folders = [out / label.replace("/", "_") for label in labels]
-        estimator = PoseEstimator(video_mode=False)
+        # The pose measures use each target's pose estimator; the reference and background rows the data's.
         evaluations = []
         for (model, resolved), label, target, folder in zip(models, labels, targets, folders, strict=True):
+            if target.bundle.pose_estimator != data.meta.pose_estimator:
+                log.warning(
+                    "%s uses pose estimator %r, the data %r: its pose measures and the other rows' are "
+                    "judged by different estimators",
+                    label,
+                    target.bundle.pose_estimator,
+                    data.meta.pose_estimator,
+                )
+            estimator = estimator_for(target.bundle.pose_estimator)
             evaluation = evaluate_model(
                 target, data, label=label, estimator=estimator, still_threshold_px=args.still_threshold_px,
                 sheet=folder / "samples.png", sheet_frames=args.sheet_frames,
@@ -537,7 +557,9 @@ def main(argv: list[str] | None = None) -> int:
         reference = None
         if args.reference:
             reference = evaluate_reference(
-                data, estimator=estimator, still_threshold_px=args.still_threshold_px
+                data,
+                estimator=estimator_for(data.meta.pose_estimator),
+                still_threshold_px=args.still_threshold_px,
             )
         background = None
         if args.background:
@@ -545,15 +567,18 @@ def main(argv: list[str] | None = None) -> int:
             out.mkdir(parents=True, exist_ok=True)
             Image.fromarray(plate).save(out / "background.png")
             background = evaluate_background(
-                data, plate, estimator=estimator, still_threshold_px=args.still_threshold_px
+                data,
+                plate,
+                estimator=estimator_for(data.meta.pose_estimator),
+                still_threshold_px=args.still_threshold_px,
             )
         table = _write_table(out, args.data, data, evaluations, reference, background)
     except (OSError, ValueError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     finally:
-        if estimator is not None:
-            estimator.close()
+        for opened in estimators.values():
+            opened.close()
     print(table.split("\n\n")[0])
     print(f"wrote {out / 'metrics.md'}")
     return 0

@@ -9,9 +9,9 @@
   SSIM is over the body; the whole frame is mostly a static background that any model reproduces (an empty
   room scores SSIM 0.89-0.91 against the synthetic mannequin's ground truth), so the body figures are the
   ones that judge the person.
-- **Pose fidelity** (EDN Tables 3-4): the pose estimator (MediaPipe,
-:class:`realtime.pose.estimators.PoseEstimator`)
-  is run on each generated frame and its joints are compared with the driving joints: mean distance in
+- **Pose fidelity** (EDN Tables 3-4): the pose estimator (by name in :data:`realtime.catalog.POSE_ESTIMATORS`,
+  the target's: MediaPipe by default; :func:`realtime.pose.estimators.open_pose_estimator`) is run on each
+  generated frame and its joints are compared with the driving joints: mean distance in
   pixels of the generated frame, and the rate of driving joints it fails to find.
 - **Temporal stability** (not in EDN; the design's third measure): mean absolute frame-to-frame change of the
   generated frames over consecutive frames whose driving pose stayed still.
@@ -42,6 +42,7 @@ from typing import Any, Protocol
 import numpy as np
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
 
+from realtime.catalog import DEFAULT_POSE_ESTIMATOR
 from realtime.console import progress as progress_bar
 from realtime.pose.estimators import PoseFrame
 from realtime.pose.skeleton import NUM_JOINTS, Joint
@@ -396,10 +397,11 @@ class FrameEvaluator:
     Args:
         confidence_threshold: joints count as present / found at this confidence (see the module doc).
         still_threshold_px: stillness threshold of :class:`TemporalStability`.
-        estimator: the pose estimator for :class:`PoseFidelity`; None = a MediaPipe
-            :class:`realtime.pose.estimators.PoseEstimator` with ``video_mode=False``, so that every
-            generated frame is
-            judged on its own (no tracking from the previous frame), created on first use.
+        estimator: the pose estimator for :class:`PoseFidelity`; None = ``pose_estimator`` opened with
+            ``video_mode=False`` (:func:`realtime.pose.estimators.open_pose_estimator`), so that every
+            generated frame is judged on its own (no tracking from the previous frame), created on first use.
+        pose_estimator: the name (:data:`realtime.catalog.POSE_ESTIMATORS`) of the estimator to open when
+            ``estimator`` is None: the target's (``bundle.pose_estimator``); default MediaPipe.
         psnr_max_db: the PSNR cap (:data:`PSNR_MAX_DB`).
         body_margin_frac: the body region's margin (:data:`BODY_MARGIN_FRAC`).
     """
@@ -412,6 +414,7 @@ class FrameEvaluator:
         estimator: PoseEstimatorLike | None = None,
         psnr_max_db: float = PSNR_MAX_DB,
         body_margin_frac: float = BODY_MARGIN_FRAC,
+        pose_estimator: str = DEFAULT_POSE_ESTIMATOR,
     ) -> None:
         if body_margin_frac < 0:
             raise ValueError(f"body_margin_frac must be at least 0, got {body_margin_frac}")
@@ -425,6 +428,7 @@ class FrameEvaluator:
         self.body_margin_frac = body_margin_frac
         self._estimator = estimator
         self._owns_estimator = estimator is None
+        self.pose_estimator = pose_estimator
         self._shape: tuple[int, ...] | None = None
         self._count = 0
         self._frame: dict[str, list[Any]] = {"index": [], "ssim": [], "psnr": []}
@@ -553,9 +557,9 @@ class FrameEvaluator:
 
     def _pose_estimator(self) -> PoseEstimatorLike:
         if self._estimator is None:
-            from realtime.pose.estimators import PoseEstimator
+            from realtime.pose.estimators import open_pose_estimator
 
-            self._estimator = PoseEstimator(video_mode=False)
+            self._estimator = open_pose_estimator(self.pose_estimator, video_mode=False)
         return self._estimator
 
     def close(self) -> None:
@@ -585,6 +589,7 @@ def evaluate_frames(
     still_threshold_px: float = STILL_THRESHOLD_PX,
     estimator: PoseEstimatorLike | None = None,
     progress: bool = False,
+    pose_estimator: str = DEFAULT_POSE_ESTIMATOR,
 ) -> EvaluationResult:
     """All measures of a generated sequence against its ground truth (see :class:`FrameEvaluator`).
 
@@ -597,7 +602,7 @@ def evaluate_frames(
             face measures.
         person_boxes: float ``(N, 4)`` the ground-truth person's boxes (:func:`find_person_box`), NaN rows
             where there is nobody; None = the boxes of the present driving joints.
-        confidence_threshold, still_threshold_px, estimator: as for :class:`FrameEvaluator`.
+        confidence_threshold, still_threshold_px, estimator, pose_estimator: as for :class:`FrameEvaluator`.
         progress: show a progress bar.
 
     Raises:
@@ -626,8 +631,9 @@ def evaluate_frames(
         if person_boxes.shape != (n, 4):
             raise ValueError(f"expected person boxes ({n}, 4), got {person_boxes.shape}")
     with FrameEvaluator(
-        confidence_threshold=confidence_threshold, still_threshold_px=still_threshold_px, estimator=estimator
-    ) as evaluator:
+        confidence_threshold=confidence_threshold, still_threshold_px=still_threshold_px, estimator=estimator,
+        pose_estimator=pose_estimator,
+    ) as evaluator:  # fmt: skip
         for i in progress_bar(range(n), desc="evaluate", unit="frame", disable=not progress):
             box = None if face_boxes is None else face_boxes[i]
             person = None if person_boxes is None else person_boxes[i]
@@ -685,9 +691,9 @@ def markdown_table(
         "Body SSIM, PSNR: over the ground-truth person's bounding box (its mask where the data has one, "
         f"else its keypoints) grown by {margin} of the box's width and height on each side, clipped to the "
         "canvas; frames without a person are not scored (EDN's body SSIM).",
-        "Pose distance: MediaPipe Pose on each generated frame, mean distance in pixels of the output "
-        "between found joints and the driving joints; missed joints: share of present driving joints it "
-        "did not find (EDN Tables 3-4).",
+        "Pose distance: the target's pose estimator (MediaPipe Pose by default) on each generated frame, "
+        "mean distance in pixels of the output between found joints and the driving joints; missed joints: "
+        "share of present driving joints it did not find (EDN Tables 3-4).",
         "Temporal change: mean absolute frame-to-frame change of the output, in levels of 0-255, over "
         "consecutive frames whose driving joints all moved less than the stillness threshold.",
     ]

@@ -2,13 +2,17 @@
 
 Two passes over the video (Everybody Dance Now, Chan et al. 2019, Sec. 4 "Data collection"):
 
-1. Pose per frame (MediaPipe) to find one crop for the whole video that keeps the person in frame.
-2. Pose and person segmentation per frame again; each frame, mask and pose is mapped onto the fixed canvas
+1. Pose per frame (the ``--pose-estimator``, MediaPipe by default) to find one crop for the whole video that
+   keeps the person in frame.
+2. Pose and person segmentation (the ``--mask-source``: MediaPipe's by default, from the same run when it is
+   the pose estimator) per frame again; each frame, mask and pose is mapped onto the fixed canvas
    through that crop; stick figures are drawn from the canvas poses; face boxes, the target's
    normalization statistics and limb lengths (from the training frames) and the train / held-out split
    (the last ``heldout_fraction`` of frames) are written with them.
 
-The output format is described in :mod:`train.dataset`.
+The output format is described in :mod:`train.dataset`; ``meta.json`` records the pose estimator and the
+mask source, and the target's sidecar carries the pose estimator, so that serving estimates poses the same
+way.
 """
 
 from __future__ import annotations
@@ -18,9 +22,18 @@ import logging
 import math
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from realtime.catalog import (
+    DEFAULT_POSE_ESTIMATOR,
+    MASK_SOURCE_NONE,
+    mask_source_names,
+    pose_estimator_entry,
+    pose_estimator_names,
+)
 from realtime.cli import add_log_level, canvas_size, existing_file, fraction, positive_int, setup_logging
 
 
@@ -44,6 +57,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="last fraction of frames held out (default 0.15)",
     )
     parser.add_argument("--max-frames", type=positive_int, default=None, help="use only the first N frames")
+    parser.add_argument(
+        "--pose-estimator",
+        choices=pose_estimator_names(),
+        default=DEFAULT_POSE_ESTIMATOR,
+        help="pose estimator (realtime.catalog.POSE_ESTIMATORS), recorded in meta.json and in the target's "
+        f"sidecar so that serving uses the same one (default {DEFAULT_POSE_ESTIMATOR})",
+    )
+    parser.add_argument(
+        "--mask-source",
+        choices=mask_source_names(),
+        default=DEFAULT_POSE_ESTIMATOR,
+        help=f"person masks: a pose estimator's segmentation, or {MASK_SOURCE_NONE} (all-zero masks: the "
+        "evaluation's body region then falls back to the keypoints' box, and the pose-mask L1 weighs the "
+        f"person like the background); recorded in meta.json (default {DEFAULT_POSE_ESTIMATOR})",
+    )
     add_log_level(parser, "info")
     return parser
 
@@ -56,7 +84,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from realtime.console import progress  # noqa: E402
-from realtime.pose.estimators import PoseEstimator  # noqa: E402
+from realtime.pose.estimators import PoseFrame, open_pose_estimator  # noqa: E402
 from realtime.pose.normalize import body_stats  # noqa: E402
 from realtime.pose.render import RenderParams, rasterize_stick_figure  # noqa: E402
 from realtime.pose.skeleton import FACE_JOINTS, NUM_JOINTS, Joint  # noqa: E402
@@ -180,12 +208,30 @@ def face_boxes(
     return boxes, float(side)
 
 
-def _poses(video: Path, total: int, max_frames: int | None, with_mask: bool, desc: str):
-    with PoseEstimator(video_mode=True, with_mask=with_mask) as estimator:
+def _poses(
+    video: Path,
+    total: int,
+    max_frames: int | None,
+    desc: str,
+    pose_estimator: str,
+    mask_source: str = MASK_SOURCE_NONE,
+) -> Iterator[tuple[np.ndarray, PoseFrame]]:
+    """Each frame (uint8 ``(H, W, 3)`` RGB) with its pose by ``pose_estimator``, tracked over the video; the
+    pose's mask is ``mask_source``'s segmentation (one estimator run for both when they are the same; None
+    with :data:`realtime.catalog.MASK_SOURCE_NONE` or where the mask source found nobody)."""
+    same = mask_source == pose_estimator
+    with ExitStack() as stack:
+        estimator = stack.enter_context(open_pose_estimator(pose_estimator, video_mode=True, with_mask=same))
+        masker = None
+        if mask_source != MASK_SOURCE_NONE and not same:
+            masker = stack.enter_context(open_pose_estimator(mask_source, video_mode=True, with_mask=True))
         for rgb, timestamp_ms in progress(
             read_frames(video, max_frames), total=total, desc=desc, unit="frame"
         ):
-            yield rgb, estimator.estimate(rgb, timestamp_ms)
+            pose = estimator.estimate(rgb, timestamp_ms)
+            if masker is not None:
+                pose = replace(pose, mask=masker.estimate(rgb, timestamp_ms).mask)
+            yield rgb, pose
 
 
 def prepare(
@@ -196,13 +242,29 @@ def prepare(
     canvas_height: int = 256,
     heldout_fraction: float = 0.15,
     max_frames: int | None = None,
+    pose_estimator: str = DEFAULT_POSE_ESTIMATOR,
+    mask_source: str = DEFAULT_POSE_ESTIMATOR,
 ) -> PreparedMeta:
     """Prepare ``video`` into ``out`` (see the module docstring). Returns the written metadata.
 
+    Args:
+        pose_estimator: the pose estimator's name in :data:`realtime.catalog.POSE_ESTIMATORS`, recorded in
+            the metadata (and from there in the target's sidecar).
+        mask_source: a pose estimator that gives a mask (its segmentation), or
+            :data:`realtime.catalog.MASK_SOURCE_NONE` for all-zero masks (logged as a warning).
+
     Raises:
         VideoError: for a missing or corrupt video.
-        ValueError: for bad sizes, a video with fewer than 2 frames, or no person in it.
+        ValueError: for bad sizes, a video with fewer than 2 frames, or no person in it; for an unknown pose
+            estimator or mask source (:class:`realtime.catalog.UnknownPoseEstimatorError` names the known
+            ones), or a mask source that gives no mask.
     """
+    pose_estimator_entry(pose_estimator)
+    if mask_source not in mask_source_names():
+        raise ValueError(
+            f"mask source {mask_source!r} is not a pose estimator that gives a mask; choose one of "
+            f"{', '.join(mask_source_names())}"
+        )
     if canvas_width < 16 or canvas_height < 16:
         raise ValueError(f"canvas must be at least 16x16, got {canvas_width}x{canvas_height}")
     if not 0.0 < heldout_fraction < 1.0:
@@ -213,7 +275,7 @@ def prepare(
 
     # Pass 1: poses in source pixels, for the crop.
     joints, conf = [], []
-    for _, pose in _poses(video, total, max_frames, False, "pass 1/2: pose"):
+    for _, pose in _poses(video, total, max_frames, "pass 1/2: pose", pose_estimator):
         joints.append(pose.joints_px)
         conf.append(pose.confidence)
     num_frames = len(joints)
@@ -229,7 +291,7 @@ def prepare(
     conf_c = np.zeros((num_frames, NUM_JOINTS), np.float32)
     timestamps = np.zeros(num_frames, np.float64)
     for i, (rgb, pose) in enumerate(
-        _poses(video, num_frames, num_frames, True, "pass 2/2: pose, mask, crop")
+        _poses(video, num_frames, num_frames, "pass 2/2: pose, mask, crop", pose_estimator, mask_source)
     ):
         writer.frames[i] = crop_and_resize(rgb, box, canvas_width, canvas_height)
         if pose.mask is not None:
@@ -238,6 +300,13 @@ def prepare(
         joints_c[i] = (pose.joints_px - np.array([box.x0, box.y0], np.float32)) * scale
         conf_c[i] = pose.confidence
         timestamps[i] = pose.timestamp_ms
+    if mask_source == MASK_SOURCE_NONE:
+        log.warning(
+            "mask source %r: masks.npy is all zeros, so the evaluation's body region falls back to the "
+            "keypoints' box and the pose-mask L1 weighs the person like the background; body-region metrics "
+            "need another mask source",
+            mask_source,
+        )
 
     params = RenderParams.for_canvas(canvas_width, canvas_height)
     for start in progress(range(0, num_frames, 32), desc="stick figures", unit="batch"):
@@ -268,6 +337,8 @@ def prepare(
         stats=body_stats(joints_c[:train_end], conf_c[:train_end], params.confidence_threshold),
         train_end=train_end,
         face_box_size_px=face_side,
+        pose_estimator=pose_estimator,
+        mask_source=mask_source,
     )
     writer.finish(meta, joints_px=joints_c, confidence=conf_c, face_boxes=boxes, timestamps_ms=timestamps)
     write_preview(out / "preview.png", writer.frames, writer.stick_figures)
@@ -294,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
             canvas_height=args.size[1],
             heldout_fraction=args.heldout_fraction,
             max_frames=args.max_frames,
+            pose_estimator=args.pose_estimator,
+            mask_source=args.mask_source,
         )
     except (VideoError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

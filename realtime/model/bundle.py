@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from realtime.catalog import DEFAULT_POSE_ESTIMATOR
 from realtime.model.inputs import TEMPORAL_INPUTS, GeneratorInputs
 from realtime.pose.normalize import BodyStats
 from realtime.pose.render import RenderParams
@@ -36,6 +37,9 @@ class TargetBundle:
         name: the target's name (the file stem by default).
         canvas_width, canvas_height: generator input and output size in pixels.
         skeleton: the skeleton convention's name (:data:`realtime.pose.skeleton.SKELETON_NAME`).
+        pose_estimator: the pose estimator the target's data was prepared with, a name in
+            :data:`realtime.catalog.POSE_ESTIMATORS`; the pipeline estimates source poses with it. Sidecars
+            written before the field read as :data:`realtime.catalog.DEFAULT_POSE_ESTIMATOR` ("mediapipe").
         render: stick-figure rendering parameters the generator was trained on.
         stats: the target's normalization statistics in canvas pixels.
         face_box_size_px: side of the face crop in canvas pixels (with a face model: the whole-pixel side of
@@ -63,6 +67,7 @@ class TargetBundle:
     face_model: str | None = None
     precision: str = "fp32"
     skeleton: str = SKELETON_NAME
+    pose_estimator: str = DEFAULT_POSE_ESTIMATOR
     versions: dict[str, str] = field(default_factory=dict)
     format_version: int = BUNDLE_FORMAT_VERSION
 

@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from realtime.catalog import POSE_ESTIMATORS, UnknownPoseEstimatorError, pose_estimator_names
 from realtime.model.backends import InferenceBackend, check_engine_suffix, open_backend
 from realtime.model.bundle import TargetBundle, read_bundle
 from realtime.model.face import FaceRefiner
 from realtime.model.inputs import FrameContext, InputRole, produce_frame_inputs
-from realtime.pose.estimators import PoseEstimator, PoseFrame
+from realtime.pose.estimators import PoseEstimator, PoseFrame, open_pose_estimator
 from realtime.pose.filters import OneEuroFilter, OneEuroParams
 from realtime.pose.normalize import CanvasClamp, PoseNormalizer
 from realtime.pose.render import rasterize_stick_figure
@@ -185,12 +186,19 @@ class Retargeter:
     then eases into the target's neutral pose, and blends back when the person returns, so the generator is
     never fed a blank stick figure mid-stream (before the first person, the stick figure is blank).
 
+    Poses come from the pose estimator the target was prepared with (``target.bundle.pose_estimator``, a
+    name in :data:`realtime.catalog.POSE_ESTIMATORS`), one instance per retargeter (per stream).
+
     Args:
         target: the loaded target.
         live: streaming mode (see above).
         one_euro: live keypoint filter settings; None turns the filter off.
         tracking: pose-loss and continuity settings (None: :class:`realtime.pose.tracking.TrackingParams`'s
             defaults).
+
+    Raises:
+        realtime.catalog.UnknownPoseEstimatorError: (a ``ValueError``) if the target's pose estimator is not
+            registered in this process.
     """
 
     def __init__(
@@ -206,8 +214,16 @@ class Retargeter:
         bundle = target.bundle
         self._threshold = bundle.render.confidence_threshold
         self.normalizer = PoseNormalizer(bundle.stats, self._threshold)
-        # Live streams build MediaPipe's graph now (about a second), not on the first camera frame.
-        self._estimator: PoseEstimator | None = PoseEstimator(video_mode=True) if live else None
+        self.pose_estimator = bundle.pose_estimator
+        if self.pose_estimator not in POSE_ESTIMATORS:  # fails here, not on the first frame
+            raise UnknownPoseEstimatorError(
+                f"target {bundle.name!r} ({target.path}) was prepared with pose estimator "
+                f"{self.pose_estimator!r}, which this process does not know (known: "
+                f"{', '.join(pose_estimator_names())}); register it with "
+                "realtime.catalog.register_pose_estimator before building a Retargeter"
+            )
+        # Live streams build the estimator now (MediaPipe's graph: about a second), not on the first frame.
+        self._estimator: PoseEstimator | None = self._open_estimator() if live else None
         width, height = target.canvas_size
         # The generator's state (its previous output) and the buffer its next output is written into; the
         # two swap after each temporal step, so no frame is copied.
@@ -228,7 +244,7 @@ class Retargeter:
 
     # -- stages ---------------------------------------------------------------------------------------
     def estimate(self, rgb: np.ndarray, timestamp_ms: float) -> PoseFrame:
-        """Pose of the tracked person in a uint8 ``(H, W, 3)`` RGB frame: MediaPipe's estimate through
+        """Pose of the tracked person in a uint8 ``(H, W, 3)`` RGB frame: the target's pose estimator through
         :meth:`track` (all confidences 0 when nobody, or somebody else, is there); a live stream also updates
         its source statistics with it.
 
@@ -236,8 +252,12 @@ class Retargeter:
             ValueError: for a frame that is not uint8 ``(H, W, 3)``.
         """
         if self._estimator is None:
-            self._estimator = PoseEstimator(video_mode=True)
+            self._estimator = self._open_estimator()
         return self.track(self._estimator.estimate(rgb, timestamp_ms))
+
+    def _open_estimator(self) -> PoseEstimator:
+        """The target's pose estimator (:func:`realtime.pose.estimators.open_pose_estimator`), tracking."""
+        return open_pose_estimator(self.pose_estimator, video_mode=True)
 
     def track(self, estimated: PoseFrame) -> PoseFrame:
         """The stream's next estimated pose (source pixels, frames in time order) -> the pose to drive with.

@@ -185,8 +185,9 @@ def smooth_and_fit(
 def estimate_source_poses(
     retargeter: Retargeter, source: str | Path, *, max_frames: int | None = None, median_window: int = 5
 ) -> SourcePoses:
-    """Pass 1 of offline retargeting: every frame's pose (:meth:`realtime.model.pipeline.Retargeter.estimate`,
-    MediaPipe then tracking), then :func:`smooth_and_fit`. A progress bar "pose" goes to stderr.
+    """Pass 1 of offline retargeting: every frame's pose (:meth:`realtime.model.pipeline.Retargeter.estimate`:
+    the pose estimator named by the target's sidecar, then tracking), then :func:`smooth_and_fit`. A progress
+    bar "pose" goes to stderr.
 
     Args:
         retargeter: an offline retargeter (``live=False``), fresh.
@@ -217,7 +218,8 @@ def retarget_frames(
 ) -> Iterator[RetargetedFrame]:
     """Retarget a source video file onto ``target`` offline, yielding each generated frame in order.
 
-    Pass 1 (before the first frame is yielded) estimates every frame's pose with MediaPipe, tracks it
+    Pass 1 (before the first frame is yielded) estimates every frame's pose with the target's pose estimator
+    (``target.bundle.pose_estimator``, MediaPipe by default), tracks it
     (:meth:`realtime.model.pipeline.Retargeter.track`), smooths the joints with a centered temporal median
     (:func:`realtime.pose.filters.median_filter_poses`, ``median_window`` frames; 1 = off) and fits the
     source's
@@ -239,7 +241,8 @@ def retarget_frames(
 
     Raises:
         VideoError: for a missing or corrupt source video.
-        ValueError: if no frame of the source shows a body.
+        ValueError: if no frame of the source shows a body, or the target's pose estimator is not registered
+            (:class:`realtime.catalog.UnknownPoseEstimatorError`).
     """
     retargeter = Retargeter(target, live=False)
     try:

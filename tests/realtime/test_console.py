@@ -47,8 +47,8 @@ def test_native_routine_log_lines_are_left_out_of_stderr():
         "from realtime.console import filter_native_stderr\n"
         "filter_native_stderr()\n"
         "logging.basicConfig(level='INFO', format='%(name)s: %(message)s')\n"
-        "from realtime.pose.estimators import PoseEstimator\n"
-        "estimator = PoseEstimator(video_mode=True)\n"  # logs XNNPACK and feedback-manager lines natively
+        "from realtime.pose.estimators import MediaPipePose\n"
+        "estimator = MediaPipePose(video_mode=True)\n"  # logs XNNPACK and feedback-manager lines natively
         "for i in range(3):\n"
         "    estimator.estimate(np.full((120, 160, 3), 40 * i, np.uint8), 33.0 * i)\n"
         "os.write(2, b'W0000 00:00:1.5   7 some.cc:12] a routine warning\\n')\n"

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from conftest import real_video, standing_pose
-from realtime.pose.estimators import PoseEstimator, PoseFrame
+from realtime.pose.estimators import MediaPipePose, PoseFrame
 from realtime.pose.skeleton import NUM_JOINTS, Joint
 from train.metrics import (
     BODY_MARGIN_FRAC,
@@ -258,7 +258,7 @@ def _taiji_frame() -> np.ndarray:
 
 def test_mediapipe_pose_distance_on_a_real_frame() -> None:
     frame = _taiji_frame()
-    with PoseEstimator(video_mode=False) as estimator:
+    with MediaPipePose(video_mode=False) as estimator:
         own = estimator.estimate(frame)
         assert (own.confidence >= 0.5).sum() >= 20  # the person is found
         same = evaluate_frames(frame[None], frame[None], own.joints_px[None], own.confidence[None],

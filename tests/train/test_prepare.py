@@ -55,3 +55,27 @@ def test_face_boxes_are_fixed_size_and_nan_without_a_face():
     center = np.mean([(110, 50), (90, 50), (100, 56)], axis=0)
     np.testing.assert_allclose(boxes[0], [*(center - 16), *(center + 16)], rtol=1e-6)
     assert np.isnan(boxes[1]).all()
+
+
+def test_the_pose_estimator_and_the_mask_source_are_chosen_on_the_command_line(tmp_path):
+    from realtime.catalog import POSE_ESTIMATORS, PoseEstimatorEntry
+    from train.prepare import build_parser
+
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"")
+    args = build_parser().parse_args([str(video), "--out", str(tmp_path / "out")])
+    assert (args.pose_estimator, args.mask_source) == ("mediapipe", "mediapipe")
+    args = build_parser().parse_args([str(video), "--out", "o", "--mask-source", "none"])
+    assert args.mask_source == "none"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([str(video), "--out", "o", "--pose-estimator", "nope"])
+    # The choices come from the table: an entry registered before the parser is built is offered.
+    entry = PoseEstimatorEntry("realtime.pose.estimators:MediaPipePose", gives_mask=False)
+    POSE_ESTIMATORS["plugin"] = entry
+    try:
+        args = build_parser().parse_args([str(video), "--out", "o", "--pose-estimator", "plugin"])
+        assert args.pose_estimator == "plugin"
+        with pytest.raises(SystemExit):  # it gives no mask
+            build_parser().parse_args([str(video), "--out", "o", "--mask-source", "plugin"])
+    finally:
+        del POSE_ESTIMATORS["plugin"]

@@ -74,7 +74,7 @@ def test_cached_source_video_renders_once_and_keys_on_the_parameters(tmp_path: P
 def test_mediapipe_finds_the_source_dancer_with_left_and_right_right() -> None:
     """The default clip (the tests' stand-in for the real source videos): a pose in most frames, with the
     shoulders on the right sides (one frame in four of the 12 s clip)."""
-    from realtime.pose.estimators import PoseEstimator
+    from realtime.pose.estimators import MediaPipePose
 
     params = SourceParams()
     video = cached_source_video(params)
@@ -82,7 +82,7 @@ def test_mediapipe_finds_the_source_dancer_with_left_and_right_right() -> None:
     found = straight = 0
     checked = range(0, params.num_frames, 4)
     frames = {i: f for i, (f, _) in enumerate(read_frames(video.path)) if i in checked}
-    with PoseEstimator(video_mode=False) as estimator:
+    with MediaPipePose(video_mode=False) as estimator:
         for i in checked:
             pose = estimator.estimate(frames[i])
             if pose.is_empty:

@@ -182,6 +182,8 @@ def test_dataset_is_a_prepared_directory_that_trains(tmp_path):
     )
     assert meta.render == RenderParams.for_canvas(64, 64)
     assert meta.stats.near_foot_y_px >= meta.stats.far_foot_y_px
+    # Exact poses: the runtime's default estimator is recorded; the masks are the renderer's.
+    assert (meta.pose_estimator, meta.mask_source) == ("mediapipe", "renderer")
     assert report.size_bytes > 0 and report.render_ms_per_frame > 0
     assert (tmp_path / "data" / "preview.png").is_file()
     # Frames and masks are the renderer's; stick figures are the rasterizer's, of the same poses.

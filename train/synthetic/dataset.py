@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from realtime.catalog import DEFAULT_POSE_ESTIMATOR
 from realtime.console import progress as progress_bar
 from realtime.pose.normalize import body_stats
 from realtime.pose.render import RenderParams, rasterize_stick_figure
@@ -19,6 +20,8 @@ from train.synthetic.renderer import DEFAULT_STYLE, MannequinStyle, render_manne
 
 #: ``source_video`` recorded in a synthetic dataset's ``meta.json``.
 SYNTHETIC_SOURCE = "synthetic:mannequin"
+#: ``mask_source`` recorded in a synthetic dataset's ``meta.json``: the renderer's exact silhouettes.
+MASK_SOURCE_RENDERER = "renderer"
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,9 @@ def write_synthetic_dataset(
         ),
         train_end=train_end,
         face_box_size_px=face_side,
+        # The poses are exact; a model of this data is driven by the default estimator's poses at run time.
+        pose_estimator=DEFAULT_POSE_ESTIMATOR,
+        mask_source=MASK_SOURCE_RENDERER,
     )
     writer.finish(
         meta,

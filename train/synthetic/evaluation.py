@@ -107,9 +107,11 @@ def _compare(
     boxes: np.ndarray,
     person_boxes: np.ndarray,
     threshold: float,
+    pose_estimator: str,
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """Generated vs ground truth with :func:`train.metrics.evaluate_frames` (SSIM and PSNR over the frame,
-    the body region and the face box, MediaPipe pose distance and missed joints, temporal stability).
+    the body region and the face box, pose distance and missed joints of the pose estimator named
+    ``pose_estimator``, the target's, temporal stability).
 
     Returns:
         ``(summary, details)``: :meth:`train.metrics.EvaluationResult.summary` and its full JSON.
@@ -118,7 +120,7 @@ def _compare(
 
     result = evaluate_frames(
         generated, real, joints_px, confidence, boxes, person_boxes, confidence_threshold=threshold,
-        progress=True,
+        progress=True, pose_estimator=pose_estimator,
     )  # fmt: skip
     return result.summary(), result.to_json()
 
@@ -210,8 +212,9 @@ def evaluate_source(
     boxes = _fixed_face_boxes(driving_joints, driving_conf, target.bundle.face_box_size_px)
     gen_arr, truth_arr, person_arr = np.stack(generated), np.stack(truth), np.stack(person_boxes)
     room = np.broadcast_to(render_background(width, height), truth_arr.shape)
+    judge = target.bundle.pose_estimator
     compared = [
-        _compare(images, truth_arr, driving_joints, driving_conf, boxes, person_arr, threshold)
+        _compare(images, truth_arr, driving_joints, driving_conf, boxes, person_arr, threshold, judge)
         for images in (gen_arr, truth_arr, room)
     ]
     (measured, measured_details), (reference, reference_details), (empty, empty_details) = compared

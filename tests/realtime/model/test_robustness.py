@@ -14,7 +14,7 @@ import pytest
 from conftest import shared_video
 from realtime.model.pipeline import Retargeter, Target
 from realtime.offline.retarget import estimate_source_poses, smooth_and_fit
-from realtime.pose.estimators import PoseEstimator, PoseFrame
+from realtime.pose.estimators import MediaPipePose, PoseFrame
 from realtime.pose.normalize import CANVAS_MARGIN_FRACTION
 from realtime.pose.skeleton import Joint
 from realtime.targets import DEFAULT_TARGET
@@ -37,7 +37,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def dance_poses() -> list[PoseFrame]:
     video = shared_video("source_dance.mp4")
-    with PoseEstimator(video_mode=True) as estimator:
+    with MediaPipePose(video_mode=True) as estimator:
         return [estimator.estimate(rgb, ts) for rgb, ts in read_frames(video, NUM_FRAMES)]
 
 
