@@ -395,3 +395,28 @@ def test_version_2_sidecars_are_still_read() -> None:
     assert bundle.format_version == BUNDLE_FORMAT_VERSION == 3 and bundle.target_inputs is None
     assert TargetBundle.from_json(bundle.to_json()) == bundle
     assert read_target_inputs(DEFAULT_TARGET, bundle) == {}
+
+
+def test_tensorrt_export_profiles_and_keeps_per_target_inputs(
+    mean_frame_run: MeanFrameRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The TensorRT engine takes the per-target input like the others (profile batch 1..max), and the
+    sidecar it rewrites keeps naming the per-target file, which a ``.plan`` reads as ``.onnx`` does."""
+    from fake_tensorrt import FakeTensorRT
+
+    import export.tensorrt as et
+    import realtime.model.tensorrt_backend as rt
+
+    for name in ("dummy.onnx", "dummy.json", "dummy.target_inputs.npz"):
+        shutil.copy(mean_frame_run.engine.parent / name, tmp_path / name)
+    monkeypatch.setattr(rt, "cuda_device_info", lambda device: ("Fake GPU", (9, 0)))
+    monkeypatch.setattr(et, "verify_plan", lambda plan, src, record, atol, trt=None: 0.01)
+    trt = FakeTensorRT()
+    et.export_tensorrt(tmp_path / "dummy.onnx", tmp_path / "dummy.plan", trt=trt)
+    shapes = {args[0]: args[1:] for name, args in trt.calls if name == "set_shape"}
+    assert shapes["mean_frame"] == ((1, 3, 64, 64), (1, 3, 64, 64), (et.DEFAULT_MAX_BATCH, 3, 64, 64))
+    plan = tmp_path / "dummy.plan"
+    bundle = read_bundle(plan)
+    assert bundle.target_inputs is not None and bundle.target_inputs.file == "dummy.target_inputs.npz"
+    expected = read_target_inputs(mean_frame_run.engine, read_bundle(mean_frame_run.engine))
+    np.testing.assert_array_equal(read_target_inputs(plan, bundle)["mean_frame"], expected["mean_frame"])
