@@ -320,6 +320,13 @@ def test_a_per_target_input_declared_later_is_made_on_first_use(
         again = load_target_inputs(load_prepared(data_dir), inputs)
     assert "made from" not in caplog.text
     np.testing.assert_array_equal(again["mean_frame"], stored.astype(np.float32))
+    # Preparing again into the directory drops what the earlier frames made (here, while undeclared).
+    forget_input(MEAN_FRAME.name)
+    try:
+        make_tiny_prepared(data_dir)
+        assert not target_input_path(data_dir, "mean_frame").exists()
+    finally:
+        declare_input(MEAN_FRAME, produce_mean_frame)
 
 
 def test_missing_or_mismatched_per_target_files_are_clear_errors(

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,8 @@ class PreparedWriter:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "meta.json").unlink(missing_ok=True)
+        if (self.root / TARGET_INPUTS_DIR).is_dir():  # made from another preparation's frames
+            shutil.rmtree(self.root / TARGET_INPUTS_DIR)
         shape = (num_frames, height, width)
 
         def memmap(name: str, shape: tuple[int, ...]) -> np.ndarray:
