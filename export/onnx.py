@@ -4,16 +4,18 @@ Writes ``OUT.onnx`` (the main generator as trained so far: the global generator,
 at the canvas size), ``OUT.pt`` (the same generator as inference weights: architecture spec + state dict, for
 the PyTorch backend; :func:`realtime.model.nets.save_weights`), for a face-stage checkpoint also
 ``OUT.face.onnx``
-and ``OUT.face.pt`` (the face residual generator; the sidecar's ``face_model`` names the ``.onnx``), and the
-sidecar ``OUT.json`` (DESIGN.md, "Target bundle"). Graph inputs and output are named by the generator-input
-declaration (:mod:`realtime.model.inputs`). Each graph is run by ONNX Runtime and PyTorch on the same random
-inputs;
+and ``OUT.face.pt`` (the face residual generator; the sidecar's ``face_model`` names the ``.onnx``), for a
+generator with ``per_target`` inputs ``OUT.target_inputs.npz`` (the checkpoint's, named and hashed in the
+sidecar: graph inputs like the others), and the sidecar ``OUT.json`` (DESIGN.md, "Target bundle"). Graph
+inputs and output are named by the generator-input declaration (:mod:`realtime.model.inputs`). Each graph is
+run by ONNX Runtime and PyTorch on the same random inputs;
 the export fails, writing nothing, if they differ by more than :data:`ONNX_VS_TORCH_ATOL`.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -54,7 +56,7 @@ if __name__ == "__main__":
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from realtime.model.bundle import TargetBundle, write_bundle  # noqa: E402
+from realtime.model.bundle import TargetBundle, write_bundle, write_target_inputs  # noqa: E402
 from realtime.model.inputs import GeneratorInputs  # noqa: E402
 from realtime.model.nets import save_weights  # noqa: E402
 
@@ -110,7 +112,13 @@ def export_onnx(
         train.checkpoint.CheckpointError: for an unreadable checkpoint.
         ExportError: if an export fails or ONNX Runtime differs from PyTorch by more than ``atol``.
     """
-    from train.checkpoint import bundle_for_checkpoint, face_generator_of, load_checkpoint, runnable_generator
+    from train.checkpoint import (
+        bundle_for_checkpoint,
+        face_generator_of,
+        load_checkpoint,
+        runnable_generator,
+        target_inputs_of,
+    )
 
     out = Path(out)
     if out.suffix != ".onnx":
@@ -141,6 +149,10 @@ def export_onnx(
         log.info("exported %s (max |onnxruntime - torch| = %.3g)", face_out, face_error)
     os.replace(main_tmp, out)
     save_weights(out.with_suffix(".pt"), generator)
+    per_target = target_inputs_of(checkpoint)
+    if per_target:
+        entry = write_target_inputs(out, {name: value.numpy() for name, value in per_target.items()})
+        bundle = dataclasses.replace(bundle, target_inputs=entry)
     sidecar = write_bundle(out, bundle)
     log.info("exported %s and %s (max |onnxruntime - torch| = %.3g)", out, out.with_suffix(".pt"), main_error)
     return ExportReport(out, sidecar, main_error, bundle, face_out, face_error)

@@ -19,13 +19,16 @@ holds everything needed to run the model as trained so far. On disk (``torch.sav
     discriminator, optimizer_g, optimizer_d   state_dicts of the networks this stage trains (the face
                      generator's and face discriminator's in the face stage)
     elapsed_s        float, this stage's training wall time summed over all invocations, seconds
+    target_inputs    dict of float32 (C, H, W) tensors in [0, 1] by name: the main generator's per-target
+                     inputs as trained (train.dataset.load_target_inputs); optional (absent: none)
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,10 +36,11 @@ import torch
 from torch import nn
 
 from realtime.model.bundle import TargetBundle, file_sha256, library_versions
+from realtime.model.inputs import InputRole
 from realtime.model.nets import DownscaledGenerator, FaceGenerator, GlobalGenerator
 from train.config import STAGES, FitConfig, config_from_dict, config_to_dict
 from train.dataset import PreparedMeta
-from train.models import MainGenerator, build_face_generator, build_main_generator
+from train.models import MainGenerator, build_face_generator, build_main_generator, generator_inputs
 
 if TYPE_CHECKING:
     from realtime.model.pipeline import Target
@@ -66,6 +70,7 @@ class Checkpoint:
     optimizer_g: dict[str, Any]
     optimizer_d: dict[str, Any]
     elapsed_s: float
+    target_inputs: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def save_checkpoint(
@@ -83,9 +88,13 @@ def save_checkpoint(
     optimizer_d: torch.optim.Optimizer,
     elapsed_s: float,
     face_generator: nn.Module | None = None,
+    target_inputs: Mapping[str, torch.Tensor] | None = None,
 ) -> Path:
     """Write a checkpoint atomically: to a temporary file in the same directory, then ``os.replace``, so a
     crash never leaves a half-written ``path``. Creates the parent directory. Returns ``path``.
+
+    ``target_inputs``: the main generator's per-target inputs, float ``(C, H, W)`` in [0, 1] by name (they
+    travel with the weights into the exported bundle).
 
     Raises:
         ValueError: for an unknown stage or main generator kind, or a face stage without a face generator.
@@ -110,6 +119,10 @@ def save_checkpoint(
         "optimizer_g": optimizer_g.state_dict(),
         "optimizer_d": optimizer_d.state_dict(),
         "elapsed_s": float(elapsed_s),
+        "target_inputs": {
+            name: value.detach().to("cpu", torch.float32).contiguous()
+            for name, value in (target_inputs or {}).items()
+        },
     }
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -202,6 +215,7 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
         optimizer_g=data["optimizer_g"],
         optimizer_d=data["optimizer_d"],
         elapsed_s=float(data["elapsed_s"]),
+        target_inputs=dict(data.get("target_inputs") or {}),
     )
 
 
@@ -258,9 +272,20 @@ def runnable_generator(checkpoint: Checkpoint) -> MainGenerator | DownscaledGene
     trained at half the canvas, so that it runs at the canvas size.
 
     Raises:
-        CheckpointError: as :func:`main_generator_of`.
+        CheckpointError: as :func:`main_generator_of`, or if the checkpoint lacks one of the generator's
+            per-target inputs.
     """
     generator: MainGenerator | DownscaledGenerator = main_generator_of(checkpoint)
+    missing = [
+        spec.name
+        for spec in generator.inputs.with_role(InputRole.PER_TARGET)
+        if spec.name not in checkpoint.target_inputs
+    ]
+    if missing:
+        raise CheckpointError(
+            f"{checkpoint.path}: the generator takes the per-target inputs {missing} but the checkpoint "
+            f"holds {sorted(checkpoint.target_inputs)}; train it again with this code (python -m train.fit)"
+        )
     if checkpoint.main_downscale == 2:
         assert isinstance(generator, GlobalGenerator)
         generator = DownscaledGenerator(generator)
@@ -356,7 +381,14 @@ def target_from_checkpoint(path: str | os.PathLike[str], device: str | torch.dev
             bundle.render.confidence_threshold,
         )
     backend = TorchBackend.from_module(runnable_generator(checkpoint), device)
-    return Target(backend, bundle, Path(path), refiner)
+    return Target(backend, bundle, Path(path), refiner, target_inputs_of(checkpoint))
+
+
+def target_inputs_of(checkpoint: Checkpoint) -> dict[str, torch.Tensor]:
+    """The per-target inputs of a checkpoint's main generator, float32 ``(C, H, W)`` in [0, 1] by name (only
+    those its generator takes)."""
+    spec = generator_inputs(checkpoint.config.generator)
+    return {item.name: checkpoint.target_inputs[item.name] for item in spec.with_role(InputRole.PER_TARGET)}
 
 
 def load_target(path: str | os.PathLike[str]) -> Target:

@@ -9,14 +9,21 @@ A prepared directory (written by ``python -m train.prepare``) holds::
     keypoints.npz      joints_px float32 (N, J, 2) canvas pixels; confidence float32 (N, J) in [0, 1];
                        face_boxes float32 (N, 4) x0, y0, x1, y1 canvas pixels (NaN where no face);
                        timestamps_ms float64 (N,)
+    target_inputs/NAME.npy  float16 (C, H, W) in [0, 1]: each declared ``per_target`` generator input
+                       (:mod:`realtime.model.inputs`), made by its target producer from the training frames;
+                       written with the rest, or on first use for one declared later
+                       (:func:`load_target_inputs`)
 
-The split holds out the *last* frames (``heldout``) for evaluation; training never reads them.
+The split holds out the *last* frames (``heldout``) for evaluation; training never reads them (the target
+producers included).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +38,13 @@ from realtime.model.inputs import (
     TEMPORAL_INPUTS,
     FrameContext,
     GeneratorInputs,
+    InputRole,
+    TargetFrames,
+    TensorSpec,
+    check_target_tensor,
+    declared_inputs,
     produce_frame_inputs,
+    produce_target_input,
 )
 from realtime.pose.normalize import BodyStats
 from realtime.pose.render import RenderParams, rasterize_stick_figure
@@ -39,7 +52,11 @@ from realtime.pose.skeleton import NUM_JOINTS, SKELETON_NAME
 from train.augment import corrupt_pose
 from train.config import AugmentConfig
 
+log = logging.getLogger(__name__)
+
 FORMAT_VERSION = 1
+#: The prepared directory's folder of per-target inputs (``NAME.npy``).
+TARGET_INPUTS_DIR = "target_inputs"
 
 
 @dataclass(frozen=True)
@@ -135,6 +152,8 @@ class PreparedWriter:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "meta.json").unlink(missing_ok=True)
+        if (self.root / TARGET_INPUTS_DIR).is_dir():  # made from another preparation's frames
+            shutil.rmtree(self.root / TARGET_INPUTS_DIR)
         shape = (num_frames, height, width)
 
         def memmap(name: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -153,10 +172,11 @@ class PreparedWriter:
         face_boxes: np.ndarray,
         timestamps_ms: np.ndarray,
     ) -> Path:
-        """Write the keypoints and ``meta.json``.
+        """Write the keypoints, every declared ``per_target`` input (``target_inputs/NAME.npy``, from the
+        training frames) and ``meta.json``.
 
         Raises:
-            ValueError: if an array's shape or dtype does not match ``meta``.
+            ValueError: if an array's shape or dtype does not match ``meta``, or a target producer fails.
         """
         n, h, w = meta.num_frames, meta.canvas_height, meta.canvas_width
         expected = {
@@ -184,6 +204,12 @@ class PreparedWriter:
             face_boxes=face_boxes,
             timestamps_ms=timestamps_ms,
         )
+        frames = TargetFrames(
+            self.frames[: meta.train_end], self.masks[: meta.train_end], joints_px[: meta.train_end],
+            confidence[: meta.train_end], range(0, meta.train_end),
+        )  # fmt: skip
+        for spec in declared_inputs(InputRole.PER_TARGET):
+            _write_target_input(self.root, spec, produce_target_input(spec, frames))
         tmp = self.root / "meta.json.tmp"
         tmp.write_text(json.dumps(meta.to_json(), indent=2))
         os.replace(tmp, self.root / "meta.json")
@@ -248,6 +274,61 @@ def load_prepared(root: str | os.PathLike[str]) -> PreparedData:
     )
 
 
+def target_frames(data: PreparedData) -> TargetFrames:
+    """The training frames ``[0, train_end)`` of a prepared directory, as the target producers see them
+    (memory-mapped, not copied)."""
+    end = data.meta.train_end
+    return TargetFrames(
+        data.frames[:end], data.masks[:end], data.joints_px[:end], data.confidence[:end], range(0, end)
+    )
+
+
+def target_input_path(root: str | os.PathLike[str], name: str) -> Path:
+    """``ROOT/target_inputs/NAME.npy``."""
+    return Path(root) / TARGET_INPUTS_DIR / f"{name}.npy"
+
+
+def _write_target_input(root: Path, spec: TensorSpec, value: np.ndarray) -> Path:
+    """Store a per-target input as float16 ``(C, H, W)`` (atomically)."""
+    path = target_input_path(root, spec.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
+    np.save(tmp, value.astype(np.float16))
+    os.replace(tmp, path)
+    return path
+
+
+def load_target_inputs(data: PreparedData, inputs: GeneratorInputs) -> dict[str, np.ndarray]:
+    """The ``per_target`` inputs of ``inputs`` for a prepared target: read from ``target_inputs/NAME.npy``,
+    or, for one not stored yet (declared after the data was prepared) or stored with another shape (its
+    declaration changed), made by its target producer from the training frames and stored there (logged).
+
+    Returns:
+        ``{name: float32 (C, H, W) in [0, 1]}`` (empty for a model without per-target inputs).
+
+    Raises:
+        KeyError, ValueError: as :func:`realtime.model.inputs.produce_target_input`.
+    """
+    out = {}
+    canvas_hw = (data.meta.canvas_height, data.meta.canvas_width)
+    for spec in inputs.with_role(InputRole.PER_TARGET):
+        path = target_input_path(data.root, spec.name)
+        value = np.load(path).astype(np.float32) if path.is_file() else None
+        if value is not None:
+            try:
+                check_target_tensor(spec, value, canvas_hw)
+            except ValueError as error:
+                log.warning("%s: %s; making it again from the training frames", path, error)
+                value = None
+        if value is None:
+            log.info("per-target input %s: made from %d training frames into %s", spec.name,
+                     data.meta.train_end, path)  # fmt: skip
+            _write_target_input(data.root, spec, produce_target_input(spec, target_frames(data)))
+            value = np.load(path).astype(np.float32)  # as stored (float16), as every later run reads it
+        out[spec.name] = value.reshape(spec.channels, *canvas_hw)
+    return out
+
+
 def to_chw_float(images: np.ndarray) -> torch.Tensor:
     """uint8 ``(..., H, W, C)`` -> float32 ``(..., C, H, W)`` in [0, 1]."""
     tensor = torch.from_numpy(np.array(images, copy=True)).to(torch.float32) / 255.0
@@ -265,7 +346,9 @@ class FramePairs(Dataset):
     judges them); ``frame_prev``, ``frame`` ``(3, H, W)`` in [0, 1], the real frames; ``mask_prev``, ``mask``
     ``(1, H, W)`` in [0, 1] (the person's segmentation);
     ``face_center_prev``, ``face_center`` ``(2,)`` the face box centers x, y in canvas pixels (NaN where the
-    frame has no face box).
+    frame has no face box); for every ``per_target`` input ``NAME`` of ``inputs``, ``NAME`` ``(C, H, W)`` in
+    [0, 1], the same tensor in every item (:func:`load_target_inputs`: made from the training frames only,
+    whatever the split), so that a collated batch holds it once per item.
 
     Args:
         data: an opened prepared directory.
@@ -302,6 +385,9 @@ class FramePairs(Dataset):
             )
         self.data = data
         self.inputs = inputs
+        self.per_target = {
+            name: torch.from_numpy(value) for name, value in load_target_inputs(data, inputs).items()
+        }
         self.augment = augment if augment is not None and augment.enabled else None
         self.indices = list(frames)[1:]
         if require_face:
@@ -323,7 +409,9 @@ class FramePairs(Dataset):
             joints = np.asarray(d.joints_px[t - 1 : t + 1], np.float32)
             confidence = np.asarray(d.confidence[t - 1 : t + 1], np.float32)
             sticks = to_chw_float(d.stick_figures[t - 1 : t + 1])
-            return FrameContext(torch.from_numpy(joints), torch.from_numpy(confidence), sticks)
+            return FrameContext(
+                torch.from_numpy(joints), torch.from_numpy(confidence), sticks, self._per_target_batch()
+            )
         poses = [corrupt_pose(d.joints_px[i], d.confidence[i], self.augment) for i in (t - 1, t)]
         joints_t = torch.from_numpy(np.stack([p[0] for p in poses]).astype(np.float32))
         confidence_t = torch.from_numpy(np.stack([p[1] for p in poses]).astype(np.float32))
@@ -334,7 +422,10 @@ class FramePairs(Dataset):
             width=d.meta.canvas_width,
             params=d.meta.render,
         )
-        return FrameContext(joints_t, confidence_t, sticks)
+        return FrameContext(joints_t, confidence_t, sticks, self._per_target_batch())
+
+    def _per_target_batch(self) -> dict[str, torch.Tensor]:
+        return {name: value[None] for name, value in self.per_target.items()}
 
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
         t = self.indices[item]
@@ -357,4 +448,5 @@ class FramePairs(Dataset):
             face_center_prev=centers[0],
             face_center=centers[1],
         )
+        batch.update(self.per_target)
         return batch

@@ -117,7 +117,7 @@ from PIL import Image  # noqa: E402
 
 from realtime.console import progress  # noqa: E402
 from realtime.model.backends import ENGINE_SUFFIXES  # noqa: E402
-from realtime.model.inputs import FrameContext, InputRole, produce_frame_inputs  # noqa: E402
+from realtime.model.inputs import FrameContext, InputRole, assemble_inputs  # noqa: E402
 from realtime.model.pipeline import Target  # noqa: E402
 from realtime.pose.estimators import PoseEstimator, open_pose_estimator  # noqa: E402
 from train.checkpoint import load_target  # noqa: E402
@@ -344,8 +344,8 @@ def evaluate_model(
     sheet_frames: int = 6,
 ) -> ModelEvaluation:
     """Generate every held-out frame from its own stick figure, in order (each conditioned on the previous
-    output when the model is temporal), and score it against the real frame (:class:`FrameEvaluator`, with
-    the data's joint confidence threshold).
+    output when the model is temporal; fed the target's own per-target inputs, made from the training frames),
+    and score it against the real frame (:class:`FrameEvaluator`, with the data's joint confidence threshold).
 
     Args:
         target: the loaded model.
@@ -388,9 +388,9 @@ def evaluate_model(
                 torch.from_numpy(np.asarray(data.joints_px[t : t + 1], np.float32)).to(target.device),
                 torch.from_numpy(np.asarray(data.confidence[t : t + 1], np.float32)).to(target.device),
                 to_chw_float(data.stick_figures[t])[None].to(target.device),
+                target.per_target,
             )
-            inputs = produce_frame_inputs(spec, context)
-            inputs.update({name: previous for name in state_inputs})
+            inputs = assemble_inputs(spec, context, previous)
             start = time.perf_counter()
             out = target.generate(inputs).clone()
             seconds.append(time.perf_counter() - start)

@@ -339,6 +339,7 @@ def _train_stage(
             main_generator=models.main_kind, main_downscale=models.main_downscale, generator=models.main,
             face_generator=models.face, discriminator=discriminator_raw, optimizer_g=optimizer_g,
             optimizer_d=optimizer_d, elapsed_s=elapsed_before_s + time.monotonic() - start_s,
+            target_inputs=pairs.per_target,
         )  # fmt: skip
         _link_latest(run.run_dir, stage)
         return None

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from realtime.model.backends import open_backend
 from realtime.model.bundle import read_bundle
 from realtime.model.face import face_crop_origin, face_crop_size_px
-from realtime.model.inputs import GeneratorInputs, InputRole
+from realtime.model.inputs import GeneratorInputs, InputRole, assemble_inputs
 from realtime.model.pipeline import Target
 from train.checkpoint import Checkpoint, load_weights_strict
 from train.config import FitConfig
@@ -226,15 +226,26 @@ class StepLosses:
 
 
 def _unroll(
-    generator: Callable[..., Tensor], batch: dict[str, Tensor], spec: GeneratorInputs
+    generator: Callable[..., Tensor],
+    batch: dict[str, Tensor],
+    spec: GeneratorInputs,
+    per_target: Mapping[str, Tensor] | None = None,
 ) -> tuple[Tensor | None, Tensor]:
-    """Everybody Dance Now's two-step unroll over the generator's declared inputs: frame ``t - 1`` from its
-    per-frame inputs (``NAME_prev``) and zeros for the state inputs, then frame ``t`` from its own and that
-    output; or one frame for a generator without a state input."""
+    """Everybody Dance Now's two-step unroll over the generator's declared inputs
+    (:func:`realtime.model.inputs.assemble_inputs`): frame ``t - 1`` from its per-frame inputs
+    (``NAME_prev``) and zeros for the state inputs, then frame ``t`` from its own and that output; or one
+    frame for a generator without a state input. Per-target inputs come from the batch (``NAME``), or from
+    ``per_target`` (``(1, C, H, W)``, broadcast over the batch: a teacher's own)."""
+    targets = (
+        per_target
+        if per_target is not None
+        else {item.name: batch[item.name] for item in spec.with_role(InputRole.PER_TARGET)}
+    )
 
     def feed(suffix: str, state: Tensor | None) -> list[Tensor]:
         zeros = torch.zeros_like(batch["frame" + suffix]) if state is None else state
-        return [zeros if item.role is InputRole.STATE else batch[item.name + suffix] for item in spec.inputs]
+        frame = {item.name: batch[item.name + suffix] for item in spec.with_role(InputRole.PER_FRAME)}
+        return list(assemble_inputs(spec, frame, zeros, targets).values())
 
     if not spec.temporal:
         return None, generator(*feed("", None))
@@ -248,7 +259,8 @@ class Teacher:
     weights) with its sidecar, run without gradients on a batch's declared inputs.
 
     The teacher runs on its own declared inputs: its per-frame inputs come from the batch (the student must
-    declare them too), its state input (the previous frame) from its own unroll. So a temporal teacher can
+    declare them too), its state input (the previous frame) from its own unroll, its per-target inputs from
+    its own bundle (:attr:`realtime.model.pipeline.Target.per_target`). So a temporal teacher can
     teach a generator without the previous frame (the teacher's frame ``t`` after its two-step unroll);
     a temporal student needs a temporal teacher.
 
@@ -264,7 +276,7 @@ class Teacher:
 
     def __init__(self, target: Target, inputs: GeneratorInputs, canvas_hw: tuple[int, int]) -> None:
         declared = target.bundle.generator_inputs
-        per_frame = {item.name for item in declared.inputs if item.role is not InputRole.STATE}
+        per_frame = {item.name for item in declared.with_role(InputRole.PER_FRAME)}
         if (
             not per_frame <= set(inputs.names)
             or (inputs.temporal and not declared.temporal)
@@ -322,7 +334,7 @@ class Teacher:
     def unroll(self, batch: dict[str, Tensor]) -> tuple[Tensor | None, Tensor]:
         """The teacher's frames of a batch in Everybody Dance Now's two-step unroll (its own previous output
         feeding its state input): ``(frame t - 1 or None for a generator without state, frame t)``."""
-        return _unroll(self, batch, self.inputs)
+        return _unroll(self, batch, self.inputs, self.target.per_target)
 
 
 def _adversarial(

@@ -1,7 +1,8 @@
 """The target bundle's JSON sidecar: everything the runtime needs that an engine file cannot carry.
 
 A trained target travels as files with one stem: ``NAME.onnx`` (or ``NAME.plan``, ``NAME.pt``) and
-``NAME.json``. See DESIGN.md, "Target bundle".
+``NAME.json``, and ``NAME.target_inputs.npz`` when the generator takes ``per_target`` inputs (named and hashed
+in the sidecar). See DESIGN.md, "Target bundle".
 """
 
 from __future__ import annotations
@@ -10,23 +11,43 @@ import hashlib
 import importlib.metadata
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from realtime.catalog import DEFAULT_POSE_ESTIMATOR
-from realtime.model.inputs import TEMPORAL_INPUTS, GeneratorInputs
+from realtime.model.inputs import TEMPORAL_INPUTS, GeneratorInputs, InputRole, check_target_tensor
 from realtime.pose.normalize import BodyStats
 from realtime.pose.render import RenderParams
 from realtime.pose.skeleton import SKELETON_NAME
 
-#: Version 2 records the whole generator-input declaration (``generator_inputs``); version 1 sidecars (only
-#: the input names, always the stick figure and the previous frame) are still read.
-BUNDLE_FORMAT_VERSION = 2
+#: Version 3 names the per-target inputs' file (``target_inputs``); version 2 records the whole
+#: generator-input declaration (``generator_inputs``). Version 2 sidecars (no per-target inputs) and version 1
+#: sidecars (only the input names, always the stick figure and the previous frame) are still read.
+BUNDLE_FORMAT_VERSION = 3
+#: The suffix of the per-target inputs' file beside the engine: ``NAME.target_inputs.npz``.
+TARGET_INPUTS_SUFFIX = ".target_inputs.npz"
 
 
 class BundleError(ValueError):
     """A target bundle that is missing its sidecar or whose sidecar is malformed or incompatible."""
+
+
+@dataclass(frozen=True)
+class TargetInputsFile:
+    """The sidecar's entry for the per-target inputs' file.
+
+    Attributes:
+        file: its name in the engine's folder (``NAME.target_inputs.npz``): one float16 ``(C, H, W)`` array
+            in [0, 1] per ``per_target`` input, under the input's name.
+        sha256: hex SHA-256 of its bytes.
+    """
+
+    file: str
+    sha256: str
 
 
 @dataclass(frozen=True)
@@ -53,6 +74,8 @@ class TargetBundle:
         versions: library versions that produced the bundle (torch, onnx, onnxruntime, mediapipe).
         checkpoint_sha256: SHA-256 of the training checkpoint the engine was exported from.
         checkpoint_step: training step of that checkpoint.
+        target_inputs: the per-target inputs' file (:func:`read_target_inputs`), or None for a generator
+            without ``per_target`` inputs.
     """
 
     name: str
@@ -69,6 +92,7 @@ class TargetBundle:
     skeleton: str = SKELETON_NAME
     pose_estimator: str = DEFAULT_POSE_ESTIMATOR
     versions: dict[str, str] = field(default_factory=dict)
+    target_inputs: TargetInputsFile | None = None
     format_version: int = BUNDLE_FORMAT_VERSION
 
     @property
@@ -96,9 +120,9 @@ class TargetBundle:
     def from_json(cls, data: dict[str, Any]) -> TargetBundle:
         """Raises :class:`BundleError` for a wrong format version, skeleton or missing field."""
         version = data.get("format_version")
-        if version not in (1, BUNDLE_FORMAT_VERSION):
+        if version not in (1, 2, BUNDLE_FORMAT_VERSION):
             raise BundleError(
-                f"sidecar format version {version!r}, this code reads 1 and {BUNDLE_FORMAT_VERSION}; "
+                f"sidecar format version {version!r}, this code reads 1 to {BUNDLE_FORMAT_VERSION}; "
                 "export the target again"
             )
         if data.get("skeleton") != SKELETON_NAME:
@@ -107,6 +131,9 @@ class TargetBundle:
             fields = dict(data)
             if version == 1:
                 fields = _upgrade_v1(fields)
+            fields["format_version"] = BUNDLE_FORMAT_VERSION  # version 2 is version 3 without target_inputs
+            if fields.get("target_inputs") is not None:
+                fields["target_inputs"] = TargetInputsFile(**fields["target_inputs"])
             fields["render"] = RenderParams(**data["render"])
             fields["stats"] = BodyStats.from_json(data["stats"])
             fields["generator_inputs"] = GeneratorInputs.from_json(fields["generator_inputs"])
@@ -184,3 +211,79 @@ def library_versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             versions[package] = "absent"
     return versions
+
+
+def target_inputs_path(engine: str | os.PathLike[str]) -> Path:
+    """``NAME.target_inputs.npz`` beside ``NAME.onnx`` / ``NAME.plan`` / ``NAME.pt`` (one file for all three,
+    like the sidecar)."""
+    engine = Path(engine)
+    return engine.with_name(engine.stem + TARGET_INPUTS_SUFFIX)
+
+
+def write_target_inputs(engine: str | os.PathLike[str], values: Mapping[str, np.ndarray]) -> TargetInputsFile:
+    """Write the per-target inputs beside ``engine`` (atomically), as float16 ``(C, H, W)`` arrays by name.
+
+    Args:
+        engine: the engine file.
+        values: float ``(C, H, W)`` in [0, 1] (or ``(1, C, H, W)``) by input name.
+
+    Returns:
+        the sidecar's entry for the file (put it in :attr:`TargetBundle.target_inputs`).
+    """
+    path = target_inputs_path(engine)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    arrays = {
+        name: np.asarray(value, np.float32).reshape(np.shape(value)[-3:]) for name, value in values.items()
+    }
+    np.savez(tmp, **{name: value.astype(np.float16) for name, value in arrays.items()})
+    os.replace(tmp, path)
+    return TargetInputsFile(path.name, file_sha256(path))
+
+
+def read_target_inputs(engine: str | os.PathLike[str], bundle: TargetBundle) -> dict[str, np.ndarray]:
+    """The per-target inputs of ``bundle``'s generator from the file its sidecar names beside ``engine``.
+
+    Returns:
+        ``{name: float32 (C, H, W) in [0, 1]}`` for every ``per_target`` input of ``bundle.generator_inputs``
+        (empty when it has none).
+
+    Raises:
+        BundleError: naming the file and the fix, if the sidecar names no file, the file is missing, its
+            hash differs from the sidecar's, or an input is missing from it or has the wrong shape.
+    """
+    specs = bundle.generator_inputs.with_role(InputRole.PER_TARGET)
+    if not specs:
+        return {}
+    again = "export the target again (python -m export.onnx CHECKPOINT OUT.onnx) and copy all its files"
+    names = [spec.name for spec in specs]
+    if bundle.target_inputs is None:
+        raise BundleError(
+            f"the sidecar {sidecar_path(engine)} names no per-target inputs file, but the generator takes "
+            f"per-target inputs {names}; {again}"
+        )
+    path = Path(engine).parent / bundle.target_inputs.file
+    if not path.is_file():
+        raise BundleError(f"per-target inputs file {path} is missing (the generator takes {names}); {again}")
+    if file_sha256(path) != bundle.target_inputs.sha256:
+        raise BundleError(
+            f"per-target inputs file {path} does not match the SHA-256 in {sidecar_path(engine)} "
+            f"(it belongs to another export); {again}"
+        )
+    canvas_hw = (bundle.canvas_height, bundle.canvas_width)
+    out = {}
+    try:
+        with np.load(path) as stored:
+            for spec in specs:
+                if spec.name not in stored.files:
+                    raise BundleError(
+                        f"per-target inputs file {path} has no {spec.name!r} "
+                        f"(it holds {sorted(stored.files)}); {again}"
+                    )
+                value = stored[spec.name].astype(np.float32)
+                check_target_tensor(spec, value, canvas_hw)
+                out[spec.name] = value.reshape(spec.channels, *canvas_hw)
+    except (OSError, ValueError) as error:
+        if isinstance(error, BundleError):
+            raise
+        raise BundleError(f"per-target inputs file {path}: {error}; {again}") from error
+    return out

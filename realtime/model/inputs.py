@@ -8,24 +8,30 @@ name, a channel count and a role:
   at run time exactly what it was trained on.
 - ``state``: the generator's own previous output (Everybody Dance Now's temporal conditioning, Chan et al.
   2019, Sec. 3.2): zeros for a sequence's first frame, then the last generated frame.
-- ``per_target``: fixed for a target (a reference appearance, a background plate). Declared here so that the
-  sidecar can record it; no bundled model uses one yet, and building a model with one raises.
+- ``per_target``: fixed for a target (a reference appearance, a background plate). Each has a *target
+  producer*, run once per target on its training frames (:class:`TargetFrames`) when the data is prepared (or
+  on first use, for one declared later; :func:`train.dataset.load_target_inputs`); the result travels with
+  the checkpoint into the bundle (``NAME.target_inputs.npz`` beside the sidecar), is loaded once per target
+  (:class:`realtime.model.pipeline.Target`) and fed every frame, as FasterLivePortrait prepares its source
+  once and runs per frame. Per-frame producers see them in :attr:`FrameContext.per_target`.
 
 A model's :class:`GeneratorInputs` is an ordered selection of declared inputs. Its order is the order in
 which the generator concatenates its input channels and the order of the exported graph's inputs. Models
 size their first layer from :attr:`GeneratorInputs.in_channels`, the dataset yields batches keyed by the
 names, export names the ONNX inputs from them, the sidecar records the whole declaration, and the pipeline
-feeds them by name. Adding an input is: :func:`declare_input` it with a producer, list its name in the
-training config (``generator.extra_inputs``), train.
+feeds them by name; :func:`assemble_inputs` is the one place that puts a generator's inputs together
+(pipeline, evaluation and training alike). Adding an input is: :func:`declare_input` it with a producer, list
+its name in the training config (``generator.extra_inputs``), train.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 
@@ -95,17 +101,21 @@ FACE_RESIDUAL = TensorSpec("face_residual", 3, InputRole.PER_FRAME, "residual in
 
 @dataclass(frozen=True)
 class FrameContext:
-    """What a per-frame producer sees: one batch of normalized poses and their stick figures.
+    """What a per-frame producer sees: one batch of normalized poses and their stick figures, and the target's
+    per-target inputs.
 
     Attributes:
         joints_px: float32 ``(B, NUM_JOINTS, 2)``, joint x, y in canvas pixels (NaN where missing).
         confidence: float32 ``(B, NUM_JOINTS)`` in [0, 1].
         stick_figure: float32 ``(B, 3, H, W)`` in [0, 1], the stick figure already drawn for these poses.
+        per_target: the target's ``per_target`` inputs by name, float32 ``(1, C, H, W)`` in [0, 1] on the
+            context's device (the same for every item of the batch); empty for a model without any.
     """
 
     joints_px: torch.Tensor
     confidence: torch.Tensor
     stick_figure: torch.Tensor
+    per_target: Mapping[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def batch(self) -> int:
@@ -116,42 +126,92 @@ class FrameContext:
         return int(self.stick_figure.shape[-2]), int(self.stick_figure.shape[-1])
 
 
+@dataclass(frozen=True)
+class TargetFrames:
+    """What a target producer sees: the target's training frames (never its held-out ones), NumPy only.
+
+    Attributes:
+        frames: uint8 ``(N, H, W, 3)`` RGB frames on the target canvas (may be a memory map).
+        masks: uint8 ``(N, H, W)`` person segmentation, 0-255.
+        joints_px: float32 ``(N, NUM_JOINTS, 2)`` joint x, y in canvas pixels.
+        confidence: float32 ``(N, NUM_JOINTS)`` in [0, 1].
+        frame_range: the prepared video's frames these are (``range(0, train_end)``).
+
+    Raises:
+        ValueError: if the arrays disagree in frame count or shape, or there are no frames.
+    """
+
+    frames: np.ndarray
+    masks: np.ndarray
+    joints_px: np.ndarray
+    confidence: np.ndarray
+    frame_range: range
+
+    def __post_init__(self) -> None:
+        n = len(self.frame_range)
+        if n < 1 or self.frames.ndim != 4 or self.frames.shape[0] != n or self.frames.shape[-1] != 3:
+            raise ValueError(
+                f"frames must be uint8 (N, H, W, 3) with N = len({self.frame_range}) >= 1, "
+                f"got {self.frames.shape}"
+            )
+        if self.masks.shape != self.frames.shape[:3] or self.joints_px.shape[:1] != (n,):
+            raise ValueError(
+                f"masks {self.masks.shape} and joints {self.joints_px.shape} must match frames "
+                f"{self.frames.shape}"
+            )
+        if self.confidence.shape != self.joints_px.shape[:2]:
+            raise ValueError(f"confidence {self.confidence.shape} must match joints {self.joints_px.shape}")
+
+    @property
+    def canvas_hw(self) -> tuple[int, int]:
+        return int(self.frames.shape[1]), int(self.frames.shape[2])
+
+
 #: A per-frame producer: the context in, float32 ``(B, channels, H, W)`` in [0, 1] out, on the context's
 #: device.
 Producer = Callable[[FrameContext], torch.Tensor]
+#: A target producer (``per_target`` inputs): the target's training frames in, float32 ``(channels, H, W)``
+#: in [0, 1] out.
+TargetProducer = Callable[[TargetFrames], np.ndarray]
 
 _DECLARED: dict[str, TensorSpec] = {}
 _PRODUCERS: dict[str, Producer] = {}
+_TARGET_PRODUCERS: dict[str, TargetProducer] = {}
 
 
-def declare_input(spec: TensorSpec, producer: Producer | None = None, *, replace: bool = False) -> TensorSpec:
+def declare_input(
+    spec: TensorSpec, producer: Producer | TargetProducer | None = None, *, replace: bool = False
+) -> TensorSpec:
     """Declare a generator input (once per process; idempotent for the same spec and producer).
 
     Args:
         spec: the input.
-        producer: required for a ``per_frame`` input, forbidden for the others.
+        producer: required for a ``per_frame`` input (a :data:`Producer`) and a ``per_target`` one (a
+            :data:`TargetProducer`), forbidden for a ``state`` input.
         replace: allow redeclaring a name with another spec or producer (tests).
 
     Returns:
         ``spec``.
 
     Raises:
-        ValueError: if a ``per_frame`` input has no producer (or another role has one), or the name is
-            declared already with another spec or producer and ``replace`` is False.
+        ValueError: if a ``per_frame`` or ``per_target`` input has no producer (or a state input has one), or
+            the name is declared already with another spec or producer and ``replace`` is False.
     """
-    if (spec.role is InputRole.PER_FRAME) != (producer is not None):
+    if (spec.role is not InputRole.STATE) != (producer is not None):
         raise ValueError(
-            f"{spec.name}: a per_frame input needs a producer, and only a per_frame input has one"
+            f"{spec.name}: a per_frame or per_target input needs a producer, and a state input has none"
         )
     if not replace and spec.name in _DECLARED:
-        if _DECLARED[spec.name] != spec or _PRODUCERS.get(spec.name) is not producer:
+        known = _PRODUCERS.get(spec.name, _TARGET_PRODUCERS.get(spec.name))
+        if _DECLARED[spec.name] != spec or known is not producer:
             raise ValueError(f"generator input {spec.name!r} is declared already as {_DECLARED[spec.name]}")
         return spec
+    forget_input(spec.name)
     _DECLARED[spec.name] = spec
-    if producer is not None:
-        _PRODUCERS[spec.name] = producer
-    else:
-        _PRODUCERS.pop(spec.name, None)
+    if spec.role is InputRole.PER_FRAME:
+        _PRODUCERS[spec.name] = producer  # type: ignore[assignment]
+    elif spec.role is InputRole.PER_TARGET:
+        _TARGET_PRODUCERS[spec.name] = producer  # type: ignore[assignment]
     return spec
 
 
@@ -159,6 +219,12 @@ def forget_input(name: str) -> None:
     """Remove a declared input (tests that declare their own). Unknown names are ignored."""
     _DECLARED.pop(name, None)
     _PRODUCERS.pop(name, None)
+    _TARGET_PRODUCERS.pop(name, None)
+
+
+def declared_inputs(role: InputRole | None = None) -> tuple[TensorSpec, ...]:
+    """Every input declared in this process (of ``role`` when given), in declaration order."""
+    return tuple(spec for spec in _DECLARED.values() if role is None or spec.role is role)
 
 
 def declared_input(name: str) -> TensorSpec:
@@ -275,11 +341,106 @@ def produce_frame_inputs(spec: GeneratorInputs, context: FrameContext) -> dict[s
     return out
 
 
-def check_buildable(spec: GeneratorInputs) -> None:
-    """Raises ValueError if ``spec`` uses a role that nothing in this project feeds yet (``per_target``)."""
-    per_target = spec.with_role(InputRole.PER_TARGET)
-    if per_target:
-        raise ValueError(
-            f"per_target inputs {[s.name for s in per_target]} are declared but not fed by the dataset or "
-            "the pipeline yet"
+def produce_target_input(spec: TensorSpec, frames: TargetFrames) -> np.ndarray:
+    """A ``per_target`` input made by its target producer from the target's training frames.
+
+    Returns:
+        float32 ``(channels, H, W)`` in [0, 1] at the frames' canvas.
+
+    Raises:
+        KeyError: if ``spec`` is not a ``per_target`` input with a producer in this process (declare it
+            first).
+        ValueError: if the producer returns the wrong shape or dtype, or values outside [0, 1] (or NaN).
+    """
+    if spec.role is not InputRole.PER_TARGET or spec.name not in _TARGET_PRODUCERS:
+        raise KeyError(
+            f"generator input {spec.name!r} has no target producer in this process; declare it first "
+            "(declare_input with a per_target TensorSpec and its producer)"
         )
+    value = np.asarray(_TARGET_PRODUCERS[spec.name](frames))
+    expected = (spec.channels, *frames.canvas_hw)
+    if value.dtype != np.float32 or value.shape != expected:
+        raise ValueError(
+            f"the target producer of {spec.name} returned {value.dtype} {value.shape}, expected float32 "
+            f"{expected}"
+        )
+    if not (np.isfinite(value).all() and value.min() >= 0.0 and value.max() <= 1.0):
+        raise ValueError(f"the target producer of {spec.name} returned values outside [0, 1] (or NaN)")
+    return value
+
+
+def check_target_tensor(
+    spec: TensorSpec, value: torch.Tensor | np.ndarray, canvas_hw: tuple[int, int]
+) -> None:
+    """Check one per-target value: ``(channels, H, W)`` or ``(1, channels, H, W)`` at ``canvas_hw``.
+
+    Raises:
+        ValueError: naming the input, the shape found and the one expected.
+    """
+    shape = tuple(value.shape)
+    expected = (spec.channels, *canvas_hw)
+    if shape not in (expected, (1, *expected)):
+        raise ValueError(f"per-target input {spec.name} has shape {shape}, expected {expected}")
+
+
+def assemble_inputs(
+    spec: GeneratorInputs,
+    frame: FrameContext | Mapping[str, torch.Tensor],
+    state: torch.Tensor,
+    per_target: Mapping[str, torch.Tensor] | None = None,
+) -> dict[str, torch.Tensor]:
+    """A generator's inputs by name, in ``spec``'s order: the one place where they are put together (the
+    pipeline, the evaluation, the training unroll and the distillation teacher all call it).
+
+    Args:
+        spec: the generator's declared inputs.
+        frame: a :class:`FrameContext` (its ``per_frame`` inputs are produced here,
+            :func:`produce_frame_inputs`), or those inputs already produced, by name, float32
+            ``(B, C, H, W)`` (a training batch's).
+        state: the generator's previous output, float32 ``(B, 3, H, W)`` (zeros at a sequence's start), fed
+            to every ``state`` input.
+        per_target: the target's ``per_target`` inputs by name, float32 ``(1, C, H, W)`` or ``(B, C, H, W)``;
+            None: the context's (``frame.per_target``). One of batch 1 is broadcast over the batch
+            (``expand``, no copy).
+
+    Returns:
+        ``{name: float32 (B, C, H, W)}`` for every input of ``spec``, the same tensors as given where no
+        broadcast was needed (nothing is copied).
+
+    Raises:
+        KeyError: naming an input that ``frame`` or ``per_target`` lacks.
+        ValueError: as :func:`produce_frame_inputs`, or for a per-target tensor of the wrong shape.
+    """
+    if isinstance(frame, FrameContext):
+        produced: Mapping[str, torch.Tensor] = produce_frame_inputs(spec, frame)
+        targets = frame.per_target if per_target is None else per_target
+    else:
+        produced, targets = frame, {} if per_target is None else per_target
+    batch, hw = int(state.shape[0]), tuple(state.shape[-2:])
+    out = {}
+    for item in spec.inputs:
+        if item.role is InputRole.STATE:
+            out[item.name] = state
+        elif item.role is InputRole.PER_FRAME:
+            if item.name not in produced:
+                raise KeyError(f"no per-frame input {item.name!r} among {sorted(produced)}")
+            out[item.name] = produced[item.name]
+        else:
+            if item.name not in targets:
+                raise KeyError(
+                    f"no per-target input {item.name!r} among {sorted(targets)}; a target's per-target "
+                    "inputs come with its bundle (export it again: python -m export.onnx) or its prepared "
+                    "data (train.dataset.load_target_inputs)"
+                )
+            value = targets[item.name]
+            if (
+                value.dim() != 4
+                or value.shape[0] not in (1, batch)
+                or tuple(value.shape[1:]) != (item.channels, *hw)
+            ):
+                raise ValueError(
+                    f"per-target input {item.name} has shape {tuple(value.shape)}, expected "
+                    f"(1 or {batch}, {item.channels}, {hw[0]}, {hw[1]})"
+                )
+            out[item.name] = value if value.shape[0] == batch else value.expand(batch, -1, -1, -1)
+    return out

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from realtime.model.inputs import FACE_INPUTS, TEMPORAL_INPUTS, GeneratorInputs, check_buildable
+from realtime.model.inputs import FACE_INPUTS, TEMPORAL_INPUTS, GeneratorInputs
 
 #: Format of the inference weights file (:func:`save_weights`).
 WEIGHTS_FORMAT = "dance-live-inference-weights"
@@ -60,8 +60,7 @@ class GeneratorSpec:
             foreground over ("mobile" only; :class:`MobileGenerator`), or ``(0, 0)`` for none.
 
     Raises:
-        ValueError: for an unknown kind, sizes out of range, a background for another kind than "mobile",
-            or inputs no part of the project can feed.
+        ValueError: for an unknown kind, sizes out of range, or a background for another kind than "mobile".
     """
 
     kind: str
@@ -88,7 +87,6 @@ class GeneratorSpec:
             raise ValueError(f"generator sizes out of range: {self}")
         if self.downscale not in (1, 2) or (self.downscale == 2 and self.kind != "global"):
             raise ValueError(f"downscale must be 1, or 2 for a global generator; got {self.downscale}")
-        check_buildable(self.inputs)
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

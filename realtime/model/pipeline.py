@@ -21,9 +21,9 @@ import torch
 
 from realtime.catalog import POSE_ESTIMATORS, UnknownPoseEstimatorError, pose_estimator_names
 from realtime.model.backends import InferenceBackend, check_engine_suffix, open_backend
-from realtime.model.bundle import TargetBundle, read_bundle
+from realtime.model.bundle import BundleError, TargetBundle, read_bundle, read_target_inputs
 from realtime.model.face import FaceRefiner
-from realtime.model.inputs import FrameContext, InputRole, produce_frame_inputs
+from realtime.model.inputs import FrameContext, InputRole, assemble_inputs, check_target_tensor
 from realtime.pose.estimators import PoseEstimator, PoseFrame, open_pose_estimator
 from realtime.pose.filters import OneEuroFilter, OneEuroParams
 from realtime.pose.normalize import CanvasClamp, PoseNormalizer
@@ -41,17 +41,33 @@ DEFAULT_ONE_EURO = OneEuroParams()
 
 
 class Target:
-    """A target model ready to run: the inference backend and its sidecar.
+    """A target model ready to run: the inference backend, its sidecar, and its per-target inputs.
+
+    The per-target inputs (a reference appearance, a background plate: :mod:`realtime.model.inputs`) are
+    loaded once here, onto the backend's device, and every :class:`Retargeter` of this target feeds the same
+    tensors every frame (FasterLivePortrait's "prepare the source once, run per frame").
 
     Args:
         backend: the loaded generator.
         bundle: its sidecar.
         path: the engine file it came from.
         face: the face residual model (Everybody Dance Now's face GAN) when the sidecar names one, else None.
+        per_target: the generator's ``per_target`` inputs by name, float ``(C, H, W)`` or ``(1, C, H, W)`` in
+            [0, 1] (NumPy or torch, any device); None: read from the file the sidecar names beside ``path``
+            (:func:`realtime.model.bundle.read_target_inputs`).
+
+    Raises:
+        realtime.model.bundle.BundleError: for a missing or mismatched per-target inputs file, or given
+            per-target inputs that miss one of the generator's or have the wrong shape.
     """
 
     def __init__(
-        self, backend: InferenceBackend, bundle: TargetBundle, path: Path, face: FaceRefiner | None = None
+        self,
+        backend: InferenceBackend,
+        bundle: TargetBundle,
+        path: Path,
+        face: FaceRefiner | None = None,
+        per_target: Mapping[str, torch.Tensor | np.ndarray] | None = None,
     ) -> None:
         self.backend = backend
         self.bundle = bundle
@@ -59,18 +75,32 @@ class Target:
         self.face = face
         self.name = bundle.name
         self.canvas_size: tuple[int, int] = (bundle.canvas_width, bundle.canvas_height)
+        if per_target is None:
+            per_target = read_target_inputs(path, bundle)
+        self.per_target: dict[str, torch.Tensor] = {}
+        for spec in bundle.generator_inputs.with_role(InputRole.PER_TARGET):
+            if spec.name not in per_target:
+                raise BundleError(f"{path}: no value for the per-target input {spec.name!r}")
+            value = torch.as_tensor(per_target[spec.name])
+            try:
+                check_target_tensor(spec, value, (bundle.canvas_height, bundle.canvas_width))
+            except ValueError as error:
+                raise BundleError(f"{path}: {error}") from None
+            self.per_target[spec.name] = (
+                value.to(self.device, torch.float32).reshape(1, spec.channels, *value.shape[-2:]).contiguous()
+            )
 
     @classmethod
     def load(
         cls, path: str | os.PathLike[str], device: str | torch.device | None = None, **backend_options: Any
     ) -> Target:
-        """Load ``NAME.plan`` / ``NAME.onnx`` / ``NAME.pt`` (inference weights) and its ``NAME.json`` sidecar:
-        the backend follows the extension (:func:`realtime.model.backends.open_backend`). When the sidecar
-        names a
-        ``face_model``, it is loaded too, on that device (:class:`realtime.model.face.FaceRefiner`); a
-        ``.plan``
-        target's face model is the ``.plan`` of that name (``NAME.face.plan``, built with it by
-        ``python -m export.tensorrt``), since ``NAME.json`` is shared with ``NAME.onnx``.
+        """Load ``NAME.plan`` / ``NAME.onnx`` / ``NAME.pt`` (inference weights), its ``NAME.json`` sidecar
+        and, when the generator takes per-target inputs, ``NAME.target_inputs.npz`` (onto the backend's
+        device): the backend follows the extension (:func:`realtime.model.backends.open_backend`). When the
+        sidecar names a ``face_model``, it is loaded too, on that device
+        (:class:`realtime.model.face.FaceRefiner`); a ``.plan`` target's face model is the ``.plan`` of that
+        name (``NAME.face.plan``, built with it by ``python -m export.tensorrt``), since ``NAME.json`` is
+        shared with ``NAME.onnx``.
 
         Args:
             path: the engine file.
@@ -81,7 +111,8 @@ class Target:
 
         Raises:
             FileNotFoundError: if the engine file (or the face model it names) is missing.
-            ValueError: (:class:`realtime.model.bundle.BundleError`) for a missing or malformed sidecar.
+            ValueError: (:class:`realtime.model.bundle.BundleError`) for a missing or malformed sidecar, or a
+                missing or mismatched per-target inputs file (``NAME.target_inputs.npz``).
             RuntimeError: (:class:`realtime.model.backends.BackendError`) if the engine cannot be loaded or
             its
                 inputs differ from the sidecar's declaration.
@@ -112,7 +143,8 @@ class Target:
         """Run the generator.
 
         Args:
-            inputs: every input of ``bundle.generator_inputs`` by name, float32 ``(B, C, H, W)`` in [0, 1].
+            inputs: every input of ``bundle.generator_inputs`` by name, float32 ``(B, C, H, W)`` in [0, 1]
+                (:func:`realtime.model.inputs.assemble_inputs`; per-target ones: :attr:`per_target`).
             out: a float32 ``(B, 3, H, W)`` tensor on :attr:`device` to write the frame into, or None
                 (the backend's per-thread buffer, valid until this thread's next run).
 
@@ -330,8 +362,8 @@ class Retargeter:
         return PoseFrame(shown[0], shown[1], pose.timestamp_ms, (width, height))
 
     def render(self, normalized: PoseFrame) -> FrameContext:
-        """The stick figure of a canvas pose, with the pose, as a producer context
-        (:mod:`realtime.model.inputs`):
+        """The stick figure of a canvas pose, with the pose and the target's per-target inputs, as a producer
+        context (:mod:`realtime.model.inputs`):
         float32 ``(1, 3, H, W)`` in [0, 1] on the target's device."""
         width, height = self.target.canvas_size
         device = self.target.device
@@ -342,7 +374,7 @@ class Retargeter:
         stick = rasterize_stick_figure(
             joints, confidence, height=height, width=width, params=self.target.bundle.render
         )
-        return FrameContext(joints, confidence, stick)
+        return FrameContext(joints, confidence, stick, self.target.per_target)
 
     def generate(self, pose: PoseFrame, timings_ms: dict[str, float] | None = None) -> RetargetResult:
         """Normalize, draw and generate one frame from a source pose (updates the previous frame)."""
@@ -353,8 +385,7 @@ class Retargeter:
         context = self.render(normalized)
         stick = context.stick_figure
         t2 = time.perf_counter()
-        inputs = produce_frame_inputs(self.target.bundle.generator_inputs, context)
-        inputs.update({name: self._previous for name in self._state_inputs})
+        inputs = assemble_inputs(self.target.bundle.generator_inputs, context, self._previous)
         generated = self.target.generate(inputs, out=self._next)
         t3 = time.perf_counter()
         if self._state_inputs:
