@@ -357,6 +357,21 @@ def _keys_under(dotted_parent: str) -> list[str]:
     return [f.name for f in dataclasses.fields(cls)]
 
 
+def config_keys() -> tuple[str, ...]:
+    """Every dotted key that a config file or a ``key=value`` override may set (``generator.extra_inputs``,
+    ``steps``, ...), in :class:`FitConfig`'s field order: derived from the dataclasses, as nanoGPT derives its
+    ``config_keys`` from its globals, so that no list of keys is kept by hand (``python -m train fit --help``
+    shows these)."""
+    keys: list[str] = []
+    for name in _keys_under(""):
+        children = _keys_under(name)
+        if children:
+            keys.extend(f"{name}.{child}" for child in children)
+        else:
+            keys.append(name)
+    return tuple(keys)
+
+
 def _merge(sources: Sequence[tuple[str, Any]]) -> FitConfig:
     """Merge ``(description, OmegaConf-compatible node)`` pairs over the defaults into a FitConfig.
 

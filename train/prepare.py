@@ -1,4 +1,4 @@
-"""Prepare a target video for training: ``python -m train.prepare TARGET.mp4 --out DIR``.
+"""Prepare a target video for training: ``python -m train prepare TARGET.mp4 --out DIR`` (:mod:`train.cli`).
 
 Two passes over the video (Everybody Dance Now, Chan et al. 2019, Sec. 4 "Data collection"):
 
@@ -13,55 +13,22 @@ The output format is described in :mod:`train.dataset`.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from realtime.cli import add_log_level, canvas_size, existing_file, fraction, positive_int, setup_logging
+import numpy as np
+import torch
+from PIL import Image
 
-
-def build_parser() -> argparse.ArgumentParser:
-    """The command line (light: it loads nothing heavy, so ``--help`` and argument errors are quick)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m train.prepare",
-        description="Turn a video of the target person (one person, static camera, full body in frame) into "
-        "a training directory: canvas frames, keypoints, stick figures, masks, face boxes, the target's "
-        "normalization statistics, and a split that holds out the last frames.",
-    )
-    parser.add_argument("video", type=existing_file, help="target video (any format FFmpeg reads)")
-    parser.add_argument("--out", type=Path, required=True, help="output directory")
-    parser.add_argument(
-        "--size", type=canvas_size, default=(256, 256), help="canvas WIDTHxHEIGHT (default 256x256)"
-    )
-    parser.add_argument(
-        "--heldout-fraction",
-        type=fraction,
-        default=0.15,
-        help="last fraction of frames held out (default 0.15)",
-    )
-    parser.add_argument("--max-frames", type=positive_int, default=None, help="use only the first N frames")
-    add_log_level(parser, "info")
-    return parser
-
-
-if __name__ == "__main__":
-    build_parser().parse_args()  # --help and argument errors answer here, before the heavy imports
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from realtime.console import progress  # noqa: E402
-from realtime.pose.estimators import PoseEstimator  # noqa: E402
-from realtime.pose.normalize import body_stats  # noqa: E402
-from realtime.pose.render import RenderParams, rasterize_stick_figure  # noqa: E402
-from realtime.pose.skeleton import FACE_JOINTS, NUM_JOINTS, Joint  # noqa: E402
-from realtime.video import VideoError, read_frames, video_info  # noqa: E402
-from train.dataset import Crop, PreparedMeta, PreparedWriter  # noqa: E402
+from realtime.console import progress
+from realtime.pose.estimators import PoseEstimator
+from realtime.pose.normalize import body_stats
+from realtime.pose.render import RenderParams, rasterize_stick_figure
+from realtime.pose.skeleton import FACE_JOINTS, NUM_JOINTS, Joint
+from realtime.video import read_frames, video_info
+from train.dataset import Crop, PreparedMeta, PreparedWriter
 
 log = logging.getLogger(__name__)
 
@@ -280,32 +247,3 @@ def write_preview(path: Path, frames: np.ndarray, sticks: np.ndarray, count: int
     top = np.concatenate([frames[i] for i in picks], axis=1)
     bottom = np.concatenate([sticks[i] for i in picks], axis=1)
     Image.fromarray(np.concatenate([top, bottom], axis=0)).save(path)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    setup_logging(args.log_level, command_line=argv is None)
-    start = time.perf_counter()
-    try:
-        meta = prepare(
-            args.video,
-            args.out,
-            canvas_width=args.size[0],
-            canvas_height=args.size[1],
-            heldout_fraction=args.heldout_fraction,
-            max_frames=args.max_frames,
-        )
-    except (VideoError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    found = float((np.load(args.out / "keypoints.npz")["confidence"].max(axis=1) > 0).mean())
-    print(
-        f"prepared {meta.num_frames} frames ({meta.train_end} train, {len(meta.heldout)} held out) into "
-        f"{args.out} in {time.perf_counter() - start:.1f} s; person found in {found:.0%} of frames; "
-        f"canvas {meta.canvas_width}x{meta.canvas_height}; preview: {args.out / 'preview.png'}"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -265,7 +265,7 @@ def test_evaluate_synthetic_on_a_source_video(tiny_engine, tmp_path, monkeypatch
 
 
 def test_train_evaluate_synthetic_cli(tiny_engine, tmp_path, capsys):
-    from train.evaluate import main as evaluate_main
+    from train.cli import evaluate_main
 
     video = shared_video("source_dance.mp4")
     out = tmp_path / "cli"
