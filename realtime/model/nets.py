@@ -47,7 +47,7 @@ class GeneratorSpec:
 
     Attributes:
         kind: the registered architecture (:data:`NETWORKS`): "global" (:class:`GlobalGenerator`), "local"
-            (:class:`LocalEnhancer`) or "face" (:class:`FaceGenerator`).
+            (:class:`LocalEnhancer`), "face" (:class:`FaceGenerator`) or "mobile" (:class:`MobileGenerator`).
         ngf: channels of the first layer (G1's for "local").
         n_downsample: stride-2 downsamplings; H and W must be multiples of ``2**n_downsample`` (one more for
             "local" and for ``downscale`` 2).
