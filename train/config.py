@@ -263,7 +263,7 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class FitConfig:
-    """Everything ``python -m train.fit`` needs besides the data and run directories.
+    """Everything ``python -m train fit`` needs besides the data and run directories.
 
     ``stages``: the training stages to run, in order, from :data:`STAGES`: ``global`` first, then
     optionally ``local`` and/or ``face`` (e.g. ``[global]``, ``[global, local, face]``, ``[global, face]``).

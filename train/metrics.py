@@ -18,7 +18,7 @@
 
 Everything works frame by frame (:class:`FrameEvaluator`, constant memory for long videos) and on whole
 arrays (:func:`evaluate_frames`). The inputs are the same whether the ground truth is a held-out frame of
-the target video (``python -m train.evaluate``) or a rendered synthetic target:
+the target video (``python -m train evaluate``) or a rendered synthetic target:
 
 - frames: uint8 ``(H, W, 3)`` RGB (``(N, H, W, 3)`` for a sequence), generated and real of one shape;
 - driving pose: joints float ``(NUM_JOINTS, 2)`` in pixels of those frames (x right, y down) and confidence

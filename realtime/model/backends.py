@@ -430,6 +430,6 @@ def open_backend(
     if expected is not None and set(expected) != set(backend.input_names):
         raise BackendError(
             f"{path}: the engine takes inputs {list(backend.input_names)}, its sidecar declares "
-            f"{list(expected)}; export the target again (python -m export.onnx)"
+            f"{list(expected)}; export the target again (python -m export onnx)"
         )
     return backend

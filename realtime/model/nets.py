@@ -512,7 +512,7 @@ def load_weights(path: str | os.PathLike[str], map_location: str | torch.device 
     if isinstance(data, dict) and "optimizer_g" in data:
         raise WeightsError(
             f"{path} is a training checkpoint, not an inference weights file; export it first: "
-            f"python -m export.onnx {path} NAME.onnx (writes NAME.onnx, NAME.pt and NAME.json)"
+            f"python -m export onnx {path} NAME.onnx (writes NAME.onnx, NAME.pt and NAME.json)"
         )
     if not isinstance(data, dict) or data.get("format") != WEIGHTS_FORMAT:
         raise WeightsError(f"{path} is not an inference weights file (format {WEIGHTS_FORMAT!r})")

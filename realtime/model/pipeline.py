@@ -69,7 +69,7 @@ class Target:
         ``face_model``, it is loaded too, on that device (:class:`realtime.model.face.FaceRefiner`); a
         ``.plan``
         target's face model is the ``.plan`` of that name (``NAME.face.plan``, built with it by
-        ``python -m export.tensorrt``), since ``NAME.json`` is shared with ``NAME.onnx``.
+        ``python -m export tensorrt``), since ``NAME.json`` is shared with ``NAME.onnx``.
 
         Args:
             path: the engine file.

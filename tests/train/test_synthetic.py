@@ -250,7 +250,7 @@ def test_evaluate_synthetic_on_a_source_video(tiny_engine, tmp_path, monkeypatch
 
     monkeypatch.setattr(realtime.offline.retarget, "retarget_frames", spy)
     result = evaluate_synthetic(tiny_engine, [video], tmp_path / "eval", max_frames=6)
-    # driven through the offline retargeting that `python -m realtime.offline.retarget` runs, with its
+    # driven through the offline retargeting that `python -m realtime.offline` runs, with its
     # default median
     assert calls == [{"max_frames": 6, "median_window": 5}]
     (source,) = result.sources

@@ -103,7 +103,7 @@ def test_a_plan_for_another_gpu_or_tensorrt_says_to_rebuild_and_how(tmp_path, fa
     plan = _plan(tmp_path, {**RECORD, **changed})
     with pytest.raises(BackendError, match=message) as error:
         rt.TensorRTBackend(plan, device="cpu", trt=trt)
-    assert f"rebuild it on this machine: python -m export.tensorrt {tmp_path / 'target.onnx'} {plan}" in str(
+    assert f"rebuild it on this machine: python -m export tensorrt {tmp_path / 'target.onnx'} {plan}" in str(
         error.value
     )
     assert "deserialize_cuda_engine" not in trt.names()  # refused before TensorRT sees the file
