@@ -452,9 +452,11 @@ def evaluate_models(
         ``(out, table)``: the output folder and the markdown table written to ``out/metrics.md``.
 
     Raises:
-        ValueError: for several models without ``out``, a bad model file or prepared directory.
+        ValueError: for no model, several models without ``out``, a bad model file or prepared directory.
         OSError, RuntimeError: for files that cannot be read or written, a model that cannot run.
     """
+    if not models:
+        raise ValueError("no model to evaluate: give at least one")
     if len(models) > 1 and out is None:
         raise ValueError("an output folder is required when evaluating several models")
     estimator = None
@@ -463,14 +465,12 @@ def evaluate_models(
         resolved_models = [(Path(model), resolve_model(model)) for model in models]
         labels = _unique([model_label(model, resolved) for model, resolved in resolved_models])
         targets = [load_target(resolved) for _, resolved in resolved_models]  # fail early, before evaluating
+        first = resolved_models[0][0]
+        out_dir = Path(out) if out is not None else (first if first.is_dir() else first.parent) / "eval"
         if len(resolved_models) == 1:
-            first = resolved_models[0][0]
-            out = Path(out) if out is not None else (first if first.is_dir() else first.parent) / "eval"
-            folders = [out]
+            folders = [out_dir]
         else:
-            assert out is not None
-            out = Path(out)
-            folders = [out / label.replace("/", "_") for label in labels]
+            folders = [out_dir / label.replace("/", "_") for label in labels]
         estimator = PoseEstimator(video_mode=False)
         evaluations = []
         for (model, resolved), label, target, folder in zip(
@@ -493,16 +493,16 @@ def evaluate_models(
         background_result = None
         if background:
             plate = background_plate(data)
-            out.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(plate).save(out / "background.png")
+            out_dir.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(plate).save(out_dir / "background.png")
             background_result = evaluate_background(
                 data, plate, estimator=estimator, still_threshold_px=still_threshold_px
             )
-        table = _write_table(out, Path(data_dir), data, evaluations, reference_result, background_result)
+        table = _write_table(out_dir, Path(data_dir), data, evaluations, reference_result, background_result)
     finally:
         if estimator is not None:
             estimator.close()
-    return out, table
+    return out_dir, table
 
 
 def _write_table(

@@ -23,6 +23,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
@@ -302,7 +303,7 @@ class Teacher:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"distill.teacher: no engine file at {path}")
-        options: dict[str, object] = {"threads": threads} if path.suffix.lower() == ONNX_SUFFIX else {}
+        options: dict[str, Any] = {"threads": threads} if path.suffix.lower() == ONNX_SUFFIX else {}
         return cls(Target.load(path, **options), inputs, canvas_hw)
 
     def __call__(self, *tensors: Tensor) -> Tensor:
