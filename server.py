@@ -23,7 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from realtime.catalog import DEFAULT_MAX_SESSIONS, DEFAULT_POSE_THREADS, PLAYOUT_DELAYS
+from realtime.catalog import (
+    DEFAULT_MAX_SESSIONS,
+    DEFAULT_POSE_THREADS,
+    ENGINE_SUFFIXES,
+    ONNX_SUFFIX,
+    PLAYOUT_DELAYS,
+)
 
 # Only light modules here: `--help` and argument errors must not wait for aiortc, PyAV, NumPy, torch or
 # MediaPipe (seconds). The heavy ones are imported where they are used, after the arguments are checked.
@@ -41,11 +47,6 @@ log = logging.getLogger("server")
 BUNDLED_TARGETS = TARGETS_DIR
 """Folder of bundled targets: the default ``--engine`` when it holds at least one engine (the bundled default
 target :data:`realtime.targets.DEFAULT_TARGET` first)."""
-
-ENGINE_SUFFIXES = (".plan", ".onnx", ".pt")
-"""Engine files in a folder, in order of preference when one stem has several: realtime.model.backends's
-``ENGINE_SUFFIXES``, written out so that ``--help`` need not import the backends (PyTorch);
-tests/test_server.py checks that the two are the same."""
 
 MAX_PORT = 65535
 EXIT_BAD_TARGET = 2
@@ -99,7 +100,7 @@ def pipeline_factory(generator_threads: int = DEFAULT_GENERATOR_THREADS) -> Targ
     from realtime.model.pipeline import Retargeter, Target
 
     def load_target(path: Path) -> Target:
-        options: dict[str, Any] = {"threads": generator_threads} if path.suffix.lower() == ".onnx" else {}
+        options: dict[str, Any] = {"threads": generator_threads} if path.suffix.lower() == ONNX_SUFFIX else {}
         return Target.load(path, **options)
 
     def live_retargeter(target: Target) -> Retargeter:
@@ -118,8 +119,8 @@ class TargetLoadError(Exception):
 
 def engines_in(folder: Path) -> list[list[Path]]:
     """The engines of a folder of target bundles: per stem (sorted, the bundled default target's first), its
-    engine files that have a ``.json`` sidecar, in :data:`ENGINE_SUFFIXES` order (the first that loads is
-    used)."""
+    engine files that have a ``.json`` sidecar, in :data:`realtime.catalog.ENGINE_SUFFIXES` order (the first
+    that loads is used)."""
     stems: dict[str, list[Path]] = {}
     for suffix in ENGINE_SUFFIXES:
         for path in sorted(folder.glob(f"*{suffix}")):

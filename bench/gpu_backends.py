@@ -1,7 +1,7 @@
 """The CUDA PyTorch backend's speed: generator and face model ms/frame at each canvas, GFLOP per frame (from
 the convolutions' shapes), and the fraction of this GPU's measured fp16 matmul peak that this is.
 
-``python bench/gpu_backends.py --sizes 256 512 --json OUT.json`` (needs a CUDA device). Medians of CUDA-event
+``python -m bench.gpu_backends --sizes 256 512 --json OUT.json`` (needs a CUDA device). Medians of CUDA-event
 timings after warm-up; the peak is the median of ``torch.matmul`` on 8192x8192 fp16 matrices.
 """
 
@@ -15,11 +15,9 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from realtime.model.backends import TorchBackend  # noqa: E402
-from realtime.model.inputs import FACE_INPUTS  # noqa: E402
-from realtime.model.nets import GeneratorSpec, build_network  # noqa: E402
+from realtime.model.backends import TorchBackend
+from realtime.model.inputs import FACE_INPUTS
+from realtime.model.nets import GeneratorSpec, build_network
 
 
 def conv_gflop(module: torch.nn.Module, inputs: list[torch.Tensor]) -> float:

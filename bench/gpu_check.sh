@@ -13,7 +13,7 @@
 #
 # Then it builds pycuda against the machine's CUDA (about 1-2 minutes on 16 cores), runs the gpu-marked
 # kernel tests (CUDA against the reference and the CPU build, a side stream, timings), and times both
-# kernels at 256 and 512 (bench/kernels.py --device cuda). Everything goes to one results file. The
+# kernels at 256 and 512 (python -m bench.kernels --device cuda). Everything goes to one results file. The
 # whole run is meant to take under 8 minutes.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -58,7 +58,7 @@ timeout 300 $PY -m pytest -q -rA -s --noconftest -p no:cacheprovider tests/kerne
 echo "pytest exit: ${PIPESTATUS[0]}"
 
 step "kernel timings on the GPU (CUDA events not used: wall clock with a synchronize per call)"
-timeout 240 $PY bench/kernels.py --device cuda --sizes 256 512 --runs 200 --ref-runs 50 \
+timeout 240 $PY -m bench.kernels --device cuda --sizes 256 512 --runs 200 --ref-runs 50 \
     --json "$RESULTS_DIR/gpu_kernels.json"
 
 step "done; results in $RESULTS"

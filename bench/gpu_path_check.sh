@@ -39,6 +39,6 @@ timeout 240 $PY -m pytest -q -rA -p no:cacheprovider -m gpu -o addopts="" \
 echo "pytest exit: ${PIPESTATUS[0]}"
 
 step "CUDA PyTorch backend bench (CUDA-event medians)"
-timeout 240 $PY bench/gpu_backends.py --sizes 256 512 --runs 100 --json "$RESULTS_DIR/gpu_backends.json"
+timeout 240 $PY -m bench.gpu_backends --sizes 256 512 --runs 100 --json "$RESULTS_DIR/gpu_backends.json"
 
 step "done; results in $RESULTS"

@@ -1,6 +1,6 @@
 """Kernel timings on this machine's CPU: reference vs the compiled CPU build, with their differences.
 
-``python bench/kernels.py [--sizes 256 512] [--runs 200] [--ref-runs 30] [--device cpu|cuda] [--json F]``
+``python -m bench.kernels [--sizes 256 512] [--runs 200] [--ref-runs 30] [--device cpu|cuda] [--json F]``
 
 For each canvas size, batch 1: the stick-figure rasterizer and the 10-part warp, each as the PyTorch
 reference and as the compiled build (``impl="cpu"``, or ``"cuda"`` with ``--device cuda``), median
@@ -20,16 +20,13 @@ import json
 import platform
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from realtime.pose.render import RenderParams, rasterize_stick_figure, warp_body_parts  # noqa: E402
-from realtime.pose.skeleton import NUM_JOINTS, Joint  # noqa: E402
+from realtime.pose.render import RenderParams, rasterize_stick_figure, warp_body_parts
+from realtime.pose.skeleton import NUM_JOINTS, Joint
 
 #: An upright person on a unit canvas (x, y in [0, 1]).
 UPRIGHT = {

@@ -1,4 +1,5 @@
-"""Export a training checkpoint's generators to ONNX, verified: ``python -m export.onnx CHECKPOINT OUT.onnx``.
+"""Export a training checkpoint's generators to ONNX, verified: ``python -m export onnx CHECKPOINT OUT.onnx``
+(:mod:`export.cli`).
 
 Writes ``OUT.onnx`` (the main generator as trained so far: the global generator, or global + local enhancer,
 at the canvas size), ``OUT.pt`` (the same generator as inference weights: architecture spec + state dict, for
@@ -9,56 +10,25 @@ generator with ``per_target`` inputs ``OUT.target_inputs.npz`` (the checkpoint's
 sidecar: graph inputs like the others), and the sidecar ``OUT.json`` (DESIGN.md, "Target bundle"). Graph
 inputs and output are named by the generator-input declaration (:mod:`realtime.model.inputs`). Each graph is
 run by ONNX Runtime and PyTorch on the same random inputs;
-the export fails, writing nothing, if they differ by more than :data:`ONNX_VS_TORCH_ATOL`.
+the export fails, writing nothing, if they differ by more than :data:`realtime.catalog.ONNX_VS_TORCH_ATOL`.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 import os
-import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from realtime.cli import existing_file, positive_float
+import numpy as np
+import torch
 
-#: Largest allowed absolute difference between ONNX Runtime and PyTorch outputs (values in [0, 1]), fp32.
-ONNX_VS_TORCH_ATOL = 1e-4
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The command line (light: it loads nothing heavy, so ``--help`` and argument errors are quick)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m export.onnx",
-        description="Export a training checkpoint's generator to ONNX and to PyTorch inference weights "
-        "(OUT.pt) with its JSON sidecar (and, after a face stage, the face model as OUT.face.onnx and "
-        "OUT.face.pt), and verify ONNX Runtime against PyTorch on random inputs (prints the maximum absolute "
-        "error).",
-    )
-    parser.add_argument("checkpoint", type=existing_file, help="training checkpoint (RUN/checkpoint.pt)")
-    parser.add_argument("out", type=Path, help="output .onnx file; the sidecar goes beside it as .json")
-    parser.add_argument("--name", default=None, help="target name in the sidecar (default: the file stem)")
-    parser.add_argument(
-        "--atol",
-        type=positive_float,
-        default=ONNX_VS_TORCH_ATOL,
-        help=f"allowed max |onnxruntime - torch| (default {ONNX_VS_TORCH_ATOL})",
-    )
-    return parser
-
-
-if __name__ == "__main__":
-    build_parser().parse_args()  # --help and argument errors answer here, before the heavy imports
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from realtime.model.bundle import TargetBundle, write_bundle, write_target_inputs  # noqa: E402
-from realtime.model.inputs import GeneratorInputs  # noqa: E402
-from realtime.model.nets import save_weights  # noqa: E402
+from realtime.catalog import ONNX_VS_TORCH_ATOL
+from realtime.model.bundle import TargetBundle, write_bundle, write_target_inputs
+from realtime.model.inputs import GeneratorInputs
+from realtime.model.nets import save_weights
 
 log = logging.getLogger(__name__)
 
@@ -223,29 +193,3 @@ def _export_verified(
             f"{what}: ONNX Runtime differs from PyTorch by {max_error:.3g} > {atol:.3g}; nothing written"
         )
     return tmp, max_error
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from train.checkpoint import CheckpointError
-
-    try:
-        report = export_onnx(args.checkpoint, args.out, name=args.name, atol=args.atol)
-    except (CheckpointError, ExportError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(
-        f"wrote {report.onnx_path} and {report.sidecar_path}; "
-        f"max |onnxruntime - torch| = {report.max_abs_error:.3g} (tolerance {args.atol:.3g})"
-    )
-    if report.face_onnx_path is not None:
-        print(
-            f"wrote the face model {report.face_onnx_path}; "
-            f"max |onnxruntime - torch| = {report.face_max_abs_error:.3g} (tolerance {args.atol:.3g})"
-        )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

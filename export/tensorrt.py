@@ -1,4 +1,5 @@
-"""Verified TensorRT engines of an exported target: ``python -m export.tensorrt TARGET.onnx TARGET.plan``.
+"""Verified TensorRT engines of an exported target: ``python -m export tensorrt TARGET.onnx TARGET.plan``
+(:mod:`export.cli`).
 
 Steps (DESIGN.md, "Target bundle" and "Inference backends"):
 
@@ -15,7 +16,7 @@ Steps (DESIGN.md, "Target bundle" and "Inference backends"):
    (:func:`build_plan`).
 3. The engine runs (:class:`realtime.model.tensorrt_backend.TensorRTBackend`) against ONNX Runtime on the
 fp32 graph on the
-   same random inputs, within :data:`TENSORRT_VS_ONNXRUNTIME_ATOL` (:func:`verify_plan`).
+   same random inputs, within :data:`realtime.catalog.TENSORRT_VS_ONNXRUNTIME_ATOL` (:func:`verify_plan`).
 4. The face model (``TARGET.face.onnx``, when the sidecar names one) is built the same way as
    ``TARGET.face.plan``; the sidecar's ``versions`` get the build record (TensorRT version, GPU name,
    compute capability, precision: :data:`realtime.model.tensorrt_backend.PLAN_RECORD_KEYS`), which the
@@ -43,50 +44,26 @@ TensorRT API used, as documented (TensorRT 10.x and 11.x Python API):
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from realtime.cli import existing_file, positive_float, positive_int
+import numpy as np
+import torch
 
-
-def build_parser() -> argparse.ArgumentParser:
-    """The command line (light: ``--help`` and argument errors answer before PyTorch and TensorRT load; the
-    defaults are this module's constants, which tests/test_cli.py checks)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m export.tensorrt",
-        description="Build TARGET.plan (and TARGET.face.plan) from TARGET.onnx on this GPU with TensorRT "
-        "10/11: an fp16 graph with instance normalization in fp32 (checked against fp32 in ONNX Runtime), a "
-        "strongly typed network, batch 1..N, a reused timing cache; the engine is checked against ONNX "
-        "Runtime and the build (TensorRT version, GPU, precision) is recorded in TARGET.json.",
-    )
-    parser.add_argument("onnx", type=existing_file, help="TARGET.onnx written by python -m export.onnx")
-    parser.add_argument("plan", type=Path, help="TARGET.plan to write (same stem)")
-    parser.add_argument("--precision", choices=("fp16", "fp32"), default="fp16")
-    parser.add_argument("--max-batch", type=positive_int, default=4, help="profile's largest batch")
-    parser.add_argument(
-        "--timing-cache", type=Path, default=None, help="default: tensorrt.timing-cache beside"
-    )
-    parser.add_argument(
-        "--atol", type=positive_float, default=None, help="TensorRT vs ONNX Runtime tolerance"
-    )
-    return parser
-
-
-if __name__ == "__main__":
-    build_parser().parse_args()  # --help and argument errors answer here, before the heavy imports
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-import realtime.model.tensorrt_backend as rt  # noqa: E402
-from realtime.model.backends import BackendError  # noqa: E402
-from realtime.model.bundle import read_bundle, write_bundle  # noqa: E402
+import realtime.model.tensorrt_backend as rt
+from realtime.catalog import (
+    DEFAULT_TENSORRT_MAX_BATCH,
+    ONNX_SUFFIX,
+    TENSORRT_PRECISIONS,
+    TENSORRT_SUFFIX,
+    TENSORRT_TIMING_CACHE_NAME,
+    TENSORRT_VS_ONNXRUNTIME_ATOL,
+)
+from realtime.model.bundle import read_bundle, write_bundle
 
 log = logging.getLogger(__name__)
 
@@ -94,19 +71,17 @@ log = logging.getLogger(__name__)
 #: [0, 1] for a generator, [-1, 1] for a face residual): fp16 keeps about 3 decimal digits (eps 9.8e-4), and a
 #: generator of ~20 layers accumulates a few ulps of rounding per layer.
 FP16_VS_FP32_ATOL = 2e-2
-#: Largest allowed absolute difference between the TensorRT engine and ONNX Runtime on the fp32 graph, by the
-#: engine's precision (TensorRT picks its own convolution algorithms, TF32 included on Ampere and later).
-TENSORRT_VS_ONNXRUNTIME_ATOL = {"fp32": 5e-3, "fp16": 3e-2}
-#: Largest batch of the optimization profile by default (the live server runs batch 1).
-DEFAULT_MAX_BATCH = 4
+#: Largest batch of the optimization profile by default (:data:`realtime.catalog.DEFAULT_TENSORRT_MAX_BATCH`;
+#: the tolerance by precision is :data:`realtime.catalog.TENSORRT_VS_ONNXRUNTIME_ATOL`).
+DEFAULT_MAX_BATCH = DEFAULT_TENSORRT_MAX_BATCH
 #: Batch sizes of the random inputs compared during verification (capped at the profile's largest).
 VERIFY_BATCH_SIZES = (1, 2)
 #: Operators run in fp32 inside an fp16 graph, and which of their inputs are fp32 parameters.
 FP32_OPS = {"InstanceNormalization": (1, 2)}
 #: Inputs of other operators that ONNX requires to be float32 whatever the data's type (Resize's roi, scales).
 FP32_INPUT_SLOTS = {("Resize", 1), ("Resize", 2)}
-#: The timing cache's file name beside the output by default.
-TIMING_CACHE_NAME = "tensorrt.timing-cache"
+#: The timing cache's file name beside the output by default (:data:`realtime.catalog`'s).
+TIMING_CACHE_NAME = TENSORRT_TIMING_CACHE_NAME
 
 
 class TensorRTExportError(RuntimeError):
@@ -406,7 +381,7 @@ def export_tensorrt(
     onnx_path: str | os.PathLike[str],
     plan_path: str | os.PathLike[str],
     *,
-    precision: str = "fp16",
+    precision: str = TENSORRT_PRECISIONS[0],
     max_batch: int = DEFAULT_MAX_BATCH,
     timing_cache: str | os.PathLike[str] | None = None,
     atol: float | None = None,
@@ -417,12 +392,13 @@ def export_tensorrt(
     the build in the sidecar (see the module's docstring).
 
     Args:
-        onnx_path: the fp32 ``.onnx`` written by ``python -m export.onnx``, with its sidecar.
+        onnx_path: the fp32 ``.onnx`` written by ``python -m export onnx``, with its sidecar.
         plan_path: the ``.plan`` to write (same stem as the sidecar: ``TARGET.plan``).
-        precision: "fp16" or "fp32".
+        precision: one of :data:`realtime.catalog.TENSORRT_PRECISIONS` ("fp16", "fp32").
         max_batch: the optimization profile's largest batch.
         timing_cache: the timing cache file (default: :data:`TIMING_CACHE_NAME` beside the plan).
-        atol: TensorRT vs ONNX Runtime tolerance (default: :data:`TENSORRT_VS_ONNXRUNTIME_ATOL`).
+        atol: TensorRT vs ONNX Runtime tolerance (default: ``precision``'s in
+            :data:`realtime.catalog.TENSORRT_VS_ONNXRUNTIME_ATOL`).
         device: the CUDA device to build and verify on.
         trt: the ``tensorrt`` module (tests pass a stand-in); imported when None.
 
@@ -436,7 +412,11 @@ def export_tensorrt(
         raise TensorRTExportError(
             f"precision must be one of {list(TENSORRT_VS_ONNXRUNTIME_ATOL)}, got {precision!r}"
         )
-    if plan_path.suffix != ".plan" or onnx_path.suffix != ".onnx" or plan_path.stem != onnx_path.stem:
+    if (
+        plan_path.suffix != TENSORRT_SUFFIX
+        or onnx_path.suffix != ONNX_SUFFIX
+        or plan_path.stem != onnx_path.stem
+    ):
         raise TensorRTExportError(
             "expected TARGET.onnx -> TARGET.plan in one stem (they share TARGET.json), got "
             f"{onnx_path} -> {plan_path}"
@@ -459,36 +439,7 @@ def export_tensorrt(
     face_plan = face_fp16 = face_error = None
     if bundle.face_model is not None:
         face_onnx = onnx_path.parent / bundle.face_model
-        face_plan = face_onnx.with_suffix(".plan")
+        face_plan = face_onnx.with_suffix(TENSORRT_SUFFIX)
         face_fp16, face_error = one(face_onnx, face_plan)
     write_bundle(onnx_path, dataclasses.replace(bundle, versions={**bundle.versions, **record}))
     return TensorRTReport(plan_path, precision, fp16_error, error, record, face_plan, face_fp16, face_error)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from realtime.model.bundle import BundleError
-
-    try:
-        report = export_tensorrt(
-            args.onnx, args.plan, precision=args.precision, max_batch=args.max_batch,
-            timing_cache=args.timing_cache, atol=args.atol,
-        )  # fmt: skip
-    except (BackendError, BundleError, TensorRTExportError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {report.plan_path} ({report.precision}); max |tensorrt - onnxruntime| = "
-          f"{report.tensorrt_vs_onnxruntime_error:.3g}; record {report.record}")  # fmt: skip
-    if report.fp16_vs_fp32_error is not None:
-        print(
-            f"fp16 graph: max |fp16 - fp32| = {report.fp16_vs_fp32_error:.3g} (tolerance {FP16_VS_FP32_ATOL})"
-        )
-    if report.face_plan_path is not None:
-        print(f"wrote {report.face_plan_path}; max |tensorrt - onnxruntime| = "
-              f"{report.face_tensorrt_vs_onnxruntime_error:.3g}")  # fmt: skip
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,22 +1,28 @@
 """Argument types shared by the command lines: each turns a bad value into argparse's one-line error (usage,
-``error: ...``, exit 2) instead of a traceback later.
+``error: ...``, exit 2) instead of a traceback later; and :func:`run_command`, the dispatch of a command line
+with several commands (``python -m train prepare|fit|evaluate``, ``python -m export onnx|tensorrt``).
 
 Light on purpose (the standard library only): a command builds its parser and checks its arguments before it
 imports PyTorch, MediaPipe or NumPy, so that ``--help`` and argument errors answer in a fraction of a second.
-The pattern, in a command's module::
+The pattern: a light command-line module (``train/cli.py``, ``export/cli.py``, ``realtime/offline/cli.py``,
+``train/synthetic/cli.py``), run by its package's ``__main__.py``, holds the parsers and the mains; each main
+parses first and imports its library module (which has ordinary top-of-file imports) only then::
 
-    def build_parser() -> argparse.ArgumentParser: ...   # above the heavy imports, light defaults only
+    def prepare_main(argv: list[str] | None = None, *, command_line: bool | None = None) -> int:
+        args = build_prepare_parser().parse_args(argv)  # --help and argument errors answer here
+        from train.prepare import prepare  # the heavy imports follow
 
-    if __name__ == "__main__":
-        build_parser().parse_args()  # --help and argument errors answer here, before the heavy imports
-
-    import torch  # noqa: E402  (the heavy imports follow)
+Defaults and choices that a parser shows and a library module uses are stated once, in a light module that
+both import (:mod:`realtime.catalog`, :mod:`train.catalog`).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -134,3 +140,62 @@ def setup_logging(
     if command_line and level != "debug":
         filter_native_stderr()
     logging.basicConfig(level=level.upper(), format=fmt)
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command of a command line with several (:func:`run_command`).
+
+    Attributes:
+        main: ``main(argv, command_line=...)`` -> exit code; parses ``argv`` (the arguments after the
+            command's name) first, then imports what it runs.
+        summary: one line for the command list of ``--help``.
+    """
+
+    main: Callable[..., int]
+    summary: str
+
+
+def run_command(
+    prog: str,
+    description: str,
+    commands: Mapping[str, Command],
+    argv: Sequence[str] | None = None,
+    *,
+    command_line: bool | None = None,
+) -> int:
+    """Run the command that ``argv``'s first word names with the rest of ``argv``; for anything else (no
+    command, ``--help``, an unknown name) answer as argparse does: the command list, or usage and a one-line
+    error with exit code 2.
+
+    Args:
+        prog: how the command line is typed (``python -m train``).
+        description: what it does, for ``--help``.
+        commands: command name -> :class:`Command`, in the order ``--help`` lists them.
+        argv: the arguments (default: ``sys.argv[1:]``).
+        command_line: whether the process is the command itself (default: ``argv`` is None), passed on to the
+            command (see :func:`setup_logging`).
+
+    Returns:
+        the command's exit code.
+
+    Raises:
+        SystemExit: from argparse, for ``--help`` (0) and a missing or unknown command (2).
+    """
+    command_line = argv is None if command_line is None else command_line
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in commands:
+        return int(commands[args[0]].main(args[1:], command_line=command_line))
+    width = max(map(len, commands))
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        usage=f"{prog} [-h] {{{','.join(commands)}}} ...",
+        description=description,
+        epilog="commands:\n"
+        + "\n".join(f"  {name:<{width}}  {command.summary}" for name, command in commands.items())
+        + f"\n\n{prog} COMMAND --help shows a command's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("command", choices=list(commands), help="the command to run")
+    name = parser.parse_args(args).command  # --help, no command or an unknown one: argparse exits here
+    return int(commands[name].main(args[args.index(name) + 1 :], command_line=command_line))

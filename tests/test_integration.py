@@ -8,10 +8,10 @@ import numpy as np
 from conftest import shared_video, train_tiny
 from export.onnx import export_onnx
 from realtime.model.pipeline import Target
-from realtime.offline.retarget import main as retarget_main
+from realtime.offline.cli import main as retarget_main
 from realtime.video import read_frames, video_info
+from train.cli import prepare_main
 from train.dataset import load_prepared
-from train.prepare import main as prepare_main
 
 
 def test_target_video_to_dance_video(tmp_path, capsys):
@@ -54,7 +54,7 @@ def test_target_video_to_dance_video(tmp_path, capsys):
 
 
 def test_self_reconstruction_metrics_on_generated_data(tiny_engine, tiny_prepared, tmp_path):
-    from train.evaluate import main as evaluate_main
+    from train.cli import evaluate_main
 
     assert evaluate_main([str(tiny_engine), "--data", str(tiny_prepared), "--out", str(tmp_path)]) == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())

@@ -2,9 +2,10 @@
 camera preview only, a recording holds the camera beside the generated video (or not, when unticked), and
 Stop clears the live figures.
 
-The test runs ``tests/fake_pipeline.py`` (the server) and this file as a script (``--drive OUT.json``:
-Chromium driven by Playwright, a generated y4m file as its camera) in one fresh network namespace
-(bench/netns.py). Skipped, with the reason, without ``/usr/bin/chromium``, Playwright or namespaces.
+The test runs ``tests/fake_pipeline.py`` (the server) and this file as a module
+(``python -m tests.test_page --drive OUT.json``: Chromium driven by Playwright, a generated y4m file as its
+camera) in one fresh network namespace (bench/netns.py). Skipped, with the reason, without
+``/usr/bin/chromium``, Playwright or namespaces.
 """
 
 from __future__ import annotations
@@ -20,9 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-if __name__ == "__main__":  # run as the client script inside the namespace: bench from the repository root
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench import netns  # noqa: E402
+from bench import netns
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -167,7 +166,8 @@ def test_page_mirror_recording_and_stop(tmp_path: Path) -> None:
 
     server = server_command("--engine", str(engine))
     server += ["--host", netns.NETNS_HOST, "--port", str(PORT)]
-    client = [sys.executable, str(Path(__file__).resolve()), "--drive", str(out), "--camera", str(camera)]
+    # this file is also the client, run as a module from the repository root (where bench is importable)
+    client = [sys.executable, "-m", "tests.test_page", "--drive", str(out), "--camera", str(camera)]
     client += ["--source", str(source)]
     run = netns.run_server_and_client(server, client, port=PORT, client_timeout_s=120)
     assert run.client_rc == 0 and run.server_rc == 0, run.output
@@ -200,7 +200,8 @@ def test_page_mirror_recording_and_stop(tmp_path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python tests/test_page.py --drive OUT.json --camera CAMERA.y4m --source FILE.webm``: drive the page
+    """``python -m tests.test_page --drive OUT.json --camera CAMERA.y4m --source FILE.webm`` (from the
+    repository root): drive the page
     (inside the namespace, the server already listening) and write what was seen to OUT.json."""
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--drive", type=Path, required=True)

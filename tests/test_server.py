@@ -9,6 +9,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 import server as server_cli
 from realtime.targets import DEFAULT_TARGET, TARGETS_DIR
 
@@ -106,7 +108,7 @@ def test_server_with_no_engine_serves_the_page_and_the_mannequin():
 
 def test_offline_retarget_with_no_engine_uses_the_bundled_mannequin(tmp_path, capsys):
     from conftest import shared_video
-    from realtime.offline.retarget import main as retarget_main
+    from realtime.offline.cli import main as retarget_main
     from realtime.video import video_info
 
     out = tmp_path / "result.mp4"
@@ -121,7 +123,20 @@ def test_offline_retarget_with_no_engine_uses_the_bundled_mannequin(tmp_path, ca
     assert info.num_frames == 4 and info.height == 256  # source | stick figure | mannequin, 256 px high
 
 
-def test_the_server_scans_for_the_engines_the_backends_open() -> None:
-    from realtime.model.backends import ENGINE_SUFFIXES
+def test_the_one_engine_table_names_a_backend_for_every_suffix_the_server_scans(tmp_path) -> None:
+    """realtime.catalog.BACKENDS is the only list of engine suffixes: the server scans a folder for exactly
+    those (in its order of preference), and each entry names an InferenceBackend the factory can import (the
+    TensorRT one without TensorRT installed)."""
+    from realtime.catalog import BACKENDS, ENGINE_SUFFIXES
+    from realtime.model.backends import BackendError, InferenceBackend, backend_factory
 
-    assert server_cli.ENGINE_SUFFIXES == ENGINE_SUFFIXES
+    assert ENGINE_SUFFIXES == tuple(BACKENDS) and server_cli.ENGINE_SUFFIXES is ENGINE_SUFFIXES
+    for suffix in ENGINE_SUFFIXES:
+        factory = backend_factory(suffix)
+        assert isinstance(factory, type) and issubclass(factory, InferenceBackend), (suffix, factory)
+    with pytest.raises(BackendError, match="unknown engine type"):
+        backend_factory(".bin")
+    for suffix in (*ENGINE_SUFFIXES, ".bin"):
+        (tmp_path / f"a{suffix}").write_bytes(b"")
+    (tmp_path / "a.json").write_text("{}")
+    assert server_cli.engines_in(tmp_path) == [[tmp_path / f"a{suffix}" for suffix in ENGINE_SUFFIXES]]

@@ -164,7 +164,7 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}; train one with: python -m train.fit DIR --out RUN")
+        raise FileNotFoundError(f"no checkpoint at {path}; train one with: python -m train fit DIR --out RUN")
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # unpickling arbitrary bytes can raise almost any exception type
@@ -175,7 +175,7 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     if isinstance(data, dict) and data.get("format_version") == 1:
         raise CheckpointError(
             f"{path} has checkpoint format version 1 (written before training stages existed), this code "
-            f"reads {CHECKPOINT_FORMAT_VERSION}; train it again (python -m train.fit DATA --out RUN) or use "
+            f"reads {CHECKPOINT_FORMAT_VERSION}; train it again (python -m train fit DATA --out RUN) or use "
             "the code version that wrote it"
         )
     if not isinstance(data, dict) or not all(key in data for key in _KEYS):

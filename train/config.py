@@ -263,7 +263,7 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class FitConfig:
-    """Everything ``python -m train.fit`` needs besides the data and run directories.
+    """Everything ``python -m train fit`` needs besides the data and run directories.
 
     ``stages``: the training stages to run, in order, from :data:`STAGES`: ``global`` first, then
     optionally ``local`` and/or ``face`` (e.g. ``[global]``, ``[global, local, face]``, ``[global, face]``).
@@ -355,6 +355,21 @@ def _keys_under(dotted_parent: str) -> list[str]:
             return []
         cls = fields[part].default_factory
     return [f.name for f in dataclasses.fields(cls)]
+
+
+def config_keys() -> tuple[str, ...]:
+    """Every dotted key that a config file or a ``key=value`` override may set (``generator.extra_inputs``,
+    ``steps``, ...), in :class:`FitConfig`'s field order: derived from the dataclasses, as nanoGPT derives its
+    ``config_keys`` from its globals, so that no list of keys is kept by hand (``python -m train fit --help``
+    shows these)."""
+    keys: list[str] = []
+    for name in _keys_under(""):
+        children = _keys_under(name)
+        if children:
+            keys.extend(f"{name}.{child}" for child in children)
+        else:
+            keys.append(name)
+    return tuple(keys)
 
 
 def _merge(sources: Sequence[tuple[str, Any]]) -> FitConfig:

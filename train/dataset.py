@@ -1,6 +1,6 @@
 """The prepared target dataset: its on-disk format, a writer, a reader and the training pairs.
 
-A prepared directory (written by ``python -m train.prepare``) holds::
+A prepared directory (written by ``python -m train prepare``) holds::
 
     meta.json          format version, source video, fps, canvas, crop, rendering, statistics, split
     frames.npy         uint8 (N, H, W, 3) RGB frames on the fixed canvas
@@ -105,7 +105,7 @@ class PreparedMeta:
         if version != FORMAT_VERSION:
             raise ValueError(
                 f"prepared data has format version {version}, this code reads {FORMAT_VERSION}; "
-                "run python -m train.prepare again"
+                "run python -m train prepare again"
             )
         if data.get("skeleton") != SKELETON_NAME:
             raise ValueError(
@@ -257,7 +257,7 @@ def load_prepared(root: str | os.PathLike[str]) -> PreparedData:
     if not (root / "meta.json").is_file():
         raise FileNotFoundError(
             f"{root} is not a prepared target directory (no meta.json); "
-            "make one with: python -m train.prepare TARGET.mp4 --out DIR"
+            "make one with: python -m train prepare TARGET.mp4 --out DIR"
         )
     meta = PreparedMeta.from_json(json.loads((root / "meta.json").read_text()))
     keypoints = np.load(root / "keypoints.npz")

@@ -1,7 +1,7 @@
-"""Multi-process training: ``torchrun --nproc_per_node N -m train.fit ...`` with DistributedDataParallel.
+"""Multi-process training: ``torchrun --nproc_per_node N -m train fit ...`` with DistributedDataParallel.
 
 ``torchrun`` sets ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE``; :func:`init_distributed` reads them and joins
-the process group (NCCL on CUDA, one GPU per process; gloo on CPU). A plain ``python -m train.fit`` is a world
+the process group (NCCL on CUDA, one GPU per process; gloo on CPU). A plain ``python -m train fit`` is a world
 of one and uses no process group. Only rank 0 writes checkpoints, metrics and samples; every rank draws
 its own batches (a ``DistributedSampler``) and DDP averages the gradients.
 """

@@ -1,4 +1,5 @@
-"""Self-reconstruction on held-out target frames: ``python -m train.evaluate MODEL [MODEL ...] --data DIR``.
+"""Self-reconstruction on held-out target frames: ``python -m train evaluate MODEL [MODEL ...] --data DIR``
+(:mod:`train.cli`; :func:`evaluate_models` is its body).
 
 Each model is driven by the held-out frames' own stick figures (the last frames of the target video, never
 trained on), in order, each frame conditioned on the previous generated frame (zeros for the first), and its
@@ -32,97 +33,29 @@ one ``metrics.md`` comparing them and ``comparison.json`` (the headline numbers 
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from realtime.cli import add_log_level, positive_float, positive_int, setup_logging
+import numpy as np
+import torch
+from PIL import Image
 
-
-def build_parser() -> argparse.ArgumentParser:
-    """The held-out evaluation's command line (light: ``--help`` and argument errors answer before the heavy
-    imports). ``--synthetic`` is a mode of its own with other arguments (:mod:`train.synthetic.cli`)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m train.evaluate",
-        usage="python -m train.evaluate MODEL [MODEL ...] --data DATA [options]\n"
-        "       python -m train.evaluate --synthetic --source VIDEO [--source VIDEO ...] --out OUT [options]",
-        description="Self-reconstruction on the held-out frames of the target video: each model is driven by "
-        "those frames' own stick figures and its output is compared with the real frames (SSIM and PSNR "
-        "over the frame, the body region and the face, pose distance and missed joints of MediaPipe on the "
-        "output, temporal stability). Several models give one table with a row each.",
-        epilog="examples:\n"
-        "  python -m train.evaluate runs/alice --data prepared/alice\n"
-        "  python -m train.evaluate a.onnx b.onnx c.onnx --data prepared/alice --out ablation\n"
-        "unseen poses with exact ground truth (a mannequin model, the bundled one by default):\n"
-        "  python -m train.evaluate --synthetic --source dance.mp4 --source dribble.mp4 --out eval_synth\n"
-        "  (python -m train.evaluate --synthetic --help for its options)",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "models",
-        type=Path,
-        nargs="+",
-        metavar="MODEL",
-        help="a run directory (its checkpoint; the last stage's with per-stage subfolders), a checkpoint "
-        "(.pt) or an engine file (.onnx, .pt)",
-    )
-    parser.add_argument("--data", type=Path, required=True, help="the prepared target directory")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="output folder (default with one model: the model's folder/eval; required with several)",
-    )
-    parser.add_argument(
-        "--still-threshold-px",
-        type=positive_float,
-        default=2.0,  # train.metrics.STILL_THRESHOLD_PX (tests/test_cli.py checks they agree)
-        help="consecutive frames count as still when every driving joint moved less than this (pixels)",
-    )
-    parser.add_argument("--sheet-frames", type=positive_int, default=6, help="rows in each sample sheet")
-    parser.add_argument(
-        "--reference",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="add a row measuring the real frames themselves (each measure's floor on this data)",
-    )
-    parser.add_argument(
-        "--background",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="add a row measuring an empty plate (the per-pixel median of the training frames) against the "
-        "held-out frames: the background's share of SSIM and PSNR",
-    )
-    add_log_level(parser)
-    return parser
-
-
-if __name__ == "__main__":  # the arguments are checked before the heavy imports below
-    if sys.argv[1:2] == ["--synthetic"]:  # a mode of its own, other arguments
-        from train.synthetic.cli import main as synthetic_main
-
-        sys.exit(synthetic_main(["evaluate", *sys.argv[2:]], command_line=True))
-    build_parser().parse_args()  # --help and argument errors answer here
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from realtime.console import progress  # noqa: E402
-from realtime.model.backends import ENGINE_SUFFIXES  # noqa: E402
-from realtime.model.inputs import FrameContext, InputRole, assemble_inputs  # noqa: E402
-from realtime.model.pipeline import Target  # noqa: E402
-from realtime.pose.estimators import PoseEstimator, open_pose_estimator  # noqa: E402
-from train.checkpoint import load_target  # noqa: E402
-from train.dataset import PreparedData, load_prepared, to_chw_float  # noqa: E402
-from train.metrics import (  # noqa: E402
+from realtime.catalog import ENGINE_SUFFIXES
+from realtime.console import progress
+from realtime.model.inputs import FrameContext, InputRole, assemble_inputs
+from realtime.model.pipeline import Target
+from realtime.pose.estimators import PoseEstimator, open_pose_estimator
+from train.checkpoint import load_target
+from train.config import STAGES
+from train.dataset import PreparedData, load_prepared, to_chw_float
+from train.fit import CHECKPOINT_NAME  # a run directory's checkpoint file, and each stage subfolder's
+from train.metrics import (
     STILL_THRESHOLD_PX,
     EvaluationResult,
     FrameEvaluator,
@@ -134,12 +67,10 @@ from train.metrics import (  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-#: The checkpoint file of a run directory (train.fit's ``CHECKPOINT_NAME``).
-CHECKPOINT_NAME = "checkpoint.pt"
-#: Training stages in the order they run (design: global -> local -> face); a run directory with per-stage
-#: subfolders is evaluated at the last stage that has a checkpoint.
-STAGE_ORDER: tuple[str, ...] = ("global", "local", "face")
-#: Engine and checkpoint extensions a MODEL file may have.
+#: Training stages in the order they run (:data:`train.config.STAGES`: global -> local -> face); a run
+#: directory with per-stage subfolders is evaluated at the last stage that has a checkpoint.
+STAGE_ORDER: tuple[str, ...] = STAGES
+#: Engine and checkpoint extensions a MODEL file may have (:data:`realtime.catalog.ENGINE_SUFFIXES`).
 MODEL_SUFFIXES: tuple[str, ...] = ENGINE_SUFFIXES
 #: Label of the table row that scores the real frames themselves (``--reference``).
 REFERENCE_LABEL = "real frames (reference)"
@@ -186,7 +117,7 @@ def resolve_model(path: str | Path) -> Path:
     """The model file that a command-line ``MODEL`` names.
 
     - a file ending in ``.onnx``, ``.pt`` or ``.plan``: that file;
-    - a run directory holding ``checkpoint.pt`` (``python -m train.fit``'s single-stage layout): that;
+    - a run directory holding ``checkpoint.pt`` (``python -m train fit``'s single-stage layout): that;
     - a run directory with per-stage subfolders ``RUN/STAGE/checkpoint.pt``: the checkpoint of the last
       stage in :data:`STAGE_ORDER` that has one, or, for other subfolder names, the only one there is.
 
@@ -225,7 +156,7 @@ def resolve_model(path: str | Path) -> Path:
         f"*/{CHECKPOINT_NAME}",
     ]
     raise FileNotFoundError(
-        f"{path} holds no checkpoint (looked for {', '.join(places)}); train one with python -m train.fit, "
+        f"{path} holds no checkpoint (looked for {', '.join(places)}); train one with python -m train fit, "
         "or pass an engine file"
     )
 
@@ -498,22 +429,40 @@ def evaluate_background(
     return _evaluate_images(data, lambda t: plate, "evaluate empty background", estimator, still_threshold_px)
 
 
-def main(argv: list[str] | None = None) -> int:
-    command_line = argv is None
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["--synthetic"]:  # unseen poses with ground truth: a mode of its own, other arguments
-        from train.synthetic import main as synthetic_main
+def evaluate_models(
+    models: Sequence[str | Path],
+    data_dir: str | Path,
+    out: str | Path | None = None,
+    *,
+    still_threshold_px: float = STILL_THRESHOLD_PX,
+    sheet_frames: int = 6,
+    reference: bool = True,
+    background: bool = True,
+    report: Callable[[str], None] = log.info,
+) -> tuple[Path, str]:
+    """Evaluate each model on the held-out frames of ``data_dir`` and write the files of the module's
+    docstring (``python -m train evaluate``).
 
-        return synthetic_main(["evaluate", *argv[1:]], command_line=command_line)
-    args = build_parser().parse_args(argv)
-    setup_logging(args.log_level, command_line=command_line)
-    if len(args.models) > 1 and args.out is None:
-        print("error: --out is required when evaluating several models", file=sys.stderr)
-        return 2
-    if args.still_threshold_px <= 0 or args.sheet_frames < 1:
-        print("error: --still-threshold-px must be positive and --sheet-frames at least 1", file=sys.stderr)
-        return 2
+    Args:
+        models: what a command-line ``MODEL`` names (:func:`resolve_model`); all are loaded before any is
+            evaluated.
+        data_dir: the prepared target directory.
+        out: the output folder; None with one model: ``eval`` in the model's folder.
+        still_threshold_px: see :func:`evaluate_model`; sheet_frames: rows in each sample sheet.
+        reference, background: add the real frames' row and the empty background's row.
+        report: called with one line per model evaluated (what was written).
 
+    Returns:
+        ``(out, table)``: the output folder and the markdown table written to ``out/metrics.md``.
+
+    Raises:
+        ValueError: for no model, several models without ``out``, a bad model file or prepared directory.
+        OSError, RuntimeError: for files that cannot be read or written, a model that cannot run.
+    """
+    if not models:
+        raise ValueError("no model to evaluate: give at least one")
+    if len(models) > 1 and out is None:
+        raise ValueError("an output folder is required when evaluating several models")
     estimators: dict[str, PoseEstimator] = {}
 
     def estimator_for(name: str) -> PoseEstimator:
@@ -523,19 +472,21 @@ def main(argv: list[str] | None = None) -> int:
         return estimators[name]
 
     try:
-        data = load_prepared(args.data)
-        models = [(model, resolve_model(model)) for model in args.models]
-        labels = _unique([model_label(model, resolved) for model, resolved in models])
-        targets = [load_target(resolved) for _, resolved in models]  # fail early, before any evaluation
-        if len(models) == 1:
-            out = args.out or (args.models[0] if args.models[0].is_dir() else args.models[0].parent) / "eval"
-            folders = [out]
+        data = load_prepared(data_dir)
+        resolved_models = [(Path(model), resolve_model(model)) for model in models]
+        labels = _unique([model_label(model, resolved) for model, resolved in resolved_models])
+        targets = [load_target(resolved) for _, resolved in resolved_models]  # fail early, before evaluating
+        first = resolved_models[0][0]
+        out_dir = Path(out) if out is not None else (first if first.is_dir() else first.parent) / "eval"
+        if len(resolved_models) == 1:
+            folders = [out_dir]
         else:
-            out = args.out
-            folders = [out / label.replace("/", "_") for label in labels]
+            folders = [out_dir / label.replace("/", "_") for label in labels]
         # The pose measures use each target's pose estimator; the reference and background rows the data's.
         evaluations = []
-        for (model, resolved), label, target, folder in zip(models, labels, targets, folders, strict=True):
+        for (model, resolved), label, target, folder in zip(
+            resolved_models, labels, targets, folders, strict=True
+        ):
             if target.bundle.pose_estimator != data.meta.pose_estimator:
                 log.warning(
                     "%s uses pose estimator %r, the data %r: its pose measures and the other rows' are "
@@ -546,42 +497,35 @@ def main(argv: list[str] | None = None) -> int:
                 )
             estimator = estimator_for(target.bundle.pose_estimator)
             evaluation = evaluate_model(
-                target, data, label=label, estimator=estimator, still_threshold_px=args.still_threshold_px,
-                sheet=folder / "samples.png", sheet_frames=args.sheet_frames,
+                target, data, label=label, estimator=estimator, still_threshold_px=still_threshold_px,
+                sheet=folder / "samples.png", sheet_frames=sheet_frames,
             )  # fmt: skip
             evaluations.append(evaluation)
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "metrics.json").write_text(json.dumps(evaluation.to_json(), indent=2))
             message = _write_training_curves(model, resolved, folder / "training_curves.png")
-            print(f"{label}: wrote {folder / 'metrics.json'}, {folder / 'samples.png'}; {message}")
-        reference = None
-        if args.reference:
-            reference = evaluate_reference(
-                data,
-                estimator=estimator_for(data.meta.pose_estimator),
-                still_threshold_px=args.still_threshold_px,
+            report(f"{label}: wrote {folder / 'metrics.json'}, {folder / 'samples.png'}; {message}")
+        reference_result = None
+        if reference:
+            reference_result = evaluate_reference(
+                data, estimator=estimator_for(data.meta.pose_estimator), still_threshold_px=still_threshold_px
             )
-        background = None
-        if args.background:
+        background_result = None
+        if background:
             plate = background_plate(data)
-            out.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(plate).save(out / "background.png")
-            background = evaluate_background(
+            out_dir.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(plate).save(out_dir / "background.png")
+            background_result = evaluate_background(
                 data,
                 plate,
                 estimator=estimator_for(data.meta.pose_estimator),
-                still_threshold_px=args.still_threshold_px,
+                still_threshold_px=still_threshold_px,
             )
-        table = _write_table(out, args.data, data, evaluations, reference, background)
-    except (OSError, ValueError, RuntimeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        table = _write_table(out_dir, Path(data_dir), data, evaluations, reference_result, background_result)
     finally:
         for opened in estimators.values():
             opened.close()
-    print(table.split("\n\n")[0])
-    print(f"wrote {out / 'metrics.md'}")
-    return 0
+    return out_dir, table
 
 
 def _write_table(
@@ -641,7 +585,3 @@ def _unique(labels: list[str]) -> list[str]:
         seen[label] = seen.get(label, 0) + 1
         unique.append(label if seen[label] == 1 else f"{label}-{seen[label]}")
     return unique
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,10 +1,10 @@
 """Train a target model: Everybody Dance Now's stages, global -> local -> face, run in order and resumable.
 
-Usage::
+Usage (the command line is :mod:`train.cli`'s)::
 
-    python -m train.fit PREPARED_DIR --out RUN [--config train/configs/small.yaml] [key=value ...]
-    python -m train.fit PREPARED_DIR --out RUN --config train/configs/full.yaml --vgg-weights vgg19.pth
-    torchrun --nproc_per_node 2 -m train.fit PREPARED_DIR --out RUN ...      # DistributedDataParallel
+    python -m train fit PREPARED_DIR --out RUN [--config train/configs/small.yaml] [key=value ...]
+    python -m train fit PREPARED_DIR --out RUN --config train/configs/full.yaml --vgg-weights vgg19.pth
+    torchrun --nproc_per_node 2 -m train fit PREPARED_DIR --out RUN ...      # DistributedDataParallel
 
 The stages (``stages=[global,local,face]``; see :mod:`train.stages`) follow Everybody Dance Now (Chan et
 al., ICCV 2019, Sec. 3.2-3.3) and pix2pixHD (Wang et al., CVPR 2018, Sec. 3.2): the temporally coherent
@@ -33,13 +33,11 @@ With ``torchrun``, only rank 0 writes files; all ranks stop at the same step.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import logging
 import os
 import signal
-import sys
 import threading
 import time
 from collections import defaultdict
@@ -47,78 +45,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from realtime.cli import existing_path
-from train.config import DEFAULT_CONFIG_PATH, STAGES
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, default_collate
 
-
-def build_parser() -> argparse.ArgumentParser:
-    """The command line (light: ``--help`` and argument errors answer before PyTorch is imported)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m train.fit",
-        description="Train a target model (Everybody Dance Now: temporal pix2pixHD global generator, local "
-        "enhancer, face GAN) on a prepared directory, stage after stage. Resumes if RUN has checkpoints. "
-        "Ctrl-C or SIGTERM saves a checkpoint and exits. Multi-process: torchrun --nproc_per_node N -m "
-        "train.fit ...",
-        epilog="examples:\n"
-        "  python -m train.fit prepared/alice --out runs/alice\n"
-        "  python -m train.fit prepared/alice --out runs/alice steps=20000 max_minutes=30 generator.ngf=32\n"
-        "  python -m train.fit prepared/alice --out runs/alice 'stages=[global,local,face]' \\\n"
-        "      local.steps=2000 face.steps=1000\n"
-        "  python -m train.fit prepared/alice --out runs/alice --config train/configs/full.yaml "
-        "--vgg-weights vgg19.pth\n"
-        f"stages: {', '.join(STAGES)} (in this order, global first)\n"
-        "keys: stages steps generator.{kind,ngf,n_downsample,n_blocks,temporal,background_hw}\n"
-        "  distill.{teacher,lambda_l1,threads}\n"
-        "  discriminator.{ndf,n_layers,n_scales} local.{steps,n_blocks}\n"
-        "  face.{steps,ngf,n_downsample,n_blocks,ndf,n_layers,n_scales,\n"
-        "  lambda_feature_matching,lambda_l1} loss.{lambda_feature_matching,lambda_vgg,vgg_weights,\n"
-        "  lambda_pose_mask_l1,lambda_l1} augment.{enabled,joint_dropout_p,chain_dropout_p,jitter_px}\n"
-        "  optim.{lr,beta1,beta2} batch_size max_minutes checkpoint_every log_every sample_every\n"
-        "  sample_frames seed threads num_workers device",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("data_dir", type=existing_path, help="prepared directory (python -m train.prepare)")
-    parser.add_argument(
-        "--out", type=Path, required=True, help="run directory (created; resumed if it has checkpoints)"
-    )
-    parser.add_argument(
-        "--config",
-        type=Path,
-        default=None,
-        help=f"YAML config (default: {DEFAULT_CONFIG_PATH} for a new run, the latest checkpoint's config "
-        "when resuming)",
-    )
-    parser.add_argument(
-        "--vgg-weights",
-        type=Path,
-        default=None,
-        help="torchvision vgg19 state dict (.pth) for the VGG perceptual loss (same as "
-        "loss.vgg_weights=PATH); without it the term is off",
-    )
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. steps=500")
-    return parser
-
-
-if __name__ == "__main__":
-    build_parser().parse_intermixed_args()  # --help and argument errors answer here, before the heavy imports
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch.nn.parallel import DistributedDataParallel  # noqa: E402
-from torch.utils.data import DataLoader, DistributedSampler, default_collate  # noqa: E402
-from tqdm.contrib.logging import logging_redirect_tqdm  # noqa: E402
-
-from realtime.console import progress  # noqa: E402
-from realtime.model.nets import MobileGenerator  # noqa: E402
-from train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint  # noqa: E402
-from train.config import (  # noqa: E402
-    FitConfig,
-    config_differences,
-    config_to_yaml,
-    load_config,
-)
-from train.dataset import FramePairs, PreparedData, PreparedMeta, load_prepared  # noqa: E402
-from train.distributed import (  # noqa: E402
+from realtime.console import progress
+from realtime.model.nets import MobileGenerator
+from train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from train.config import DEFAULT_CONFIG_PATH, FitConfig, config_differences, config_to_yaml, load_config
+from train.dataset import FramePairs, PreparedData, PreparedMeta, load_prepared
+from train.distributed import (
     DistributedContext,
     any_rank,
     barrier,
@@ -126,8 +63,8 @@ from train.distributed import (  # noqa: E402
     mean_over_ranks,
     shutdown_distributed,
 )
-from train.models import generator_inputs  # noqa: E402
-from train.stages import (  # noqa: E402
+from train.models import generator_inputs
+from train.stages import (
     Teacher,
     build_stage_models,
     check_stage_fits,
@@ -136,7 +73,7 @@ from train.stages import (  # noqa: E402
     prepare_batch,
     write_sample_sheet,
 )
-from train.vgg import VGGPerceptualLoss, load_vgg19_features  # noqa: E402
+from train.vgg import VGGPerceptualLoss, load_vgg19_features
 
 log = logging.getLogger(__name__)
 
@@ -526,33 +463,3 @@ def _stop_on_signals(stop_reasons: list[str]) -> Iterator[None]:
     finally:
         for sig, old_handler in previous.items():
             signal.signal(sig, old_handler)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_intermixed_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    overrides = list(args.overrides)
-    if args.vgg_weights is not None:
-        overrides.append(f"loss.vgg_weights={args.vgg_weights.resolve()}")
-
-    try:
-        checkpoint_path = args.out / CHECKPOINT_NAME
-        if args.config is None and checkpoint_path.exists():
-            base = load_checkpoint(checkpoint_path).config
-            config = load_config(None, overrides, base=base)
-            if os.environ.get("RANK", "0") == "0":
-                print(f"resuming {args.out} with its config{' and the overrides' if overrides else ''}")
-        else:
-            config = load_config(args.config or DEFAULT_CONFIG_PATH, overrides)
-        with logging_redirect_tqdm():
-            path = fit(args.data_dir, args.out, config)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    if os.environ.get("RANK", "0") == "0":
-        print(f"checkpoint: {path}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -18,7 +18,7 @@
 
 Everything works frame by frame (:class:`FrameEvaluator`, constant memory for long videos) and on whole
 arrays (:func:`evaluate_frames`). The inputs are the same whether the ground truth is a held-out frame of
-the target video (``python -m train.evaluate``) or a rendered synthetic target:
+the target video (``python -m train evaluate``) or a rendered synthetic target:
 
 - frames: uint8 ``(H, W, 3)`` RGB (``(N, H, W, 3)`` for a sequence), generated and real of one shape;
 - driving pose: joints float ``(NUM_JOINTS, 2)`` in pixels of those frames (x right, y down) and confidence
@@ -46,6 +46,7 @@ from realtime.catalog import DEFAULT_POSE_ESTIMATOR
 from realtime.console import progress as progress_bar
 from realtime.pose.estimators import PoseFrame
 from realtime.pose.skeleton import NUM_JOINTS, Joint
+from train.catalog import STILL_THRESHOLD_PX  # see there: the evaluation's command line states it too
 
 #: PSNR of a frame is capped at this many dB. Identical frames have an infinite PSNR; the cap keeps means
 #: and JSON finite. Frames differing by one level in one channel of one pixel reach it only above about 51,000
@@ -57,10 +58,6 @@ SSIM_WINDOW_PX = 7
 #: A joint counts (driving: present; estimated: found) when its confidence is at least this; the
 #: stick-figure renderer's default threshold (:class:`kernels.rasterize.RenderParams`).
 CONFIDENCE_THRESHOLD = 0.5
-#: Consecutive frames are *still* when every present driving joint moved less than this many pixels (and
-#: the same joints are present in both). 2 px on a 256x256 canvas is about MediaPipe's jitter on a person
-#: standing still.
-STILL_THRESHOLD_PX = 2.0
 #: The body region is the person's bounding box grown by this fraction of the box's width on each side
 #: (left, right) and of its height on each side (top, bottom): 10% keeps hands, hair and feet that lie past
 #: the outermost keypoints, and a band of background around the silhouette.

@@ -1,4 +1,4 @@
-"""Prepare a target video for training: ``python -m train.prepare TARGET.mp4 --out DIR``.
+"""Prepare a target video for training: ``python -m train prepare TARGET.mp4 --out DIR`` (:mod:`train.cli`).
 
 Two passes over the video (Everybody Dance Now, Chan et al. 2019, Sec. 4 "Data collection"):
 
@@ -17,79 +17,25 @@ way.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from realtime.catalog import (
-    DEFAULT_POSE_ESTIMATOR,
-    MASK_SOURCE_NONE,
-    mask_source_names,
-    pose_estimator_entry,
-    pose_estimator_names,
-)
-from realtime.cli import add_log_level, canvas_size, existing_file, fraction, positive_int, setup_logging
+import numpy as np
+import torch
+from PIL import Image
 
-
-def build_parser() -> argparse.ArgumentParser:
-    """The command line (light: it loads nothing heavy, so ``--help`` and argument errors are quick)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m train.prepare",
-        description="Turn a video of the target person (one person, static camera, full body in frame) into "
-        "a training directory: canvas frames, keypoints, stick figures, masks, face boxes, the target's "
-        "normalization statistics, and a split that holds out the last frames.",
-    )
-    parser.add_argument("video", type=existing_file, help="target video (any format FFmpeg reads)")
-    parser.add_argument("--out", type=Path, required=True, help="output directory")
-    parser.add_argument(
-        "--size", type=canvas_size, default=(256, 256), help="canvas WIDTHxHEIGHT (default 256x256)"
-    )
-    parser.add_argument(
-        "--heldout-fraction",
-        type=fraction,
-        default=0.15,
-        help="last fraction of frames held out (default 0.15)",
-    )
-    parser.add_argument("--max-frames", type=positive_int, default=None, help="use only the first N frames")
-    parser.add_argument(
-        "--pose-estimator",
-        choices=pose_estimator_names(),
-        default=DEFAULT_POSE_ESTIMATOR,
-        help="pose estimator (realtime.catalog.POSE_ESTIMATORS), recorded in meta.json and in the target's "
-        f"sidecar so that serving uses the same one (default {DEFAULT_POSE_ESTIMATOR})",
-    )
-    parser.add_argument(
-        "--mask-source",
-        choices=mask_source_names(),
-        default=DEFAULT_POSE_ESTIMATOR,
-        help=f"person masks: a pose estimator's segmentation, or {MASK_SOURCE_NONE} (all-zero masks: the "
-        "evaluation's body region then falls back to the keypoints' box, and the pose-mask L1 weighs the "
-        f"person like the background); recorded in meta.json (default {DEFAULT_POSE_ESTIMATOR})",
-    )
-    add_log_level(parser, "info")
-    return parser
-
-
-if __name__ == "__main__":
-    build_parser().parse_args()  # --help and argument errors answer here, before the heavy imports
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from realtime.console import progress  # noqa: E402
-from realtime.pose.estimators import PoseFrame, open_pose_estimator  # noqa: E402
-from realtime.pose.normalize import body_stats  # noqa: E402
-from realtime.pose.render import RenderParams, rasterize_stick_figure  # noqa: E402
-from realtime.pose.skeleton import FACE_JOINTS, NUM_JOINTS, Joint  # noqa: E402
-from realtime.video import VideoError, read_frames, video_info  # noqa: E402
-from train.dataset import Crop, PreparedMeta, PreparedWriter  # noqa: E402
+from realtime.catalog import DEFAULT_POSE_ESTIMATOR, MASK_SOURCE_NONE, mask_source_names, pose_estimator_entry
+from realtime.console import progress
+from realtime.pose.estimators import PoseFrame, open_pose_estimator
+from realtime.pose.normalize import body_stats
+from realtime.pose.render import RenderParams, rasterize_stick_figure
+from realtime.pose.skeleton import FACE_JOINTS, NUM_JOINTS, Joint
+from realtime.video import read_frames, video_info
+from train.dataset import Crop, PreparedMeta, PreparedWriter
 
 log = logging.getLogger(__name__)
 
@@ -351,34 +297,3 @@ def write_preview(path: Path, frames: np.ndarray, sticks: np.ndarray, count: int
     top = np.concatenate([frames[i] for i in picks], axis=1)
     bottom = np.concatenate([sticks[i] for i in picks], axis=1)
     Image.fromarray(np.concatenate([top, bottom], axis=0)).save(path)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    setup_logging(args.log_level, command_line=argv is None)
-    start = time.perf_counter()
-    try:
-        meta = prepare(
-            args.video,
-            args.out,
-            canvas_width=args.size[0],
-            canvas_height=args.size[1],
-            heldout_fraction=args.heldout_fraction,
-            max_frames=args.max_frames,
-            pose_estimator=args.pose_estimator,
-            mask_source=args.mask_source,
-        )
-    except (VideoError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    found = float((np.load(args.out / "keypoints.npz")["confidence"].max(axis=1) > 0).mean())
-    print(
-        f"prepared {meta.num_frames} frames ({meta.train_end} train, {len(meta.heldout)} held out) into "
-        f"{args.out} in {time.perf_counter() - start:.1f} s; person found in {found:.0%} of frames; "
-        f"canvas {meta.canvas_width}x{meta.canvas_height}; preview: {args.out / 'preview.png'}"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

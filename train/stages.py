@@ -23,14 +23,14 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
 from torch import Tensor, nn
 
-from realtime.model.backends import open_backend
-from realtime.model.bundle import read_bundle
-from realtime.model.face import face_crop_origin, face_crop_size_px
+from realtime.catalog import ONNX_SUFFIX
+from realtime.model.face import crop_squares, face_crop_origin, face_crop_size_px, paste_squares
 from realtime.model.inputs import GeneratorInputs, InputRole, assemble_inputs
 from realtime.model.pipeline import Target
 from train.checkpoint import Checkpoint, load_weights_strict
@@ -305,7 +305,8 @@ class Teacher:
         canvas_hw: tuple[int, int],
         threads: int = 1,
     ) -> Teacher:
-        """Open the engine at ``path`` (``threads`` intra-op threads for ONNX Runtime; 0 = all cores).
+        """Open the engine at ``path`` with :meth:`realtime.model.pipeline.Target.load` (``threads`` intra-op
+        threads for ONNX Runtime; 0 = all cores).
 
         Raises:
             FileNotFoundError, ValueError, RuntimeError: as :meth:`realtime.model.pipeline.Target.load`, and
@@ -314,10 +315,8 @@ class Teacher:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"distill.teacher: no engine file at {path}")
-        bundle = read_bundle(path)
-        options: dict[str, object] = {"threads": threads} if path.suffix.lower() == ".onnx" else {}
-        backend = open_backend(path, expected=bundle.inputs, **options)
-        return cls(Target(backend, bundle, path), inputs, canvas_hw)
+        options: dict[str, Any] = {"threads": threads} if path.suffix.lower() == ONNX_SUFFIX else {}
+        return cls(Target.load(path, **options), inputs, canvas_hw)
 
     def __call__(self, *tensors: Tensor) -> Tensor:
         """The teacher's frame for its declared inputs in its order, each float32
@@ -414,8 +413,14 @@ def main_stage_losses(
     return StepLosses(loss_g, loss_d, logged)
 
 
+def _face_origins(centers: Tensor, size_px: int) -> list[tuple[int, int]]:
+    """The crop origin (:func:`realtime.model.face.face_crop_origin`) of each float ``(B, 2)`` face center."""
+    return [face_crop_origin(cx, cy, size_px) for cx, cy in centers.tolist()]
+
+
 def crop_faces(images: Tensor, centers: Tensor, size_px: int) -> Tensor:
-    """Square face crops of a batch, zeros where a crop leaves the canvas.
+    """Square face crops of a batch, zeros where a crop leaves the canvas (the run time's crop,
+    :func:`realtime.model.face.crop_squares`).
 
     Args:
         images: ``(B, C, H, W)``.
@@ -425,28 +430,13 @@ def crop_faces(images: Tensor, centers: Tensor, size_px: int) -> Tensor:
     Returns:
         ``(B, C, size_px, size_px)``; crop ``b`` starts at :func:`realtime.model.face.face_crop_origin`.
     """
-    padded = torch.nn.functional.pad(images, (size_px, size_px, size_px, size_px))
-    height, width = images.shape[-2:]
-    crops = []
-    for b, (cx, cy) in enumerate(centers.tolist()):
-        x0, y0 = face_crop_origin(cx, cy, size_px)
-        x0 = min(max(x0, -size_px), width)  # a crop wholly off the canvas stays in the zero padding
-        y0 = min(max(y0, -size_px), height)
-        crops.append(padded[b, :, y0 + size_px : y0 + 2 * size_px, x0 + size_px : x0 + 2 * size_px])
-    return torch.stack(crops)
+    return crop_squares(images, _face_origins(centers, size_px), size_px)
 
 
 def paste_faces(images: Tensor, crops: Tensor, centers: Tensor) -> Tensor:
-    """``images`` with the on-canvas part of each crop put back where :func:`crop_faces` took it."""
-    out = images.clone()
-    size_px = crops.shape[-1]
-    height, width = images.shape[-2:]
-    for b, (cx, cy) in enumerate(centers.tolist()):
-        x0, y0 = face_crop_origin(cx, cy, size_px)
-        ys, ye, xs, xe = max(0, y0), min(height, y0 + size_px), max(0, x0), min(width, x0 + size_px)
-        if ys < ye and xs < xe:
-            out[b, :, ys:ye, xs:xe] = crops[b, :, ys - y0 : ye - y0, xs - x0 : xe - x0]
-    return out
+    """``images`` with the on-canvas part of each crop put back where :func:`crop_faces` took it
+    (:func:`realtime.model.face.paste_squares`)."""
+    return paste_squares(images, crops, _face_origins(centers, crops.shape[-1]))
 
 
 def face_stage_losses(

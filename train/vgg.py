@@ -4,7 +4,7 @@ pix2pixHD's VGG perceptual loss.
 torchvision is not installable here and weights cannot be downloaded at run time, so the network is defined
 here with torchvision's layer indices (``features.N.weight``, ``features.N.bias``), and its weights come from
 a local file: on a machine with torchvision, ``torch.save(torchvision.models.vgg19(weights="IMAGENET1K_V1")
-.state_dict(), "vgg19.pth")``, then ``python -m train.fit ... --vgg-weights vgg19.pth``.
+.state_dict(), "vgg19.pth")``, then ``python -m train fit ... --vgg-weights vgg19.pth``.
 
 Papers followed: Simonyan & Zisserman, "Very Deep Convolutional Networks" (ICLR 2015), configuration E;
 Wang et al., pix2pixHD (CVPR 2018), ``models/networks.py``: ``Vgg19`` (slices ending at relu1_1, relu2_1,

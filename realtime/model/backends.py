@@ -2,16 +2,18 @@
 backend's device, with preallocated outputs (DESIGN.md, "Inference backends").
 
 One factory, :func:`open_backend`, serves the main generator and the face model alike and chooses the backend
-by the file's extension, here and nowhere else (:data:`BACKENDS`): ``.onnx`` (ONNX Runtime through I/O
-binding, CPU or CUDA), ``.pt`` (PyTorch, an inference weights file written by export:
-:func:`realtime.model.nets.save_weights`; on CUDA optionally fp16 autocast, channels-last and CUDA graphs) and
-``.plan`` (TensorRT, :mod:`realtime.model.tensorrt_backend`, imported only when a plan is opened: the ``gpu``
-extra).
-A new backend is one :class:`InferenceBackend` subclass plus one line in :data:`BACKENDS`.
+by the file's extension through one table, :data:`realtime.catalog.BACKENDS` (light, so that command lines
+state the suffixes without importing this module): ``.onnx`` (ONNX Runtime through I/O binding, CPU or CUDA),
+``.pt`` (PyTorch, an inference weights file written by export: :func:`realtime.model.nets.save_weights`; on
+CUDA optionally fp16 autocast, channels-last and CUDA graphs) and ``.plan`` (TensorRT,
+:mod:`realtime.model.tensorrt_backend`, imported only when a plan is opened: the ``gpu`` extra).
+A new backend is one :class:`InferenceBackend` subclass plus one line in :data:`realtime.catalog.BACKENDS`.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 import logging
 import os
 import threading
@@ -23,6 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from realtime.catalog import BACKENDS, ENGINE_SUFFIXES
 
 log = logging.getLogger(__name__)
 
@@ -373,22 +377,26 @@ class TorchBackend(InferenceBackend):
         return result
 
 
-def _tensorrt(path: str | os.PathLike[str], **kwargs: Any) -> InferenceBackend:
-    """A :class:`realtime.model.tensorrt_backend.TensorRTBackend`, imported here: TensorRT stays an optional
-    extra."""
-    from realtime.model.tensorrt_backend import TensorRTBackend
+@functools.cache
+def backend_factory(suffix: str) -> Callable[..., InferenceBackend]:
+    """The backend constructor that :data:`realtime.catalog.BACKENDS` names for an engine suffix
+    (``".onnx"``), imported on first use (cached): ``factory(path, **options)`` opens an engine.
 
-    return TensorRTBackend(path, **kwargs)
-
-
-#: Engine file extension -> backend constructor: the one place a backend is chosen. The order is the order
-#: of preference where one stem has several engines (the fastest first).
-BACKENDS: dict[str, Callable[..., InferenceBackend]] = {
-    ".plan": _tensorrt,
-    ".onnx": OnnxRuntimeBackend,
-    ".pt": TorchBackend,
-}
-ENGINE_SUFFIXES = tuple(BACKENDS)
+    Raises:
+        BackendError: for a suffix not in the table, or an entry that does not name an importable callable.
+    """
+    if suffix not in BACKENDS:
+        raise BackendError(f"unknown engine type {suffix!r}; expected one of {', '.join(ENGINE_SUFFIXES)}")
+    module_name, _, attribute = BACKENDS[suffix].partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise BackendError(
+            f"realtime.catalog.BACKENDS[{suffix!r}] = {BACKENDS[suffix]!r} does not name a backend: {exc}"
+        ) from exc
+    if not callable(factory):
+        raise BackendError(f"realtime.catalog.BACKENDS[{suffix!r}] = {BACKENDS[suffix]!r} is not callable")
+    return factory
 
 
 def check_engine_suffix(path: str | os.PathLike[str]) -> None:
@@ -403,7 +411,7 @@ def check_engine_suffix(path: str | os.PathLike[str]) -> None:
 def open_backend(
     path: str | os.PathLike[str], expected: tuple[str, ...] | None = None, **kwargs: object
 ) -> InferenceBackend:
-    """Open an engine by its extension (:data:`BACKENDS`).
+    """Open an engine by its extension (:data:`realtime.catalog.BACKENDS`).
 
     Args:
         path: the engine file.
@@ -418,10 +426,10 @@ def open_backend(
     check_engine_suffix(path)
     if not Path(path).is_file():
         raise FileNotFoundError(f"engine file not found: {path}")
-    backend = BACKENDS[Path(path).suffix.lower()](path, **kwargs)
+    backend = backend_factory(Path(path).suffix.lower())(path, **kwargs)
     if expected is not None and set(expected) != set(backend.input_names):
         raise BackendError(
             f"{path}: the engine takes inputs {list(backend.input_names)}, its sidecar declares "
-            f"{list(expected)}; export the target again (python -m export.onnx)"
+            f"{list(expected)}; export the target again (python -m export onnx)"
         )
     return backend

@@ -174,7 +174,7 @@ def read_bundle(engine: str | os.PathLike[str]) -> TargetBundle:
     """
     path = sidecar_path(engine)
     if not path.is_file():
-        raise BundleError(f"no sidecar {path} beside {engine}; export writes both (python -m export.onnx)")
+        raise BundleError(f"no sidecar {path} beside {engine}; export writes both (python -m export onnx)")
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

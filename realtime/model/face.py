@@ -5,7 +5,8 @@ frame and returns a residual; the corrected crop ``clamp(crop + residual, 0, 1)`
 pixels of the crop change. The crop is a square of the sidecar's ``face_box_size_px`` pixels around the face
 center of the normalized pose (the mean of its present face joints, as ``train.prepare`` centers the
 training face boxes); a crop partly off the canvas is padded with black and only its on-canvas part is
-pasted back. Training (``train/stages.py``) crops with the same :func:`face_crop_origin`.
+pasted back. Training (``train/stages.py``) crops and pastes with the same :func:`face_crop_origin`,
+:func:`crop_squares` and :func:`paste_squares`.
 
 The face model is ``NAME.face.onnx`` (ONNX Runtime) or ``NAME.face.pt`` (PyTorch inference weights), named by
 the sidecar's ``face_model`` relative to the engine's folder and opened by the same backend factory as the
@@ -19,7 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -66,31 +67,57 @@ def face_center_px(
     return float(center[0]), float(center[1])
 
 
-def crop_square(images: torch.Tensor, x0: int, y0: int, size_px: int) -> torch.Tensor:
-    """The ``size_px`` square at ``(x0, y0)`` of ``(B, C, H, W)`` images, zeros where it leaves the canvas.
+def crop_squares(images: torch.Tensor, origins: Sequence[tuple[int, int]], size_px: int) -> torch.Tensor:
+    """Square crops of a batch, one per image, zeros where a crop leaves the canvas: the one crop of the face
+    residual, at run time (:class:`FaceRefiner`) and in training (:func:`train.stages.crop_faces`).
+
+    Args:
+        images: ``(B, C, H, W)`` of any dtype and device (differentiable: gradients flow to the cropped
+            pixels).
+        origins: ``B`` top-left corners ``(x0, y0)`` in pixels, one per image (:func:`face_crop_origin`); each
+            may be negative or run past the canvas.
+        size_px: the crops' side in pixels (>= 1).
 
     Returns:
         a new ``(B, C, size_px, size_px)`` tensor of the images' dtype and device.
+
+    Raises:
+        ValueError: if ``origins`` does not hold one corner per image, or ``size_px`` < 1.
     """
     batch, channels, height, width = images.shape
+    if len(origins) != batch or size_px < 1:
+        raise ValueError(
+            f"need one origin per image ({batch}) and size_px >= 1, got {len(origins)}, {size_px}"
+        )
     out = images.new_zeros((batch, channels, size_px, size_px))
-    ys, ye = max(0, y0), min(height, y0 + size_px)
-    xs, xe = max(0, x0), min(width, x0 + size_px)
-    if ys < ye and xs < xe:
-        out[:, :, ys - y0 : ye - y0, xs - x0 : xe - x0] = images[:, :, ys:ye, xs:xe]
+    for b, (x0, y0) in enumerate(origins):
+        ys, ye = max(0, y0), min(height, y0 + size_px)
+        xs, xe = max(0, x0), min(width, x0 + size_px)
+        if ys < ye and xs < xe:
+            out[b, :, ys - y0 : ye - y0, xs - x0 : xe - x0] = images[b, :, ys:ye, xs:xe]
     return out
 
 
-def paste_square(images: torch.Tensor, crop: torch.Tensor, x0: int, y0: int) -> torch.Tensor:
-    """A copy of ``(B, C, H, W)`` ``images`` with the on-canvas part of the ``(B, C, S, S)`` ``crop`` placed
-    at ``(x0, y0)``; every other pixel is unchanged (bit for bit)."""
+def paste_squares(
+    images: torch.Tensor, crops: torch.Tensor, origins: Sequence[tuple[int, int]]
+) -> torch.Tensor:
+    """A copy of ``(B, C, H, W)`` ``images`` with the on-canvas part of each ``(B, C, S, S)`` crop put back
+    at its ``(x0, y0)`` origin (where :func:`crop_squares` took it); every other pixel is unchanged (bit for
+    bit).
+
+    Raises:
+        ValueError: if ``origins`` does not hold one corner per image.
+    """
+    if len(origins) != images.shape[0]:
+        raise ValueError(f"need one origin per image ({images.shape[0]}), got {len(origins)}")
     out = images.clone()
-    size_px = crop.shape[-1]
+    size_px = crops.shape[-1]
     height, width = images.shape[-2:]
-    ys, ye = max(0, y0), min(height, y0 + size_px)
-    xs, xe = max(0, x0), min(width, x0 + size_px)
-    if ys < ye and xs < xe:
-        out[:, :, ys:ye, xs:xe] = crop[:, :, ys - y0 : ye - y0, xs - x0 : xe - x0]
+    for b, (x0, y0) in enumerate(origins):
+        ys, ye = max(0, y0), min(height, y0 + size_px)
+        xs, xe = max(0, x0), min(width, x0 + size_px)
+        if ys < ye and xs < xe:
+            out[b, :, ys:ye, xs:xe] = crops[b, :, ys - y0 : ye - y0, xs - x0 : xe - x0]
     return out
 
 
@@ -189,10 +216,10 @@ class FaceRefiner:
         center = face_center_px(joints_px, confidence, self.confidence_threshold)
         if center is None:
             return generated
-        x0, y0 = face_crop_origin(*center, self.size_px)
+        origins = [face_crop_origin(*center, self.size_px)]
         device = self.model.device
-        stick_crop = crop_square(stick.to(device, torch.float32), x0, y0, self.size_px)
-        frame_crop = crop_square(generated.to(device, torch.float32), x0, y0, self.size_px)
+        stick_crop = crop_squares(stick.to(device, torch.float32), origins, self.size_px)
+        frame_crop = crop_squares(generated.to(device, torch.float32), origins, self.size_px)
         outputs = self.model.run({FACE_STICK_FIGURE.name: stick_crop, FACE_FRAME.name: frame_crop})
         refined = (frame_crop + outputs[FACE_RESIDUAL.name]).clamp_(0.0, 1.0)
-        return paste_square(generated, refined.to(generated.device), x0, y0)
+        return paste_squares(generated, refined.to(generated.device), origins)

@@ -47,7 +47,7 @@ class GeneratorSpec:
 
     Attributes:
         kind: the registered architecture (:data:`NETWORKS`): "global" (:class:`GlobalGenerator`), "local"
-            (:class:`LocalEnhancer`) or "face" (:class:`FaceGenerator`).
+            (:class:`LocalEnhancer`), "face" (:class:`FaceGenerator`) or "mobile" (:class:`MobileGenerator`).
         ngf: channels of the first layer (G1's for "local").
         n_downsample: stride-2 downsamplings; H and W must be multiples of ``2**n_downsample`` (one more for
             "local" and for ``downscale`` 2).
@@ -510,7 +510,7 @@ def load_weights(path: str | os.PathLike[str], map_location: str | torch.device 
     if isinstance(data, dict) and "optimizer_g" in data:
         raise WeightsError(
             f"{path} is a training checkpoint, not an inference weights file; export it first: "
-            f"python -m export.onnx {path} NAME.onnx (writes NAME.onnx, NAME.pt and NAME.json)"
+            f"python -m export onnx {path} NAME.onnx (writes NAME.onnx, NAME.pt and NAME.json)"
         )
     if not isinstance(data, dict) or data.get("format") != WEIGHTS_FORMAT:
         raise WeightsError(f"{path} is not an inference weights file (format {WEIGHTS_FORMAT!r})")

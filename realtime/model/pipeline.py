@@ -99,7 +99,7 @@ class Target:
         device): the backend follows the extension (:func:`realtime.model.backends.open_backend`). When the
         sidecar names a ``face_model``, it is loaded too, on that device
         (:class:`realtime.model.face.FaceRefiner`); a ``.plan`` target's face model is the ``.plan`` of that
-        name (``NAME.face.plan``, built with it by ``python -m export.tensorrt``), since ``NAME.json`` is
+        name (``NAME.face.plan``, built with it by ``python -m export tensorrt``), since ``NAME.json`` is
         shared with ``NAME.onnx``.
 
         Args:

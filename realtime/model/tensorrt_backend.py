@@ -6,7 +6,7 @@ opened (:func:`import_tensorrt`), and its absence is a :class:`realtime.model.ba
 says what
 to install; nothing else in the project imports it.
 
-A plan is tied to the GPU model and the exact TensorRT version that built it. ``python -m export.tensorrt``
+A plan is tied to the GPU model and the exact TensorRT version that built it. ``python -m export tensorrt``
 records both (and the precision) in the target's sidecar ``versions`` (:data:`PLAN_RECORD_KEYS`); opening a
 plan checks that record first (:func:`check_plan_record`) and, on a mismatch, says how to rebuild it rather
 than leaving TensorRT to fail deserialization with a bare log line.
@@ -71,7 +71,7 @@ def rebuild_hint(plan: str | os.PathLike[str]) -> str:
     """The command that rebuilds ``plan`` from its ONNX file on this machine."""
     plan = Path(plan)
     onnx = plan.with_name(plan.name.replace(".face.plan", ".plan")).with_suffix(".onnx")
-    return f"rebuild it on this machine: python -m export.tensorrt {onnx} {onnx.with_suffix('.plan')}"
+    return f"rebuild it on this machine: python -m export tensorrt {onnx} {onnx.with_suffix('.plan')}"
 
 
 def sidecar_of_plan(plan: str | os.PathLike[str]) -> Path:
@@ -277,7 +277,7 @@ class TensorRTBackend(InferenceBackend):
                 raise BackendError(
                     f"tensorrt: input {name!r} of shape {tuple(inputs[name].shape)} is outside the engine's "
                     "optimization profile (batch 1..N at the canvas it was built for); rebuild with a larger "
-                    "--max-batch (python -m export.tensorrt)"
+                    "--max-batch (python -m export tensorrt)"
                 )
         for name, tensor in (*inputs.items(), *outputs.items()):
             if not self._context.set_tensor_address(name, tensor.data_ptr()):

@@ -1,4 +1,5 @@
-"""Offline retargeting: ``python -m realtime.offline.retarget [--engine T.onnx] --source S.mp4 --out R.mp4``.
+"""Offline retargeting: ``python -m realtime.offline [--engine T.onnx] --source S.mp4 --out R.mp4``
+(:mod:`realtime.offline.cli`).
 
 Pass 1 estimates the source's pose in every frame, tracks it as a live stream does (person continuity,
 single-joint hold, orphaned joints dropped: :meth:`realtime.model.pipeline.Retargeter.track`) and smooths it
@@ -13,66 +14,20 @@ generated target side by side.
 
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from realtime.cli import add_log_level, existing_file, positive_int, setup_logging
+import numpy as np
+from PIL import Image
+
 from realtime.console import progress
-from realtime.targets import DEFAULT_TARGET
-
-
-def _odd_window(text: str) -> int:
-    window = positive_int(text)
-    if window % 2 == 0:
-        raise argparse.ArgumentTypeError(f"the median window must be odd, got {window}")
-    return window
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The command line (light: it loads nothing heavy, so ``--help`` and argument errors are quick)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m realtime.offline.retarget",
-        description="Retarget a source video onto a trained target offline: writes a video with the source, "
-        "its normalized stick figure and the generated target side by side, and prints the frames per second "
-        "achieved.",
-    )
-    parser.add_argument(
-        "--engine",
-        type=existing_file,
-        default=DEFAULT_TARGET,
-        help="target engine (.onnx, .pt or .plan) with its .json sidecar (default: the bundled synthetic "
-        f"mannequin, {DEFAULT_TARGET.name})",
-    )
-    parser.add_argument("--source", type=existing_file, required=True, help="source (driving) video")
-    parser.add_argument("--out", type=Path, required=True, help="output video (.mp4)")
-    parser.add_argument(
-        "--max-frames", type=positive_int, default=None, help="retarget only the first N frames"
-    )
-    parser.add_argument(
-        "--median-window",
-        type=_odd_window,
-        default=5,
-        help="temporal median window in frames, odd; 1 = off (default 5)",
-    )
-    add_log_level(parser)
-    return parser
-
-
-if __name__ == "__main__":
-    build_parser().parse_args()  # --help and argument errors answer here, before the heavy imports
-
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from realtime.model.pipeline import Retargeter, RetargetResult, Target  # noqa: E402
-from realtime.pose.estimators import PoseFrame  # noqa: E402
-from realtime.pose.filters import median_filter_poses  # noqa: E402
-from realtime.video import VideoError, VideoWriter, read_frames, video_info  # noqa: E402
+from realtime.model.pipeline import Retargeter, RetargetResult, Target
+from realtime.pose.estimators import PoseFrame
+from realtime.pose.filters import median_filter_poses
+from realtime.video import VideoWriter, read_frames, video_info
 
 log = logging.getLogger(__name__)
 
@@ -305,26 +260,3 @@ def retarget_video(
         overall_fps=n / total_s,
         frames_with_person=source_poses.frames_with_person,
     )
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    setup_logging(args.log_level, command_line=argv is None)
-    try:
-        target = Target.load(args.engine)
-        report = retarget_video(
-            target, args.source, args.out, max_frames=args.max_frames, median_window=args.median_window
-        )
-    except (FileNotFoundError, VideoError, ValueError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(
-        f"wrote {args.out}: {report.num_frames} frames ({report.frames_with_person} with a person); "
-        f"pose {report.pose_fps:.1f} fps, generate {report.generate_fps:.1f} fps, "
-        f"overall {report.overall_fps:.1f} fps"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -4,8 +4,8 @@
 the light :class:`realtime.model.nets.MobileGenerator` (0.52M parameters, about 11 ms per 256x256 frame in
 ONNX
 Runtime on one thread), trained with the project's own pipeline on frames rendered by :mod:`train.synthetic`
-(``python -m train.synthetic``, then ``python -m train.fit ... --config train/configs/mannequin_mobile.yaml``,
-then ``python -m export.onnx``), with :data:`HD_TARGET` as its distillation teacher. The engine
+(``python -m train.synthetic``, then ``python -m train fit ... --config train/configs/mannequin_mobile.yaml``,
+then ``python -m export onnx``), with :data:`HD_TARGET` as its distillation teacher. The engine
 ``mannequin.onnx`` and its sidecar ``mannequin.json`` lie beside this file.
 
 :data:`HD_TARGET` (``hd/mannequin_hd.onnx``) is the same mannequin on Everybody Dance Now's temporal

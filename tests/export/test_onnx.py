@@ -5,7 +5,8 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from export.onnx import ExportError, export_onnx, main
+from export.cli import onnx_main as main
+from export.onnx import ExportError, export_onnx
 from realtime.model.bundle import BundleError, TargetBundle, read_bundle
 
 

@@ -13,6 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import export.tensorrt as et
 import realtime.model.tensorrt_backend as rt
+from export.cli import tensorrt_main
 from realtime.model.backends import BackendError
 
 
@@ -128,7 +129,7 @@ def test_export_builds_both_plans_and_records_the_build_in_the_sidecar(
 
 def test_cli_without_tensorrt_says_what_to_install(tiny_engine, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "tensorrt", None)
-    assert et.main([str(tiny_engine), str(tiny_engine.with_suffix(".plan"))]) == 2
+    assert tensorrt_main([str(tiny_engine), str(tiny_engine.with_suffix(".plan"))]) == 2
     assert "pip install 'dance-live[gpu]'" in capsys.readouterr().err
     with pytest.raises(BackendError):
         et.build_plan(tiny_engine, tmp_path / "x.plan")

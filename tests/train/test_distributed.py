@@ -26,7 +26,7 @@ def test_torchrun_two_processes_gloo(tiny_prepared: Path, tmp_path: Path) -> Non
     run = tmp_path / "run"
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        "-m", "train.fit", str(tiny_prepared), "--out", str(run),
+        "-m", "train", "fit", str(tiny_prepared), "--out", str(run),
         *TINY_MODEL_OVERRIDES, *TINY_STAGE_OVERRIDES, "stages=[global,local,face]", "steps=2",
         "local.steps=2", "face.steps=2", "log_every=1", "sample_every=2", "device=cpu",
         "augment.enabled=true",

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from conftest import make_tiny_prepared
+from train.cli import evaluate_main as main
 from train.evaluate import (
     BACKGROUND_LABEL,
     REFERENCE_LABEL,
-    main,
     model_label,
     plot_training_curves,
     read_training_log,

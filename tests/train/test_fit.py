@@ -13,9 +13,10 @@ import pytest
 import torch
 
 from train.checkpoint import CheckpointError, load_checkpoint, load_generator
+from train.cli import fit_main as main
 from train.config import load_config
 from train.dataset import load_prepared
-from train.fit import fit, main
+from train.fit import fit
 from train.models import GlobalGenerator
 
 REPO = Path(__file__).resolve().parents[2]
@@ -114,7 +115,8 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tiny_prepared: Path, tmp_p
     command = [
         sys.executable,
         "-m",
-        "train.fit",
+        "train",
+        "fit",
         str(tiny_prepared),
         "--out",
         str(run),

@@ -375,3 +375,15 @@ def test_mobile_generator_cannot_take_a_local_stage() -> None:
         load_config(None, ["generator.kind=mobile", "stages=[global,local]"])
     with pytest.raises(ValueError, match="generator.kind must be one of"):
         load_config(None, ["generator.kind=tiny"])
+
+
+def test_generator_spec_documents_every_registered_kind() -> None:
+    """The docstring of GeneratorSpec.kind names each architecture of the registry with its class, and the
+    training config only offers registered ones."""
+    from realtime.model.nets import NETWORKS
+    from train.config import GENERATOR_KINDS
+
+    doc = " ".join((GeneratorSpec.__doc__ or "").split())
+    for kind, factory in NETWORKS.items():
+        assert f'"{kind}" (:class:`{getattr(factory, "__name__", "")}`)' in doc, kind
+    assert set(GENERATOR_KINDS) <= set(NETWORKS)

@@ -14,8 +14,9 @@ import torch
 
 from conftest import TINY_MODEL_OVERRIDES, TINY_STAGE_OVERRIDES, train_tiny_stages
 from train.checkpoint import load_checkpoint, load_face_generator, load_generator
+from train.cli import fit_main as main
 from train.config import load_config
-from train.fit import fit, main, stage_checkpoint_path
+from train.fit import fit, stage_checkpoint_path
 from train.models import DownscaledGenerator, LocalEnhancer, build_local_enhancer
 from train.stages import StageError, build_stage_models, crop_faces, face_stage_losses, prepare_batch
 
@@ -186,7 +187,7 @@ def test_resume_after_sigterm_mid_stage(tiny_prepared: Path, tmp_path: Path) -> 
         *TINY_MODEL_OVERRIDES, *TINY_STAGE_OVERRIDES, "stages=[global,local,face]", "steps=2",
         "local.steps=100000", "face.steps=2", "log_every=1", "checkpoint_every=100000",
     ]  # fmt: skip
-    command = [sys.executable, "-m", "train.fit", str(tiny_prepared), "--out", str(run), *overrides]
+    command = [sys.executable, "-m", "train", "fit", str(tiny_prepared), "--out", str(run), *overrides]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline_s = time.monotonic() + 60

@@ -252,7 +252,7 @@ def test_evaluate_synthetic_on_a_source_video(tiny_engine, tmp_path, monkeypatch
 
     monkeypatch.setattr(realtime.offline.retarget, "retarget_frames", spy)
     result = evaluate_synthetic(tiny_engine, [video], tmp_path / "eval", max_frames=6)
-    # driven through the offline retargeting that `python -m realtime.offline.retarget` runs, with its
+    # driven through the offline retargeting that `python -m realtime.offline` runs, with its
     # default median
     assert calls == [{"max_frames": 6, "median_window": 5}]
     (source,) = result.sources
@@ -267,7 +267,7 @@ def test_evaluate_synthetic_on_a_source_video(tiny_engine, tmp_path, monkeypatch
 
 
 def test_train_evaluate_synthetic_cli(tiny_engine, tmp_path, capsys):
-    from train.evaluate import main as evaluate_main
+    from train.cli import evaluate_main
 
     video = shared_video("source_dance.mp4")
     out = tmp_path / "cli"

@@ -13,7 +13,7 @@ real source videos. Five parts, one module each:
 - :mod:`train.synthetic.dataset`: :func:`write_synthetic_dataset` (``python -m train.synthetic --out DIR``),
   a prepared directory in exactly :mod:`train.prepare`'s format (:mod:`train.dataset`), to train the demo
   model with ``train.fit``.
-- :mod:`train.synthetic.evaluation`: :func:`evaluate_synthetic` (``python -m train.evaluate --synthetic``),
+- :mod:`train.synthetic.evaluation`: :func:`evaluate_synthetic` (``python -m train evaluate --synthetic``),
   a trained mannequin model driven with the poses of real source videos through the offline retargeting
   (:func:`realtime.offline.retarget.retarget_frames`), compared with the mannequin rendered in the same poses.
 - :mod:`train.synthetic.source`: :func:`cached_source_video` (``python -m train.synthetic source --out

@@ -1,5 +1,6 @@
-"""The command lines: ``python -m train.synthetic --out DIR`` (a dataset) and
-``python -m train.evaluate --synthetic`` (the unseen-pose evaluation)."""
+"""The command lines: ``python -m train.synthetic --out DIR`` (a dataset), ``python -m train.synthetic
+source`` (the rendered source dancer) and ``python -m train evaluate --synthetic`` (the unseen-pose
+evaluation, which :mod:`train.cli` hands over to here)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from realtime.cli import (
     positive_int,
     setup_logging,
 )
+from train.catalog import DEFAULT_SOURCE_FPS, DEFAULT_SOURCE_SECONDS, DEFAULT_SOURCE_SEED, DEFAULT_SOURCE_SIZE
 
 # Every command line here parses its arguments before it imports the renderer, the evaluation or their
 # dependencies (NumPy, PyTorch, MediaPipe): --help and argument errors answer at once.
@@ -29,7 +31,7 @@ def _main_generate(argv: list[str]) -> int:
         description="Write a prepared training directory (train.prepare's format) of a synthetic wooden "
         "mannequin dancing: generated motion, rendered frames, masks, stick figures, face boxes, statistics, "
         "and the last 15% held out. To compare a trained mannequin model with ground truth on real source "
-        "videos' poses: python -m train.evaluate --synthetic --help",
+        "videos' poses: python -m train evaluate --synthetic --help",
     )
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     parser.add_argument("--frames", type=positive_int, default=3000, help="number of frames (default 3000)")
@@ -65,9 +67,9 @@ def _main_generate(argv: list[str]) -> int:
 
 def _main_evaluate(argv: list[str], command_line: bool) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m train.evaluate --synthetic",
+        prog="python -m train evaluate --synthetic",
         description="Drive a mannequin model with real source videos' poses (normalized as python -m "
-        "realtime.offline.retarget does), render the mannequin in the same poses as ground truth, and "
+        "realtime.offline does), render the mannequin in the same poses as ground truth, and "
         "compare: SSIM and PSNR over the frame and over the body region (the mannequin's silhouette box "
         "grown by 10% of its size on each side), face SSIM, pose distance and missed joints, beside the "
         "same image figures for the empty room (no mannequin) against the same ground truth. Writes "
@@ -136,16 +138,26 @@ def _main_source(argv: list[str]) -> int:
         description="Write a rendered source (driving) video with no camera: a dancer unlike the bundled "
         "mannequin target (another body, clothes and room; choreographed moves on a beat). Rendered once per "
         "machine into a cache folder (DANCE_LIVE_CACHE, else ~/.cache/dance-live) and copied to --out. Then: "
-        "python -m realtime.offline.retarget --source OUT --out demo.mp4",
+        "python -m realtime.offline --source OUT --out demo.mp4",
     )
     parser.add_argument("--out", type=Path, required=True, help="output video (.mp4)")
-    # The defaults are train.synthetic.source.SourceParams's (tests/test_cli.py checks they agree).
-    parser.add_argument("--seconds", type=positive_float, default=12.0, help="length (default 12)")
-    parser.add_argument("--fps", type=positive_float, default=24.0, help="frame rate (default 24)")
+    # The defaults are train.synthetic.source.SourceParams's, stated once in train.catalog.
     parser.add_argument(
-        "--size", type=canvas_size, default=(480, 640), help="frame WIDTHxHEIGHT (default 480x640)"
+        "--seconds", type=positive_float, default=DEFAULT_SOURCE_SECONDS, help="length (default %(default)g)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="motion seed (default 0)")
+    parser.add_argument(
+        "--fps", type=positive_float, default=DEFAULT_SOURCE_FPS, help="frame rate (default %(default)g)"
+    )
+    width, height = DEFAULT_SOURCE_SIZE
+    parser.add_argument(
+        "--size",
+        type=canvas_size,
+        default=DEFAULT_SOURCE_SIZE,
+        help=f"frame WIDTHxHEIGHT (default {width}x{height})",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=DEFAULT_SOURCE_SEED, help="motion seed (default %(default)s)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from train.synthetic.source import SourceParams, cached_source_video

@@ -1,4 +1,4 @@
-"""The unseen-pose evaluation (``python -m train.evaluate --synthetic``): a trained mannequin model driven by
+"""The unseen-pose evaluation (``python -m train evaluate --synthetic``): a trained mannequin model driven by
 the poses of real source videos through the offline retargeting
 (:func:`realtime.offline.retarget.retarget_frames`),
 compared with the mannequin rendered in the same normalized poses (exact ground truth).
@@ -152,7 +152,7 @@ def evaluate_source(
 ) -> SourceEvaluation:
     """Drive a mannequin model with one real source video and compare with the rendered ground truth.
 
-    The model is driven through the offline retargeting that ``python -m realtime.offline.retarget`` runs
+    The model is driven through the offline retargeting that ``python -m realtime.offline`` runs
     (:func:`realtime.offline.retarget.retarget_frames`: MediaPipe poses, a centered temporal median, the
     source's
     statistics fitted on the whole video, then :class:`realtime.model.pipeline.Retargeter`, each frame
@@ -268,7 +268,7 @@ def evaluate_synthetic(
         source_videos: real driving videos.
         out_dir: output directory (created).
         max_frames: use only the first frames of each video.
-        median_window: the offline temporal median's window (as ``python -m realtime.offline.retarget``).
+        median_window: the offline temporal median's window (as ``python -m realtime.offline``).
 
     Returns:
         :class:`SyntheticEvaluation`.

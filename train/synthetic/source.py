@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime.video import VideoWriter
+from train.catalog import DEFAULT_SOURCE_FPS, DEFAULT_SOURCE_SECONDS, DEFAULT_SOURCE_SEED, DEFAULT_SOURCE_SIZE
 from train.synthetic.body import MannequinBody
 from train.synthetic.motion import ANGLE_INDEX, ANGLE_SPECS, Motion, MotionConfig, generate_motion
 from train.synthetic.renderer import MannequinStyle, render_mannequin
@@ -126,11 +127,11 @@ class SourceParams:
         bpm: the choreography's tempo in beats per minute (> 0).
     """
 
-    seconds: float = 12.0
-    fps: float = 24.0
-    width: int = 480
-    height: int = 640
-    seed: int = 0
+    seconds: float = DEFAULT_SOURCE_SECONDS
+    fps: float = DEFAULT_SOURCE_FPS
+    width: int = DEFAULT_SOURCE_SIZE[0]
+    height: int = DEFAULT_SOURCE_SIZE[1]
+    seed: int = DEFAULT_SOURCE_SEED
     bpm: float = 112.0
 
     @property

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from realtime.model.backends import BACKENDS, BackendError, OnnxRuntimeBackend, TorchBackend, open_backend
+from realtime.catalog import BACKENDS
+from realtime.model.backends import BackendError, OnnxRuntimeBackend, TorchBackend, open_backend
 
 
 def _zeros(backend):
@@ -51,7 +52,7 @@ def test_onnxruntime_and_torch_weights_agree_on_tensors(tiny_engine):
 
 
 def test_one_factory_chooses_by_suffix(tmp_path, tiny_engine):
-    assert set(BACKENDS) == {".onnx", ".pt", ".plan"}
+    assert {".onnx", ".pt", ".plan"} <= set(BACKENDS)  # a new backend is one more line there
     with pytest.raises(BackendError, match="unknown engine type"):
         open_backend(tmp_path / "x.bin")
     with pytest.raises(FileNotFoundError):

@@ -12,11 +12,11 @@ from conftest import standing_pose
 from realtime.model.bundle import read_bundle
 from realtime.model.face import (
     FaceRefiner,
-    crop_square,
+    crop_squares,
     face_center_px,
     face_crop_origin,
     face_crop_size_px,
-    paste_square,
+    paste_squares,
 )
 from realtime.model.pipeline import Retargeter, Target
 from realtime.pose.estimators import PoseFrame
@@ -84,22 +84,35 @@ def test_face_center_uses_present_face_joints_only() -> None:
 def test_crop_and_paste_off_canvas(x0: int, y0: int) -> None:
     rng = np.random.default_rng(0)
     images = torch.from_numpy(rng.random((2, 3, 64, 64), dtype=np.float32))
-    crop = crop_square(images, x0, y0, 8)
+    origins = [(x0, y0), (20, 30)]  # one origin per image: the second crop lies inside the canvas
+    crop = crop_squares(images, origins, 8)
     assert crop.shape == (2, 3, 8, 8)
+    np.testing.assert_array_equal(crop[1], images[1, :, 30:38, 20:28])
     for dy in range(8):
         for dx in range(8):
             y, x = y0 + dy, x0 + dx
-            expected = images[:, :, y, x] if 0 <= y < 64 and 0 <= x < 64 else 0.0
-            np.testing.assert_array_equal(crop[:, :, dy, dx].numpy(), expected)
-    pasted = paste_square(images, crop + 1.0, x0, y0)
+            expected = images[0, :, y, x] if 0 <= y < 64 and 0 <= x < 64 else 0.0
+            np.testing.assert_array_equal(crop[0, :, dy, dx].numpy(), expected)
+    pasted = paste_squares(images, crop + 1.0, origins)
     inside = np.zeros((64, 64), bool)
     inside[max(0, y0) : max(0, y0 + 8), max(0, x0) : max(0, x0 + 8)] = True
-    np.testing.assert_array_equal(pasted[:, :, ~inside], images[:, :, ~inside])
-    np.testing.assert_array_equal(pasted[:, :, inside], images[:, :, inside] + 1.0)
-    # The training crop (torch) takes the same pixels.
-    centers = torch.tensor([[x0 + 4.0, y0 + 4.0]] * 2)
+    np.testing.assert_array_equal(pasted[0, :, ~inside], images[0, :, ~inside])
+    np.testing.assert_array_equal(pasted[0, :, inside], images[0, :, inside] + 1.0)
+    np.testing.assert_array_equal(pasted[1, :, 30:38, 20:28], images[1, :, 30:38, 20:28] + 1.0)
+    with pytest.raises(ValueError, match="one origin per image"):
+        crop_squares(images, origins[:1], 8)
+    # Training crops and pastes the same pixels, from the face centers.
+    centers = torch.tensor([[x0 + 4.0, y0 + 4.0], [24.0, 34.0]])
     np.testing.assert_array_equal(crop_faces(images, centers, 8), crop)
     np.testing.assert_array_equal(paste_faces(images, crop + 1.0, centers), pasted)
+
+
+def test_training_crop_passes_gradients_to_the_cropped_pixels_only() -> None:
+    images = torch.zeros((2, 1, 16, 16), requires_grad=True)
+    crop_faces(images, torch.tensor([[4.0, 4.0], [15.0, 15.0]]), 4).sum().backward()
+    assert images.grad is not None
+    assert images.grad[0].sum() == 16 and images.grad[0, 0, 2:6, 2:6].eq(1).all()
+    assert images.grad[1].sum() == 9 and images.grad[1, 0, 13:, 13:].eq(1).all()  # 3x3 on the canvas
 
 
 @pytest.mark.parametrize("center", [(32.0, 20.0), (2.0, 3.0), (63.0, 40.0)])
@@ -121,8 +134,8 @@ def test_refiner_changes_only_the_face_crop(center: tuple[float, float]) -> None
     np.testing.assert_array_equal(out[..., ~box], generated[..., ~box])  # bit-identical outside the box
     np.testing.assert_allclose(out[..., box], generated[..., box] + 0.25, atol=1e-6)
     (stick_crop, frame_crop) = model.calls[0]
-    np.testing.assert_array_equal(stick_crop, crop_square(stick, x0, y0, 12))
-    np.testing.assert_array_equal(frame_crop, crop_square(generated, x0, y0, 12))
+    np.testing.assert_array_equal(stick_crop, crop_squares(stick, [(x0, y0)], 12))
+    np.testing.assert_array_equal(frame_crop, crop_squares(generated, [(x0, y0)], 12))
 
 
 def test_refiner_clamps_and_skips_a_pose_without_a_face() -> None:

@@ -103,7 +103,7 @@ def test_a_plan_for_another_gpu_or_tensorrt_says_to_rebuild_and_how(tmp_path, fa
     plan = _plan(tmp_path, {**RECORD, **changed})
     with pytest.raises(BackendError, match=message) as error:
         rt.TensorRTBackend(plan, device="cpu", trt=trt)
-    assert f"rebuild it on this machine: python -m export.tensorrt {tmp_path / 'target.onnx'} {plan}" in str(
+    assert f"rebuild it on this machine: python -m export tensorrt {tmp_path / 'target.onnx'} {plan}" in str(
         error.value
     )
     assert "deserialize_cuda_engine" not in trt.names()  # refused before TensorRT sees the file
@@ -112,7 +112,7 @@ def test_a_plan_for_another_gpu_or_tensorrt_says_to_rebuild_and_how(tmp_path, fa
 def test_face_plans_use_the_targets_sidecar_and_its_rebuild_command(tmp_path, fake_gpu):
     face = _plan(tmp_path, {**RECORD, "tensorrt": "11.0.0"}, name="target.face.plan")
     assert rt.sidecar_of_plan(face) == tmp_path / "target.json"
-    with pytest.raises(BackendError, match=r"export\.tensorrt \S*target\.onnx \S*target\.plan"):
+    with pytest.raises(BackendError, match=r"export tensorrt \S*target\.onnx \S*target\.plan"):
         rt.TensorRTBackend(face, device="cpu", trt=FakeTensorRT())
 
 

@@ -1,10 +1,9 @@
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import standing_pose
 from realtime.pose.normalize import (
     BodyStats,
     PoseNormalizer,
@@ -14,9 +13,6 @@ from realtime.pose.normalize import (
     retarget_bone_lengths,
 )
 from realtime.pose.skeleton import HEAD_JOINTS, LIMB_INDEX, LIMBS, NUM_JOINTS, NUM_LIMBS, Joint
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from conftest import standing_pose  # noqa: E402
 
 ONES = np.ones(NUM_LIMBS)
 
