@@ -59,7 +59,7 @@ def test_face_boxes_are_fixed_size_and_nan_without_a_face():
 
 def test_the_pose_estimator_and_the_mask_source_are_chosen_on_the_command_line(tmp_path):
     from realtime.catalog import POSE_ESTIMATORS, PoseEstimatorEntry
-    from train.prepare import build_parser
+    from train.cli import build_prepare_parser as build_parser
 
     video = tmp_path / "v.mp4"
     video.write_bytes(b"")
