@@ -1,6 +1,6 @@
 """Light constants and tables, in a module that imports only the standard library, so that ``--help`` can
 show them without loading aiortc, PyAV, NumPy or MediaPipe: the live server's default limits
-(:mod:`realtime.serving.signaling` and :mod:`realtime.serving.stream` use them) and the table of pose
+(:mod:`realtime.serving.signaling` and :mod:`realtime.serving.workers` use them) and the table of pose
 estimators (:data:`POSE_ESTIMATORS`, built by :func:`realtime.pose.estimators.open_pose_estimator`)."""
 
 from __future__ import annotations

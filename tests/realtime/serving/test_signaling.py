@@ -32,7 +32,7 @@ from realtime.serving.signaling import (
     SignalingServer,
     TargetChoice,
 )
-from realtime.serving.stream import StreamWorkers
+from realtime.serving.workers import StreamWorkers
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 TIMEOUT_S = 10.0
