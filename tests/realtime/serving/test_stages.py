@@ -15,6 +15,7 @@ import pytest
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from fake_pipeline import FakeRetargeter, FakeTarget
+from realtime.serving.sink import GeneratedFrame, PushSink
 from realtime.serving.stages import RetargetStream
 from realtime.serving.stamp import draw_stamp, read_stamp
 from realtime.serving.workers import SlotClosed, StreamWorkers
@@ -337,3 +338,101 @@ def test_without_test_stamp_the_output_is_the_retargeters_own() -> None:
 
     for frame in run(main()):
         assert read_stamp(frame.to_ndarray(format="rgb24")) is None
+
+
+# -- sinks beside the browser's track ---------------------------------------------------------------------
+
+
+class FrameCounter(PushSink[int | None]):
+    """A dummy output: counts the frames it is given, by their camera pts (composes nothing else)."""
+
+    name = "counter"
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        super().__init__()
+        self.pts: list[int | None] = []
+        self.fail_at = fail_at
+        self.composed = 0
+        self.compose_threads: set[int] = set()
+        self.stopped = False
+
+    def compose(self, frame: GeneratedFrame) -> int | None:
+        self.compose_threads.add(threading.get_ident())
+        if self.fail_at is not None and self.composed >= self.fail_at:
+            raise RuntimeError("the counter is full")
+        self.composed += 1
+        return frame.pts
+
+    async def deliver(self, item: int | None) -> None:
+        self.pts.append(item)
+
+    async def stop(self) -> None:
+        await super().stop()
+        self.stopped = True
+
+
+def test_a_frame_counter_beside_the_browser_track_counts_the_frames_the_track_sent() -> None:
+    async def main() -> tuple[list[av.VideoFrame], FrameCounter, RetargetStream]:
+        stream, _, workers = make_stream(FakeCamera(fps=60), process_ms=5)
+        counter = FrameCounter()
+        stream.add_sink(counter)
+        assert stream.relay.sinks == (stream.browser, counter)
+        stream.start()
+        frames = await collect(stream, 20)  # the track is pulled all along, as aiortc does
+        await stream.stop()
+        await stream.stop()
+        workers.shutdown()
+        return frames, counter, stream
+
+    frames, counter, stream = run(main())
+    sent = [f.pts for f in frames]
+    assert stream.stats.frames_out == len(sent) == 20
+    # every frame the track sent was counted, in the same order; at most the one generated after the last
+    # recv() went to the counter alone
+    assert counter.pts[: len(sent)] == sent and len(counter.pts) - len(sent) <= 1, (counter.pts, sent)
+    assert counter.dropped == 0 and counter.stopped
+    assert threading.get_ident() not in counter.compose_threads  # composed on the generation worker
+
+
+def test_a_failing_sink_is_detached_and_the_stream_keeps_serving(caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> tuple[list[av.VideoFrame], FrameCounter, RetargetStream]:
+        stream, _, workers = make_stream(FakeCamera(fps=60), process_ms=4)
+        counter = FrameCounter(fail_at=3)
+        stream.add_sink(counter)
+        stream.start()
+        frames = await collect(stream, 15)
+        remaining = stream.relay.sinks
+        await stream.stop()
+        workers.shutdown()
+        assert remaining == (stream.browser,)
+        return frames, counter, stream
+
+    with caplog.at_level("ERROR", logger="realtime.serving.relay"):
+        frames, counter, stream = run(main())
+    assert len(counter.pts) == 3 and counter.stopped  # detached (and stopped) at its first failure
+    indices = [index_of(f.pts) for f in frames]
+    assert indices == sorted(indices) and len(set(indices)) == 15  # the browser's frames kept coming
+    assert stream.stats.frames_failed == 0  # a sink's failure is not the frame's
+    assert any("counter" in r.getMessage() and "detaching" in r.getMessage() for r in caplog.records)
+
+
+def test_sinks_added_and_removed_while_the_stream_runs() -> None:
+    async def main() -> None:
+        stream, _, workers = make_stream(FakeCamera(fps=60), process_ms=4)
+        stream.start()
+        await collect(stream, 3)
+        counter = FrameCounter()
+        stream.add_sink(counter)
+        await collect(stream, 5)
+        await stream.remove_sink(counter)
+        assert counter.stopped and stream.relay.sinks == (stream.browser,)
+        counted = len(counter.pts)
+        await collect(stream, 3)
+        assert len(counter.pts) == counted
+        assert 4 <= counted <= 6, counter.pts
+        await stream.stop()
+        with pytest.raises(RuntimeError, match="stopped"):
+            stream.add_sink(FrameCounter())
+        workers.shutdown()
+
+    run(main())
