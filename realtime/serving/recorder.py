@@ -115,6 +115,7 @@ class VideoRecorder(PushSink[RecordedFrame]):
             stream.codec_context.time_base = FILE_TIME_BASE
             if self.codec == "libx264":
                 stream.options = {"crf": str(self.crf), "preset": "veryfast"}
+            container.start_encoding()  # creates the file now: a path that cannot be written fails here
         except Exception:
             container.close()
             raise
