@@ -87,15 +87,16 @@ class SinkRelay:
 
         Raises:
             RuntimeError: after :meth:`stop`, or for a sink already attached.
+            Whatever the sink's ``start`` raises (the sink is then not attached).
         """
         if self._stopped:
             raise RuntimeError(f"cannot attach {sink.name!r}: the stream has stopped")
         if sink in self._attached:
             raise RuntimeError(f"{sink.name!r} is already attached to this stream")
         attachment = _Attachment(LatestSlot(), on_dropped)
+        attachment.task = sink.start(attachment.feed)
         self._attached[sink] = attachment
         self._sinks = (*self._sinks, sink)
-        attachment.task = sink.start(attachment.feed)
         if attachment.task is not None:
             attachment.task.add_done_callback(lambda task: self._sink_task_done(sink, task))
         if self._ended:

@@ -104,7 +104,9 @@ class OutputSink(abc.ABC, Generic[T]):
     :class:`realtime.serving.workers.SlotClosed`) and :meth:`stop` awaited.
 
     A sink that raises, in :meth:`compose` or in the task :meth:`start` returned, is logged and detached
-    (by the relay, which then awaits :meth:`stop`); the stream and its other sinks go on.
+    (by the relay, which then awaits :meth:`stop`); the stream and its other sinks go on. :meth:`compose`
+    may still run once while or after the sink is detached (its item is then discarded): it should only
+    build the item, not touch what :meth:`stop` releases.
     """
 
     name: str = "sink"
