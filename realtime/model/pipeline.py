@@ -128,8 +128,9 @@ class Target:
 
 @dataclass(frozen=True)
 class RetargetResult:
-    """One retargeted frame: the generated frame and the stick figure as two images, never joined here
-    (a caller that shows them side by side composes its own view).
+    """One retargeted frame: the generated frame and the stick figure as two images (on the CPU never
+    joined; on a GPU one joined download, then two views); a caller that shows them side by side composes
+    its own view.
 
     Attributes:
         generated: uint8 ``(H, W, 3)`` the target in the source's pose, on the target canvas (may be a
