@@ -111,9 +111,10 @@ def test_a_slow_sink_drops_its_own_stale_items_and_delays_no_other() -> None:
 
     slow, fast, offered_s = run(main())
     assert fast.items == list(range(40)) and fast.dropped == 0
-    # each frame reached the fast sink at once, whatever the slow one was doing
-    delays_ms = [1e3 * (got - offered) for got, offered in zip(fast.times_s, offered_s, strict=True)]
-    assert max(delays_ms) < 30, delays_ms  # a sink waiting for the slow one would see ~50 ms
+    # each frame reached the fast sink before the next one was offered, whatever the slow one was doing (a
+    # sink held up by the slow one would get its frames in bursts, 50 ms late)
+    late = [i for i in range(39) if not fast.times_s[i] < offered_s[i + 1]]
+    assert not late, late
     # the slow sink took about one frame per 50 ms, always the newest, and counted the rest as dropped
     assert 2 <= len(slow.items) <= 20, slow.items
     assert slow.items == sorted(slow.items) and slow.items[-1] == 39
