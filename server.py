@@ -1,11 +1,12 @@
 """Live server: serves the page and WebRTC signaling on one port and streams the target dancing back.
 
     python server.py --engine target.onnx [--engine other.onnx | --engine FOLDER] [--host 127.0.0.1]
-        [--port 8080] [--cert cert.pem --key key.pem] [--max-sessions 4] [--test-stamp] [--log-level info]
+        [--port 8080] [--cert cert.pem --key key.pem] [--max-sessions 4] [--test-stamp] [--record DIR]
+        [--log-level info]
 
-This file only wires the web (:mod:`realtime.serving.signaling`, :mod:`realtime.serving.stream`) to the
-pipeline
-(:mod:`realtime.model.pipeline`). Ctrl-C or SIGTERM stops it cleanly: sessions closed, tasks cancelled, peer
+This file only wires the web (:mod:`realtime.serving.signaling`, :mod:`realtime.serving.stages`) and the
+outputs (:mod:`realtime.serving.recorder` with ``--record``) to the pipeline (:mod:`realtime.model.pipeline`).
+Ctrl-C or SIGTERM stops it cleanly: sessions closed (their recordings closed), tasks cancelled, peer
 connections closed, the inference threads drained.
 """
 
@@ -18,6 +19,7 @@ import logging
 import math
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +42,7 @@ if TYPE_CHECKING:
     import ssl
 
     from realtime.serving.signaling import TargetChoice
-    from realtime.serving.stream import RetargeterLike
+    from realtime.serving.stages import RetargeterLike
 
 log = logging.getLogger("server")
 
@@ -248,6 +250,18 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument(
+        "--record",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help=(
+            "record each session's generated frames (the target alone, without the stick figure) to "
+            "DIR/session-N.mp4 (H.264, timed by the camera's timestamps; N is the session's number in the "
+            "log; an existing file of that name is replaced), encoding on a thread of its own and dropping "
+            "frames when it falls behind; DIR is created if missing (default: no recording)"
+        ),
+    )
+    parser.add_argument(
         "--log-level",
         default="info",
         choices=["debug", "info", "warning", "error"],
@@ -260,8 +274,8 @@ def check_args(args: argparse.Namespace) -> str | None:
     """What is wrong with parsed ``server.py`` arguments, in one line for ``parser.error``, or None.
 
     Checks what can be checked before anything is loaded: the port is 0-65535 (0: any free port), counts are
-    >= 1, the camera cap is a finite number >= 0, the ``--engine`` paths exist, and ``--cert`` / ``--key``
-    are given together and are files.
+    >= 1, the camera cap is a finite number >= 0, the ``--engine`` paths exist, the ``--record`` folder can
+    be written (it is created if missing), and ``--cert`` / ``--key`` are given together and are files.
     """
     if not 0 <= args.port <= MAX_PORT:
         return f"--port must be 1-{MAX_PORT}, or 0 for any free port; got {args.port}"
@@ -281,12 +295,42 @@ def check_args(args: argparse.Namespace) -> str | None:
     for path in args.engine or ():
         if not path.exists():
             return f"--engine {path}: no such file or folder"
+    if args.record is not None:
+        problem = check_writable_folder(args.record)
+        if problem is not None:
+            return f"--record {args.record}: {problem}"
     if (args.cert is None) != (args.key is None):
         return "--cert and --key go together: give both to serve HTTPS, or neither"
     for option, path in (("--cert", args.cert), ("--key", args.key)):
         if path is not None and not path.is_file():
             return f"{option} {path}: no such file"
     return None
+
+
+def check_writable_folder(folder: Path) -> str | None:
+    """What keeps files from being written into ``folder`` (created if missing), in a few words, or None."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        return "not a folder; give a folder to write the recordings into"
+    except OSError as exc:
+        return f"cannot create this folder ({exc.strerror or exc}); give a folder you can write to"
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as exc:
+        return f"cannot write into this folder ({exc.strerror or exc}); give a folder you can write to"
+    return None
+
+
+def recorder_factory(folder: Path) -> Callable[[int], Any]:
+    """The ``--record`` output: session N -> a :class:`realtime.serving.recorder.VideoRecorder` writing
+    ``folder/session-N.mp4`` (a sink factory of ``SessionSettings.sinks``)."""
+    from realtime.serving.recorder import VideoRecorder
+
+    def make(session_id: int) -> VideoRecorder:
+        return VideoRecorder(folder / f"session-{session_id}.mp4")
+
+    return make
 
 
 def page_url(host: str, port: int, *, https: bool = False) -> str:
@@ -370,8 +414,10 @@ async def serve(
     test_stamp: bool = False,
     max_input_fps: float = 0.0,
     playout_delay: str = PLAYOUT_DELAYS[0],
+    record_dir: Path | None = None,
 ) -> None:
-    """Serve until SIGINT or SIGTERM, then close every session and drain the inference threads.
+    """Serve until SIGINT or SIGTERM, then close every session and drain the inference threads. With
+    ``record_dir``, each session's generated frames are recorded there (:func:`recorder_factory`).
 
     Raises:
         ListenError: if ``host:port`` cannot be bound.
@@ -380,7 +426,7 @@ async def serve(
     import signal
 
     from realtime.serving.signaling import SessionSettings, SignalingServer
-    from realtime.serving.stream import StreamWorkers
+    from realtime.serving.workers import StreamWorkers
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -402,7 +448,10 @@ async def serve(
         max_sessions=max_sessions,
         ssl_context=ssl_context,
         settings=SessionSettings(
-            test_stamp=test_stamp, max_input_fps=max_input_fps, zero_playout_delay=playout_delay == "zero"
+            test_stamp=test_stamp,
+            max_input_fps=max_input_fps,
+            zero_playout_delay=playout_delay == "zero",
+            sinks=(recorder_factory(record_dir),) if record_dir is not None else (),
         ),
     )
     try:
@@ -475,6 +524,7 @@ def main(argv: list[str] | None = None, factory: TargetFactory[Any] | None = Non
                 test_stamp=args.test_stamp,
                 max_input_fps=args.max_input_fps,
                 playout_delay=args.playout_delay,
+                record_dir=args.record,
             )
         )
     except ListenError as exc:

@@ -12,8 +12,9 @@ counted), each stage's median and 95th percentile in milliseconds per frame:
 in
   live mode, as the server runs it (its ``estimate`` and ``generate``, whose ``timings_ms`` give all but
   ``pose``); ``face`` only for an engine with a face model;
-- ``encode``: what the live path does with a result: ``side_by_side()`` (stick figure | generated), an
-  ``av.VideoFrame``, and the WebRTC encoder aiortc sends it with (its ``Vp8Encoder`` or ``H264Encoder``,
+- ``encode``: what the live path does with a result: the browser track's side-by-side ``av.VideoFrame``
+  (:func:`realtime.serving.webrtc_track.compose_side_by_side`: stick figure | generated written into the
+  frame's buffer) and the WebRTC encoder aiortc sends it with (its ``Vp8Encoder`` or ``H264Encoder``,
   PyAV's libvpx / libx264 at aiortc's default bitrate; VP8 is aiortc's first preference and the server sets
   none, so browsers get VP8);
 - ``download``: the generated and stick frames to uint8 NumPy on the host, the part of
@@ -29,7 +30,7 @@ the stage medians, as slow frames do not come from the same stage every time.
 End-to-end frames per second: *sequential* runs the stages one after another on one thread (the stage
 timings come from this run); with ``--overlap``, also *overlapped*: decode, pose, generation and encoding
 each on a thread of their own, joined by one-frame queues, as the live server pins pose estimation and
-generation to two worker threads (:mod:`realtime.serving.stream`) while aiortc decodes and encodes on threads
+generation to two worker threads (:mod:`realtime.serving.stages`) while aiortc decodes and encodes on threads
 of its
 executor. Every frame is processed (nothing is dropped, unlike the live server), so this is throughput.
 
@@ -64,6 +65,7 @@ from realtime.model.face import FACE_INPUTS, FaceRefiner
 from realtime.model.inputs import FrameContext
 from realtime.model.pipeline import Retargeter, Target
 from realtime.pose.estimators import PoseFrame
+from realtime.serving.webrtc_track import compose_side_by_side
 from realtime.video import VideoError, read_frames
 
 #: Stages in pipeline order; ``upload`` is measured on CUDA only.
@@ -165,9 +167,8 @@ def make_encoder(codec: str) -> Any:
     return {"vp8": Vp8Encoder, "h264": H264Encoder}[codec]()
 
 
-def encode_result(encoder: Any, side_by_side: np.ndarray, index: int, fps: float = 30.0) -> int:
-    """Encode one output image as the live path does; returns the payload bytes (RTP packets' payloads)."""
-    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(side_by_side), format="rgb24")
+def encode_result(encoder: Any, frame: av.VideoFrame, index: int, fps: float = 30.0) -> int:
+    """Encode one output frame as the live path does; returns the payload bytes (RTP packets' payloads)."""
     frame.pts = round(index * 90000 / fps)
     frame.time_base = VIDEO_TIME_BASE
     payloads, _ = encoder.encode(frame)
@@ -228,7 +229,8 @@ def run_sequential(
             t3 = time.perf_counter()
             row.update(timings)
             row["download"] = 1e3 * (t3 - t2) - sum(timings.values())
-            encode_result(encoder, result.side_by_side(), index)
+            frame = compose_side_by_side(result.stick_figure, result.generated)
+            encode_result(encoder, frame, index)
             t4 = time.perf_counter()
             row["encode"] = 1e3 * (t4 - t3)
             if index >= warmup:
@@ -246,9 +248,10 @@ _END = object()
 
 
 def run_overlapped(target: Target, source: Path, frames: int, warmup: int, codec: str) -> float:
-    """Decode, pose, generation (with ``side_by_side`` and the ``av.VideoFrame``) and encoding, each on a
-    thread of its own, joined by one-frame queues. Returns end-to-end frames per second after the warm-up:
-    frames encoded after the last warm-up frame, over the time since it was encoded.
+    """Decode, pose, generation (with the side-by-side ``av.VideoFrame``, as the live generation worker
+    composes it) and encoding, each on a thread of its own, joined by one-frame queues. Returns end-to-end
+    frames per second after the warm-up: frames encoded after the last warm-up frame, over the time since it
+    was encoded.
 
     Raises:
         ValueError: if ``warmup`` is less than 1 (the clock starts at the last warm-up frame).
@@ -272,7 +275,8 @@ def run_overlapped(target: Target, source: Path, frames: int, warmup: int, codec
 
     def generate(item: Any) -> Any:
         index, pose_frame = item
-        image = retargeter.generate(pose_frame).side_by_side()
+        result = retargeter.generate(pose_frame)
+        image = compose_side_by_side(result.stick_figure, result.generated)
         return index, image
 
     def encode(item: Any) -> None:

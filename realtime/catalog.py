@@ -3,7 +3,7 @@ heavy modules use, in a module that imports only the standard library, so that `
 ``python -m export --help`` and the others answer without loading aiortc, PyAV, NumPy or PyTorch. The heavy
 modules import these names; no copy of them is kept anywhere else.
 
-- The live server's default limits (:mod:`realtime.serving.signaling`, :mod:`realtime.serving.stream`).
+- The live server's default limits (:mod:`realtime.serving.signaling`, :mod:`realtime.serving.workers`).
 - The engine table: file suffix -> the inference backend that opens it (:data:`BACKENDS`, resolved by
   :func:`realtime.model.backends.open_backend` on first use), and :data:`ENGINE_SUFFIXES`.
 - The export tools' tolerances and TensorRT build defaults (:mod:`export.onnx`, :mod:`export.tensorrt`).

@@ -84,10 +84,6 @@ class FakeResult:
     pose: PoseFrame
     timings_ms: dict[str, float] = field(default_factory=dict)
 
-    def side_by_side(self) -> np.ndarray:
-        """uint8 ``(H, 2W, 3)``: stick figure | generated."""
-        return np.concatenate([self.stick_figure, self.generated], axis=1)
-
 
 class ConcurrentUseError(AssertionError):
     """The fake was used as the real one must not be: a stage from two threads at once, ``close`` while a

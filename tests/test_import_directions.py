@@ -121,7 +121,7 @@ def test_realtime_rooms_follow_the_allowed_directions(room: str) -> None:
 def test_room_of() -> None:
     assert room_of("realtime.pose.skeleton") == "pose" and room_of("realtime.model") == "model"
     assert room_of("realtime.catalog") == "base" and room_of("realtime.targets.DEFAULT_TARGET") == "base"
-    assert room_of("realtime.serving.stream.LatestSlot") == "serving"
+    assert room_of("realtime.serving.workers.LatestSlot") == "serving"
 
 
 def test_the_checker_sees_imports_inside_functions(tmp_path: Path) -> None:

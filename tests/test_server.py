@@ -47,6 +47,23 @@ def test_playout_delay_is_zero_unless_asked():
     assert parser.parse_args(["--playout-delay", "browser"]).playout_delay == "browser"
 
 
+def test_record_takes_a_folder_it_can_write_and_names_a_file_per_session(tmp_path):
+    """``--record DIR``: DIR/session-N.mp4 per session; a folder that cannot be written: a one-line error."""
+    parser = server_cli.build_parser()
+    folder = tmp_path / "recordings" / "today"
+    args = parser.parse_args(["--record", str(folder)])
+    assert server_cli.check_args(args) is None and folder.is_dir()  # created
+    assert parser.parse_args([]).record is None
+    a_file = tmp_path / "file.mp4"
+    a_file.write_bytes(b"")
+    problem = server_cli.check_args(parser.parse_args(["--record", str(a_file)]))
+    assert problem is not None and problem.startswith(f"--record {a_file}: not a folder")
+    problem = server_cli.check_args(parser.parse_args(["--record", str(a_file / "sub")]))
+    assert problem is not None and "cannot create this folder" in problem
+    recorder = server_cli.recorder_factory(folder)(3)
+    assert recorder.path == folder / "session-3.mp4" and not recorder.path.exists()  # written from frame 1
+
+
 HEAVY_MODULES = ("asyncio", "numpy", "av", "aiortc", "websockets", "torch", "mediapipe", "onnxruntime")
 
 

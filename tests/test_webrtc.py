@@ -122,9 +122,11 @@ def test_webrtc_end_to_end_fake_pipeline(source_video: Path, tmp_path: Path) -> 
 
 
 def test_webrtc_sigterm_during_a_live_session_stops_cleanly(source_video: Path, tmp_path: Path) -> None:
+    """SIGTERM mid-session: the session ends, and its recording (``--record``) is closed as a whole file."""
     out = tmp_path / "summary.json"
+    recordings = tmp_path / "recordings"
     run = netns.run_server_and_client(
-        fake_server_argv(tmp_path, (96, 64), process_ms=20),
+        fake_server_argv(tmp_path, (96, 64), 20, "--record", str(recordings)),
         client_argv(source_video, out, seconds=30),
         port=PORT,
         sigterm_server_after_s=4.0,
@@ -137,6 +139,10 @@ def test_webrtc_sigterm_during_a_live_session_stops_cleanly(source_video: Path, 
     assert summary["frames_received"] > 0, summary
     assert any("closed the connection" in e for e in summary["errors"]), summary
     assert run.client_rc == 1, run.output  # the client reports that the server went away
+    with av.open(str(recordings / "session-1.mp4")) as container:
+        recorded = list(container.decode(video=0))
+    assert len(recorded) > 0.5 * summary["frames_received"], (len(recorded), summary)
+    assert {(f.width, f.height) for f in recorded} == {(96, 64)}  # the generated view alone
 
 
 def test_webrtc_end_to_end_tiny_engine(tiny_engine: Path, tmp_path: Path) -> None:

@@ -160,11 +160,14 @@ class Target:
 
 @dataclass(frozen=True)
 class RetargetResult:
-    """One retargeted frame.
+    """One retargeted frame: the generated frame and the stick figure as two images (on the CPU never
+    joined; on a GPU one joined download, then two views); a caller that shows them side by side composes
+    its own view.
 
     Attributes:
-        generated: uint8 ``(H, W, 3)`` the target in the source's pose, on the target canvas.
-        stick_figure: uint8 ``(H, W, 3)`` the normalized stick figure the generator saw.
+        generated: uint8 ``(H, W, 3)`` the target in the source's pose, on the target canvas (may be a
+            strided view; a new array per frame, not written again by the pipeline).
+        stick_figure: uint8 ``(H, W, 3)`` the normalized stick figure the generator saw (same).
         pose: the source pose, in source frame pixels.
         normalized: the pose on the target canvas (in canvas pixels).
         timings_ms: milliseconds per stage ("pose", "normalize", "rasterize", "generate").
@@ -175,10 +178,6 @@ class RetargetResult:
     pose: PoseFrame
     normalized: PoseFrame
     timings_ms: dict[str, float] = field(default_factory=dict)
-
-    def side_by_side(self) -> np.ndarray:
-        """uint8 ``(H, 2W, 3)``: stick figure | generated."""
-        return np.concatenate([self.stick_figure, self.generated], axis=1)
 
 
 def _to_uint8_hwc(chw: torch.Tensor) -> np.ndarray:
@@ -397,12 +396,17 @@ class Retargeter:
             generated = self.target.face.apply(stick, generated, normalized.joints_px, normalized.confidence)
             timings_ms["face"] = 1e3 * (time.perf_counter() - t3)
         # --- end of the face residual ---
-        # One download per frame: stick figure | generated side by side on the device, then split (views).
-        both = _to_uint8_hwc(torch.cat([stick[0], generated[0]], dim=2))
-        width = stick.shape[-1]
+        if stick.device.type == "cpu":
+            # Each converted on its own (no joined copy of the two first).
+            stick_u8, generated_u8 = _to_uint8_hwc(stick[0]), _to_uint8_hwc(generated[0])
+        else:
+            # One download per frame: stick figure | generated side by side on the device, then views.
+            both = _to_uint8_hwc(torch.cat([stick[0], generated[0]], dim=2))
+            width = stick.shape[-1]
+            stick_u8, generated_u8 = both[:, :width], both[:, width:]
         return RetargetResult(
-            generated=both[:, width:],
-            stick_figure=both[:, :width],
+            generated=generated_u8,
+            stick_figure=stick_u8,
             pose=pose,
             normalized=normalized,
             timings_ms=timings_ms,

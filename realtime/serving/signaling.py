@@ -18,11 +18,11 @@ Protocol on ``/ws`` (JSON text messages, one session per WebSocket, at most ``ma
   the RTP playout-delay extension, the answer does too and the video carries it at zero
   (``SessionSettings.zero_playout_delay``).
 - server -> client ``{"type": "stats", ...}`` about once a second while streaming (see
-  :meth:`realtime.serving.stream.StreamStatsSnapshot.to_message`: frames in / out / dropped / failed, fps,
+  :meth:`realtime.serving.stats.StreamStatsSnapshot.to_message`: frames in / out / dropped / failed, fps,
   per-frame server latency in ms (mean, last and every value over the last second), pipeline timings).
 - server -> client ``{"type": "input_rate", "max_fps": N}`` when the camera should send at most N frames
   per second to match what the server generates for this session (see
-  :class:`realtime.serving.stream.InputRateControl`; never above ``max_input_fps``); the page sets it as its
+  :class:`realtime.serving.rate.InputRateControl`; never above ``max_input_fps``); the page sets it as its
   camera track's ``frameRate`` constraint and its sender's ``maxFramerate``.
 - server -> client ``{"type": "error", "message": "...", "code": "..."}`` for anything wrong; ``code`` is one
   of ``bad_message`` (bad JSON, wrong types, unknown type, a message over ``max_message_bytes``),
@@ -64,7 +64,10 @@ from realtime.serving.aiortc_patch import (
     use_marker_jitter_buffers,
     use_zero_playout_delay,
 )
-from realtime.serving.stream import InputRateControl, RetargeterLike, RetargetStream, StreamWorkers
+from realtime.serving.rate import InputRateControl
+from realtime.serving.sink import OutputSink
+from realtime.serving.stages import RetargeterLike, RetargetStream
+from realtime.serving.workers import StreamWorkers
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +135,9 @@ class SessionSettings:
         zero_playout_delay: send the generated video with the RTP playout-delay extension at zero (where the
             offer names it): the browser shows each frame once decoded, without a jitter-buffer delay
             (:func:`realtime.serving.aiortc_patch.use_zero_playout_delay`).
+        sinks: outputs besides the browser's track, each a factory called with the session's id when its
+            stream starts (on the event loop: keep it light); the sink is attached to that stream
+            (:meth:`realtime.serving.stages.RetargetStream.add_sink`) and stopped with it.
     """
 
     stats_interval_s: float = 1.0
@@ -140,6 +146,7 @@ class SessionSettings:
     test_stamp: bool = False
     max_input_fps: float = 0.0
     zero_playout_delay: bool = True
+    sinks: tuple[Callable[[int], OutputSink[Any]], ...] = ()
 
 
 class Session:
@@ -341,6 +348,11 @@ class Session:
         test_stamp = self._settings.test_stamp
         self._stream = RetargetStream(videos[0], retargeter, self._workers, test_stamp=test_stamp)
         pc.addTrack(self._stream.output)
+        for make_sink in self._settings.sinks:  # an output that cannot be made is logged; the session goes on
+            try:
+                self._stream.add_sink(make_sink(self.id))
+            except Exception:
+                log.exception("session %d: cannot attach an output", self.id)
         self._stream.start()
         if self._settings.zero_playout_delay:
             try:

@@ -32,7 +32,8 @@ from websockets.sync.client import ClientConnection, connect
 from bench import netns
 from fake_pipeline import FakeRetargeter, FakeTarget, server_command
 from realtime.serving.signaling import MAX_MESSAGE_BYTES, SessionSettings, SignalingServer, TargetChoice
-from realtime.serving.stream import RetargetStream, StreamWorkers
+from realtime.serving.stages import RetargetStream
+from realtime.serving.workers import StreamWorkers
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 REPLY_TIMEOUT_S = 10.0

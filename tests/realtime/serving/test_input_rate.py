@@ -1,9 +1,9 @@
 """The camera rate each session is asked for (``input_rate`` messages):
-realtime.serving.stream.InputRateControl."""
+realtime.serving.rate.InputRateControl."""
 
 import pytest
 
-from realtime.serving.stream import InputRateControl
+from realtime.serving.rate import InputRateControl
 
 
 def test_the_rate_follows_what_the_server_generates_while_it_drops_frames():

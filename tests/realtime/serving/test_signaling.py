@@ -32,7 +32,8 @@ from realtime.serving.signaling import (
     SignalingServer,
     TargetChoice,
 )
-from realtime.serving.stream import StreamWorkers
+from realtime.serving.sink import GeneratedFrame, PushSink
+from realtime.serving.workers import StreamWorkers
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 TIMEOUT_S = 10.0
@@ -283,6 +284,56 @@ def test_offer_with_audio_and_video_streams_video_and_drains_audio() -> None:
                 assert any("drain-audio" in t.get_name() for t in session.tasks)
             await h.wait_no_sessions()
             assert not session.tasks
+
+    run(main())
+
+
+class FrameCounter(PushSink[None]):
+    """A dummy output: counts the frames it is given."""
+
+    name = "counter"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+        self.stopped = False
+
+    def compose(self, frame: GeneratedFrame) -> None:
+        return None
+
+    async def deliver(self, item: None) -> None:
+        self.count += 1
+
+    async def stop(self) -> None:
+        await super().stop()
+        self.stopped = True
+
+
+def test_the_settings_sinks_are_attached_to_each_stream_and_stopped_with_it() -> None:
+    """``SessionSettings.sinks`` (``server.py --record``): one output per session beside the browser's
+    track, made with the session's id; one that cannot be made is logged and the session goes on."""
+    made: list[tuple[int, FrameCounter]] = []
+
+    def make_counter(session_id: int) -> FrameCounter:
+        counter = FrameCounter()
+        made.append((session_id, counter))
+        return counter
+
+    def cannot_make(session_id: int) -> FrameCounter:
+        raise OSError("no space left on device")
+
+    async def main() -> None:
+        settings = SessionSettings(stats_interval_s=0.1, sinks=(make_counter, cannot_make))
+        async with serving(settings=settings) as h:
+            async with connect(h.url) as ws:
+                await offer_and_answer(ws)
+                (session,) = h.server.sessions
+                assert session.stream is not None
+                ((session_id, counter),) = made
+                assert session_id == session.id
+                assert session.stream.relay.sinks == (session.stream.browser, counter)
+            await h.wait_no_sessions()
+            assert counter.stopped
 
     run(main())
 

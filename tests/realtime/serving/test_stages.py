@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -16,16 +15,10 @@ import pytest
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from fake_pipeline import FakeRetargeter, FakeTarget
+from realtime.serving.sink import GeneratedFrame, PushSink
+from realtime.serving.stages import RetargetStream
 from realtime.serving.stamp import draw_stamp, read_stamp
-from realtime.serving.stream import (
-    FairWorker,
-    FifoSlots,
-    LatestSlot,
-    RetargetStream,
-    SlotClosed,
-    StreamStats,
-    StreamWorkers,
-)
+from realtime.serving.workers import SlotClosed, StreamWorkers
 
 TIME_BASE = Fraction(1, 90000)
 PTS_START = 1000
@@ -97,72 +90,6 @@ async def collect(stream: RetargetStream, count: int) -> list[av.VideoFrame]:
     return [await stream.output.recv() for _ in range(count)]
 
 
-# -- LatestSlot --------------------------------------------------------------------------------------------
-
-
-def test_slot_latest_wins_and_counts_drops() -> None:
-    async def main() -> None:
-        slot: LatestSlot[int] = LatestSlot()
-        for i in range(5):
-            slot.put(i)
-        assert await slot.get() == 4
-        assert slot.dropped == 4
-        with pytest.raises(asyncio.TimeoutError):  # nothing queued behind the latest item
-            await asyncio.wait_for(slot.get(), 0.05)
-        slot.put(5)
-        assert await slot.get() == 5
-        assert slot.dropped == 4
-
-    run(main())
-
-
-def test_slot_get_waits_for_a_fresh_item_and_close_wakes_it() -> None:
-    async def main() -> None:
-        slot: LatestSlot[str] = LatestSlot()
-        waiter = asyncio.create_task(slot.get())
-        await asyncio.sleep(0.01)
-        assert not waiter.done()
-        slot.put("a")
-        assert await waiter == "a"
-        waiter = asyncio.create_task(slot.get())
-        await asyncio.sleep(0.01)
-        slot.close()
-        with pytest.raises(SlotClosed):
-            await waiter
-        with pytest.raises(SlotClosed):
-            slot.put("b")
-        slot.close()  # idempotent
-        assert slot.closed
-
-    run(main())
-
-
-# -- stats ---------------------------------------------------------------------------------------------------
-
-
-def test_stats_window_rates_and_latencies() -> None:
-    now = [100.0]
-    stats = StreamStats(window_s=1.0, clock=lambda: now[0])
-    for i in range(10):
-        stats.record_input(98.95 + 0.1 * i)  # 98.95 .. 99.85: the first is out of the window at 100.0
-        stats.record_output(99.05 + 0.1 * i, 10.0 + i)
-    stats.dropped_before_processing = 3
-    stats.dropped_before_sending = 1
-    snapshot = stats.snapshot()
-    assert snapshot.frames_in == 10 and snapshot.frames_out == 10 and snapshot.frames_dropped == 4
-    assert snapshot.fps_in == 9.0 and snapshot.fps_out == 10.0
-    assert snapshot.latency_ms_last == 19.0
-    assert snapshot.latency_ms_window == [10.0 + i for i in range(10)]
-    assert snapshot.latency_ms_mean == pytest.approx(14.5)
-    message = json.loads(json.dumps(snapshot.to_message()))
-    assert message["type"] == "stats" and message["fps"] == 10.0 and message["latency_ms_mean"] == 14.5
-    now[0] = 200.0
-    later = stats.snapshot()
-    assert later.fps_out == 0.0 and later.latency_ms_mean is None and later.latency_ms_last is None
-    with pytest.raises(ValueError):
-        StreamStats(window_s=0)
-
-
 # -- stream --------------------------------------------------------------------------------------------------
 
 
@@ -225,7 +152,7 @@ def test_stop_is_idempotent_cancels_tasks_and_closes_after_the_running_job() -> 
         while not retargeter.calls:  # a job is running in the executor now
             await asyncio.sleep(0.005)
         tasks = stream.tasks
-        assert len(tasks) == 3
+        assert len(tasks) == 4  # reader, pose stage, generation stage, relay
         # concurrent and repeated stops; the fake raises if close() overlaps process()
         await asyncio.gather(stream.stop(), stream.stop())
         await stream.stop()
@@ -297,10 +224,11 @@ def test_latency_does_not_grow_when_input_outpaces_processing() -> None:
     latencies_ms, stream = run(main())
     snapshot = stream.stats.snapshot()
     assert snapshot.frames_in > 3 * snapshot.frames_out  # input really outpaced processing
-    # Every frame that came in was sent, dropped, or still in one of the five places a frame can be when
-    # the stream stops: the camera slot, the pose job, the slot between the stages, the generation job and
-    # the slot before sending (one each: latest frame wins). A queue would leave ~100 frames unaccounted.
-    in_flight_max = 5
+    # Every frame that came in was sent, dropped, or still in one of the six places a frame can be when
+    # the stream stops: the camera slot, the pose job, the slot between the stages, the generation job, the
+    # relay's input slot and the browser track's feed (one each: latest frame wins). A queue would leave ~100
+    # frames unaccounted.
+    in_flight_max = 6
     assert snapshot.frames_dropped >= snapshot.frames_in - snapshot.frames_out - in_flight_max
     # A queue would make latency grow by ~35 ms per output frame (to ~1 s by the end); latest-frame-wins
     # keeps every frame at about one processing time plus one camera interval.
@@ -309,7 +237,7 @@ def test_latency_does_not_grow_when_input_outpaces_processing() -> None:
     assert all(latency >= process_ms * 0.9 for latency in latencies_ms)
 
 
-def test_bad_side_by_side_is_a_failed_frame_and_stop_survives_shut_down_workers(
+def test_bad_result_images_are_a_failed_frame_and_stop_survives_shut_down_workers(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     class WrongShape(FakeRetargeter):
@@ -329,131 +257,11 @@ def test_bad_side_by_side_is_a_failed_frame_and_stop_survives_shut_down_workers(
         assert retargeter.close_count == 1
         return stream
 
-    with caplog.at_level("ERROR", logger="realtime.serving.stream"):
+    with caplog.at_level("ERROR", logger="realtime.serving.stages"):
         stream = run(main())
     assert stream.stats.frames_out == 0
     failures = [r.exc_info[1] for r in caplog.records if r.exc_info]
     assert any(isinstance(e, ValueError) and "uint8 (H, W, 3)" in str(e) for e in failures), failures
-
-
-# -- workers, stages, fairness ---------------------------------------------------------------------------
-
-
-def test_slot_wait_does_not_take_and_take_needs_an_item() -> None:
-    async def main() -> None:
-        slot: LatestSlot[int] = LatestSlot()
-        with pytest.raises(LookupError):
-            slot.take()
-        slot.put(1)
-        await slot.wait()
-        await slot.wait()  # still there
-        slot.put(2)
-        assert slot.take() == 2 and slot.dropped == 1
-        slot.close()
-        with pytest.raises(SlotClosed):
-            slot.take()
-
-    run(main())
-
-
-def test_fair_worker_takes_turns_round_robin_and_runs_one_job_at_a_time() -> None:
-    order: list[str] = []
-    running = threading.Lock()
-    overlaps = []
-
-    def job(name: str) -> str:
-        if not running.acquire(blocking=False):
-            overlaps.append(name)
-            return name
-        try:
-            order.append(name)
-            time.sleep(0.002)
-        finally:
-            running.release()
-        return name
-
-    async def lane(worker: FairWorker, name: str, count: int) -> None:
-        for _ in range(count):
-            async with worker.turn():
-                assert await worker.run(job, name) == name
-
-    async def main() -> FairWorker:
-        worker = FairWorker("test")
-        await asyncio.gather(lane(worker, "a", 12), lane(worker, "b", 12), lane(worker, "c", 12))
-        worker.shutdown()
-        return worker
-
-    worker = run(main())
-    assert not overlaps
-    assert worker.jobs == 36 and worker.busy_s > 0
-    # after the first round, every three consecutive jobs are one of each lane
-    for i in range(0, 36, 3):
-        assert sorted(order[i : i + 3]) == ["a", "b", "c"], order
-
-
-def test_fifo_slots_serve_in_order_and_a_cancelled_waiter_passes_its_slot_on() -> None:
-    async def main() -> None:
-        slots = FifoSlots(2)
-        await slots.acquire()
-        await slots.acquire()
-        order: list[str] = []
-
-        async def wait(name: str) -> None:
-            await slots.acquire()
-            order.append(name)
-
-        waiters = {name: asyncio.create_task(wait(name)) for name in "abc"}
-        await asyncio.sleep(0.01)
-        assert slots.waiting == 3 and not order
-        slots.release()
-        await asyncio.sleep(0.01)
-        assert order == ["a"]
-        waiters["b"].cancel()  # cancelled while waiting: leaves the queue
-        slots.release()
-        await asyncio.sleep(0.01)
-        assert order == ["a", "c"] and slots.waiting == 0
-        slots.release()
-        slots.release()
-        await asyncio.wait_for(slots.acquire(), 1)  # two free again
-        await asyncio.wait_for(slots.acquire(), 1)
-        late = asyncio.create_task(slots.acquire())
-        await asyncio.sleep(0)
-        slots.release()  # the slot is handed to `late`...
-        late.cancel()  # ...which is cancelled before it runs: the slot must not be lost
-        await asyncio.gather(late, return_exceptions=True)
-        await asyncio.wait_for(slots.acquire(), 1)
-        with pytest.raises(ValueError):
-            FifoSlots(0)
-
-    run(main())
-
-
-def test_a_two_thread_worker_runs_two_stages_at_once() -> None:
-    active = [0]
-    peak = [0]
-    lock = threading.Lock()
-
-    def job() -> None:
-        with lock:
-            active[0] += 1
-            peak[0] = max(peak[0], active[0])
-        time.sleep(0.02)
-        with lock:
-            active[0] -= 1
-
-    async def lane(worker: FairWorker) -> None:
-        for _ in range(5):
-            async with worker.turn():
-                await worker.run(job)
-
-    async def main() -> None:
-        worker = FairWorker("two", threads=2)
-        await asyncio.gather(*(lane(worker) for _ in range(4)))
-        worker.shutdown()
-        assert worker.jobs == 20
-
-    run(main())
-    assert peak[0] == 2
 
 
 def test_pose_of_the_next_frame_overlaps_generation_of_this_one() -> None:
@@ -530,3 +338,101 @@ def test_without_test_stamp_the_output_is_the_retargeters_own() -> None:
 
     for frame in run(main()):
         assert read_stamp(frame.to_ndarray(format="rgb24")) is None
+
+
+# -- sinks beside the browser's track ---------------------------------------------------------------------
+
+
+class FrameCounter(PushSink[int | None]):
+    """A dummy output: counts the frames it is given, by their camera pts (composes nothing else)."""
+
+    name = "counter"
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        super().__init__()
+        self.pts: list[int | None] = []
+        self.fail_at = fail_at
+        self.composed = 0
+        self.compose_threads: set[int] = set()
+        self.stopped = False
+
+    def compose(self, frame: GeneratedFrame) -> int | None:
+        self.compose_threads.add(threading.get_ident())
+        if self.fail_at is not None and self.composed >= self.fail_at:
+            raise RuntimeError("the counter is full")
+        self.composed += 1
+        return frame.pts
+
+    async def deliver(self, item: int | None) -> None:
+        self.pts.append(item)
+
+    async def stop(self) -> None:
+        await super().stop()
+        self.stopped = True
+
+
+def test_a_frame_counter_beside_the_browser_track_counts_the_frames_the_track_sent() -> None:
+    async def main() -> tuple[list[av.VideoFrame], FrameCounter, RetargetStream]:
+        stream, _, workers = make_stream(FakeCamera(fps=60), process_ms=5)
+        counter = FrameCounter()
+        stream.add_sink(counter)
+        assert stream.relay.sinks == (stream.browser, counter)
+        stream.start()
+        frames = await collect(stream, 20)  # the track is pulled all along, as aiortc does
+        await stream.stop()
+        await stream.stop()
+        workers.shutdown()
+        return frames, counter, stream
+
+    frames, counter, stream = run(main())
+    sent = [f.pts for f in frames]
+    assert stream.stats.frames_out == len(sent) == 20
+    # every frame the track sent was counted, in the same order; at most the one generated after the last
+    # recv() went to the counter alone
+    assert counter.pts[: len(sent)] == sent and len(counter.pts) - len(sent) <= 1, (counter.pts, sent)
+    assert counter.dropped == 0 and counter.stopped
+    assert threading.get_ident() not in counter.compose_threads  # composed on the generation worker
+
+
+def test_a_failing_sink_is_detached_and_the_stream_keeps_serving(caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> tuple[list[av.VideoFrame], FrameCounter, RetargetStream]:
+        stream, _, workers = make_stream(FakeCamera(fps=60), process_ms=4)
+        counter = FrameCounter(fail_at=3)
+        stream.add_sink(counter)
+        stream.start()
+        frames = await collect(stream, 15)
+        remaining = stream.relay.sinks
+        await stream.stop()
+        workers.shutdown()
+        assert remaining == (stream.browser,)
+        return frames, counter, stream
+
+    with caplog.at_level("ERROR", logger="realtime.serving.relay"):
+        frames, counter, stream = run(main())
+    assert len(counter.pts) == 3 and counter.stopped  # detached (and stopped) at its first failure
+    indices = [index_of(f.pts) for f in frames]
+    assert indices == sorted(indices) and len(set(indices)) == 15  # the browser's frames kept coming
+    assert stream.stats.frames_failed == 0  # a sink's failure is not the frame's
+    assert any("counter" in r.getMessage() and "detaching" in r.getMessage() for r in caplog.records)
+
+
+def test_sinks_added_and_removed_while_the_stream_runs() -> None:
+    async def main() -> None:
+        stream, _, workers = make_stream(FakeCamera(fps=60), process_ms=4)
+        stream.start()
+        await collect(stream, 3)
+        counter = FrameCounter()
+        stream.add_sink(counter)
+        await collect(stream, 5)
+        await stream.remove_sink(counter)
+        assert counter.stopped and stream.relay.sinks == (stream.browser,)
+        counted = len(counter.pts)
+        await collect(stream, 3)
+        assert len(counter.pts) == counted
+        assert 4 <= counted <= 6, counter.pts
+        await stream.stop()
+        with pytest.raises(RuntimeError, match="stopped"):
+            stream.add_sink(FrameCounter())
+        workers.shutdown()
+
+    run(main())
