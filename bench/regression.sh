@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Before/after figures of a restructure, on this machine, in one sitting (issue 17's "no regression"):
 #   1. unseen poses: the bundled mannequin driven by both source videos against the renderer's ground truth
-#      (python -m train.evaluate --synthetic), body and whole-frame SSIM/PSNR, pose distance;
-#   2. offline fps: python -m realtime.retarget on source_dance.mp4;
+#      (python -m train evaluate --synthetic), body and whole-frame SSIM/PSNR, pose distance;
+#   2. offline fps: python -m realtime.offline on source_dance.mp4;
 #   3. one live load round: 1 and 2 aiortc clients, SECONDS each, a 480-pixel camera, in a fresh loopback-only
 #      network namespace (127.0.0.2), with the server's CPU seconds per generated frame.
 #   bash bench/regression.sh OUT_DIR [SECONDS]
-# Run it from the checkout to measure (a worktree of the old commit measures "before").
+# Run it from the checkout to measure (a worktree of the old commit measures "before": checkouts from before the
+# light command-line modules, without train/cli.py, get the old spellings of the two commands).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -15,16 +16,18 @@ SECONDS_PER_ROUND=${2:-60}
 DATA=../shared/data
 ENGINE=realtime/targets/mannequin.onnx
 mkdir -p "$OUT"
+if [ -f train/cli.py ]; then EVALUATE="train evaluate"; OFFLINE=realtime.offline
+else EVALUATE=train.evaluate; OFFLINE=realtime.retarget; fi
 echo "== $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
 
-echo "== 1. unseen poses (train.evaluate --synthetic), both source videos"
+echo "== 1. unseen poses ($EVALUATE --synthetic), both source videos"
 start=$(date +%s)
-$PY -m train.evaluate --synthetic --engine "$ENGINE" --source "$DATA/source_dance.mp4" \
+$PY -m $EVALUATE --synthetic --engine "$ENGINE" --source "$DATA/source_dance.mp4" \
     --source "$DATA/source_dribble.mp4" --out "$OUT/unseen" > "$OUT/unseen.txt" 2>&1
 echo "   took $(( $(date +%s) - start )) s"; tail -n 20 "$OUT/unseen.txt"
 
-echo "== 2. offline fps (realtime.retarget, source_dance.mp4)"
-$PY -m realtime.retarget --source "$DATA/source_dance.mp4" --out "$OUT/offline.mp4" 2>&1 | tail -n 3
+echo "== 2. offline fps ($OFFLINE, source_dance.mp4)"
+$PY -m $OFFLINE --source "$DATA/source_dance.mp4" --out "$OUT/offline.mp4" 2>&1 | tail -n 3
 
 echo "== 3. live load round: 1 and 2 clients, $SECONDS_PER_ROUND s each, 480-pixel camera"
 unshare -n bash -c "
