@@ -96,14 +96,20 @@ class TargetFactory(Generic[TargetT]):
 
 def pipeline_factory(generator_threads: int = DEFAULT_GENERATOR_THREADS) -> TargetFactory[Any]:
     """The real pipeline: :meth:`realtime.model.pipeline.Target.load` (``.onnx`` engines with
-    ``generator_threads`` ONNX Runtime intra-op threads, 0 = all cores) and a live
+    ``generator_threads`` ONNX Runtime intra-op threads, 0 = all cores; a target whose pose estimator is not
+    in :data:`realtime.catalog.POSE_ESTIMATORS` is refused) and a live
     :class:`realtime.model.pipeline.Retargeter` per stream. Imports the pipeline (models, ML runtimes:
     slow)."""
+    from realtime.catalog import pose_estimator_entry
     from realtime.model.pipeline import Retargeter, Target
 
     def load_target(path: Path) -> Target:
         options: dict[str, Any] = {"threads": generator_threads} if path.suffix.lower() == ONNX_SUFFIX else {}
-        return Target.load(path, **options)
+        target = Target.load(path, **options)
+        # A target prepared with a pose estimator this process does not know fails here, at start-up, not
+        # when a session builds its Retargeter.
+        pose_estimator_entry(target.bundle.pose_estimator)
+        return target
 
     def live_retargeter(target: Target) -> Retargeter:
         return Retargeter(target, live=True)

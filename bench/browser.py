@@ -14,9 +14,8 @@ index as a barcode in a band added above the picture (:mod:`realtime.serving.sta
 mode,
 copies that band from each camera frame into the output frame made from it. The page reads the barcode of
 every frame it shows, on the local camera preview and on the generated video (``requestVideoFrameCallback``,
-``drawImage`` of the band into a canvas, the same decoder as ``realtime/serving/stamp.py``), with the time
-the frame
-is shown (``expectedDisplayTime``, the page's ``performance.now()`` clock).
+``drawImage`` of the band into a canvas, the same decoder as ``realtime/serving/stamp.py``), with the time the
+frame is shown (``expectedDisplayTime``, the page's ``performance.now()`` clock).
 
 Chromium's fake camera plays the y4m at about its frame rate, looping, so frame ``a`` (counting across
 loops) is captured at ``t0 + a * T``. ``T`` is measured: the slope of Chromium's capture times

@@ -8,9 +8,8 @@ As a library: ``summary = await run_client(url, source, seconds)`` (see :class:`
 
 With ``--stamp`` (and a server started with ``--test-stamp``) every camera frame carries its index as a
 barcode (:mod:`realtime.serving.stamp`) and the client reads it back from each generated frame: the time from
-handing
-a frame to WebRTC to receiving the frame made from it is the client's glass-to-glass latency (encoding,
-network both ways, the server, decoding; no display).
+handing a frame to WebRTC to receiving the frame made from it is the client's glass-to-glass latency
+(encoding, network both ways, the server, decoding; no display).
 
 aiortc never offers 127.0.0.1 as an ICE candidate: run server and client on another loopback address
 (e.g. 127.0.0.2 inside a network namespace, see :mod:`bench.netns`).

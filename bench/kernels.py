@@ -25,7 +25,8 @@ from pathlib import Path
 
 import torch
 
-from realtime.pose.render import RenderParams, rasterize_stick_figure, warp_body_parts
+from kernels.rasterize import RenderParams
+from realtime.pose.render import rasterize_stick_figure, warp_body_parts
 from realtime.pose.skeleton import NUM_JOINTS, Joint
 
 #: An upright person on a unit canvas (x, y in [0, 1]).

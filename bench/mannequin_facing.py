@@ -2,9 +2,8 @@
 
 Drives the bundled model with the two source videos through the offline retargeting, as
 ``python -m train evaluate --synthetic`` does (:func:`realtime.offline.retarget.retarget_frames`), and counts
-the
-frames where MediaPipe's shoulders on the generated frame lie closer to the driving shoulders crossed (right
-to left) than straight: ``python bench/mannequin_facing.py`` from the repository root (needs
+the frames where MediaPipe's shoulders on the generated frame lie closer to the driving shoulders crossed
+(right to left) than straight: ``python bench/mannequin_facing.py`` from the repository root (needs
 ../shared/data).
 """
 

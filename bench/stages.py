@@ -8,10 +8,9 @@ in one run over the first ``W + N`` frames of the source video (the first ``W`` 
 counted), each stage's median and 95th percentile in milliseconds per frame:
 
 - ``decode``: :func:`realtime.video.read_frames` (PyAV) producing the next RGB frame;
-- ``pose``, ``normalize``, ``rasterize``, ``generate``, ``face``: :class:`realtime.model.pipeline.Retargeter`
-in
-  live mode, as the server runs it (its ``estimate`` and ``generate``, whose ``timings_ms`` give all but
-  ``pose``); ``face`` only for an engine with a face model;
+- ``pose``, ``normalize``, ``rasterize``, ``generate``, ``face``:
+  :class:`realtime.model.pipeline.Retargeter` in live mode, as the server runs it (its ``estimate`` and
+  ``generate``, whose ``timings_ms`` give all but ``pose``); ``face`` only for an engine with a face model;
 - ``encode``: what the live path does with a result: the browser track's side-by-side ``av.VideoFrame``
   (:func:`realtime.serving.webrtc_track.compose_side_by_side`: stick figure | generated written into the
   frame's buffer) and the WebRTC encoder aiortc sends it with (its ``Vp8Encoder`` or ``H264Encoder``,
@@ -31,8 +30,7 @@ End-to-end frames per second: *sequential* runs the stages one after another on 
 timings come from this run); with ``--overlap``, also *overlapped*: decode, pose, generation and encoding
 each on a thread of their own, joined by one-frame queues, as the live server pins pose estimation and
 generation to two worker threads (:mod:`realtime.serving.stages`) while aiortc decodes and encodes on threads
-of its
-executor. Every frame is processed (nothing is dropped, unlike the live server), so this is throughput.
+of its executor. Every frame is processed (nothing is dropped, unlike the live server), so this is throughput.
 
 ``--threads T`` sets PyTorch's intra-op threads (the rasterizer, ``.pt`` engines) and ONNX Runtime's
 (``.onnx`` engines); the default leaves both at the libraries' defaults. The table is printed as markdown,

@@ -4,13 +4,12 @@
 Writes ``OUT.onnx`` (the main generator as trained so far: the global generator, or global + local enhancer,
 at the canvas size), ``OUT.pt`` (the same generator as inference weights: architecture spec + state dict, for
 the PyTorch backend; :func:`realtime.model.nets.save_weights`), for a face-stage checkpoint also
-``OUT.face.onnx``
-and ``OUT.face.pt`` (the face residual generator; the sidecar's ``face_model`` names the ``.onnx``), for a
-generator with ``per_target`` inputs ``OUT.target_inputs.npz`` (the checkpoint's, named and hashed in the
-sidecar: graph inputs like the others), and the sidecar ``OUT.json`` (DESIGN.md, "Target bundle"). Graph
-inputs and output are named by the generator-input declaration (:mod:`realtime.model.inputs`). Each graph is
-run by ONNX Runtime and PyTorch on the same random inputs;
-the export fails, writing nothing, if they differ by more than :data:`realtime.catalog.ONNX_VS_TORCH_ATOL`.
+``OUT.face.onnx`` and ``OUT.face.pt`` (the face residual generator; the sidecar's ``face_model`` names the
+``.onnx``), for a generator with ``per_target`` inputs ``OUT.target_inputs.npz`` (the checkpoint's, named and
+hashed in the sidecar: graph inputs like the others), and the sidecar ``OUT.json`` (docs/architecture.md,
+"Target bundle"). Graph inputs and output are named by the generator-input declaration
+(:mod:`realtime.model.inputs`). Each graph is run by ONNX Runtime and PyTorch on the same random inputs; the
+export fails, writing nothing, if they differ by more than :data:`realtime.catalog.ONNX_VS_TORCH_ATOL`.
 """
 
 from __future__ import annotations
@@ -75,8 +74,7 @@ def export_onnx(
     (face-stage checkpoints) takes ``face_stick_figure`` and ``face_frame``, float32 ``(batch, 3, S, S)`` in
     [0, 1] (S = the sidecar's ``face_box_size_px``), and returns ``face_residual`` in [-1, 1] (see
     :mod:`realtime.model.face`). Batch axes are dynamic. Inference weights ``OUT.pt`` (and ``OUT.face.pt``)
-    are
-    written beside them.
+    are written beside them.
 
     Raises:
         train.checkpoint.CheckpointError: for an unreadable checkpoint.

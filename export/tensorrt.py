@@ -1,7 +1,7 @@
 """Verified TensorRT engines of an exported target: ``python -m export tensorrt TARGET.onnx TARGET.plan``
 (:mod:`export.cli`).
 
-Steps (DESIGN.md, "Target bundle" and "Inference backends"):
+Steps (docs/architecture.md, "Target bundle" and "Inference backends"):
 
 1. Precision lives in the graph. TensorRT 11 removed the fp16 builder flag (strongly typed networks only), so
    for ``--precision fp16`` the fp32 ONNX graph is rewritten as an fp16 graph first (:func:`convert_to_fp16`,
@@ -15,13 +15,12 @@ Steps (DESIGN.md, "Target bundle" and "Inference backends"):
    (batch 1..``max_batch`` at the graph's canvas) and a timing cache file that every build reuses and extends
    (:func:`build_plan`).
 3. The engine runs (:class:`realtime.model.tensorrt_backend.TensorRTBackend`) against ONNX Runtime on the
-fp32 graph on the
-   same random inputs, within :data:`realtime.catalog.TENSORRT_VS_ONNXRUNTIME_ATOL` (:func:`verify_plan`).
+   fp32 graph on the same random inputs, within :data:`realtime.catalog.TENSORRT_VS_ONNXRUNTIME_ATOL`
+   (:func:`verify_plan`).
 4. The face model (``TARGET.face.onnx``, when the sidecar names one) is built the same way as
    ``TARGET.face.plan``; the sidecar's ``versions`` get the build record (TensorRT version, GPU name,
-   compute capability, precision: :data:`realtime.model.tensorrt_backend.PLAN_RECORD_KEYS`), which the
-   backend checks before
-   loading a plan.
+   compute capability, precision: :data:`realtime.model.tensorrt_backend.PLAN_RECORD_KEYS`), which the backend
+   checks before loading a plan.
 
 TensorRT API used, as documented (TensorRT 10.x and 11.x Python API):
 

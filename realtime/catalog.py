@@ -25,8 +25,7 @@ estimated at once on two cores (measured: 31 frames/s on one thread, 46 on two, 
 PLAYOUT_DELAYS = ("zero", "browser")
 """``server.py --playout-delay`` choices, the default first: ``zero`` sends the generated video with the RTP
 playout-delay extension at 0 (:func:`realtime.serving.aiortc_patch.use_zero_playout_delay`), ``browser``
-leaves the
-delay to the browser's jitter buffer."""
+leaves the delay to the browser's jitter buffer."""
 
 
 # -- pose estimators ----------------------------------------------------------------------------------------

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from kernels.rasterize import RenderParams
 from realtime.pose.normalize import body_stats
-from realtime.pose.render import RenderParams, rasterize_stick_figure
+from realtime.pose.render import rasterize_stick_figure
 from realtime.pose.skeleton import NUM_JOINTS, Joint
 from train.dataset import Crop, PreparedMeta, write_prepared
 

@@ -1,7 +1,7 @@
 """Adding a generator input end to end: declare it, produce it, train, export, run.
 
-The only code this takes is the declaration below (and the config key that selects it): no file of the
-project changes. That is the acceptance of the generator-input declaration (DESIGN.md, "Generator inputs"),
+The only code this takes is the declaration below (and the config key that selects it): no file of the project
+changes. That is the acceptance of the generator-input declaration (docs/architecture.md, "Generator inputs"),
 for a per-frame input (the silhouette) and a per-target one (the mean training frame) alike.
 """
 

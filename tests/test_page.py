@@ -201,8 +201,8 @@ def test_page_mirror_recording_and_stop(tmp_path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m tests.test_page --drive OUT.json --camera CAMERA.y4m --source FILE.webm`` (from the
-    repository root): drive the page
-    (inside the namespace, the server already listening) and write what was seen to OUT.json."""
+    repository root): drive the page (inside the namespace, the server already listening) and write what was
+    seen to OUT.json."""
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--drive", type=Path, required=True)
     parser.add_argument("--camera", type=Path, required=True)

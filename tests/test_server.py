@@ -157,3 +157,14 @@ def test_the_one_engine_table_names_a_backend_for_every_suffix_the_server_scans(
         (tmp_path / f"a{suffix}").write_bytes(b"")
     (tmp_path / "a.json").write_text("{}")
     assert server_cli.engines_in(tmp_path) == [[tmp_path / f"a{suffix}" for suffix in ENGINE_SUFFIXES]]
+
+
+def test_a_target_with_an_unknown_pose_estimator_is_refused_at_start_up(tiny_engine, tmp_path) -> None:
+    import shutil
+
+    engine = Path(shutil.copy(tiny_engine, tmp_path / tiny_engine.name))
+    sidecar = json.loads(tiny_engine.with_suffix(".json").read_text())
+    sidecar["pose_estimator"] = "openpose-plugin"
+    engine.with_suffix(".json").write_text(json.dumps(sidecar))
+    with pytest.raises(server_cli.TargetLoadError, match="unknown pose estimator 'openpose-plugin'"):
+        server_cli.load_targets([engine], server_cli.pipeline_factory())

@@ -268,8 +268,7 @@ def load_generator(
 
 def runnable_generator(checkpoint: Checkpoint) -> MainGenerator | DownscaledGenerator:
     """:func:`main_generator_of`, wrapped in :class:`realtime.model.nets.DownscaledGenerator` for a global
-    stage
-    trained at half the canvas, so that it runs at the canvas size.
+    stage trained at half the canvas, so that it runs at the canvas size.
 
     Raises:
         CheckpointError: as :func:`main_generator_of`, or if the checkpoint lacks one of the generator's
@@ -358,8 +357,7 @@ def bundle_for_checkpoint(checkpoint: Checkpoint, name: str, face_model: str | N
 
 def target_from_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Target:
     """A training checkpoint run in memory as a :class:`realtime.model.pipeline.Target` (PyTorch backend),
-    with its
-    face generator when it has one: for evaluating runs without exporting them first.
+    with its face generator when it has one: for evaluating runs without exporting them first.
 
     Raises:
         FileNotFoundError, CheckpointError: as :func:`load_checkpoint`.
@@ -393,8 +391,7 @@ def target_inputs_of(checkpoint: Checkpoint) -> dict[str, torch.Tensor]:
 
 def load_target(path: str | os.PathLike[str]) -> Target:
     """An engine with its sidecar (:meth:`realtime.model.pipeline.Target.load`), or a training checkpoint
-    without
-    one (:func:`target_from_checkpoint`).
+    without one (:func:`target_from_checkpoint`).
 
     Raises:
         FileNotFoundError, ValueError, RuntimeError: as those two.

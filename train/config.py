@@ -45,16 +45,14 @@ class GeneratorConfig:
     """The global stage's generator: pix2pixHD's global generator (Wang et al. 2018, Sec. 3.2; see
     :class:`train.models.GlobalGenerator`) or, with ``kind`` "mobile", the light CPU generator
     :class:`realtime.model.nets.MobileGenerator` (depthwise-separable blocks, nothing at the full resolution
-    but
-    the input and output; no local stage can follow it).
+    but the input and output; no local stage can follow it).
 
     ``kind``: "global" or "mobile". ``ngf``, ``n_downsample``, ``n_blocks``: its sizes.
     ``temporal``: condition on the previous output frame (Everybody Dance Now, Sec. 3.2).
     ``extra_inputs``: names of further generator inputs declared in :mod:`realtime.model.inputs`, after the
-    stick
-    figure (and the previous frame); each widens the first layer by its channels.
-    ``background_hw``: ``[H, W]`` of a learned background the "mobile" generator composites its foreground
-    over (vid2vid's foreground-background prior; must be the canvas), or ``[0, 0]`` for none.
+    stick figure (and the previous frame); each widens the first layer by its channels. ``background_hw``:
+    ``[H, W]`` of a learned background the "mobile" generator composites its foreground over (vid2vid's
+    foreground-background prior; must be the canvas), or ``[0, 0]`` for none.
     """
 
     kind: str = "global"

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from kernels.rasterize import RenderParams
 from realtime.catalog import DEFAULT_POSE_ESTIMATOR
 from realtime.model.inputs import (
     STICK_FIGURE,
@@ -47,7 +48,7 @@ from realtime.model.inputs import (
     produce_target_input,
 )
 from realtime.pose.normalize import BodyStats
-from realtime.pose.render import RenderParams, rasterize_stick_figure
+from realtime.pose.render import rasterize_stick_figure
 from realtime.pose.skeleton import NUM_JOINTS, SKELETON_NAME
 from train.augment import corrupt_pose
 from train.config import AugmentConfig

@@ -49,7 +49,7 @@ from PIL import Image
 from realtime.catalog import ENGINE_SUFFIXES
 from realtime.console import progress
 from realtime.model.inputs import FrameContext, InputRole, assemble_inputs
-from realtime.model.pipeline import Target
+from realtime.model.pipeline import Target, to_uint8_hwc
 from realtime.pose.estimators import PoseEstimator, open_pose_estimator
 from train.checkpoint import load_target
 from train.config import STAGES
@@ -327,7 +327,7 @@ def evaluate_model(
             seconds.append(time.perf_counter() - start)
             if state_inputs:
                 previous = out
-            generated = (out[0].clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+            generated = to_uint8_hwc(out[0])
             real = np.asarray(data.frames[t])
             evaluator.add(
                 generated, real, data.joints_px[t], data.confidence[t], data.face_boxes[t],

@@ -28,11 +28,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from kernels.rasterize import RenderParams
 from realtime.catalog import DEFAULT_POSE_ESTIMATOR, MASK_SOURCE_NONE, mask_source_names, pose_estimator_entry
 from realtime.console import progress
 from realtime.pose.estimators import PoseFrame, open_pose_estimator
 from realtime.pose.normalize import body_stats
-from realtime.pose.render import RenderParams, rasterize_stick_figure
+from realtime.pose.render import rasterize_stick_figure
 from realtime.pose.skeleton import FACE_JOINTS, NUM_JOINTS, Joint
 from realtime.video import read_frames, video_info
 from train.dataset import Crop, PreparedMeta, PreparedWriter

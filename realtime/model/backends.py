@@ -1,5 +1,5 @@
 """Inference backends behind one small interface: named ``torch.Tensor`` inputs in, named tensors out, on the
-backend's device, with preallocated outputs (DESIGN.md, "Inference backends").
+backend's device, with preallocated outputs (docs/architecture.md, "Inference backends").
 
 One factory, :func:`open_backend`, serves the main generator and the face model alike and chooses the backend
 by the file's extension through one table, :data:`realtime.catalog.BACKENDS` (light, so that command lines
@@ -244,8 +244,7 @@ def keep_norms_fp32(module: nn.Module) -> int:
 class TorchBackend(InferenceBackend):
     """A generator run by PyTorch: from an inference weights file (``NAME.pt``,
     :func:`realtime.model.nets.save_weights`) or, with :meth:`from_module`, from a module in memory (the
-    training
-    side evaluates checkpoints this way).
+    training side evaluates checkpoints this way).
 
     For a GPU without TensorRT: ``precision="fp16"`` runs under ``torch.autocast`` with every normalization
     layer kept in float32 (:func:`keep_norms_fp32`); ``channels_last`` stores weights and inputs NHWC (the
@@ -293,8 +292,7 @@ class TorchBackend(InferenceBackend):
         cuda_graph: bool = False,
     ) -> TorchBackend:
         """A backend over a built generator (one of :mod:`realtime.model.nets`, with ``.inputs``); eval mode.
-        With a
-        precision other than fp32 the module's normalization layers are wrapped in place.
+        With a precision other than fp32 the module's normalization layers are wrapped in place.
 
         Raises:
             BackendError: if ``module`` declares no inputs, or as the constructor.

@@ -2,7 +2,7 @@
 
 A trained target travels as files with one stem: ``NAME.onnx`` (or ``NAME.plan``, ``NAME.pt``) and
 ``NAME.json``, and ``NAME.target_inputs.npz`` when the generator takes ``per_target`` inputs (named and hashed
-in the sidecar). See DESIGN.md, "Target bundle".
+in the sidecar). See docs/architecture.md, "Target bundle".
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from kernels.rasterize import RenderParams
 from realtime.catalog import DEFAULT_POSE_ESTIMATOR
 from realtime.model.inputs import TEMPORAL_INPUTS, GeneratorInputs, InputRole, check_target_tensor
 from realtime.pose.normalize import BodyStats
-from realtime.pose.render import RenderParams
 from realtime.pose.skeleton import SKELETON_NAME
 
 #: Version 3 names the per-target inputs' file (``target_inputs``); version 2 records the whole

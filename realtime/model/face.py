@@ -11,8 +11,7 @@ pasted back. Training (``train/stages.py``) crops and pastes with the same :func
 The face model is ``NAME.face.onnx`` (ONNX Runtime) or ``NAME.face.pt`` (PyTorch inference weights), named by
 the sidecar's ``face_model`` relative to the engine's folder and opened by the same backend factory as the
 main generator (:func:`realtime.model.backends.open_backend`). Crops and paste work on ``torch.Tensor`` s on
-the
-backend's device.
+the backend's device.
 """
 
 from __future__ import annotations
@@ -56,8 +55,7 @@ def face_center_px(
     joints_px: np.ndarray, confidence: np.ndarray, threshold: float
 ) -> tuple[float, float] | None:
     """Mean x, y (canvas pixels) of the face joints (:data:`realtime.pose.skeleton.FACE_JOINTS`) with
-    confidence
-    ``>= threshold``; None if there is none. ``joints_px`` ``(NUM_JOINTS, 2)``, ``confidence``
+    confidence ``>= threshold``; None if there is none. ``joints_px`` ``(NUM_JOINTS, 2)``, ``confidence``
     ``(NUM_JOINTS,)``."""
     face = [int(joint) for joint in FACE_JOINTS]
     present = (np.asarray(confidence)[face] >= threshold) & np.isfinite(np.asarray(joints_px)[face]).all(-1)
@@ -141,8 +139,7 @@ def open_face_model(path: str | os.PathLike[str], **backend_options: Any) -> Fac
     Raises:
         FileNotFoundError: if the file is missing.
         realtime.model.backends.BackendError: for an unknown extension, a file that cannot be loaded, or a
-        model
-            that is not a face model.
+            model that is not a face model.
     """
     path = Path(path)
     if not path.is_file():

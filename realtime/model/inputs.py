@@ -1,4 +1,4 @@
-"""The generator's inputs and output, declared once (DESIGN.md, "Generator inputs").
+"""The generator's inputs and output, declared once (docs/architecture.md, "Generator inputs").
 
 Every generator input is a float32 image tensor ``(B, C, H, W)`` in [0, 1] at the target canvas, with a
 name, a channel count and a role:

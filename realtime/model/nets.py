@@ -204,8 +204,7 @@ GLOBAL_OUTPUT_LAYERS = 3
 class SpecGenerator(nn.Module):
     """What every generator built from a :class:`GeneratorSpec` has: its ``spec``, its declared ``inputs``
     (:class:`realtime.model.inputs.GeneratorInputs`), whether it is temporal, and the multiple of pixels that
-    H
-    and W must be (``2**n_downsample`` unless a subclass says otherwise)."""
+    H and W must be (``2**n_downsample`` unless a subclass says otherwise)."""
 
     def __init__(self, spec: GeneratorSpec) -> None:
         super().__init__()
@@ -385,9 +384,8 @@ class FaceGenerator(GlobalGenerator):
     """Everybody Dance Now's face residual generator (Chan et al. 2019, Sec. 3.3): a small pix2pixHD global
     generator (the layers of :class:`GlobalGenerator`, its output not mapped to [0, 1]) from
     ``concat(stick crop, generated crop)`` (:data:`realtime.model.inputs.FACE_INPUTS`) to a residual in [-1,
-    1]
-    added to the generated crop. Its output layer can start at zero (:meth:`zero_output`), so an
-    untrained face stage changes nothing.
+    1] added to the generated crop. Its output layer can start at zero (:meth:`zero_output`), so an untrained
+    face stage changes nothing.
 
     Args:
         spec: the architecture (``kind`` "face"); crops must be multiples of ``2**n_downsample`` pixels.

@@ -114,8 +114,7 @@ class Target:
             ValueError: (:class:`realtime.model.bundle.BundleError`) for a missing or malformed sidecar, or a
                 missing or mismatched per-target inputs file (``NAME.target_inputs.npz``).
             RuntimeError: (:class:`realtime.model.backends.BackendError`) if the engine cannot be loaded or
-            its
-                inputs differ from the sidecar's declaration.
+                its inputs differ from the sidecar's declaration.
         """
         path = Path(path)
         check_engine_suffix(path)
@@ -180,8 +179,9 @@ class RetargetResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
-def _to_uint8_hwc(chw: torch.Tensor) -> np.ndarray:
-    """float32 ``(3, H, W)`` in [0, 1] (any device) -> uint8 ``(H, W, 3)`` NumPy, rounded to nearest.
+def to_uint8_hwc(chw: torch.Tensor) -> np.ndarray:
+    """float32 ``(3, H, W)`` in [0, 1] (any device) -> uint8 ``(H, W, 3)`` NumPy, clipped to [0, 1] and
+    rounded to nearest: the one conversion of a generated frame to an image (the pipeline, the evaluation).
 
     On a GPU the conversion runs there and only uint8 comes down. A CPU tensor is converted by NumPy (a view,
     no copy), single-threaded: PyTorch's intra-op threads beside ONNX Runtime's made this small conversion
@@ -266,8 +266,7 @@ class Retargeter:
         self._since_fit = 0
         self._fitted_on = 0  # poses in the window at the last fit
         # Robustness (realtime.pose.tracking): source-side continuity on the estimate thread; canvas-side
-        # clamp
-        # and pose hold on the generate thread.
+        # clamp and pose hold on the generate thread.
         self.tracking = tracking or TrackingParams()
         self._tracker = SourceTracker(self.tracking, self._threshold)
         self._clamp = CanvasClamp(width, height, threshold=self._threshold)
@@ -344,10 +343,9 @@ class Retargeter:
 
         A pose without any joint at the confidence threshold (the person is lost), or any pose before the
         normalizer is fitted, counts as lost: :class:`realtime.pose.tracking.PoseHold` then gives the last
-        pose
-        shown, easing into the target's neutral pose, and blends back into the live poses when they return.
-        Only before the first normalized pose of the stream is the result empty. Call once per frame, in
-        time order (the hold and the clamp keep state, timed by ``pose.timestamp_ms``).
+        pose shown, easing into the target's neutral pose, and blends back into the live poses when they
+        return. Only before the first normalized pose of the stream is the result empty. Call once per frame,
+        in time order (the hold and the clamp keep state, timed by ``pose.timestamp_ms``).
         """
         width, height = self.target.canvas_size
         live = None
@@ -398,10 +396,10 @@ class Retargeter:
         # --- end of the face residual ---
         if stick.device.type == "cpu":
             # Each converted on its own (no joined copy of the two first).
-            stick_u8, generated_u8 = _to_uint8_hwc(stick[0]), _to_uint8_hwc(generated[0])
+            stick_u8, generated_u8 = to_uint8_hwc(stick[0]), to_uint8_hwc(generated[0])
         else:
             # One download per frame: stick figure | generated side by side on the device, then views.
-            both = _to_uint8_hwc(torch.cat([stick[0], generated[0]], dim=2))
+            both = to_uint8_hwc(torch.cat([stick[0], generated[0]], dim=2))
             width = stick.shape[-1]
             stick_u8, generated_u8 = both[:, :width], both[:, width:]
         return RetargetResult(

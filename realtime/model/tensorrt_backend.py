@@ -2,9 +2,8 @@
 Python API (tensor names, ``set_tensor_address`` + ``execute_async_v3`` on PyTorch's current stream).
 
 TensorRT is an optional extra (``pip install 'dance-live[gpu]'``): it is imported only when a ``.plan`` is
-opened (:func:`import_tensorrt`), and its absence is a :class:`realtime.model.backends.BackendError` that
-says what
-to install; nothing else in the project imports it.
+opened (:func:`import_tensorrt`), and its absence is a :class:`realtime.model.backends.BackendError` that says
+what to install; nothing else in the project imports it.
 
 A plan is tied to the GPU model and the exact TensorRT version that built it. ``python -m export tensorrt``
 records both (and the precision) in the target's sidecar ``versions`` (:data:`PLAN_RECORD_KEYS`); opening a

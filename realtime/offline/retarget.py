@@ -3,13 +3,11 @@
 
 Pass 1 estimates the source's pose in every frame, tracks it as a live stream does (person continuity,
 single-joint hold, orphaned joints dropped: :meth:`realtime.model.pipeline.Retargeter.track`) and smooths it
-with
-a centered temporal median; the source's normalization statistics are fitted on the whole video. Pass 2
-normalizes (the body kept on the canvas, a lost person's pose held then eased into the target's neutral
-pose, as live), draws and generates each frame. :func:`retarget_frames` is that core, yielding each
-generated frame (the unseen-pose evaluation of :mod:`train.synthetic` drives a model through it too);
-:func:`retarget_video` writes its frames as a video of the source, its normalized stick figure and the
-generated target side by side.
+with a centered temporal median; the source's normalization statistics are fitted on the whole video. Pass 2
+normalizes (the body kept on the canvas, a lost person's pose held then eased into the target's neutral pose,
+as live), draws and generates each frame. :func:`retarget_frames` is that core, yielding each generated frame
+(the unseen-pose evaluation of :mod:`train.synthetic` drives a model through it too); :func:`retarget_video`
+writes its frames as a video of the source, its normalized stick figure and the generated target side by side.
 """
 
 from __future__ import annotations
@@ -177,13 +175,12 @@ def retarget_frames(
     (``target.bundle.pose_estimator``, MediaPipe by default), tracks it
     (:meth:`realtime.model.pipeline.Retargeter.track`), smooths the joints with a centered temporal median
     (:func:`realtime.pose.filters.median_filter_poses`, ``median_window`` frames; 1 = off) and fits the
-    source's
-    normalization statistics on the whole video
+    source's normalization statistics on the whole video
     (:meth:`realtime.model.pipeline.Retargeter.fit_source`, Everybody Dance Now's global pose normalization).
     Pass 2 decodes the video again and generates each frame from its smoothed pose, conditioned on the
-    previous generated frame; frames where the person is lost hold the last pose, then ease into the
-    target's neutral pose (:meth:`realtime.model.pipeline.Retargeter.normalize`, ``docs/robustness.md``).
-    Progress bars "pose" and "generate" go to stderr.
+    previous generated frame; frames where the person is lost hold the last pose, then ease into the target's
+    neutral pose (:meth:`realtime.model.pipeline.Retargeter.normalize`, ``docs/robustness.md``). Progress bars
+    "pose" and "generate" go to stderr.
 
     Args:
         target: the loaded target (engine and sidecar).

@@ -2,10 +2,9 @@
 
 ``kernels/`` holds leaf ops that take their tables as tensors; this module binds them to
 :mod:`realtime.pose.skeleton` (limbs, colors, :data:`~realtime.pose.skeleton.BODY_PARTS`), caching the tables
-as
-tensors per device, so the rest of the project calls :func:`rasterize_stick_figure` and
-:func:`warp_body_parts` with poses only. ``impl="auto"`` (the default) picks the CUDA kernel for CUDA
-tensors and the compiled CPU build for CPU tensors (see :mod:`kernels.rasterize`).
+as tensors per device, so the rest of the project calls :func:`rasterize_stick_figure` and
+:func:`warp_body_parts` with poses only. ``impl="auto"`` (the default) picks the CUDA kernel for CUDA tensors
+and the compiled CPU build for CPU tensors (see :mod:`kernels.rasterize`).
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from kernels import rasterize as _rasterize
 from kernels.rasterize import RenderParams
 from realtime.pose.skeleton import NUM_JOINTS, body_part_arrays, joint_colors, limb_arrays
 
-__all__ = ["RenderParams", "rasterize_stick_figure", "warp_body_parts", "default_part_radius_px"]
+__all__ = ["rasterize_stick_figure", "warp_body_parts", "default_part_radius_px"]
 
 _limb_tables: dict[torch.device, tuple[torch.Tensor, ...]] = {}
 _part_tables: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}

@@ -15,8 +15,7 @@ media flows). Nothing is patched globally.
 
 The swap relies on aiortc internals; :func:`check_aiortc_internals` verifies each of them and names the one
 that changed (``tests/realtime/serving/test_aiortc_patch.py`` runs it, so an aiortc upgrade that breaks the
-patch
-fails there loudly rather than adding latency silently).
+patch fails there loudly rather than adding latency silently).
 """
 
 from __future__ import annotations

@@ -2,11 +2,10 @@
 
 :data:`DEFAULT_TARGET` is a synthetic wooden mannequin (no real person) sized for real time on 2 CPU cores:
 the light :class:`realtime.model.nets.MobileGenerator` (0.52M parameters, about 11 ms per 256x256 frame in
-ONNX
-Runtime on one thread), trained with the project's own pipeline on frames rendered by :mod:`train.synthetic`
-(``python -m train.synthetic``, then ``python -m train fit ... --config train/configs/mannequin_mobile.yaml``,
-then ``python -m export onnx``), with :data:`HD_TARGET` as its distillation teacher. The engine
-``mannequin.onnx`` and its sidecar ``mannequin.json`` lie beside this file.
+ONNX Runtime on one thread), trained with the project's own pipeline on frames rendered by
+:mod:`train.synthetic` (``python -m train.synthetic``, then ``python -m train fit ... --config
+train/configs/mannequin_mobile.yaml``, then ``python -m export onnx``), with :data:`HD_TARGET` as its
+distillation teacher. The engine ``mannequin.onnx`` and its sidecar ``mannequin.json`` lie beside this file.
 
 :data:`HD_TARGET` (``hd/mannequin_hd.onnx``) is the same mannequin on Everybody Dance Now's temporal
 pix2pixHD global generator (``train/configs/mannequin.yaml``; 3.1M parameters, 1.37 GMACs per frame): the

@@ -6,7 +6,8 @@ from kernel_cases import random_case, random_poses
 
 from bench.gpu_backends import median_ms
 from kernels._build import cuda_available_reason
-from realtime.pose.render import RenderParams, rasterize_stick_figure, warp_body_parts
+from kernels.rasterize import RenderParams
+from realtime.pose.render import rasterize_stick_figure, warp_body_parts
 
 _reason = "no CUDA device" if not torch.cuda.is_available() else cuda_available_reason()
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(_reason is not None, reason=f"CUDA kernels: {_reason}")]

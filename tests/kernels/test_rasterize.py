@@ -4,7 +4,8 @@ import torch
 from kernel_cases import random_poses
 
 from kernels._build import cxx_compiler
-from realtime.pose.render import RenderParams, rasterize_stick_figure
+from kernels.rasterize import RenderParams
+from realtime.pose.render import rasterize_stick_figure
 from realtime.pose.skeleton import (
     JOINT_COLORS,
     LIMB_INDEX,

@@ -6,7 +6,8 @@ import torch
 from skimage.metrics import structural_similarity
 
 from conftest import shared_video, standing_pose, train_tiny
-from realtime.pose.render import RenderParams, rasterize_stick_figure
+from kernels.rasterize import RenderParams
+from realtime.pose.render import rasterize_stick_figure
 from realtime.pose.skeleton import NUM_JOINTS, Joint
 from train.dataset import FramePairs, load_prepared
 from train.synthetic import (

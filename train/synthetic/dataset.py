@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from kernels.rasterize import RenderParams
 from realtime.catalog import DEFAULT_POSE_ESTIMATOR
 from realtime.console import progress as progress_bar
 from realtime.pose.normalize import body_stats
-from realtime.pose.render import RenderParams, rasterize_stick_figure
+from realtime.pose.render import rasterize_stick_figure
 from train.dataset import Crop, PreparedMeta, PreparedWriter
 from train.synthetic.motion import MotionConfig, generate_motion
 from train.synthetic.renderer import DEFAULT_STYLE, MannequinStyle, render_mannequin

@@ -154,10 +154,9 @@ def evaluate_source(
 
     The model is driven through the offline retargeting that ``python -m realtime.offline`` runs
     (:func:`realtime.offline.retarget.retarget_frames`: MediaPipe poses, a centered temporal median, the
-    source's
-    statistics fitted on the whole video, then :class:`realtime.model.pipeline.Retargeter`, each frame
-    conditioned
-    on the previous one); the mannequin is rendered in each frame's normalized pose as the ground truth.
+    source's statistics fitted on the whole video, then :class:`realtime.model.pipeline.Retargeter`, each
+    frame conditioned on the previous one); the mannequin is rendered in each frame's normalized pose as the
+    ground truth.
 
     Raises:
         FileNotFoundError, ValueError, RuntimeError: as :meth:`realtime.model.pipeline.Target.load`.

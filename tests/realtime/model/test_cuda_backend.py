@@ -86,9 +86,9 @@ def test_pipeline_render_generate_face_stay_on_the_device(tmp_path):
     target.backend = TorchBackend.from_module(_generator(), "cuda", precision="fp16")
     face = build_network(GeneratorSpec("face", ngf=8, n_downsample=2, n_blocks=1, inputs=FACE_INPUTS)).eval()
     target.face = FaceRefiner(TorchBackend.from_module(face, "cuda"), 16, 0.5)
+    from kernels.rasterize import RenderParams
     from realtime.model.bundle import read_bundle  # noqa: F401  (the real sidecar type is not needed here)
     from realtime.model.inputs import TEMPORAL_INPUTS
-    from realtime.pose.render import RenderParams
 
     bundle = FakeBundle()
     bundle.render = RenderParams.for_canvas(64, 64)
