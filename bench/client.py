@@ -120,8 +120,7 @@ class VideoFileTrack(MediaStreamTrack):
         max_side_px: downscale a file so the longer side is at most this (None: keep the file's size).
         loop: start again at the end (otherwise the track ends).
         stamp: draw each frame's index into it (:mod:`realtime.serving.stamp`) and remember when it was sent,
-        in
-            :attr:`sent_at_s`.
+            in :attr:`sent_at_s`.
 
     Set :attr:`max_fps` to send at most that many frames per second (the file's other frames are skipped,
     as a browser's sender with ``maxFramerate`` does; the server's ``input_rate`` messages set it).

@@ -68,8 +68,7 @@ class TargetBundle:
         face_model: file name of the face residual model in the engine's folder (``NAME.face.onnx``, or the
             ``.pt`` checkpoint itself), or None (no face stage trained).
         generator_inputs: the generator's inputs and output (:class:`realtime.model.inputs.GeneratorInputs`):
-        names,
-            channels and roles, in the engine's input order.
+            names, channels and roles, in the engine's input order.
         precision: numeric precision of the engine ("fp32", "fp16").
         versions: library versions that produced the bundle (torch, onnx, onnxruntime, mediapipe).
         checkpoint_sha256: SHA-256 of the training checkpoint the engine was exported from.

@@ -47,9 +47,8 @@ class SourcePoses:
 
     Attributes:
         poses: the tracked :class:`realtime.pose.estimators.PoseFrame` of each frame, in order (source frame
-        pixels):
-            the pose estimator's, through :meth:`realtime.model.pipeline.Retargeter.track` (all confidences 0
-            where nobody, or somebody else, is in the frame).
+            pixels): the pose estimator's, through :meth:`realtime.model.pipeline.Retargeter.track` (all
+            confidences 0 where nobody, or somebody else, is in the frame).
         joints_px: float32 ``(N, NUM_JOINTS, 2)`` the joints after the centered temporal median (source frame
             pixels): these drive the generator. Equal to the estimates with ``median_window`` 1.
         confidence: float32 ``(N, NUM_JOINTS)`` in [0, 1], the tracked poses' (not filtered).
@@ -89,8 +88,7 @@ class RetargetedFrame:
             canvas), the driving pose and its normalized version
             (:class:`realtime.model.pipeline.RetargetResult`).
         generate_s: wall seconds of :meth:`realtime.model.pipeline.Retargeter.generate` for this frame
-        (normalize,
-            draw, generate).
+            (normalize, draw, generate).
         source_poses: pass 1's result, the same object for every frame of a run.
     """
 
