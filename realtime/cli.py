@@ -8,9 +8,9 @@ The pattern: a light command-line module (``train/cli.py``, ``export/cli.py``, `
 ``train/synthetic/cli.py``), run by its package's ``__main__.py``, holds the parsers and the mains; each main
 parses first and imports its library module (which has ordinary top-of-file imports) only then::
 
-    def prepare_main(argv: list[str] | None = None, *, command_line: bool | None = None) -> int:
-        args = build_prepare_parser().parse_args(argv)  # --help and argument errors answer here
-        from train.prepare import prepare  # the heavy imports follow
+    def main(argv: list[str] | None = None, *, command_line: bool | None = None) -> int:
+        args = build_parser().parse_args(argv)  # --help and argument errors answer here
+        from realtime.offline.retarget import retarget_video  # the heavy imports follow
 
 Defaults and choices that a parser shows and a library module uses are stated once, in a light module that
 both import (:mod:`realtime.catalog`, :mod:`train.catalog`).
