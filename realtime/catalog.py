@@ -9,6 +9,8 @@ modules import these names; no copy of them is kept anywhere else.
 - The export tools' tolerances and TensorRT build defaults (:mod:`export.onnx`, :mod:`export.tensorrt`).
 - The table of pose estimators (:data:`POSE_ESTIMATORS`, built by
   :func:`realtime.pose.estimators.open_pose_estimator`).
+- The canvas that ``train.prepare`` chooses: its pixel budget and the multiple its sides are rounded to
+  (:data:`DEFAULT_CANVAS_PIXELS`, :data:`CANVAS_MULTIPLE_PX`), which the generators' size checks name.
 """
 
 from __future__ import annotations
@@ -26,6 +28,21 @@ PLAYOUT_DELAYS = ("zero", "browser")
 """``server.py --playout-delay`` choices, the default first: ``zero`` sends the generated video with the RTP
 playout-delay extension at 0 (:func:`realtime.serving.aiortc_patch.use_zero_playout_delay`), ``browser``
 leaves the delay to the browser's jitter buffer."""
+
+
+# -- canvas --------------------------------------------------------------------------------------------------
+DEFAULT_CANVAS_PIXELS = 256 * 256
+"""The canvas's pixel budget that ``python -m train prepare`` fits the target's framing into by default
+(``--pixels``): the canvas takes the aspect of the crop that holds the person, with about this many pixels
+(the 256x256 canvas of the configurations in ``train/configs``, whose speed and memory figures it keeps)."""
+
+CANVAS_MULTIPLE_PX = 32
+"""Both sides of a canvas that ``python -m train prepare`` chooses are multiples of this many pixels: the
+pix2pixHD global generator and the light mobile generator with ``n_downsample`` stride-2 layers need multiples
+of ``2**n_downsample`` (16 with the 4 of every configuration in ``train/configs``), and a global stage trained
+at half the canvas before pix2pixHD's local enhancer needs twice that (32). A generator's own requirement is
+its ``size_multiple_px`` (:mod:`realtime.model.nets`), checked on every call; face crops are sized apart
+(:func:`realtime.model.face.face_crop_size_px`). ``--size WxH`` forces a canvas that need not follow it."""
 
 
 # -- pose estimators ----------------------------------------------------------------------------------------

@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 
 from realtime.catalog import (
+    CANVAS_MULTIPLE_PX,
+    DEFAULT_CANVAS_PIXELS,
     DEFAULT_POSE_ESTIMATOR,
     MASK_SOURCE_NONE,
     mask_source_names,
@@ -57,8 +59,24 @@ def build_prepare_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("video", type=existing_file, help="target video (any format FFmpeg reads)")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
-    parser.add_argument(
-        "--size", type=canvas_size, default=(256, 256), help="canvas WIDTHxHEIGHT (default 256x256)"
+    canvas = parser.add_mutually_exclusive_group()
+    canvas.add_argument(
+        "--pixels",
+        type=positive_int,
+        default=DEFAULT_CANVAS_PIXELS,
+        help="the canvas's pixel budget: by default the canvas takes the aspect of the window that holds the "
+        "person in every frame (a portrait recording gets a portrait canvas), with about this many pixels "
+        f"and sides multiples of {CANVAS_MULTIPLE_PX} (the generators' size multiple); the chosen size is "
+        f"printed and recorded in meta.json and the target's sidecar (default {DEFAULT_CANVAS_PIXELS}, "
+        "as 256x256)",
+    )
+    canvas.add_argument(
+        "--size",
+        type=canvas_size,
+        default=None,
+        help="force the canvas to exactly WIDTHxHEIGHT (e.g. 256x256), the person's window cropped or "
+        f"letterboxed to its aspect; sides that are not multiples of {CANVAS_MULTIPLE_PX} may not suit "
+        "every generator configuration",
     )
     parser.add_argument(
         "--heldout-fraction",
@@ -94,15 +112,16 @@ def prepare_main(argv: list[str] | None = None, *, command_line: bool | None = N
     import numpy as np
 
     from realtime.video import VideoError
-    from train.prepare import prepare
+    from train.prepare import person_height_px, prepare
 
     start = time.perf_counter()
     try:
         meta = prepare(
             args.video,
             args.out,
-            canvas_width=args.size[0],
-            canvas_height=args.size[1],
+            canvas_width=args.size[0] if args.size else None,
+            canvas_height=args.size[1] if args.size else None,
+            canvas_pixels=args.pixels,
             heldout_fraction=args.heldout_fraction,
             max_frames=args.max_frames,
             pose_estimator=args.pose_estimator,
@@ -111,11 +130,15 @@ def prepare_main(argv: list[str] | None = None, *, command_line: bool | None = N
     except (VideoError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    found = float((np.load(args.out / "keypoints.npz")["confidence"].max(axis=1) > 0).mean())
+    keypoints = np.load(args.out / "keypoints.npz")
+    found = float((keypoints["confidence"].max(axis=1) > 0).mean())
+    height_px = person_height_px(keypoints["joints_px"], keypoints["confidence"])
+    chosen = "forced by --size" if args.size else f"chosen for the person's framing, about {args.pixels} px"
     print(
         f"prepared {meta.num_frames} frames ({meta.train_end} train, {len(meta.heldout)} held out) into "
         f"{args.out} in {time.perf_counter() - start:.1f} s; person found in {found:.0%} of frames; "
-        f"canvas {meta.canvas_width}x{meta.canvas_height}; preview: {args.out / 'preview.png'}"
+        f"canvas {meta.canvas_width}x{meta.canvas_height} ({chosen}); person's keypoint height median "
+        f"{height_px:.0f} px of {meta.canvas_height}; preview: {args.out / 'preview.png'}"
     )
     return 0
 

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from realtime.catalog import CANVAS_MULTIPLE_PX
 from realtime.model.inputs import FACE_INPUTS, TEMPORAL_INPUTS, GeneratorInputs
 
 #: Format of the inference weights file (:func:`save_weights`).
@@ -139,7 +140,9 @@ def check_generator_inputs(inputs: GeneratorInputs, multiple_px: int, tensors: t
     if height % multiple_px or width % multiple_px:
         raise ValueError(
             f"the inputs are {height}x{width} (HxW) but this generator needs H and W divisible by "
-            f"{multiple_px}; pad or resize the canvas"
+            f"{multiple_px}; prepare the target again with a canvas whose sides are multiples of it "
+            f"(python -m train prepare chooses multiples of {CANVAS_MULTIPLE_PX} unless --size forces one)"
+            + ("" if CANVAS_MULTIPLE_PX % multiple_px == 0 else ", or give the generator fewer downsamplings")
         )
 
 
