@@ -67,8 +67,10 @@ class RenderParams:
 
     @classmethod
     def for_canvas(cls, width: int, height: int, confidence_threshold: float = 0.5) -> RenderParams:
-        """Parameters scaled to a canvas: 4 px limbs and 3 px joints at a 256-pixel short side."""
-        scale = min(width, height) / 256.0
+        """Parameters scaled to a canvas: 4 px limbs and 3 px joints at 256x256, scaled with the canvas's
+        linear size (the square root of its pixel count), so that a canvas of 256x256's pixel count in any
+        aspect (a portrait 192x352 that a person fills) draws them as thick as 256x256 does."""
+        scale = math.sqrt(width * height) / 256.0
         return cls(
             limb_thickness_px=round(4.0 * scale, 2),
             joint_radius_px=round(3.0 * scale, 2),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -26,7 +27,9 @@ from bench import netns
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 PORT = 8080
-CANVAS = (96, 64)  # the fake target's canvas: the generated video is (2 * 96) x 64, stick figure | target
+#: The fake target's canvas, portrait like a prepared portrait recording's: the generated video is
+#: (2 * 64) x 96, stick figure | target, and the page shows each half at 64:96.
+CANVAS = (64, 96)
 CAMERA = (160, 120)
 CHROMIUM_ARGS = [
     "--headless",
@@ -94,6 +97,13 @@ RECORDING_SIZE_JS = """async () => {
 }"""
 
 
+#: The shown size (CSS pixels) of the stick figure's and the target's video elements.
+BOXES_JS = """() => Object.fromEntries(["stick", "target"].map((id) => {
+  const box = document.getElementById(id).getBoundingClientRect();
+  return [id, [box.width, box.height]];
+}))"""
+
+
 def drive(url: str, camera: Path, source: Path) -> dict[str, Any]:
     """Open the page, check the mirror option, stream, record twice, stop, then stream a video file as the
     camera; what was seen."""
@@ -108,6 +118,7 @@ def drive(url: str, camera: Path, source: Path) -> dict[str, Any]:
             page = browser.new_page()
             page.goto(url)
             page.wait_for_function("document.querySelectorAll('#targets option').length > 0", timeout=15_000)
+            seen["boxes_before"] = page.evaluate(BOXES_JS)
             seen["mirror_default"] = page.is_checked("#mirror")
             seen["record_camera_default"] = page.is_checked("#record-camera")
             seen["mirror_on"] = {v: page.evaluate(transform, v) for v in ("local", "stick", "target")}
@@ -118,6 +129,7 @@ def drive(url: str, camera: Path, source: Path) -> dict[str, Any]:
             page.wait_for_function("window.dance.remoteFrames > 10", timeout=30_000)
             page.wait_for_function("document.getElementById('headline').textContent !== ''", timeout=10_000)
             seen["headline_streaming"] = page.text_content("#headline")
+            seen["boxes_streaming"] = page.evaluate(BOXES_JS)
             for with_camera in (True, False):
                 page.set_checked("#record-camera", with_camera)
                 page.click("#record")
@@ -178,14 +190,19 @@ def test_page_mirror_recording_and_stop(tmp_path: Path) -> None:
     assert seen["mirror_on"]["stick"] == seen["mirror_on"]["target"] == "none", seen
     assert set(seen["mirror_off"].values()) == {"none"}, seen
     assert "fps" in seen["headline_streaming"], seen
-    # recordings: camera (160x120 scaled to 64 high: 85.3 px) | stick figure | target, or the last two alone
+    # the stick figure and the target are shown at the canvas's aspect, before the video arrives (from the
+    # target list) and while it plays: a portrait canvas is not squashed into a square
     width, height = CANVAS
+    for when in ("boxes_before", "boxes_streaming"):
+        for shown_w, shown_h in seen[when].values():
+            assert shown_h > 0 and shown_w / shown_h == pytest.approx(width / height, rel=0.02), (when, seen)
+    # recordings: camera (160x120 scaled to the canvas's height) | stick figure | target, or those two alone
     assert seen["record_camera_default"], seen
     with_camera = seen["recording_with_camera_True"]
     assert with_camera["withCamera"] and with_camera["size"] > 1000, seen
-    assert (with_camera["width"], with_camera["height"]) == (2 * 139, height), (
-        seen
-    )  # even: 2 * ceil(277.3 / 2)
+    camera_width = CAMERA[0] * height / CAMERA[1]
+    even_width = 2 * math.ceil((camera_width + 2 * width) / 2)
+    assert (with_camera["width"], with_camera["height"]) == (even_width, height), seen
     without = seen["recording_with_camera_False"]
     assert not without["withCamera"] and (without["width"], without["height"]) == (2 * width, height), seen
     # Stop clears the live figures

@@ -182,3 +182,12 @@ def test_cpu_build_with_no_discs_and_non_contiguous_inputs():
     ref = rasterize_stick_figure(xy, conf, height=64, width=64, params=params, impl="ref")
     cpu = rasterize_stick_figure(xy_t, conf, height=64, width=64, params=params, impl="cpu")
     torch.testing.assert_close(cpu, ref, atol=1e-5, rtol=0)
+
+
+def test_render_params_follow_the_canvas_pixel_count_not_its_short_side():
+    square = RenderParams.for_canvas(256, 256)
+    assert (square.limb_thickness_px, square.joint_radius_px) == (4.0, 3.0)
+    portrait = RenderParams.for_canvas(192, 352)  # about 256x256's pixels: a person filling it draws as thick
+    assert portrait.limb_thickness_px == pytest.approx(4.0 * np.sqrt(192 * 352) / 256, abs=0.01)
+    assert 4.0 <= portrait.limb_thickness_px < 4.2
+    assert RenderParams.for_canvas(512, 512).limb_thickness_px == 8.0

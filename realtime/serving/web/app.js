@@ -469,9 +469,20 @@ function applyMirror() {
   ui.videos.classList.toggle("mirrored", ui.mirror.checked);
 }
 
+// The stick figure and the target are shown at the target's canvas aspect (a portrait target portrait, never
+// squashed into a square): from the target list's canvas size before the video arrives, then from the video.
+function setHalfAspect(width, height) {
+  if (width > 0 && height > 0) ui.videos.style.setProperty("--half-aspect", String(width / height));
+}
+
+function fitHalvesToTarget() {
+  const chosen = dance.config && dance.config.targets.find((t) => t.name === ui.targets.value);
+  if (chosen && chosen.canvas_size) setHalfAspect(chosen.canvas_size[0], chosen.canvas_size[1]);
+}
+
 function fitHalves() {
   const { videoWidth: w, videoHeight: h } = ui.target;
-  if (w && h) ui.videos.style.setProperty("--half-aspect", String(w / 2 / h));
+  if (w && h) setHalfAspect(w / 2, h);
 }
 
 // The camera beside the generated video (stick figure | target), drawn into a canvas on each generated
@@ -590,6 +601,7 @@ ui.sourceClear.addEventListener("click", () => {
 });
 ui.cameras.addEventListener("change", () => switchCamera().catch((err) => showError(`camera: ${err.message}`)));
 ui.targets.addEventListener("change", () => {
+  fitHalvesToTarget();
   if (dance.session) restart();
 });
 ui.target.addEventListener("resize", fitHalves);
@@ -598,5 +610,7 @@ navigator.mediaDevices.addEventListener("devicechange", () => listCameras().catc
 window.addEventListener("beforeunload", () => stop());
 
 applyMirror();
-loadTargets().catch((err) => showError(err.message));
+loadTargets()
+  .then(fitHalvesToTarget)
+  .catch((err) => showError(err.message));
 listCameras().catch(() => {});
