@@ -153,8 +153,8 @@ def choose_canvas(
     (:func:`crop_window` in the ``frame_width`` x ``frame_height`` frame): the absolute log ratio of its pixel
     count to ``pixels``, plus that of the crop's area to the window's (background the canvas spends beyond
     the person's window), plus twice the fraction of the crop outside the frame (black bands); the lowest
-    wins. A person filling the height of a 414x540 portrait recording gets 160x352 or 192x384 rather than
-    256x256.
+    wins. A person filling the height of a 414x540 portrait recording (``target_fashion.mp4``: a window of
+    252x540) gets 160x352 rather than 256x256 (192x352, 15% more pixels, spends them on more background).
 
     Raises:
         ValueError: for ``multiple_px`` < 1, or ``pixels`` under one ``multiple_px`` square.
