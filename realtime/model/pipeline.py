@@ -23,7 +23,7 @@ from realtime.catalog import POSE_ESTIMATORS, UnknownPoseEstimatorError, pose_es
 from realtime.model.backends import InferenceBackend, check_engine_suffix, open_backend
 from realtime.model.bundle import BundleError, TargetBundle, read_bundle, read_target_inputs
 from realtime.model.face import FaceRefiner
-from realtime.model.inputs import FrameContext, InputRole, assemble_inputs, check_target_tensor
+from realtime.model.inputs import FrameContext, InputRole, assemble_inputs, target_value_shape
 from realtime.pose.estimators import PoseEstimator, PoseFrame, open_pose_estimator
 from realtime.pose.filters import OneEuroFilter, OneEuroParams
 from realtime.pose.normalize import CanvasClamp, PoseNormalizer
@@ -53,7 +53,7 @@ class Target:
         path: the engine file it came from.
         face: the face residual model (Everybody Dance Now's face GAN) when the sidecar names one, else None.
         per_target: the generator's ``per_target`` inputs by name, float ``(C, H, W)`` or ``(1, C, H, W)`` in
-            [0, 1] (NumPy or torch, any device); None: read from the file the sidecar names beside ``path``
+            [0, 1], and its target data, float ``(C, ...)`` (NumPy or torch, any device); None: read from the file the sidecar names beside ``path``
             (:func:`realtime.model.bundle.read_target_inputs`).
 
     Raises:
@@ -78,17 +78,15 @@ class Target:
         if per_target is None:
             per_target = read_target_inputs(path, bundle)
         self.per_target: dict[str, torch.Tensor] = {}
-        for spec in bundle.generator_inputs.with_role(InputRole.PER_TARGET):
+        for spec in bundle.generator_inputs.target_values:
             if spec.name not in per_target:
                 raise BundleError(f"{path}: no value for the per-target input {spec.name!r}")
             value = torch.as_tensor(per_target[spec.name])
             try:
-                check_target_tensor(spec, value, (bundle.canvas_height, bundle.canvas_width))
+                shape = target_value_shape(spec, value.shape, (bundle.canvas_height, bundle.canvas_width))
             except ValueError as error:
                 raise BundleError(f"{path}: {error}") from None
-            self.per_target[spec.name] = (
-                value.to(self.device, torch.float32).reshape(1, spec.channels, *value.shape[-2:]).contiguous()
-            )
+            self.per_target[spec.name] = value.to(self.device, torch.float32).reshape(1, *shape).contiguous()
 
     @classmethod
     def load(
