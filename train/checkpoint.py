@@ -36,7 +36,6 @@ import torch
 from torch import nn
 
 from realtime.model.bundle import TargetBundle, file_sha256, library_versions
-from realtime.model.inputs import InputRole
 from realtime.model.nets import DownscaledGenerator, FaceGenerator, GlobalGenerator
 from train.config import STAGES, FitConfig, config_from_dict, config_to_dict
 from train.dataset import PreparedMeta
@@ -276,9 +275,7 @@ def runnable_generator(checkpoint: Checkpoint) -> MainGenerator | DownscaledGene
     """
     generator: MainGenerator | DownscaledGenerator = main_generator_of(checkpoint)
     missing = [
-        spec.name
-        for spec in generator.inputs.target_values
-        if spec.name not in checkpoint.target_inputs
+        spec.name for spec in generator.inputs.target_values if spec.name not in checkpoint.target_inputs
     ]
     if missing:
         raise CheckpointError(

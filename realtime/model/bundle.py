@@ -20,7 +20,7 @@ import numpy as np
 
 from kernels.rasterize import RenderParams
 from realtime.catalog import DEFAULT_POSE_ESTIMATOR
-from realtime.model.inputs import TEMPORAL_INPUTS, GeneratorInputs, InputRole, target_value_shape
+from realtime.model.inputs import TEMPORAL_INPUTS, GeneratorInputs, InputRole, TensorSpec, target_value_shape
 from realtime.pose.normalize import BodyStats
 from realtime.pose.skeleton import SKELETON_NAME
 
@@ -220,7 +220,7 @@ def target_inputs_path(engine: str | os.PathLike[str]) -> Path:
 
 
 def write_target_inputs(
-    engine: str | os.PathLike[str], values: Mapping[str, np.ndarray], inputs: GeneratorInputs
+    engine: str | os.PathLike[str], values: Mapping[str, np.ndarray], inputs: GeneratorInputs | None = None
 ) -> TargetInputsFile:
     """Write a target's per-target values beside ``engine`` (atomically), by name: the ``per_target`` inputs
     as float16 ``(C, H, W)``, the target data (keypoints in pixels among them) as float32.
@@ -229,7 +229,8 @@ def write_target_inputs(
         engine: the engine file.
         values: every value of ``inputs.target_values`` by name: float ``(C, H, W)`` in [0, 1] (or
             ``(1, C, H, W)``); target data ``(C, ...)`` (or ``(1, C, ...)``).
-        inputs: the generator's declaration (which values are inputs and which are data).
+        inputs: the generator's declaration (which values are inputs and which are data); None: every value
+            is a ``per_target`` input of as many channels as it has.
 
     Returns:
         the sidecar's entry for the file (put it in :attr:`TargetBundle.target_inputs`).
@@ -241,7 +242,12 @@ def write_target_inputs(
     path = target_inputs_path(engine)
     tmp = path.with_name(path.name + ".tmp.npz")
     arrays = {}
-    for spec in inputs.target_values:
+    specs = (
+        inputs.target_values
+        if inputs is not None
+        else tuple(TensorSpec(name, np.shape(v)[-3], InputRole.PER_TARGET) for name, v in values.items())
+    )
+    for spec in specs:
         value = np.asarray(values[spec.name], np.float32)
         canvas_hw = (int(value.shape[-2]), int(value.shape[-1]))  # a per_target input's own canvas
         value = value.reshape(target_value_shape(spec, value.shape, canvas_hw))

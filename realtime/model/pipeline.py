@@ -53,7 +53,8 @@ class Target:
         path: the engine file it came from.
         face: the face residual model (Everybody Dance Now's face GAN) when the sidecar names one, else None.
         per_target: the generator's ``per_target`` inputs by name, float ``(C, H, W)`` or ``(1, C, H, W)`` in
-            [0, 1], and its target data, float ``(C, ...)`` (NumPy or torch, any device); None: read from the file the sidecar names beside ``path``
+            [0, 1], and its target data, float ``(C, ...)`` (NumPy or torch, any device);
+            None: read from the file the sidecar names beside ``path``
             (:func:`realtime.model.bundle.read_target_inputs`).
 
     Raises:
