@@ -33,11 +33,12 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
 
+from realtime.catalog import GARMENTS
 from realtime.model.inputs import FrameContext, InputRole, TargetFrames, TensorSpec, declare_input
 from realtime.pose.render import body_part_labels, default_part_radius_px, warp_body_parts
 from realtime.pose.skeleton import BODY_PART_INDEX, BODY_PARTS, NUM_BODY_PARTS, NUM_JOINTS, Joint
@@ -411,11 +412,13 @@ def produce_appearance_prior(context: FrameContext) -> torch.Tensor:
     )
 
 
-#: Garment regions for the colour control, as body parts (a dress's skirt falls under the upper legs).
-GARMENT_PARTS: dict[str, tuple[str, ...]] = {
-    "upper": ("torso", "right_upper_arm", "left_upper_arm"),
-    "lower": ("right_upper_leg", "left_upper_leg"),
-}
+#: Garment regions for the colour control, as body parts (stated once, in the light catalog).
+GARMENT_PARTS: dict[str, tuple[str, ...]] = GARMENTS
+
+
+def has_reference_appearance(per_target: Mapping[str, torch.Tensor]) -> bool:
+    """Whether a target's per-target values hold the reference appearance (images and keypoints)."""
+    return REFERENCE_IMAGES.name in per_target and REFERENCE_KEYPOINTS.name in per_target
 
 
 def garment_masks(
