@@ -322,7 +322,7 @@ class Retargeter:
             colour = tuple(float(v) for v in rgb)
             if len(colour) != 3 or not all(0.0 <= v <= 1.0 for v in colour):
                 raise ValueError(f"rgb must be three values in [0, 1], got {rgb!r}")
-            colours[garment] = colour  # type: ignore[assignment]
+            colours[garment] = colour
         images = self.target.per_target[REFERENCE_IMAGES.name][0]
         keypoints = self.target.per_target[REFERENCE_KEYPOINTS.name][0]
         for name, colour in colours.items():
