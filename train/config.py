@@ -52,7 +52,9 @@ class GeneratorConfig:
     ``extra_inputs``: names of further generator inputs declared in :mod:`realtime.model.inputs`, after the
     stick figure (and the previous frame); each widens the first layer by its channels. ``background_hw``:
     ``[H, W]`` of a learned background the "mobile" generator composites its foreground over (vid2vid's
-    foreground-background prior; must be the canvas), or ``[0, 0]`` for none.
+    foreground-background prior; must be the canvas), or ``[0, 0]`` for none. ``blend_prior``: the name of
+    an input of ``extra_inputs`` (the appearance prior, ``appearance_prior``) whose warped appearance the
+    generator may copy where it lands (:func:`realtime.model.nets.blend_with_prior`), or "" for none.
     """
 
     kind: str = "global"
@@ -62,8 +64,14 @@ class GeneratorConfig:
     temporal: bool = True
     extra_inputs: tuple[str, ...] = ()
     background_hw: tuple[int, int] = (0, 0)
+    blend_prior: str = ""
 
     def __post_init__(self) -> None:
+        _require(
+            not self.blend_prior or self.blend_prior in tuple(self.extra_inputs),
+            f"generator.blend_prior {self.blend_prior!r} must be one of generator.extra_inputs "
+            f"{list(self.extra_inputs)}",
+        )
         try:
             background_hw = tuple(int(v) for v in self.background_hw)
         except (TypeError, ValueError):

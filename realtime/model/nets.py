@@ -58,9 +58,14 @@ class GeneratorSpec:
         inputs: the generator's inputs and output (:mod:`realtime.model.inputs`).
         background_hw: ``(H, W)`` in pixels of a learned background image that the generator composites its
             foreground over ("mobile" only; :class:`MobileGenerator`), or ``(0, 0)`` for none.
+        blend_prior: the name of a per-frame input of four channels (RGB premultiplied by coverage, then
+            coverage: :data:`realtime.model.appearance.APPEARANCE_PRIOR`) that the generator may copy where
+            it covers the canvas (:func:`blend_with_prior`), or "" for none ("global" and "local").
 
     Raises:
-        ValueError: for an unknown kind, sizes out of range, or a background for another kind than "mobile".
+        ValueError: for an unknown kind, sizes out of range, a background for another kind than "mobile", or
+            a ``blend_prior`` that is not one of the inputs, has not four channels, or is asked of a kind
+            that cannot blend.
     """
 
     kind: str
@@ -71,8 +76,18 @@ class GeneratorSpec:
     downscale: int = 1
     inputs: GeneratorInputs = field(default=TEMPORAL_INPUTS)
     background_hw: tuple[int, int] = (0, 0)
+    blend_prior: str = ""
 
     def __post_init__(self) -> None:
+        if self.blend_prior:
+            if self.kind not in ("global", "local"):
+                raise ValueError(f"blend_prior needs generator kind 'global' or 'local', not {self.kind!r}")
+            if self.blend_prior not in self.inputs.names:
+                raise ValueError(
+                    f"blend_prior {self.blend_prior!r} is not one of the inputs {list(self.inputs.names)}"
+                )
+            if self.inputs.inputs[self.inputs.names.index(self.blend_prior)].channels != 4:
+                raise ValueError(f"blend_prior {self.blend_prior!r} must have 4 channels (RGB and coverage)")
         background_hw = tuple(int(v) for v in self.background_hw)
         object.__setattr__(self, "background_hw", background_hw)
         if len(background_hw) != 2 or min(background_hw) < 0 or (0 in background_hw and any(background_hw)):
@@ -167,11 +182,13 @@ class ResnetBlock(nn.Module):
         return x + self.block(x)
 
 
-def global_layers(in_channels: int, ngf: int, n_downsample: int, n_blocks: int) -> list[nn.Module]:
+def global_layers(
+    in_channels: int, ngf: int, n_downsample: int, n_blocks: int, out_channels: int = 3
+) -> list[nn.Module]:
     """pix2pixHD's G1 as a layer list: reflection-padded c7s1-``ngf`` conv, ``n_downsample`` stride-2 3x3
     convs doubling the channels, ``n_blocks`` residual blocks, ``n_downsample`` stride-2 transposed convs
-    halving them, reflection-padded c7s1-3 conv and tanh; every conv but the last is followed by
-    InstanceNorm2d (affine=False) and ReLU."""
+    halving them, reflection-padded c7s1-``out_channels`` conv (3: RGB; 4 with a prior blend's weight) and
+    tanh; every conv but the last is followed by InstanceNorm2d (affine=False) and ReLU."""
     layers: list[nn.Module] = [
         nn.ReflectionPad2d(3),
         nn.Conv2d(in_channels, ngf, kernel_size=7),
@@ -193,8 +210,28 @@ def global_layers(in_channels: int, ngf: int, n_downsample: int, n_blocks: int) 
             _norm(c // 2),
             nn.ReLU(inplace=True),
         ]
-    layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, 3, kernel_size=7), nn.Tanh()]
+    layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, kernel_size=7), nn.Tanh()]
     return layers
+
+
+def blend_with_prior(raw: Tensor, prior: Tensor) -> Tensor:
+    """A generator's output blended with an appearance prior it may copy.
+
+    ``out = rgb * (1 - w * coverage) + w * prior_rgb``, where ``rgb = (raw[:, :3] + 1) / 2`` is the generated
+    image, ``w = (raw[:, 3:4] + 1) / 2`` in [0, 1] the network's per-pixel trust in the prior, and the prior's
+    RGB is premultiplied by its coverage (so that a soft part edge blends softly). A skip connection for
+    appearance, like the U-Net of Balakrishnan et al. (CVPR 2018), without changing the encoder-decoder:
+    where the warped reference is right, the network only has to say so.
+
+    Args:
+        raw: float32 ``(B, 4, H, W)`` in [-1, 1] (tanh outputs).
+        prior: float32 ``(B, 4, H, W)`` in [0, 1]: RGB premultiplied by coverage, then coverage.
+
+    Returns:
+        float32 ``(B, 3, H, W)`` in [0, 1].
+    """
+    rgb, weight = (raw[:, :3] + 1) / 2, (raw[:, 3:4] + 1) / 2
+    return rgb * (1 - weight * prior[:, 3:4]) + weight * prior[:, :3]
 
 
 #: Layers at the end of :func:`global_layers` that the local enhancer drops: reflection pad, conv, tanh.
@@ -211,6 +248,20 @@ class SpecGenerator(nn.Module):
         self.spec = spec
         self.inputs = spec.inputs
         self.n_downsample = spec.n_downsample
+        self._prior_index = spec.inputs.names.index(spec.blend_prior) if spec.blend_prior else -1
+
+    @property
+    def blends(self) -> int:
+        """1 when the generator blends its output with an appearance prior (one more output channel), else
+        0."""
+        return int(self._prior_index >= 0)
+
+    def finish(self, raw: Tensor, inputs: tuple[Tensor, ...]) -> Tensor:
+        """The output in [0, 1] from the last layer's tanh ``raw`` ``(B, 3 + blends, H, W)``: ``(raw + 1) /
+        2``, or with a prior, :func:`blend_with_prior`."""
+        if self._prior_index < 0:
+            return (raw + 1) / 2
+        return blend_with_prior(raw, inputs[self._prior_index])
 
     @property
     def temporal(self) -> bool:
@@ -233,7 +284,9 @@ class GlobalGenerator(SpecGenerator):
     def __init__(self, spec: GeneratorSpec) -> None:
         super().__init__(spec)
         self.model = nn.Sequential(
-            *global_layers(spec.inputs.in_channels, spec.ngf, spec.n_downsample, spec.n_blocks)
+            *global_layers(
+                spec.inputs.in_channels, spec.ngf, spec.n_downsample, spec.n_blocks, 3 + self.blends
+            )
         )
 
     def forward(self, *inputs: Tensor) -> Tensor:
@@ -256,7 +309,7 @@ class GlobalGenerator(SpecGenerator):
         # In a trace (ONNX export) shapes are constants and these checks only warn; the eager call checks.
         if not torch.jit.is_tracing():
             check_generator_inputs(self.inputs, self.size_multiple_px, inputs)
-        return (self.model(concat_inputs(inputs)) + 1) / 2
+        return self.finish(self.model(concat_inputs(inputs)), inputs)
 
 
 def downsample_half(image: Tensor) -> Tensor:
@@ -306,7 +359,7 @@ class LocalEnhancer(SpecGenerator):
             _norm(local_ngf),
             nn.ReLU(inplace=True),
             nn.ReflectionPad2d(3),
-            nn.Conv2d(local_ngf, 3, kernel_size=7),
+            nn.Conv2d(local_ngf, 3 + self.blends, kernel_size=7),
             nn.Tanh(),
         )
 
@@ -321,7 +374,7 @@ class LocalEnhancer(SpecGenerator):
             check_generator_inputs(self.inputs, self.size_multiple_px, inputs)
         x = concat_inputs(inputs)
         coarse = self.global_model(downsample_half(x))
-        return (self.local_back(self.local_front(x) + coarse) + 1) / 2
+        return self.finish(self.local_back(self.local_front(x) + coarse), inputs)
 
     def load_global(self, global_state: dict[str, Tensor]) -> None:
         """Copy a trained :class:`GlobalGenerator`'s weights (its ``state_dict``) into G1, strictly: every
