@@ -258,3 +258,37 @@ def test_the_prior_is_prepared_trained_exported_and_run(tmp_path: Path) -> None:
     retargeter.fit_source(np.stack([joints, joints]), np.stack([confidence, confidence]))
     result = retargeter.generate(PoseFrame(joints, confidence, 0, (64, 64)))
     assert result.generated.shape == (64, 64, 3)
+
+
+def test_a_generator_blends_the_prior_where_it_trusts_it_and_it_covers() -> None:
+    from realtime.model.nets import GeneratorSpec, GlobalGenerator, LocalEnhancer, blend_with_prior
+    from train.config import load_config
+
+    generated = torch.rand(1, 3, 8, 8) * 2 - 1
+    prior = torch.rand(1, 4, 8, 8)
+    prior[:, 3, :, :4] = 1.0  # covered on the left, not on the right
+    prior[:, 3, :, 4:] = 0.0
+    prior[:, :3] *= prior[:, 3:4]  # premultiplied
+    trust = blend_with_prior(torch.cat([generated, torch.ones(1, 1, 8, 8)], 1), prior)
+    ignore = blend_with_prior(torch.cat([generated, -torch.ones(1, 1, 8, 8)], 1), prior)
+    torch.testing.assert_close(trust[..., :4], prior[:, :3, :, :4])  # trusted and covered: the prior
+    torch.testing.assert_close(trust[..., 4:], (generated[..., 4:] + 1) / 2)  # not covered: generated
+    torch.testing.assert_close(ignore, (generated + 1) / 2)  # not trusted: generated everywhere
+
+    spec_inputs = GeneratorInputs.of(["stick_figure", "previous_frame", "appearance_prior"])
+    for cls, kind in ((GlobalGenerator, "global"), (LocalEnhancer, "local")):
+        spec = GeneratorSpec(kind, 4, 2, 1, 1, 1, spec_inputs, blend_prior="appearance_prior")
+        generator = cls(spec)
+        assert GeneratorSpec.from_json(spec.to_json()) == spec
+        prior = torch.rand(1, 4, 32, 32)
+        prior[:, :3] *= prior[:, 3:4]  # premultiplied, as the producer makes it
+        out = generator(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32), prior)
+        assert out.shape == (1, 3, 32, 32) and float(out.min()) >= 0 and float(out.max()) <= 1
+    with pytest.raises(ValueError, match="4 channels"):
+        GeneratorSpec("global", 4, 2, 1, inputs=spec_inputs, blend_prior="stick_figure")
+    with pytest.raises(ValueError, match="not one of the inputs"):
+        GeneratorSpec("global", 4, 2, 1, blend_prior="appearance_prior")
+    with pytest.raises(ValueError, match="kind 'global' or 'local'"):
+        GeneratorSpec("mobile", 4, 2, 1, inputs=spec_inputs, blend_prior="appearance_prior")
+    with pytest.raises(ValueError, match="must be one of generator.extra_inputs"):
+        load_config(None, ["generator.blend_prior=appearance_prior"])
