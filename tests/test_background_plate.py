@@ -54,7 +54,9 @@ def plate_run(tmp_path_factory: pytest.TempPathFactory) -> PlateRun:
 def test_small_plate_config_is_small_plus_the_plate() -> None:
     from train.config import CONFIG_DIR, DEFAULT_CONFIG_PATH, config_differences, load_config
 
-    differences = config_differences(load_config(DEFAULT_CONFIG_PATH), load_config(CONFIG_DIR / "small_plate.yaml"))
+    differences = config_differences(
+        load_config(DEFAULT_CONFIG_PATH), load_config(CONFIG_DIR / "small_plate.yaml")
+    )
     assert differences == {
         "generator.composite_over": ("", "background_plate"),
         "generator.extra_inputs": ((), ("background_plate",)),
@@ -77,8 +79,13 @@ def test_the_plate_is_prepared_trained_with_and_exported(plate_run: PlateRun) ->
     generator, _ = load_generator(plate_run.checkpoint)
     assert generator.inputs.names == ("stick_figure", "previous_frame", "background_plate")
     assert generator.spec.composite_over == "background_plate"
-    np.testing.assert_array_equal(load_checkpoint(plate_run.checkpoint).target_inputs["background_plate"], stored)
-    log = [json.loads(line) for line in (plate_run.checkpoint.parent / "global" / "metrics.jsonl").read_text().splitlines()]
+    np.testing.assert_array_equal(
+        load_checkpoint(plate_run.checkpoint).target_inputs["background_plate"], stored
+    )
+    log = [
+        json.loads(line)
+        for line in (plate_run.checkpoint.parent / "global" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert any("loss_g_alpha_mask" in entry for entry in log)
 
     graph = onnx.load(str(plate_run.engine)).graph

@@ -98,8 +98,8 @@ class GeneratorConfig:
         )
         _require(
             not (self.composite_over and any(self.background_hw)),
-            f"generator.composite_over={self.composite_over!r} and a learned background (generator.background_hw "
-            f"{list(self.background_hw)}) are two backgrounds; keep one",
+            f"generator.composite_over={self.composite_over!r} and a learned background "
+            f"(generator.background_hw {list(self.background_hw)}) are two backgrounds; keep one",
         )
 
 

@@ -50,8 +50,8 @@ from PIL import Image
 from realtime.catalog import ENGINE_SUFFIXES
 from realtime.console import progress
 from realtime.model.inputs import FrameContext, GeneratorInputs, InputRole, assemble_inputs
-from realtime.model.plate import BACKGROUND_PLATE, MASK_DILATION_PX, PLATE_MAX_FRAMES
 from realtime.model.pipeline import Target, to_uint8_hwc
+from realtime.model.plate import BACKGROUND_PLATE, MASK_DILATION_PX, PLATE_MAX_FRAMES
 from realtime.pose.estimators import PoseEstimator, open_pose_estimator
 from train.checkpoint import load_target
 from train.config import STAGES

@@ -106,8 +106,9 @@ class GeneratorSpec:
             )
         if any(self.background_hw):
             raise ValueError(
-                f"composite_over={name!r} and a learned background (background_hw {list(self.background_hw)}) "
-                "are two backgrounds; keep one (set background_hw to [0, 0] or composite_over to '')"
+                f"composite_over={name!r} and a learned background (background_hw "
+                f"{list(self.background_hw)}) are two backgrounds; keep one (set background_hw to [0, 0] or "
+                "composite_over to '')"
             )
         per_target = {spec.name: spec for spec in self.inputs.with_role(InputRole.PER_TARGET)}
         spec = per_target.get(name)

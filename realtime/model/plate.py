@@ -88,7 +88,9 @@ def median_plate(
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] < 1:
         raise ValueError(f"frames must be uint8 (N >= 1, H, W, 3), got {frames.dtype} {frames.shape}")
     if masks.dtype != np.uint8 or masks.shape != frames.shape[:3]:
-        raise ValueError(f"masks must be uint8 {frames.shape[:3]} like the frames, got {masks.dtype} {masks.shape}")
+        raise ValueError(
+            f"masks must be uint8 {frames.shape[:3]} like the frames, got {masks.dtype} {masks.shape}"
+        )
     if dilation_px < 0 or max_frames < 1:
         raise ValueError(f"dilation_px must be >= 0 and max_frames >= 1, got {dilation_px}, {max_frames}")
     count, height, width = frames.shape[:3]

@@ -14,8 +14,9 @@ HEIGHT, WIDTH, FRAMES = 48, 64, 16
 
 def _scene(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A random background, a bright square moving left to right over it (its mask 255 where it is, with a
-    soft edge the mask misses by a pixel), and a block at the bottom left that covers the same place in every
-    frame (a person standing still there): ``(background (H, W, 3), frames (N, H, W, 3), masks (N, H, W))``."""
+    soft edge the mask misses by a pixel), a block at the top right there for 12 of the 16 frames, and a block
+    at the bottom left that covers the same place in every frame (a person standing still there):
+    ``(background (H, W, 3), frames (N, H, W, 3), masks (N, H, W))``."""
     rng = np.random.default_rng(seed)
     background = rng.integers(20, 235, (HEIGHT, WIDTH, 3), dtype=np.uint8)
     frames = np.repeat(background[None], FRAMES, axis=0)
@@ -45,7 +46,12 @@ def test_the_plate_is_the_background_also_where_the_square_passed() -> None:
     assert error[seen].max() < 0.5
     # Unseen: only the standing block grown by the dilation (2 px).
     unseen = ~seen
-    assert unseen[36:46, 2:12].all() and unseen.sum() < 14 * 14 and not unseen[:34].any() and not unseen[:, 14:].any()
+    assert (
+        unseen[36:46, 2:12].all()
+        and unseen.sum() < 14 * 14
+        and not unseen[:34].any()
+        and not unseen[:, 14:].any()
+    )
     # Where the person stood for most frames, the plain median shows them; the masked median does not.
     plain = np.median(frames, axis=0)
     assert np.abs(plain[0:6, 50:60] - background[0:6, 50:60]).min() > 10
@@ -112,4 +118,6 @@ def test_the_plate_is_a_declared_per_target_input() -> None:
     target = TargetFrames(frames, masks, joints, np.ones((FRAMES, NUM_JOINTS), np.float32), range(FRAMES))
     plate = produce_target_input(BACKGROUND_PLATE, target)
     assert plate.dtype == np.float32 and plate.shape == (3, HEIGHT, WIDTH)
-    np.testing.assert_allclose(plate[:, 12:30, 20:], background[12:30, 20:].transpose(2, 0, 1) / 255.0, atol=2e-3)
+    np.testing.assert_allclose(
+        plate[:, 12:30, 20:], background[12:30, 20:].transpose(2, 0, 1) / 255.0, atol=2e-3
+    )
