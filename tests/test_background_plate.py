@@ -14,7 +14,7 @@ import onnx
 import pytest
 import torch
 
-from conftest import TINY_MODEL_OVERRIDES, make_tiny_prepared, standing_pose
+from conftest import TINY_MODEL_OVERRIDES, make_tiny_prepared, standing_pose, train_tiny_stages
 from realtime.model.bundle import read_bundle, read_target_inputs
 from realtime.model.inputs import InputRole
 from realtime.model.pipeline import Retargeter, Target
@@ -135,3 +135,36 @@ def test_evaluate_scores_the_model_and_the_same_plate(plate_run: PlateRun, tmp_p
     fed = (target.per_target["background_plate"][0].permute(1, 2, 0).numpy() * 255).round()
     np.testing.assert_array_equal(plate, fed.astype(np.uint8))  # the row's plate is the model's plate
     np.testing.assert_array_equal(np.asarray(Image.open(out / "background.png")), plate)
+
+
+def test_global_local_and_face_stages_composite_over_the_plate(plate_run: PlateRun, tmp_path: Path) -> None:
+    """The local enhancer (and the global stage at half the canvas before it) composite too, and the face
+    stage follows; the export runs."""
+    from export.onnx import export_onnx
+    from train.checkpoint import load_generator
+
+    checkpoint = train_tiny_stages(plate_run.data, tmp_path / "run", overrides=PLATE_OVERRIDES)
+    generator, _ = load_generator(checkpoint)
+    assert generator.spec.kind == "local" and generator.spec.composite_over == "background_plate"
+    engine = export_onnx(checkpoint, tmp_path / "staged.onnx").onnx_path
+    target = Target.load(engine)
+    stick = torch.zeros(1, 3, 64, 64)
+    inputs = {"stick_figure": stick, "previous_frame": torch.zeros_like(stick)}
+    dark = target.generate({**inputs, "background_plate": torch.zeros_like(stick)}).clone()
+    bright = target.generate({**inputs, "background_plate": torch.ones_like(stick)})
+    assert bool((bright > dark).all())
+
+
+def test_the_mobile_generator_trains_over_the_plate(plate_run: PlateRun, tmp_path: Path) -> None:
+    from train.checkpoint import load_generator
+    from train.config import load_config
+    from train.fit import fit
+
+    config = load_config(None, [*TINY_MODEL_OVERRIDES, "generator.kind=mobile", "steps=1", *PLATE_OVERRIDES])
+    generator, _ = load_generator(fit(plate_run.data, tmp_path / "run", config))
+    assert generator.spec.kind == "mobile" and generator.spec.composite_over == "background_plate"
+    assert not generator.learned_background and not any(
+        p.shape[-2:] == (64, 64) for p in generator.parameters()
+    )
+    with pytest.raises(ValueError, match="two backgrounds"):
+        load_config(None, ["generator.kind=mobile", "generator.background_hw=[64,64]", *PLATE_OVERRIDES])

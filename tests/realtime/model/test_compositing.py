@@ -106,7 +106,8 @@ def test_the_alpha_is_kept_for_its_loss_in_training_only() -> None:
 def test_a_half_size_global_generator_composites_too() -> None:
     generator = build_network(dataclasses.replace(_spec("global"), downscale=2))
     assert isinstance(generator, DownscaledGenerator)
-    out = generator.eval()(*(torch.rand(1, 3, H, W) for _ in range(3)))
+    with torch.no_grad():
+        out = generator.eval()(*(torch.rand(1, 3, H, W) for _ in range(3)))
     assert out.shape == (1, 3, H, W) and 0.0 <= float(out.min()) and float(out.max()) <= 1.0
 
 
