@@ -109,6 +109,12 @@ def test_the_exported_target_runs_and_follows_its_plate(plate_run: PlateRun) -> 
     assert frames[".onnx"][1].shape == (64, 64, 3)
     for onnx_frame, torch_frame in zip(frames[".onnx"], frames[".pt"], strict=True):
         assert np.abs(onnx_frame.astype(int) - torch_frame.astype(int)).max() <= 1
+    live = Retargeter(Target.load(plate_run.engine), live=True)  # the live path: poses through track
+    try:
+        live_frames = [live.generate(live.track(pose)).generated for pose in poses]
+    finally:
+        live.close()
+    assert live_frames[-1].shape == (64, 64, 3) and live_frames[-1].std() > 0
     # The plate is composited: a white plate brightens every pixel the alpha does not fully cover.
     target = Target.load(plate_run.engine)
     stick = torch.zeros(1, 3, 64, 64)
