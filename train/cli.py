@@ -264,8 +264,8 @@ def build_evaluate_parser() -> argparse.ArgumentParser:
         "--background",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="add a row measuring an empty plate (the per-pixel median of the training frames) against the "
-        "held-out frames: the background's share of SSIM and PSNR",
+        help="add a row measuring the target's background plate (the per-pixel median of the training frames "
+        "with the person masked out) against the held-out frames: the background's share of SSIM and PSNR",
     )
     add_log_level(parser)
     return parser

@@ -8,8 +8,9 @@ region (the person's mask box, grown by :data:`train.metrics.BODY_MARGIN_FRAC` e
 (Everybody Dance Now, Chan et al. 2019, Tables 1-2), pose distance and missed joints of the target's pose
 estimator (MediaPipe by default) on the generated frames against the driving keypoints (Tables 3-4), and
 temporal stability where the pose stood still. An "empty background" row scores a plate without the person
-(:func:`background_plate`: the per-pixel temporal median of the training frames) against the same frames, so
-the background's share of each image measure is visible.
+(:func:`background_plate`: the target's background plate, the per-pixel median of the training frames with
+the person masked out, :mod:`realtime.model.plate`, the very tensor a compositing generator is fed) against
+the same frames, so the background's share of each image measure is visible.
 
 ``MODEL`` is a run directory, a checkpoint (``.pt``) or an engine (``.onnx``, ``.pt``); see
 :func:`resolve_model`. Writes to ``--out``::
@@ -48,12 +49,13 @@ from PIL import Image
 
 from realtime.catalog import ENGINE_SUFFIXES
 from realtime.console import progress
-from realtime.model.inputs import FrameContext, InputRole, assemble_inputs
+from realtime.model.inputs import FrameContext, GeneratorInputs, InputRole, assemble_inputs
 from realtime.model.pipeline import Target, to_uint8_hwc
+from realtime.model.plate import BACKGROUND_PLATE, MASK_DILATION_PX, PLATE_MAX_FRAMES
 from realtime.pose.estimators import PoseEstimator, open_pose_estimator
 from train.checkpoint import load_target
 from train.config import STAGES
-from train.dataset import PreparedData, load_prepared, to_chw_float
+from train.dataset import PreparedData, load_prepared, load_target_inputs, to_chw_float
 from train.fit import CHECKPOINT_NAME  # a run directory's checkpoint file, and each stage subfolder's
 from train.metrics import (
     STILL_THRESHOLD_PX,
@@ -75,9 +77,7 @@ MODEL_SUFFIXES: tuple[str, ...] = ENGINE_SUFFIXES
 #: Label of the table row that scores the real frames themselves (``--reference``).
 REFERENCE_LABEL = "real frames (reference)"
 #: Label of the table row that scores the plate without the person (``--background``).
-BACKGROUND_LABEL = "empty background (median of training frames)"
-#: :func:`background_plate` takes the median over at most this many training frames, evenly spaced.
-PLATE_MAX_FRAMES = 300
+BACKGROUND_LABEL = "empty background (the target's plate)"
 #: Name of the training log that train.fit writes beside its checkpoint.
 TRAINING_LOG_NAME = "metrics.jsonl"
 
@@ -396,18 +396,19 @@ def evaluate_reference(
     )  # fmt: skip
 
 
-def background_plate(data: PreparedData, max_frames: int = PLATE_MAX_FRAMES) -> np.ndarray:
-    """The scene without the person: the per-pixel temporal median of the training frames (at most
-    ``max_frames`` of them, evenly spaced over ``[0, train_end)``). Where the person stood still for more than
-    half of those frames, the plate still shows them.
+def background_plate(data: PreparedData) -> np.ndarray:
+    """The scene without the person: the target's background plate
+    (:data:`realtime.model.plate.BACKGROUND_PLATE`), as prepared in ``target_inputs/background_plate.npy``
+    or, for data prepared before it was declared, made now by its producer and stored there
+    (:func:`train.dataset.load_target_inputs`): the per-pixel median of at most
+    :data:`realtime.model.plate.PLATE_MAX_FRAMES` training frames with the dilated person mask left out,
+    filled from the nearest seen pixel where the person always stood.
 
     Returns:
         uint8 ``(H, W, 3)``.
     """
-    count = min(max_frames, data.meta.train_end)
-    picks = np.unique(np.linspace(0, data.meta.train_end - 1, count).round().astype(int))
-    frames = np.stack([np.asarray(data.frames[t]) for t in picks])
-    return np.median(frames, axis=0).round().astype(np.uint8)
+    plate = load_target_inputs(data, GeneratorInputs((BACKGROUND_PLATE,)))[BACKGROUND_PLATE.name]
+    return (plate.transpose(1, 2, 0) * 255.0).round().clip(0, 255).astype(np.uint8)
 
 
 def evaluate_background(
@@ -554,8 +555,9 @@ def _write_table(
     )
     if background is not None:
         header += (
-            f" The empty background is the per-pixel median of {min(PLATE_MAX_FRAMES, meta.train_end)} "
-            "training frames (`background.png`)."
+            f" The empty background is the target's plate (`background.png`): the per-pixel median of "
+            f"{min(PLATE_MAX_FRAMES, meta.train_end)} training frames with the person mask, grown by "
+            f"{MASK_DILATION_PX} px, left out."
         )
     header += "\n\n"
     (out / "metrics.md").write_text(header + table)

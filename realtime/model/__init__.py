@@ -6,6 +6,7 @@ Imports :mod:`realtime.pose` and :mod:`kernels`; nothing about serving or files 
 ``docs/architecture.md``.
 """
 
-# Inputs declared outside inputs.py, imported here so that every process that runs or trains a model has
-# their producers (a model's sidecar names its inputs; their producers must exist where it runs).
+# Inputs declared outside inputs.py, beside their producers, imported here so that every process that runs or
+# trains a model has them (a model's sidecar names its inputs; their producers must exist where it runs).
 from realtime.model import appearance as appearance  # noqa: E402
+from realtime.model import plate as _plate  # noqa: E402, F401
