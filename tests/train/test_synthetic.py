@@ -331,6 +331,21 @@ def test_evaluate_synthetic_on_a_source_video(tiny_engine, tmp_path, monkeypatch
     assert source.body_frames == 6 and -1 <= source.body_ssim <= 1 and np.isfinite(source.body_psnr_db)
     assert source.background_body_ssim < source.background_ssim < 1
     assert source.background_body_psnr_db < source.background_psnr_db
+    # Beside the body figures: the limb directions against the source frames (MediaPipe on both), and on the
+    # ground-truth render their floor; MediaPipe finds the source dancer's elbows and wrists, so the missed
+    # rates are measured.
+    limbs = source.details["limb_agreement"]
+    assert limbs["generated"]["num_frames"] == limbs["ground_truth_render"]["num_frames"] == 6
+    assert limbs["generated"]["num_source_arm_joints"] > 0
+    assert 0.0 <= source.missed_arm_joint_rate <= 1.0 and 0.0 <= source.reference_missed_arm_joint_rate <= 1.0
+    assert source.missed_arm_joint_rate == pytest.approx(
+        limbs["generated"]["num_missed_arm_joints"] / limbs["generated"]["num_source_arm_joints"]
+    )
+    for median, p90 in (
+        (source.limb_direction_median_deg, source.limb_direction_p90_deg),
+        (source.reference_limb_direction_median_deg, source.reference_limb_direction_p90_deg),
+    ):
+        assert (math.isnan(median) and math.isnan(p90)) or 0.0 <= median <= p90 <= 180.0
     assert (tmp_path / "eval" / "metrics.json").is_file()
     assert (tmp_path / "eval" / f"{video.stem}_sheet.png").is_file()
 
@@ -345,6 +360,7 @@ def test_train_evaluate_synthetic_cli(tiny_engine, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert f"{video.name}: 3 frames" in printed and "SSIM" in printed and "pose distance" in printed
     assert "body SSIM" in printed and "empty room against the same ground truth" in printed
+    assert "limb directions against the source: median" in printed and "elbows+wrists missed" in printed
     assert (out / "metrics.json").is_file() and (out / f"{video.stem}_sheet.png").is_file()
     args[2] = str(tmp_path / "none.onnx")  # an engine that does not exist: argparse's one-line error, exit 2
     with pytest.raises(SystemExit) as exited:

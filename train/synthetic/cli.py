@@ -95,7 +95,9 @@ def _main_evaluate(argv: list[str], command_line: bool) -> int:
         description="Drive a mannequin model with real source videos' poses (normalized as python -m "
         "realtime.offline does), render the mannequin in the same poses as ground truth, and "
         "compare: SSIM and PSNR over the frame and over the body region (the mannequin's silhouette box "
-        "grown by 10% of its size on each side), face SSIM, pose distance and missed joints, beside the "
+        "grown by 10% of its size on each side), the limb-direction agreement with the source frames "
+        "(MediaPipe on both: median / p90 angle, elbows and wrists missed; as python -m train evaluate "
+        "--sources reports for real targets), face SSIM, pose distance and missed joints, beside the "
         "same image figures for the empty room (no mannequin) against the same ground truth. Writes "
         "OUT/metrics.json and one sample sheet per source (source | stick figure | ground truth | "
         "generated).",
@@ -144,6 +146,12 @@ def _main_evaluate(argv: list[str], command_line: bool) -> int:
             f"{s.pose_distance_px:.2f} px, missed joints {s.missed_joint_rate:.1%} (on the ground truth: "
             f"{s.reference_pose_distance_px:.2f} px, {s.reference_missed_joint_rate:.1%}); generator "
             f"{s.generate_ms:.1f} ms/frame; sheet {s.sheet}"
+        )
+        print(
+            f"  limb directions against the source: median {s.limb_direction_median_deg:.1f} deg, p90 "
+            f"{s.limb_direction_p90_deg:.1f} deg, elbows+wrists missed {s.missed_arm_joint_rate:.1%} (on the "
+            f"ground truth: {s.reference_limb_direction_median_deg:.1f} deg, "
+            f"{s.reference_limb_direction_p90_deg:.1f} deg, {s.reference_missed_arm_joint_rate:.1%})"
         )
         print(
             f"  empty room against the same ground truth: SSIM {s.background_ssim:.4f}, PSNR "
