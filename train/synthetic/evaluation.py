@@ -203,9 +203,9 @@ def evaluate_source(
     picks: set[int] = set()
     frames = retarget_frames(target, source_video, max_frames=max_frames, median_window=median_window)
     # One single-frame judge reads each source frame once, for the generated frame and for the render.
-    judge = open_pose_estimator(target.bundle.pose_estimator, video_mode=False)
-    limbs = LimbAgreementEvaluator(confidence_threshold=threshold, estimator=judge)
-    reference_limbs = LimbAgreementEvaluator(confidence_threshold=threshold, estimator=judge)
+    single_frame = open_pose_estimator(target.bundle.pose_estimator, video_mode=False)
+    limbs = LimbAgreementEvaluator(confidence_threshold=threshold, estimator=single_frame)
+    reference_limbs = LimbAgreementEvaluator(confidence_threshold=threshold, estimator=single_frame)
     try:
         for frame in frames:
             if source_poses is None:
@@ -234,7 +234,7 @@ def evaluate_source(
                 output = accumulator.estimate(image, float(frame.index))
                 accumulator.add_poses(seen.joints_px, seen.confidence, output.joints_px, output.confidence)
     finally:
-        judge.close()
+        single_frame.close()
     agreement, reference_agreement = limbs.result(), reference_limbs.result()
     if source_poses is None:
         raise ValueError(f"{source_video}: no frame was retargeted (an empty video?)")
