@@ -988,6 +988,7 @@ def markdown_table(
         row = {**result.summary(), "generator_ms_per_frame": timings.get(label, math.nan)}
         cells = [_format(row[key], spec) for key, _, spec in TABLE_COLUMNS]
         limb_cells = []
+        source_notes = []
         for name in sources:
             agreement = agreements.get(label, {}).get(name)
             if agreement is None:
@@ -997,7 +998,7 @@ def markdown_table(
                 f"{_format(agreement.median_deg, '{:.1f}')} / {_format(agreement.p90_deg, '{:.1f}')}",
                 _format(agreement.missed_arm_joint_rate, "{:.1%}"),
             ]
-            notes.append(
+            source_notes.append(
                 f"- {label}, driven by {name}: {agreement.num_frames} frames, {agreement.num_measurements} "
                 f"limb angles, {agreement.num_source_arm_joints} source elbows and wrists; nobody found in "
                 f"{agreement.num_frames_without_person} generated frames"
@@ -1012,6 +1013,7 @@ def markdown_table(
             f"change there: {_format(result.temporal.real_still_change_levels, '{:.2f}')} levels); nobody "
             f"found in {result.pose.num_frames_without_person} generated frames"
         )
+        notes += source_notes
         thresholds.add((result.pose.confidence_threshold, result.temporal.still_threshold_px))
         margins.add(result.body_margin_frac)
     margin = " / ".join(f"{m:.0%}" for m in sorted(margins))
