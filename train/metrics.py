@@ -52,7 +52,7 @@ from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structu
 from realtime.catalog import DEFAULT_POSE_ESTIMATOR
 from realtime.console import progress as progress_bar
 from realtime.pose.estimators import PoseFrame
-from realtime.pose.skeleton import LIMBS, NUM_JOINTS, Joint, limb_arrays
+from realtime.pose.skeleton import LIMB_INDEX, LIMBS, NUM_JOINTS, Joint, limb_arrays
 from train.catalog import STILL_THRESHOLD_PX  # see there: the evaluation's command line states it too
 
 #: PSNR of a frame is capped at this many dB. Identical frames have an infinite PSNR; the cap keeps means
@@ -74,6 +74,25 @@ MASK_THRESHOLD = 128
 #: The joints whose loss on the output :class:`LimbAgreement` counts: elbows and wrists, the ones a
 #: generator drops first in poses it never saw (raised arms that vanish or become blobs).
 ARM_JOINTS: tuple[Joint, ...] = (Joint.RIGHT_ELBOW, Joint.RIGHT_WRIST, Joint.LEFT_ELBOW, Joint.LEFT_WRIST)
+#: The limbs whose directions :class:`LimbAgreement` compares: the body's (spine, clavicles, arms, pelvis,
+#: legs). The face's short limbs turn with the head and the feet's are a few pixels long; both measure the
+#: estimator more than the pose (on the mannequin's ground truth they gave 50-95 degrees).
+BODY_LIMBS: tuple[str, ...] = (
+    "spine", "right_clavicle", "right_upper_arm", "right_forearm", "left_clavicle", "left_upper_arm",
+    "left_forearm", "right_pelvis", "right_thigh", "right_shin", "left_pelvis", "left_thigh", "left_shin",
+)  # fmt: skip
+#: Each joint's mirror (its left/right counterpart; itself on the midline), for a pose labelled the other
+#: way round.
+MIRRORED_JOINTS: tuple[int, ...] = tuple(
+    int(
+        Joint[j.name.replace("RIGHT_", "LEFT_")]
+        if j.name.startswith("RIGHT_")
+        else Joint[j.name.replace("LEFT_", "RIGHT_")]
+        if j.name.startswith("LEFT_")
+        else j
+    )
+    for j in Joint
+)
 #: A limb shorter than this many pixels (its two joints on one spot) has no direction and is not measured.
 MIN_LIMB_LENGTH_PX = 1e-3
 
@@ -172,12 +191,15 @@ class TemporalStability:
 class LimbAgreement:
     """Limb directions of the pose estimator on generated frames against those on their source frames.
 
-    For each frame pair and each limb of :data:`realtime.pose.skeleton.LIMBS` whose two joints are found in
+    For each frame pair and each body limb (:data:`BODY_LIMBS`) whose two joints are found in
     both poses (confidence at least ``confidence_threshold``, finite coordinates, the joints at least
     :data:`MIN_LIMB_LENGTH_PX` apart), the angle between the limb's 2-D direction (parent joint to child
     joint) on the source and on the output, in degrees in [0, 180]. Bone-length retargeting keeps the
     source's joint angles and global normalization only scales and translates, so the directions agree for a
-    model that draws the pose it is asked for.
+    model that draws the pose it is asked for. A pose estimator may label a person's sides the other way
+    round (a figure seen from behind, the featureless mannequin's head): each output pose is also compared
+    with its sides swapped (:data:`MIRRORED_JOINTS`), and the labelling with the lower median angle counts;
+    the frames where the swapped one did are counted. Elbows and wrists missed are counted as labelled.
 
     Attributes:
         num_frames: frame pairs compared.
@@ -194,6 +216,7 @@ class LimbAgreement:
         missed_arm_joint_rate: ``num_missed_arm_joints / num_source_arm_joints`` in [0, 1]; NaN without any.
         confidence_threshold: the threshold used on both sides.
         median_deg_per_frame: the median angle of each frame (NaN where nothing was measured).
+        num_frames_mirrored: frames whose output pose was compared with its sides swapped.
     """
 
     num_frames: int
@@ -209,6 +232,7 @@ class LimbAgreement:
     missed_arm_joint_rate: float
     confidence_threshold: float
     median_deg_per_frame: list[float]
+    num_frames_mirrored: int = 0
 
     def summary(self) -> dict[str, float | int]:
         """The headline numbers, flat: ``limb_direction_median_deg``, ``limb_direction_p90_deg``,
@@ -736,6 +760,7 @@ class LimbAgreementEvaluator:
         self._per_frame: list[float] = []
         self._source_arm = 0
         self._missed_arm = 0
+        self._swapped = 0
 
     def estimate(self, rgb: np.ndarray, timestamp_ms: float = 0.0) -> PoseFrame:
         """The judging estimator's pose of one uint8 ``(H, W, 3)`` RGB frame (for callers that compare one
@@ -775,10 +800,20 @@ class LimbAgreementEvaluator:
             source_joints_px, source_confidence, output_joints_px, output_confidence,
             threshold=self.confidence_threshold,
         )  # fmt: skip
+        mirrored = list(MIRRORED_JOINTS)
+        errors_mirrored = limb_direction_errors_deg(
+            source_joints_px, source_confidence, np.asarray(output_joints_px)[mirrored],
+            output_confidence[mirrored], threshold=self.confidence_threshold,
+        )  # fmt: skip
+        body = [LIMB_INDEX[name] for name in BODY_LIMBS]
+        as_labelled, other_way = errors[body], errors_mirrored[body]
+        if np.isfinite(other_way).any() and np.nanmedian(other_way) < np.nanmedian(as_labelled):
+            errors = errors_mirrored  # the estimator labelled the output's sides the other way round
+            self._swapped += 1
         for i, error in enumerate(errors):
-            if math.isfinite(error):
+            if math.isfinite(error) and LIMBS[i].name in BODY_LIMBS:
                 self._angles[i].append(float(error))
-        measured = errors[np.isfinite(errors)]
+        measured = errors[body][np.isfinite(errors[body])]
         self._per_frame.append(float(np.median(measured)) if measured.size else math.nan)
         arms = list(ARM_JOINTS)
         visible = present_joints(source_joints_px, source_confidence, self.confidence_threshold)[arms]
@@ -811,6 +846,7 @@ class LimbAgreementEvaluator:
             missed_arm_joint_rate=self._missed_arm / self._source_arm if self._source_arm else math.nan,
             confidence_threshold=self.confidence_threshold,
             median_deg_per_frame=list(self._per_frame),
+            num_frames_mirrored=self._swapped,
         )
 
     def _pose_estimator(self) -> PoseEstimatorLike:
@@ -1001,7 +1037,8 @@ def markdown_table(
             source_notes.append(
                 f"- {label}, driven by {name}: {agreement.num_frames} frames, {agreement.num_measurements} "
                 f"limb angles, {agreement.num_source_arm_joints} source elbows and wrists; nobody found in "
-                f"{agreement.num_frames_without_person} generated frames"
+                f"{agreement.num_frames_without_person} generated frames; sides swapped on "
+                f"{agreement.num_frames_mirrored}"
             )
             limb_thresholds.add(agreement.confidence_threshold)
         cells[split:split] = limb_cells

@@ -14,7 +14,9 @@ from realtime.pose.estimators import MediaPipePose, PoseFrame
 from realtime.pose.skeleton import LIMB_INDEX, NUM_JOINTS, NUM_LIMBS, Joint
 from train.metrics import (
     ARM_JOINTS,
+    BODY_LIMBS,
     BODY_MARGIN_FRAC,
+    MIRRORED_JOINTS,
     PSNR_MAX_DB,
     TABLE_COLUMNS,
     EvaluationResult,
@@ -479,30 +481,34 @@ def test_limb_agreement_figures_and_missed_elbows_and_wrists_are_exact() -> None
     outputs = np.stack([output, 0.5 * source, np.zeros_like(source)])
     output_conf = np.stack([ones, output_conf_1, np.zeros(NUM_JOINTS)])
     result = limb_agreement(sources, source_conf, outputs, output_conf)
-    # Frame 0: 22 limbs, 18 at 0 and 30, 90, 150, 180 degrees; frame 1: 22 less right_forearm, left_upper_arm
-    # and left_forearm = 19 limbs at 0; frame 2: none.
-    angles = [0.0] * 18 + [30.0, 90.0, 150.0, 180.0] + [0.0] * 19
+    # Body limbs only (BODY_LIMBS: 13; the toe and the ear are not): frame 0: 11 at 0, the right forearm
+    # at 30 and the left at 90 degrees; frame 1: 13 less right_forearm, left_upper_arm and left_forearm = 10
+    # at 0; frame 2: none.
+    angles = [0.0] * 11 + [30.0, 90.0] + [0.0] * 10
+    assert len(BODY_LIMBS) == 13
     assert result.num_frames == 3 and result.num_frames_without_person == 1
-    assert result.num_measurements == len(angles) == 41
+    assert result.num_measurements == len(angles) == 23
     assert result.median_deg == 0.0
-    # 90th percentile of 41 sorted values: position 0.9 * 40 = 36, the 37th value, 0 (37 zeros).
+    # 90th percentile of 23 sorted values: position 0.9 * 22 = 19.8, between two zeros (21 zeros).
     assert result.p90_deg == pytest.approx(np.percentile(angles, 90)) and result.p90_deg == 0.0
-    assert result.mean_deg == pytest.approx(450.0 / 41)
+    assert result.mean_deg == pytest.approx(120.0 / 23)
     assert result.median_deg_per_limb["right_forearm"] == pytest.approx(30.0)  # measured once (frame 0)
-    assert result.median_deg_per_limb["left_toe"] == pytest.approx(90.0)  # 180 and 0: their median
+    assert math.isnan(result.median_deg_per_limb["left_toe"])  # not a body limb: never measured
+    assert result.num_measurements_per_limb["left_toe"] == 0
     assert result.num_measurements_per_limb["left_forearm"] == 1
     assert result.num_measurements_per_limb["spine"] == 2
     assert result.median_deg_per_frame[:2] == [0.0, 0.0] and math.isnan(result.median_deg_per_frame[2])
+    assert result.num_frames_mirrored == 0
     # Elbows and wrists: 4 + 3 + 4 seen on the source; missed 0 + 2 + 4.
     assert len(ARM_JOINTS) == 4
     assert (result.num_source_arm_joints, result.num_missed_arm_joints) == (11, 6)
     assert result.missed_arm_joint_rate == pytest.approx(6 / 11)
     summary = result.summary()
     assert summary["limb_direction_median_deg"] == 0.0 and summary["missed_arm_joint_rate"] == 6 / 11
-    # Only frame 0: the 22 angles (18 zeros, 30, 90, 150, 180); p90 at position 0.9 * 21 = 18.9 of the
-    # sorted values, 0.9 of the way from the 30 (position 18) to the 90 (position 19): 84 degrees.
+    # Only frame 0: the 13 angles (11 zeros, 30, 90); p90 at position 0.9 * 12 = 10.8 of the sorted values,
+    # 0.8 of the way from a 0 (position 10) to the 30 (position 11): 24 degrees.
     first = limb_agreement(sources[:1], source_conf[:1], outputs[:1], output_conf[:1])
-    assert first.p90_deg == pytest.approx(84.0) and first.median_deg == 0.0
+    assert first.p90_deg == pytest.approx(24.0) and first.median_deg == 0.0
     assert first.missed_arm_joint_rate == 0.0
     # Nothing measured: NaN (null in JSON), not zero.
     empty = limb_agreement(sources[2:], source_conf[2:], outputs[2:], output_conf[2:])
@@ -520,7 +526,7 @@ def test_limb_agreement_evaluator_runs_the_estimator_on_source_then_output() -> 
         result = evaluator.result()
     assert [f.shape for f in estimator.frames] == [source_rgb.shape, output_rgb.shape]
     assert found[0].joints_px is estimator.poses[0].joints_px
-    assert result.num_measurements == NUM_LIMBS
+    assert result.num_measurements == len(BODY_LIMBS)
     assert result.median_deg_per_limb["right_forearm"] == pytest.approx(45.0)
     assert result.p90_deg == pytest.approx(0.0) and result.missed_arm_joint_rate == 0.0
     with pytest.raises(ValueError, match="confidence_threshold"):
@@ -542,7 +548,27 @@ def test_markdown_table_puts_limb_columns_beside_the_body() -> None:
     )
     assert header.count("|") == len(TABLE_COLUMNS) + 2 + 2
     rows = [line for line in lines if line.startswith(("| A |", "| B |"))]
-    assert f"| 0.0 / {np.percentile([0.0] * 21 + [30.0], 90):.1f} | 0.0% |" in rows[0]
+    assert f"| 0.0 / {np.percentile([0.0] * 12 + [30.0], 90):.1f} | 0.0% |" in rows[0]
     assert "| n/a | n/a |" in rows[1]  # B was not driven by the source
     assert "Limb dir. (unseen poses, no ground truth)" in table
-    assert "A, driven by dance: 1 frames, 22 limb angles, 4 source elbows and wrists" in table
+    assert (
+        "A, driven by dance: 1 frames, 13 limb angles, 4 source elbows and wrists; nobody found in 0 "
+        "generated frames; sides swapped on 0"
+    ) in table
+
+
+def test_an_output_labelled_the_other_way_round_is_compared_with_its_sides_swapped() -> None:
+    # The same pose with its left and right labels exchanged (as an estimator may label a figure seen from
+    # behind): as labelled, the clavicles and pelvis point the other way (180 degrees); with the sides
+    # swapped back it is the source's pose.
+    source = standing_pose(256, 256).astype(np.float64)
+    ones = np.ones((1, NUM_JOINTS))
+    relabelled = source[list(MIRRORED_JOINTS)]
+    assert MIRRORED_JOINTS[Joint.RIGHT_WRIST] == Joint.LEFT_WRIST
+    assert MIRRORED_JOINTS[Joint.NECK] == Joint.NECK
+    result = limb_agreement(source[None], ones, relabelled[None], ones)
+    assert result.num_frames_mirrored == 1 and result.median_deg == 0.0 and result.p90_deg == 0.0
+    # A pose that really differs is not hidden by the swap: one forearm turned by 60 degrees stays 60.
+    turned = rotated(relabelled, Joint.LEFT_WRIST, Joint.LEFT_ELBOW, 60.0)  # the source's right forearm
+    result = limb_agreement(source[None], ones, turned[None], ones)
+    assert result.median_deg_per_limb["right_forearm"] == pytest.approx(60.0)
