@@ -149,19 +149,12 @@ def main(argv: list[str] | None = None) -> int:
         str(args.out / "evaluation"),
         *map(str, engines),
     ]
-    for source in args.source:
-        command += ["--sources", str(source)] if _evaluate_has_sources() else []
+    if args.source:
+        command += ["--sources", *map(str, args.source), "--source-frames", str(args.source_frames)]
     code = run(command, args.out / "evaluation.log").wait()
     print((args.out / "evaluation.log").read_text()[-6000:])
     print("steps trained:", ", ".join(f"{name} {count}" for name, count in steps.items()))
     return code
-
-
-def _evaluate_has_sources() -> bool:
-    helps = subprocess.run(
-        [sys.executable, "-m", "train", "evaluate", "--help"], capture_output=True, text=True
-    )
-    return "--sources" in helps.stdout
 
 
 def _steps(run_dir: Path) -> int | None:
