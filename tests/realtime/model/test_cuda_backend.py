@@ -114,3 +114,19 @@ def test_pipeline_render_generate_face_stay_on_the_device(tmp_path):
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert refined.device.type == "cuda" and refined.shape == (1, 3, 64, 64)
+
+
+def test_cuda_without_an_index_is_the_current_device_so_out_buffers_are_accepted(monkeypatch):
+    """Issue 20, defect 1: ``torch.device("cuda") != torch.device("cuda", 0)``; the backend keeps the index,
+    so a caller's ``out=`` tensor on ``cuda:0`` matches it."""
+    from realtime.model.backends import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    assert torch.device("cuda") != torch.device("cuda", 0)  # PyTorch's comparison (pytorch/pytorch#115405)
+    assert resolve_device("cuda") == torch.device("cuda", 0)
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    assert resolve_device("cpu") == torch.device("cpu")
+    module = _generator()
+    monkeypatch.setattr(module, "to", lambda *args, **kwargs: module)  # no CUDA here: stay on the CPU
+    backend = TorchBackend.from_module(module, "cuda")
+    assert backend.device == torch.device("cuda", 0)  # the device of every tensor on it, out= included
