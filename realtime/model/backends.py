@@ -299,7 +299,8 @@ class TorchBackend(InferenceBackend):
     For a GPU without TensorRT: ``precision="fp16"`` runs under ``torch.autocast`` with every normalization
     layer kept in float32 (:func:`keep_norms_fp32`); ``channels_last`` stores weights and inputs NHWC (the
     layout tensor cores' convolutions take); ``cuda_graph`` captures the forward pass once per input shape
-    into a ``torch.cuda.CUDAGraph`` after warm-up runs on a side stream (PyTorch's "CUDA Graphs" notes), then
+    into a ``torch.cuda.CUDAGraph`` after warm-up runs on a side stream (PyTorch's "CUDA Graphs" notes; the
+    ``"thread_local"`` capture mode, so other threads' CUDA calls do not break a capture), then
     each run copies the inputs into the static buffers and replays it. Inputs and outputs stay float32.
 
     Args:
@@ -414,7 +415,8 @@ class TorchBackend(InferenceBackend):
                     self._forward(static)
             torch.cuda.current_stream(self.device).wait_stream(side)
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
+            # thread_local: CUDA calls of the server's other threads during the capture do not break it
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
                 result = self._forward(static)
             self._graphs[key] = (graph, static, result)
             log.info("torch backend: captured a CUDA graph for input shapes %s", list(key))
