@@ -1,6 +1,7 @@
-"""The device check scripts (``bench/gpu_check.sh``, ``bench/gpu_path_check.sh``) on this machine: their dry run
-end to end up to the first step that needs a GPU, one line per missing piece, the real CUDA root behind a
-wrapper script, and carried packages installed with ``pip install --target`` on PYTHONPATH (issue 20)."""
+"""The device check scripts (``bench/gpu_check.sh``, ``bench/gpu_path_check.sh``) on this machine: their
+dry run end to end up to the first step that needs a GPU, one line per missing piece, the real CUDA root
+behind a wrapper script, and carried packages installed with ``pip install --target`` on PYTHONPATH
+(issue 20)."""
 
 import os
 import shutil
