@@ -353,7 +353,7 @@ class TableCache:
             and entry[1] == versions
             and all(r() is t for r, t in zip(entry[0], tables, strict=True))
         ):
-            return entry[2]  # type: ignore[no-any-return]  # stored by this method for this key
+            return entry[2]
         result = compute()
 
         def forget(_ref: Any, key: Hashable = key) -> None:
