@@ -185,3 +185,13 @@ def test_an_argument_format_that_does_not_match_the_wrapper_does_not_build(tmp_p
     short = {"rasterize_kernel": rasterize.CUDA_ARG_FORMATS["rasterize_kernel"][:-1]}
     with pytest.raises(HostBuildError, match="argument count"):
         build_host_library("rasterize", short, tmp_path)
+
+
+def test_every_global_function_is_launched_here():
+    """Each ``__global__`` wrapper of every ``.cu`` file has a launch format, so the tests above run it."""
+    import re
+
+    for name, formats in KERNELS.items():
+        source = (_build.KERNEL_DIR / f"{name}.cu").read_text()
+        assert set(re.findall(r"__global__\s+void\s+(\w+)\s*\(", source)) == set(formats), name
+    assert {p.stem for p in _build.KERNEL_DIR.glob("*.cu")} == set(KERNELS)
