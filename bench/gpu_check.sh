@@ -62,7 +62,7 @@ if ! "$PYTHON" -c "import pycuda" 2>/dev/null; then
     [ -n "$PYCUDA_SRC" ] || missing "pycuda source archive: no $WHEELS/pycuda-*.tar.gz (pip download --no-deps --no-binary pycuda pycuda -d $WHEELS)"
 fi
 LIBCUDA_DIR=""
-if [ -n "$CUDA_ROOT" ]; then
+if [ -n "$CUDA_ROOT" ] && ! "$PYTHON" -c "import pycuda" 2>/dev/null; then
     LIBCUDA_DIR="$(find_libcuda_dir "$CUDA_ROOT")" || missing "libcuda.so: neither the toolkit's stub nor the NVIDIA driver's library (needed to link pycuda)"
 fi
 check_gpu
