@@ -29,6 +29,7 @@ from realtime.catalog import (
     DEFAULT_MAX_SESSIONS,
     DEFAULT_POSE_THREADS,
     ENGINE_SUFFIXES,
+    GARMENTS,
     ONNX_SUFFIX,
     PLAYOUT_DELAYS,
 )
@@ -360,6 +361,7 @@ def load_targets(paths: Sequence[Path], factory: TargetFactory[Any]) -> list[Tar
     Raises:
         TargetLoadError: for an engine that cannot be loaded, or a folder without any.
     """
+    from realtime.model.appearance import has_reference_appearance
     from realtime.serving.signaling import TargetChoice
 
     choices: list[TargetChoice] = []
@@ -392,7 +394,8 @@ def load_targets(paths: Sequence[Path], factory: TargetFactory[Any]) -> list[Tar
                 name = f"{name} ({loaded_from.name})"
             log.info("target %r loaded from %s (canvas %dx%d)", name, loaded_from, *target.canvas_size)
             make = functools.partial(factory.make_retargeter, target)
-            choices.append(TargetChoice(name, make, tuple(target.canvas_size)))
+            garments = tuple(GARMENTS) if has_reference_appearance(getattr(target, "per_target", {})) else ()
+            choices.append(TargetChoice(name, make, tuple(target.canvas_size), garments))
     return choices
 
 

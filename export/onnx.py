@@ -119,7 +119,9 @@ def export_onnx(
     save_weights(out.with_suffix(".pt"), generator)
     per_target = target_inputs_of(checkpoint)
     if per_target:
-        entry = write_target_inputs(out, {name: value.numpy() for name, value in per_target.items()})
+        entry = write_target_inputs(
+            out, {name: value.numpy() for name, value in per_target.items()}, bundle.generator_inputs
+        )
         bundle = dataclasses.replace(bundle, target_inputs=entry)
     sidecar = write_bundle(out, bundle)
     log.info("exported %s and %s (max |onnxruntime - torch| = %.3g)", out, out.with_suffix(".pt"), main_error)

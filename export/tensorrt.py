@@ -13,7 +13,7 @@ Steps (docs/architecture.md, "Target bundle" and "Inference backends"):
 2. The engine is built from that graph as a strongly typed network (the ``STRONGLY_TYPED`` creation flag on
    TensorRT 10; on 11 every network is, and the flag is ignored or absent), with one optimization profile
    (batch 1..``max_batch`` at the graph's canvas) and a timing cache file that every build reuses and extends
-   (:func:`build_plan`).
+   (:func:`build_plan`; a cache from another GPU or TensorRT version is not used but replaced).
 3. The engine runs (:class:`realtime.model.tensorrt_backend.TensorRTBackend`) against ONNX Runtime on the
    fp32 graph on the same random inputs, within :data:`realtime.catalog.TENSORRT_VS_ONNXRUNTIME_ATOL`
    (:func:`verify_plan`).
@@ -282,7 +282,8 @@ def build_plan(
         onnx_path: the graph (fp16 from :func:`write_fp16_onnx`, or fp32).
         plan_path: the engine file to write (atomically).
         max_batch: the profile's largest batch.
-        timing_cache: a timing cache file, read if present and written back extended; None for none.
+        timing_cache: a timing cache file, read if present and written back extended (after the plan); one
+            made elsewhere (another GPU, TensorRT or CUDA version) is not used and is replaced; None for none.
         trt: the ``tensorrt`` module (tests pass a stand-in); imported when None.
 
     Raises:
@@ -317,17 +318,44 @@ def build_plan(
     cache_path = None if timing_cache is None else Path(timing_cache)
     cached = cache_path.read_bytes() if cache_path is not None and cache_path.is_file() else b""
     if cache_path is not None:
-        cache = config.create_timing_cache(cached)
-        config.set_timing_cache(cache, False)  # ignore_mismatch=False: a cache from another GPU is not used
+        _set_timing_cache(config, cache_path, cached)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise TensorRTExportError(f"TensorRT could not build an engine from {onnx_path} (see its log above)")
+    _write_atomic(plan_path, bytes(serialized))  # first: nothing after the build may lose it
     if cache_path is not None:
-        _write_atomic(cache_path, bytes(config.get_timing_cache().serialize()))
-        log.info("timing cache %s: %d bytes read, written back", cache_path, len(cached))
-    _write_atomic(plan_path, bytes(serialized))
+        cache = config.get_timing_cache()
+        if cache is None:
+            log.warning("timing cache %s: TensorRT kept no cache for this build; the file is left as it was",
+                        cache_path)  # fmt: skip
+        else:
+            _write_atomic(cache_path, bytes(cache.serialize()))
+            log.info("timing cache %s: %d bytes read, written back", cache_path, len(cached))
     log.info("built %s from %s (batch 1..%d)", plan_path, onnx_path.name, max_batch)
     return plan_path
+
+
+def _set_timing_cache(config: Any, cache_path: Path, cached: bytes) -> None:
+    """Give ``config`` the timing cache read from ``cache_path`` (``cached``, empty for a new one).
+
+    ``IBuilderConfig.set_timing_cache(cache, ignore_mismatch=False)`` returns False and sets nothing when the
+    cache was made on another device or by another TensorRT or CUDA version; the build then starts from an
+    empty cache (so ``get_timing_cache()`` has one to serialize afterwards), and the file is replaced by this
+    machine's cache after the build.
+
+    Raises:
+        TensorRTExportError: if TensorRT refuses even an empty cache.
+    """
+    if config.set_timing_cache(config.create_timing_cache(cached), False):
+        return
+    log.warning(
+        "timing cache %s was made on another GPU or by another TensorRT/CUDA version (%d bytes): not used; "
+        "this build starts a new one and replaces the file",
+        cache_path,
+        len(cached),
+    )
+    if not config.set_timing_cache(config.create_timing_cache(b""), False):
+        raise TensorRTExportError(f"TensorRT refused an empty timing cache (for {cache_path})")
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

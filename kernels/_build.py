@@ -28,13 +28,16 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 
 KERNEL_DIR = Path(__file__).resolve().parent
+#: The tests' host shim (``kernels/cuda_host_shim.h``): in no build, so not part of a build's hash.
+HOST_SHIM_HEADER = "cuda_host_shim.h"
 CACHE_ENV = "DANCE_LIVE_KERNEL_CACHE"
 #: Flags of the CPU build. ``-ffp-contract=off`` keeps ``a * b + c`` two roundings, as PyTorch's reference
 #: computes it, so the parity tests compare the kernel's math and not the compiler's fused multiply-adds.
@@ -91,11 +94,13 @@ def _digest(parts: Sequence[bytes | str]) -> str:
 
 
 def _sources(name: str) -> list[Path]:
-    """The ``.cu`` file of kernel ``name`` and every header of the kernel folder (all part of the hash)."""
+    """The ``.cu`` file of kernel ``name`` and every header of the kernel folder that a build includes (all
+    part of the hash)."""
     main = KERNEL_DIR / f"{name}.cu"
     if not main.is_file():
         raise KernelBuildError(f"kernel source {main} is missing; reinstall the package")
-    return [main, *sorted(KERNEL_DIR.glob("*.h"))]
+    headers = [h for h in sorted(KERNEL_DIR.glob("*.h")) if h.name != HOST_SHIM_HEADER]
+    return [main, *headers]
 
 
 def _build_locked(folder: Path, artifact: str, label: str, compile_into: Any) -> Path:
@@ -317,6 +322,48 @@ def launch_on_current_stream(
         bridge.torch_stream.wait_stream(current)
         function.prepared_async_call(grid, block, bridge.pycuda_stream, *args)
         current.wait_stream(bridge.torch_stream)
+
+
+_T = TypeVar("_T")
+
+
+class TableCache:
+    """Results computed once per set of table tensors (a skeleton's limb or part tables), not once per call.
+
+    Checking a table's values (``int(t.min())``) or compacting it with a boolean mask waits for the GPU when
+    the table lives there: done on every frame, that is a host synchronization per frame. A caller such as
+    ``realtime/pose/render.py`` makes its tables once per device and passes the same tensors every call; the
+    result computed for them is kept while those very tensor objects live and are not modified in place
+    (the key is their identities, their in-place versions ``Tensor._version``, and ``extra``).
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[Hashable, tuple[tuple[Any, ...], tuple[int, ...], Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, tables: Sequence[Any], extra: Hashable, compute: Callable[[], _T]) -> _T:
+        """``compute()`` for these table tensors and ``extra``, computed on first use (exceptions are not
+        kept: a failing check raises again on the next call)."""
+        key = (tuple(id(t) for t in tables), extra)
+        versions = tuple(int(t._version) for t in tables)
+        with self._lock:
+            entry = self._entries.get(key)
+        if (
+            entry is not None
+            and entry[1] == versions
+            and all(r() is t for r, t in zip(entry[0], tables, strict=True))
+        ):
+            return entry[2]
+        result = compute()
+
+        def forget(_ref: Any, key: Hashable = key) -> None:
+            with self._lock:
+                self._entries.pop(key, None)
+
+        refs = tuple(weakref.ref(t, forget) for t in tables)
+        with self._lock:
+            self._entries[key] = (refs, versions, result)
+        return result
 
 
 IMPLS = ("auto", "ref", "cpu", "cuda")

@@ -39,6 +39,7 @@ target canvas have the same size.
 from __future__ import annotations
 
 import ctypes
+import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +86,8 @@ def warp_body_parts(
         source_confidence, target_confidence: float32 ``(B, J)`` in [0, 1].
         part_joints: int32/int64 ``(P, K)`` joint indices of each part's transform, padded with -1.
         part_segments: int32/int64 ``(P, S, 2)`` joint index pairs of each part's segments, padded with -1.
+            Both tables' values are checked (and the segments compacted) once per table tensor, not per call
+            (on a GPU that waits for the device): pass the same tensors every call and do not modify them.
         radius_px: how far from its segments (pixels, > 0) a part reaches.
         confidence_threshold: joints below it in [0, 1] are missing.
         impl: ``"auto"``, ``"ref"``, ``"cpu"`` or ``"cuda"``.
@@ -101,7 +104,7 @@ def warp_body_parts(
         part_joints, part_segments, radius_px, confidence_threshold,
     )  # fmt: skip
     chosen = _build.choose_impl(OP_NAME, impl, image.device)
-    seg_a, seg_b, seg_part = _flat_segments(part_segments)
+    seg_a, seg_b, seg_part = _TABLES.get((part_segments,), "flat", lambda: _flat_segments(part_segments))
     radius_sq = squared_radius(radius_px)
     if chosen == "ref":
         _, inverse, active = fit_part_transforms(
@@ -162,9 +165,18 @@ class _Buffers:
 
 
 def squared_radius(radius_px: float) -> float:
-    """``radius_px`` squared in float32, as every implementation compares squared distances with it."""
-    r = torch.tensor(radius_px, dtype=torch.float32)
-    return float(r * r)
+    """``radius_px`` squared in float32, as every implementation compares squared distances with it.
+
+    Computed on the host without a tensor: the product of two float32 values is exact in float64, so
+    rounding it to float32 once gives float32 multiplication's result.
+    """
+    r = _round_f32(float(radius_px))
+    return _round_f32(r * r)
+
+
+def _round_f32(value: float) -> float:
+    """``value`` rounded to the nearest float32 (as a Python float)."""
+    return float(struct.unpack("f", struct.pack("f", value))[0])
 
 
 def present_joints(joints_px: torch.Tensor, confidence: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -254,8 +266,23 @@ def _inv2(m: torch.Tensor) -> torch.Tensor:
     return adjugate / _det2(m)[..., None, None]
 
 
+#: Checks and compacted segment lists of the part tables, once per table tensors (boolean-mask indexing and
+#: ``int(t.min())`` wait for the GPU: not per frame).
+_TABLES = _build.TableCache()
+
+
+def _check_part_indices(part_joints: torch.Tensor, part_segments: torch.Tensor, num_joints: int) -> None:
+    """Raises ValueError unless the tables hold joint indices in ``[0, num_joints)`` or -1. Reads their values
+    (a host synchronization for device tables): called once per table by :data:`_TABLES`."""
+    for name, t in (("part_joints", part_joints), ("part_segments", part_segments)):
+        if t.numel() and (int(t.min()) < -1 or int(t.max()) >= num_joints):
+            raise ValueError(f"{name} must hold joint indices in [0, {num_joints}) or -1 (padding)")
+
+
 def _flat_segments(part_segments: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """int32 ``(N,)`` joint a, joint b and part index of every real (non-padding) segment, in table order."""
+    """int32 ``(N,)`` joint a, joint b and part index of every real (non-padding) segment, in table order.
+    Boolean-mask indexing: a host synchronization for device tables (called once per table through
+    :data:`_TABLES` by :func:`warp_body_parts`)."""
     num_parts, per_part = part_segments.shape[:2]
     flat = part_segments.reshape(-1, 2).to(torch.int32)
     part = torch.arange(num_parts, dtype=torch.int32, device=flat.device).repeat_interleave(per_part)
@@ -377,11 +404,12 @@ def _warp_cuda(x: _Buffers, radius_sq: float, threshold: float) -> None:
     fns = _cuda_fns.get(index)
     if fns is None:
         module = _build.load_cuda_module("part_warp", index)
-        fit_fn, label_fn, warp_fn = (
-            module.get_function(name).prepare(CUDA_ARG_FORMATS[name])
-            for name in ("part_fit_kernel", "part_labels_kernel", "part_warp_kernel")
-        )
-        fns = _cuda_fns[index] = (fit_fn, label_fn, warp_fn)
+        prepared = []
+        for name in ("part_fit_kernel", "part_labels_kernel", "part_warp_kernel"):
+            function = module.get_function(name)
+            function.prepare(CUDA_ARG_FORMATS[name])
+            prepared.append(function)
+        fns = _cuda_fns[index] = (prepared[0], prepared[1], prepared[2])
     fit_fn, label_fn, warp_fn = fns
     batch, channels, height, width = x.image.shape
     num_parts, max_joints = x.part_joints.shape
@@ -478,8 +506,8 @@ def _check_inputs(
         t = tensors[name]
         if t.dtype not in (torch.int32, torch.int64):
             raise ValueError(f"{name} must be int32 or int64, got {t.dtype}")
-        if t.numel() and (int(t.min()) < -1 or int(t.max()) >= num_joints):
-            raise ValueError(f"{name} must hold joint indices in [0, {num_joints}) or -1 (padding)")
+    _TABLES.get((part_joints, part_segments), ("range", num_joints),
+                lambda: _check_part_indices(part_joints, part_segments, num_joints))  # fmt: skip
     devices = {t.device for t in tensors.values()}
     if len(devices) != 1:
         raise ValueError(f"all inputs must be on one device, got {sorted(str(d) for d in devices)}")

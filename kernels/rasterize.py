@@ -99,7 +99,8 @@ def rasterize_stick_figure(
         confidence: float32 ``(B, J)`` in [0, 1]; joints below ``params.confidence_threshold`` are missing
             and neither they nor their limbs are drawn.
         limb_parents, limb_children: int32 or int64 ``(L,)`` joint indices in ``[0, J)`` of each limb's ends,
-            in drawing order.
+            in drawing order. Their values are checked once per table tensor (not per call: on a GPU that
+            check waits for the device), so pass the same tensors every call and do not modify them.
         limb_colors: float32 ``(L, 3)`` RGB in [0, 1].
         joint_colors: float32 ``(J, 3)`` RGB in [0, 1].
         height, width: canvas size in pixels (>= 1).
@@ -239,8 +240,8 @@ def _check_inputs(
     for name, t in (("limb_parents", limb_parents), ("limb_children", limb_children)):
         if t.dtype not in (torch.int32, torch.int64):
             raise ValueError(f"{name} must be int32 or int64, got {t.dtype}")
-        if t.numel() and (int(t.min()) < 0 or int(t.max()) >= num_joints):
-            raise ValueError(f"{name} must be joint indices in [0, {num_joints}), got {t.tolist()}")
+    _TABLES.get((limb_parents, limb_children), ("range", num_joints),
+                lambda: _check_limb_indices(limb_parents, limb_children, num_joints))  # fmt: skip
     if limb_colors.shape != (num_limbs, 3) or joint_colors.shape != (num_joints, 3):
         raise ValueError(
             f"limb_colors must be (L, 3) = {(num_limbs, 3)} and joint_colors (J, 3) = {(num_joints, 3)}, "
@@ -253,6 +254,18 @@ def _check_inputs(
         raise ValueError(f"all inputs must be on one device, got {sorted(str(d) for d in devices)}")
     if int(height) < 1 or int(width) < 1:
         raise ValueError(f"canvas must be at least 1x1, got {width}x{height}")
+
+
+#: Checks and int32 copies of the limb tables, once per table tensors (no host synchronization per frame).
+_TABLES = _build.TableCache()
+
+
+def _check_limb_indices(limb_parents: torch.Tensor, limb_children: torch.Tensor, num_joints: int) -> None:
+    """Raises ValueError unless every limb end is a joint index in ``[0, num_joints)``. Reads the tables'
+    values (a host synchronization for device tables): called once per table by :data:`_TABLES`."""
+    for name, t in (("limb_parents", limb_parents), ("limb_children", limb_children)):
+        if t.numel() and (int(t.min()) < 0 or int(t.max()) >= num_joints):
+            raise ValueError(f"{name} must be joint indices in [0, {num_joints}), got {t.tolist()}")
 
 
 def _window(lo: float, hi: float, reach: float, size: int) -> tuple[int, int]:

@@ -200,3 +200,13 @@ DEFAULT_TENSORRT_MAX_BATCH = 4
 
 TENSORRT_TIMING_CACHE_NAME = "tensorrt.timing-cache"
 """The TensorRT timing cache's file name, beside the engine by default."""
+
+# -- the appearance prior's garment colour -----------------------------------------------------------------
+
+#: The garments whose colour a user may change (Yang et al.'s colour control), each as the body parts
+#: (:data:`realtime.pose.skeleton.BODY_PARTS` names) it covers on the reference appearance; a dress's skirt
+#: falls under the upper legs. The offline tool's ``--GARMENT-colour`` options and the page's controls follow.
+GARMENTS: dict[str, tuple[str, ...]] = {
+    "upper": ("torso", "right_upper_arm", "left_upper_arm"),
+    "lower": ("right_upper_leg", "left_upper_leg"),
+}

@@ -112,6 +112,18 @@ def canvas_size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def rgb_colour(text: str) -> tuple[float, float, float]:
+    """A colour as ``#RRGGBB`` (or ``RRGGBB``) -> RGB in [0, 1], for the garment colour options and messages.
+
+    Raises:
+        argparse.ArgumentTypeError: for another form.
+    """
+    digits = text[1:] if text.startswith("#") else text
+    if len(digits) != 6 or any(c not in "0123456789abcdefABCDEF" for c in digits):
+        raise argparse.ArgumentTypeError(f"a colour must look like #1f77b4 (#RRGGBB), got {text!r}")
+    return tuple(int(digits[i : i + 2], 16) / 255.0 for i in (0, 2, 4))  # type: ignore[return-value]
+
+
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 

@@ -36,7 +36,6 @@ import torch
 from torch import nn
 
 from realtime.model.bundle import TargetBundle, file_sha256, library_versions
-from realtime.model.inputs import InputRole
 from realtime.model.nets import DownscaledGenerator, FaceGenerator, GlobalGenerator
 from train.config import STAGES, FitConfig, config_from_dict, config_to_dict
 from train.dataset import PreparedMeta
@@ -276,9 +275,7 @@ def runnable_generator(checkpoint: Checkpoint) -> MainGenerator | DownscaledGene
     """
     generator: MainGenerator | DownscaledGenerator = main_generator_of(checkpoint)
     missing = [
-        spec.name
-        for spec in generator.inputs.with_role(InputRole.PER_TARGET)
-        if spec.name not in checkpoint.target_inputs
+        spec.name for spec in generator.inputs.target_values if spec.name not in checkpoint.target_inputs
     ]
     if missing:
         raise CheckpointError(
@@ -383,10 +380,10 @@ def target_from_checkpoint(path: str | os.PathLike[str], device: str | torch.dev
 
 
 def target_inputs_of(checkpoint: Checkpoint) -> dict[str, torch.Tensor]:
-    """The per-target inputs of a checkpoint's main generator, float32 ``(C, H, W)`` in [0, 1] by name (only
-    those its generator takes)."""
+    """The per-target values of a checkpoint's main generator by name (only those its generator takes): its
+    ``per_target`` inputs, float32 ``(C, H, W)`` in [0, 1], and its target data, float32 ``(C, ...)``."""
     spec = generator_inputs(checkpoint.config.generator)
-    return {item.name: checkpoint.target_inputs[item.name] for item in spec.with_role(InputRole.PER_TARGET)}
+    return {item.name: checkpoint.target_inputs[item.name] for item in spec.target_values}
 
 
 def load_target(path: str | os.PathLike[str]) -> Target:

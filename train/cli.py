@@ -44,7 +44,7 @@ from realtime.cli import (
     run_command,
     setup_logging,
 )
-from train.catalog import STILL_THRESHOLD_PX
+from train.catalog import DEFAULT_SOURCE_FRAMES, STILL_THRESHOLD_PX
 from train.config import DEFAULT_CONFIG_PATH, STAGES, config_keys
 
 
@@ -245,10 +245,15 @@ def build_evaluate_parser() -> argparse.ArgumentParser:
         description="Self-reconstruction on the held-out frames of the target video: each model is driven by "
         "those frames' own stick figures and its output is compared with the real frames (SSIM and PSNR "
         "over the frame, the body region and the face, pose distance and missed joints of MediaPipe on the "
-        "output, temporal stability). Several models give one table with a row each.",
+        "output, temporal stability). Several models give one table with a row each. With --sources, each "
+        "model is also driven by source videos' poses it never saw (through the offline retargeting) and "
+        "the table gains, beside the body-region measures, the limb-direction agreement between each source "
+        "frame and the frame generated from it (MediaPipe on both: median / p90 angle in degrees) and the "
+        "share of the source's elbows and wrists missing on the output.",
         epilog="examples:\n"
         "  python -m train evaluate runs/alice --data prepared/alice\n"
         "  python -m train evaluate a.onnx b.onnx c.onnx --data prepared/alice --out ablation\n"
+        "  python -m train evaluate runs/alice --data prepared/alice --sources dance.mp4 taiji.mp4\n"
         "unseen poses with exact ground truth (a mannequin model, the bundled one by default):\n"
         "  python -m train evaluate --synthetic --source dance.mp4 --source dribble.mp4 --out eval_synth\n"
         "  (python -m train evaluate --synthetic --help for its options)",
@@ -278,6 +283,25 @@ def build_evaluate_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--sheet-frames", type=positive_int, default=6, help="rows in each sample sheet")
     parser.add_argument(
+        "--sources",
+        type=existing_file,
+        nargs="+",
+        default=[],
+        metavar="VIDEO",
+        help="source (driving) videos: drive each model with their poses, as python -m realtime.offline "
+        "does, and add per source the limb-direction median / p90 (degrees) and the elbows+wrists missed "
+        "to metrics.json and the table, and a sample sheet (samples_NAME.png: source | stick figure | "
+        "generated); default none",
+    )
+    parser.add_argument(
+        "--source-frames",
+        type=positive_int,
+        default=DEFAULT_SOURCE_FRAMES,
+        metavar="N",
+        help="drive with the first N frames of each source video (the whole video if shorter; default "
+        "%(default)s)",
+    )
+    parser.add_argument(
         "--reference",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -287,8 +311,8 @@ def build_evaluate_parser() -> argparse.ArgumentParser:
         "--background",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="add a row measuring an empty plate (the per-pixel median of the training frames) against the "
-        "held-out frames: the background's share of SSIM and PSNR",
+        help="add a row measuring the target's background plate (the per-pixel median of the training frames "
+        "with the person masked out) against the held-out frames: the background's share of SSIM and PSNR",
     )
     add_log_level(parser)
     return parser
@@ -314,7 +338,7 @@ def evaluate_main(argv: list[str] | None = None, *, command_line: bool | None = 
         out, table = evaluate_models(
             args.models, args.data, args.out, still_threshold_px=args.still_threshold_px,
             sheet_frames=args.sheet_frames, reference=args.reference, background=args.background,
-            report=print,
+            sources=args.sources, source_frames=args.source_frames, report=print,
         )  # fmt: skip
     except (OSError, ValueError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -52,7 +52,13 @@ class GeneratorConfig:
     ``extra_inputs``: names of further generator inputs declared in :mod:`realtime.model.inputs`, after the
     stick figure (and the previous frame); each widens the first layer by its channels. ``background_hw``:
     ``[H, W]`` of a learned background the "mobile" generator composites its foreground over (vid2vid's
-    foreground-background prior; must be the canvas), or ``[0, 0]`` for none.
+    foreground-background prior; must be the canvas), or ``[0, 0]`` for none. ``blend_prior``: the name of
+    an input of ``extra_inputs`` (the appearance prior, ``appearance_prior``) whose warped appearance the
+    generator may copy where it lands (:func:`realtime.model.nets.blend_with_prior`), or "" for none.
+    ``composite_over``: a per-target input listed in ``extra_inputs`` (``background_plate``, the target's
+    background without the person, :mod:`realtime.model.plate`) that the generator composites its
+    foreground over with a predicted alpha (Balakrishnan et al. 2018, Sec. 3.4), or "" for none; not with
+    ``background_hw``.
     """
 
     kind: str = "global"
@@ -62,8 +68,15 @@ class GeneratorConfig:
     temporal: bool = True
     extra_inputs: tuple[str, ...] = ()
     background_hw: tuple[int, int] = (0, 0)
+    blend_prior: str = ""
+    composite_over: str = ""
 
     def __post_init__(self) -> None:
+        _require(
+            not self.blend_prior or self.blend_prior in tuple(self.extra_inputs),
+            f"generator.blend_prior {self.blend_prior!r} must be one of generator.extra_inputs "
+            f"{list(self.extra_inputs)}",
+        )
         try:
             background_hw = tuple(int(v) for v in self.background_hw)
         except (TypeError, ValueError):
@@ -87,6 +100,16 @@ class GeneratorConfig:
         )
         _require(self.n_blocks >= 0, f"generator.n_blocks must be >= 0, got {self.n_blocks}")
         object.__setattr__(self, "extra_inputs", tuple(self.extra_inputs))
+        _require(
+            not self.composite_over or self.composite_over in self.extra_inputs,
+            f"generator.composite_over={self.composite_over!r} must be one of generator.extra_inputs "
+            f"{list(self.extra_inputs)} (e.g. generator.extra_inputs=[background_plate])",
+        )
+        _require(
+            not (self.composite_over and any(self.background_hw)),
+            f"generator.composite_over={self.composite_over!r} and a learned background "
+            f"(generator.background_hw {list(self.background_hw)}) are two backgrounds; keep one",
+        )
 
 
 @dataclass(frozen=True)
@@ -114,7 +137,10 @@ class LossConfig:
     ``lambda_pose_mask_l1``: PG2's pose-mask L1 (Ma et al., NeurIPS 2017, Eq. 2), ``|(G - y) * (1 + M)|``
     with M the prepared body mask in [0, 1]: an L1 that counts the person twice as much as the background.
     ``lambda_l1``: plain L1 between generated and real frames (not in the papers). Both L1 terms make small
-    CPU models converge to something recognizable within minutes. 0 turns a term off.
+    CPU models converge to something recognizable within minutes. ``lambda_alpha_mask``: L1 between a
+    compositing generator's alpha (``generator.composite_over`` or a learned background) and the prepared
+    person mask in [0, 1], on the unroll's last frame (Balakrishnan et al. 2018 learn their mask without one;
+    default 0: the image terms alone shape it; not measured yet). 0 turns a term off.
     """
 
     lambda_feature_matching: float = 10.0
@@ -122,9 +148,12 @@ class LossConfig:
     vgg_weights: str = ""
     lambda_pose_mask_l1: float = 0.0
     lambda_l1: float = 0.0
+    lambda_alpha_mask: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("lambda_feature_matching", "lambda_vgg", "lambda_pose_mask_l1", "lambda_l1"):
+        for name in (
+            "lambda_feature_matching", "lambda_vgg", "lambda_pose_mask_l1", "lambda_l1", "lambda_alpha_mask"
+        ):  # fmt: skip
             value = getattr(self, name)
             _require(value >= 0, f"loss.{name} must be >= 0, got {value}")
 

@@ -46,6 +46,7 @@ from realtime.model.inputs import (
     declared_inputs,
     produce_frame_inputs,
     produce_target_input,
+    target_value_shape,
 )
 from realtime.pose.normalize import BodyStats
 from realtime.pose.render import rasterize_stick_figure
@@ -209,7 +210,7 @@ class PreparedWriter:
             self.frames[: meta.train_end], self.masks[: meta.train_end], joints_px[: meta.train_end],
             confidence[: meta.train_end], range(0, meta.train_end),
         )  # fmt: skip
-        for spec in declared_inputs(InputRole.PER_TARGET):
+        for spec in (*declared_inputs(InputRole.PER_TARGET), *declared_inputs(InputRole.TARGET_DATA)):
             _write_target_input(self.root, spec, produce_target_input(spec, frames))
         tmp = self.root / "meta.json.tmp"
         tmp.write_text(json.dumps(meta.to_json(), indent=2))
@@ -290,11 +291,11 @@ def target_input_path(root: str | os.PathLike[str], name: str) -> Path:
 
 
 def _write_target_input(root: Path, spec: TensorSpec, value: np.ndarray) -> Path:
-    """Store a per-target input as float16 ``(C, H, W)`` (atomically)."""
+    """Store a per-target input as float16 ``(C, H, W)``, target data as float32 (atomically)."""
     path = target_input_path(root, spec.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
-    np.save(tmp, value.astype(np.float16))
+    np.save(tmp, value.astype(np.float16 if spec.role is InputRole.PER_TARGET else np.float32))
     os.replace(tmp, path)
     return path
 
@@ -305,14 +306,15 @@ def load_target_inputs(data: PreparedData, inputs: GeneratorInputs) -> dict[str,
     declaration changed), made by its target producer from the training frames and stored there (logged).
 
     Returns:
-        ``{name: float32 (C, H, W) in [0, 1]}`` (empty for a model without per-target inputs).
+        ``{name: float32 (C, H, W) in [0, 1]}``, and ``{name: float32 (C, ...)}`` for the model's target data
+        (empty for a model without either).
 
     Raises:
         KeyError, ValueError: as :func:`realtime.model.inputs.produce_target_input`.
     """
     out = {}
     canvas_hw = (data.meta.canvas_height, data.meta.canvas_width)
-    for spec in inputs.with_role(InputRole.PER_TARGET):
+    for spec in inputs.target_values:
         path = target_input_path(data.root, spec.name)
         value = np.load(path).astype(np.float32) if path.is_file() else None
         if value is not None:
@@ -326,7 +328,7 @@ def load_target_inputs(data: PreparedData, inputs: GeneratorInputs) -> dict[str,
                      data.meta.train_end, path)  # fmt: skip
             _write_target_input(data.root, spec, produce_target_input(spec, target_frames(data)))
             value = np.load(path).astype(np.float32)  # as stored (float16), as every later run reads it
-        out[spec.name] = value.reshape(spec.channels, *canvas_hw)
+        out[spec.name] = value.reshape(target_value_shape(spec, value.shape, canvas_hw))
     return out
 
 
@@ -389,6 +391,8 @@ class FramePairs(Dataset):
         self.per_target = {
             name: torch.from_numpy(value) for name, value in load_target_inputs(data, inputs).items()
         }
+        fed = {spec.name for spec in inputs.with_role(InputRole.PER_TARGET)}
+        self._fed_per_target = {name: value for name, value in self.per_target.items() if name in fed}
         self.augment = augment if augment is not None and augment.enabled else None
         self.indices = list(frames)[1:]
         if require_face:
@@ -406,13 +410,15 @@ class FramePairs(Dataset):
     def _frame_context(self, t: int) -> FrameContext:
         """Poses and stick figures of frames ``t - 1`` and ``t`` (batch of 2), corrupted when augmenting."""
         d = self.data
+        frame_indices = torch.tensor([t - 1, t], dtype=torch.int64)
         if self.augment is None:
             joints = np.asarray(d.joints_px[t - 1 : t + 1], np.float32)
             confidence = np.asarray(d.confidence[t - 1 : t + 1], np.float32)
             sticks = to_chw_float(d.stick_figures[t - 1 : t + 1])
             return FrameContext(
-                torch.from_numpy(joints), torch.from_numpy(confidence), sticks, self._per_target_batch()
-            )
+                torch.from_numpy(joints), torch.from_numpy(confidence), sticks, self._per_target_batch(),
+                frame_indices,
+            )  # fmt: skip
         poses = [corrupt_pose(d.joints_px[i], d.confidence[i], self.augment) for i in (t - 1, t)]
         joints_t = torch.from_numpy(np.stack([p[0] for p in poses]).astype(np.float32))
         confidence_t = torch.from_numpy(np.stack([p[1] for p in poses]).astype(np.float32))
@@ -423,7 +429,7 @@ class FramePairs(Dataset):
             width=d.meta.canvas_width,
             params=d.meta.render,
         )
-        return FrameContext(joints_t, confidence_t, sticks, self._per_target_batch())
+        return FrameContext(joints_t, confidence_t, sticks, self._per_target_batch(), frame_indices)
 
     def _per_target_batch(self) -> dict[str, torch.Tensor]:
         return {name: value[None] for name, value in self.per_target.items()}
@@ -449,5 +455,5 @@ class FramePairs(Dataset):
             face_center_prev=centers[0],
             face_center=centers[1],
         )
-        batch.update(self.per_target)
+        batch.update(self._fed_per_target)  # target data stays with the producers
         return batch

@@ -8,8 +8,16 @@ region (the person's mask box, grown by :data:`train.metrics.BODY_MARGIN_FRAC` e
 (Everybody Dance Now, Chan et al. 2019, Tables 1-2), pose distance and missed joints of the target's pose
 estimator (MediaPipe by default) on the generated frames against the driving keypoints (Tables 3-4), and
 temporal stability where the pose stood still. An "empty background" row scores a plate without the person
-(:func:`background_plate`: the per-pixel temporal median of the training frames) against the same frames, so
-the background's share of each image measure is visible.
+(:func:`background_plate`: the target's background plate, the per-pixel median of the training frames with
+the person masked out, :mod:`realtime.model.plate`, the very tensor a compositing generator is fed) against
+the same frames, so the background's share of each image measure is visible.
+
+Unseen poses (``--sources VIDEO ...``, issue 18): each model is also driven by the first frames of each source
+video through the offline retargeting (:func:`realtime.offline.retarget.retarget_frames`, as
+``python -m realtime.offline`` runs it), and the target's pose estimator on each source frame and on the
+frame generated from it gives the limb-direction agreement (:class:`train.metrics.LimbAgreement`: median and
+p90 angle between the limbs' directions, the rate of the source's elbows and wrists missing on the output),
+in columns of the table beside the body-region measures (:func:`drive_with_source`).
 
 ``MODEL`` is a run directory, a checkpoint (``.pt``) or an engine (``.onnx``, ``.pt``); see
 :func:`resolve_model`. Writes to ``--out``::
@@ -25,6 +33,9 @@ the background's share of each image measure is visible.
     background.json       the measures of the empty-background row
     background.png        the plate it used
     samples.png           rows of stick figure | real | generated for a few held-out frames
+    samples_SOURCE.png    with --sources: rows of source | stick figure | generated for a few frames of each
+                          source video (its file name without extension); metrics.json then lists each
+                          source's limb-direction figures under "unseen_poses"
     training_curves.png   losses vs step from the run's metrics.jsonl (skipped, with a message, without one)
 
 With several models, each gets those files (but ``metrics.md``) in ``OUT/LABEL/``, and ``OUT`` holds the
@@ -33,6 +44,7 @@ one ``metrics.md`` comparing them and ``comparison.json`` (the headline numbers 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -48,17 +60,22 @@ from PIL import Image
 
 from realtime.catalog import ENGINE_SUFFIXES
 from realtime.console import progress
-from realtime.model.inputs import FrameContext, InputRole, assemble_inputs
+from realtime.model.inputs import FrameContext, GeneratorInputs, InputRole, assemble_inputs
 from realtime.model.pipeline import Target, to_uint8_hwc
+from realtime.model.plate import BACKGROUND_PLATE, MASK_DILATION_PX, PLATE_MAX_FRAMES
+from realtime.offline.retarget import fit_height, retarget_frames
 from realtime.pose.estimators import PoseEstimator, open_pose_estimator
+from train.catalog import DEFAULT_SOURCE_FRAMES
 from train.checkpoint import load_target
 from train.config import STAGES
-from train.dataset import PreparedData, load_prepared, to_chw_float
+from train.dataset import PreparedData, load_prepared, load_target_inputs, to_chw_float
 from train.fit import CHECKPOINT_NAME  # a run directory's checkpoint file, and each stage subfolder's
 from train.metrics import (
     STILL_THRESHOLD_PX,
     EvaluationResult,
     FrameEvaluator,
+    LimbAgreement,
+    LimbAgreementEvaluator,
     PoseEstimatorLike,
     find_person_box,
     json_safe,
@@ -75,11 +92,45 @@ MODEL_SUFFIXES: tuple[str, ...] = ENGINE_SUFFIXES
 #: Label of the table row that scores the real frames themselves (``--reference``).
 REFERENCE_LABEL = "real frames (reference)"
 #: Label of the table row that scores the plate without the person (``--background``).
-BACKGROUND_LABEL = "empty background (median of training frames)"
-#: :func:`background_plate` takes the median over at most this many training frames, evenly spaced.
-PLATE_MAX_FRAMES = 300
+BACKGROUND_LABEL = "empty background (the target's plate)"
 #: Name of the training log that train.fit writes beside its checkpoint.
 TRAINING_LOG_NAME = "metrics.jsonl"
+
+
+@dataclass(frozen=True)
+class SourceDrive:
+    """One model driven by one source video's poses (unseen poses, no ground truth): the limb-direction
+    agreement between the source frames and the generated ones.
+
+    Attributes:
+        name: the source's name in tables and file names (its file name without extension, made unique).
+        source: the source video.
+        agreement: :class:`train.metrics.LimbAgreement` over the frames driven.
+        sheet: the sample sheet written (source | stick figure | generated), or None.
+        generate_ms_per_frame: mean wall time of the offline retargeting's per-frame step (normalize, draw,
+            generate) in milliseconds.
+    """
+
+    name: str
+    source: Path
+    agreement: LimbAgreement
+    sheet: Path | None
+    generate_ms_per_frame: float
+
+    def to_json(self, *, details: bool = True) -> dict[str, Any]:
+        """``name``, ``source``, the headline figures (:meth:`train.metrics.LimbAgreement.summary`),
+        ``sheet``, ``generate_ms_per_frame``, and with ``details`` every field of the agreement under
+        ``details``; NaN as ``null``."""
+        return json_safe(
+            {
+                "name": self.name,
+                "source": str(self.source),
+                **self.agreement.summary(),
+                "sheet": None if self.sheet is None else str(self.sheet),
+                "generate_ms_per_frame": self.generate_ms_per_frame,
+                **({"details": self.agreement.to_json()} if details else {}),
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -92,23 +143,28 @@ class ModelEvaluation:
         result: all measures (:class:`train.metrics.EvaluationResult`).
         generator_ms_per_frame: mean wall time of one generator call in milliseconds, the first (warm-up)
             call excluded when there is more than one frame.
+        sources: the model driven by each source video (``--sources``; :func:`drive_with_source`), in order.
     """
 
     label: str
     model_path: Path
     result: EvaluationResult
     generator_ms_per_frame: float
+    sources: tuple[SourceDrive, ...] = ()
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, details: bool = True) -> dict[str, Any]:
         """Headline numbers at the top level (``num_frames``, ``ssim``, ``psnr_db``, ... see
-        :meth:`EvaluationResult.summary`), every measured value under ``details``; NaN as ``null``."""
+        :meth:`EvaluationResult.summary`), each source's limb-direction figures under ``unseen_poses``
+        (:meth:`SourceDrive.to_json`), and with ``details`` every measured value under ``details`` (and under
+        each source's); NaN as ``null``."""
         return json_safe(
             {
                 "label": self.label,
                 "model": str(self.model_path),
                 **self.result.summary(),
                 "generator_ms_per_frame": self.generator_ms_per_frame,
-                "details": self.result.to_json(),
+                "unseen_poses": [drive.to_json(details=details) for drive in self.sources],
+                **({"details": self.result.to_json()} if details else {}),
             }
         )
 
@@ -348,6 +404,78 @@ def evaluate_model(
     )
 
 
+def drive_with_source(
+    target: Target,
+    source: str | Path,
+    *,
+    name: str | None = None,
+    max_frames: int | None = DEFAULT_SOURCE_FRAMES,
+    median_window: int = 5,
+    estimator: PoseEstimatorLike | None = None,
+    sheet: Path | None = None,
+    sheet_frames: int = 4,
+) -> SourceDrive:
+    """Drive a model with a source video's poses, as ``python -m realtime.offline`` does
+    (:func:`realtime.offline.retarget.retarget_frames`: the source's poses tracked and median-filtered, the
+    source's statistics fitted on the frames driven, bone-length retargeting and global normalization, each
+    frame conditioned on the previous output), and measure the limb-direction agreement of each generated
+    frame with its source frame (:class:`train.metrics.LimbAgreementEvaluator`: the judging estimator on
+    both, each frame on its own).
+
+    Args:
+        target: the loaded model.
+        source: the source (driving) video.
+        name: the source's name in tables; default its file name without extension.
+        max_frames: drive only the first frames (None: the whole video).
+        median_window: the offline temporal median's window (odd; 1 = off).
+        estimator: the judging pose estimator (default: a new single-frame one of the target's kind,
+            ``target.bundle.pose_estimator``).
+        sheet: write a sample sheet PNG here (rows of source scaled to the canvas height | stick figure |
+            generated).
+        sheet_frames: rows in the sample sheet, spread evenly over the frames driven.
+
+    Raises:
+        realtime.video.VideoError: for a missing or corrupt source video.
+        ValueError: if no frame of the source shows a body, or the target's pose estimator is unknown.
+    """
+    source = Path(source)
+    height = target.canvas_size[1]
+    rows: list[np.ndarray] = []
+    picks: set[int] = set()
+    seconds: list[float] = []
+    with LimbAgreementEvaluator(
+        confidence_threshold=target.bundle.render.confidence_threshold,
+        estimator=estimator,
+        pose_estimator=target.bundle.pose_estimator,
+    ) as evaluator:
+        for frame in retarget_frames(target, source, max_frames=max_frames, median_window=median_window):
+            if not picks:
+                last = frame.source_poses.num_frames - 1
+                picks = set(
+                    np.linspace(0, last, num=min(sheet_frames, last + 1)).round().astype(int).tolist()
+                )
+            generated = frame.result.generated
+            evaluator.add(frame.source_rgb, generated)
+            seconds.append(frame.generate_s)
+            if frame.index in picks:
+                rows.append(
+                    np.concatenate(
+                        [fit_height(frame.source_rgb, height), frame.result.stick_figure, generated], 1
+                    )
+                )
+        agreement = evaluator.result()
+    if sheet is not None and rows:
+        sheet.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.concatenate(rows, axis=0)).save(sheet)
+    return SourceDrive(
+        name=name or source.stem,
+        source=source,
+        agreement=agreement,
+        sheet=sheet if rows else None,
+        generate_ms_per_frame=1e3 * float(np.mean(seconds)) if seconds else math.nan,
+    )
+
+
 def _person_box(data: PreparedData, t: int) -> np.ndarray:
     """Frame ``t``'s ground-truth person box: its prepared mask's box, else its keypoints'
     (:func:`train.metrics.find_person_box`)."""
@@ -396,18 +524,19 @@ def evaluate_reference(
     )  # fmt: skip
 
 
-def background_plate(data: PreparedData, max_frames: int = PLATE_MAX_FRAMES) -> np.ndarray:
-    """The scene without the person: the per-pixel temporal median of the training frames (at most
-    ``max_frames`` of them, evenly spaced over ``[0, train_end)``). Where the person stood still for more than
-    half of those frames, the plate still shows them.
+def background_plate(data: PreparedData) -> np.ndarray:
+    """The scene without the person: the target's background plate
+    (:data:`realtime.model.plate.BACKGROUND_PLATE`), as prepared in ``target_inputs/background_plate.npy``
+    or, for data prepared before it was declared, made now by its producer and stored there
+    (:func:`train.dataset.load_target_inputs`): the per-pixel median of at most
+    :data:`realtime.model.plate.PLATE_MAX_FRAMES` training frames with the dilated person mask left out,
+    filled from the nearest seen pixel where the person always stood.
 
     Returns:
         uint8 ``(H, W, 3)``.
     """
-    count = min(max_frames, data.meta.train_end)
-    picks = np.unique(np.linspace(0, data.meta.train_end - 1, count).round().astype(int))
-    frames = np.stack([np.asarray(data.frames[t]) for t in picks])
-    return np.median(frames, axis=0).round().astype(np.uint8)
+    plate = load_target_inputs(data, GeneratorInputs((BACKGROUND_PLATE,)))[BACKGROUND_PLATE.name]
+    return (plate.transpose(1, 2, 0) * 255.0).round().clip(0, 255).astype(np.uint8)
 
 
 def evaluate_background(
@@ -438,6 +567,8 @@ def evaluate_models(
     sheet_frames: int = 6,
     reference: bool = True,
     background: bool = True,
+    sources: Sequence[str | Path] = (),
+    source_frames: int | None = DEFAULT_SOURCE_FRAMES,
     report: Callable[[str], None] = log.info,
 ) -> tuple[Path, str]:
     """Evaluate each model on the held-out frames of ``data_dir`` and write the files of the module's
@@ -450,6 +581,10 @@ def evaluate_models(
         out: the output folder; None with one model: ``eval`` in the model's folder.
         still_threshold_px: see :func:`evaluate_model`; sheet_frames: rows in each sample sheet.
         reference, background: add the real frames' row and the empty background's row.
+        sources: source videos that also drive each model (unseen poses; :func:`drive_with_source`): their
+            limb-direction figures go into each model's ``metrics.json`` and the table, a sample sheet each
+            into the model's folder (``samples_NAME.png``).
+        source_frames: drive with the first this many frames of each source (None: all of them).
         report: called with one line per model evaluated (what was written).
 
     Returns:
@@ -471,6 +606,12 @@ def evaluate_models(
             estimators[name] = open_pose_estimator(name, video_mode=False)
         return estimators[name]
 
+    missing = [str(source) for source in sources if not Path(source).is_file()]
+    if missing:
+        raise FileNotFoundError(f"source video not found: {', '.join(missing)}")
+    if source_frames is not None and source_frames < 1:
+        raise ValueError(f"source_frames must be at least 1, got {source_frames}")
+    source_names = _unique([Path(source).stem for source in sources])
     try:
         data = load_prepared(data_dir)
         resolved_models = [(Path(model), resolve_model(model)) for model in models]
@@ -500,11 +641,31 @@ def evaluate_models(
                 target, data, label=label, estimator=estimator, still_threshold_px=still_threshold_px,
                 sheet=folder / "samples.png", sheet_frames=sheet_frames,
             )  # fmt: skip
+            drives = tuple(
+                drive_with_source(
+                    target,
+                    source,
+                    name=name,
+                    max_frames=source_frames,
+                    estimator=estimator,
+                    sheet=folder / f"samples_{name}.png",
+                    sheet_frames=min(sheet_frames, 4),
+                )  # fmt: skip
+                for source, name in zip(sources, source_names, strict=True)
+            )
+            evaluation = dataclasses.replace(evaluation, sources=drives)
             evaluations.append(evaluation)
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "metrics.json").write_text(json.dumps(evaluation.to_json(), indent=2))
             message = _write_training_curves(model, resolved, folder / "training_curves.png")
             report(f"{label}: wrote {folder / 'metrics.json'}, {folder / 'samples.png'}; {message}")
+            for drive in drives:
+                figures = drive.agreement
+                report(
+                    f"{label} driven by {drive.name} ({figures.num_frames} frames): limb directions median "
+                    f"{figures.median_deg:.1f} deg, p90 {figures.p90_deg:.1f} deg, elbows+wrists missed "
+                    f"{figures.missed_arm_joint_rate:.1%}; sheet {drive.sheet}"
+                )
         reference_result = None
         if reference:
             reference_result = evaluate_reference(
@@ -546,21 +707,30 @@ def _write_table(
     if background is not None:
         results[BACKGROUND_LABEL] = background
         (out / "background.json").write_text(json.dumps(background.to_json(), indent=2))
-    table = markdown_table(results, {e.label: e.generator_ms_per_frame for e in evaluations})
+    agreements = {e.label: {d.name: d.agreement for d in e.sources} for e in evaluations if e.sources}
+    table = markdown_table(results, {e.label: e.generator_ms_per_frame for e in evaluations}, agreements)
     heldout, meta = data.meta.heldout, data.meta
     header = (
         f"# Self-reconstruction on held-out frames\n\nData: `{data_dir}`, frames {heldout.start}-"
         f"{heldout.stop - 1} ({len(heldout)} held out), canvas {meta.canvas_width}x{meta.canvas_height}."
     )
+    drives = {d.name: d for e in evaluations for d in e.sources}
+    if drives:
+        frames = ", ".join(f"`{d.source}` ({d.agreement.num_frames} frames)" for d in drives.values())
+        header += (
+            f" Unseen poses: each model driven by the first frames of {frames} through the offline "
+            "retargeting."
+        )
     if background is not None:
         header += (
-            f" The empty background is the per-pixel median of {min(PLATE_MAX_FRAMES, meta.train_end)} "
-            "training frames (`background.png`)."
+            f" The empty background is the target's plate (`background.png`): the per-pixel median of "
+            f"{min(PLATE_MAX_FRAMES, meta.train_end)} training frames with the person mask, grown by "
+            f"{MASK_DILATION_PX} px, left out."
         )
     header += "\n\n"
     (out / "metrics.md").write_text(header + table)
     if len(evaluations) > 1:
-        rows = [{k: v for k, v in e.to_json().items() if k != "details"} for e in evaluations]
+        rows = [e.to_json(details=False) for e in evaluations]
         (out / "comparison.json").write_text(json.dumps({"data": str(data_dir), "models": rows}, indent=2))
     return table
 

@@ -212,7 +212,7 @@ def _train_stage(
         stage, config, previous=previous, existing=existing, face_box_px=data.meta.face_box_size_px
     ).to(device)
     generator_raw, discriminator_raw = models.trained_generator, models.discriminator
-    if existing is None and isinstance(generator_raw, MobileGenerator) and generator_raw.composited:
+    if existing is None and isinstance(generator_raw, MobileGenerator) and generator_raw.learned_background:
         _init_background(generator_raw, data)
     betas = (config.optim.beta1, config.optim.beta2)
     optimizer_g = torch.optim.Adam(generator_raw.parameters(), lr=config.optim.lr, betas=betas)

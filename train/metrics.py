@@ -15,6 +15,13 @@
   pixels of the generated frame, and the rate of driving joints it fails to find.
 - **Temporal stability** (not in EDN; the design's third measure): mean absolute frame-to-frame change of the
   generated frames over consecutive frames whose driving pose stayed still.
+- **Limb-direction agreement** (unseen poses of a real target, where no ground truth exists; issue 18): the
+  pose estimator on each *source* frame and on the frame generated from it; for each limb of
+  :data:`realtime.pose.skeleton.LIMBS` found in both, the angle in degrees between its two 2-D directions
+  (bone-length retargeting keeps the source's joint angles and global normalization only scales and
+  translates, so the directions should agree); median and 90th percentile over all limbs of all frames,
+  the median per limb, and the rate of the source's visible elbows and wrists (:data:`ARM_JOINTS`) that the
+  estimator does not find on the output (:class:`LimbAgreement`, :class:`LimbAgreementEvaluator`).
 
 Everything works frame by frame (:class:`FrameEvaluator`, constant memory for long videos) and on whole
 arrays (:func:`evaluate_frames`). The inputs are the same whether the ground truth is a held-out frame of
@@ -45,7 +52,7 @@ from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structu
 from realtime.catalog import DEFAULT_POSE_ESTIMATOR
 from realtime.console import progress as progress_bar
 from realtime.pose.estimators import PoseFrame
-from realtime.pose.skeleton import NUM_JOINTS, Joint
+from realtime.pose.skeleton import LIMB_INDEX, LIMBS, NUM_JOINTS, Joint, limb_arrays
 from train.catalog import STILL_THRESHOLD_PX  # see there: the evaluation's command line states it too
 
 #: PSNR of a frame is capped at this many dB. Identical frames have an infinite PSNR; the cap keeps means
@@ -64,6 +71,30 @@ CONFIDENCE_THRESHOLD = 0.5
 BODY_MARGIN_FRAC = 0.10
 #: A pixel of a uint8 person mask (0-255 coverage) belongs to the person at this value or above.
 MASK_THRESHOLD = 128
+#: The joints whose loss on the output :class:`LimbAgreement` counts: elbows and wrists, the ones a
+#: generator drops first in poses it never saw (raised arms that vanish or become blobs).
+ARM_JOINTS: tuple[Joint, ...] = (Joint.RIGHT_ELBOW, Joint.RIGHT_WRIST, Joint.LEFT_ELBOW, Joint.LEFT_WRIST)
+#: The limbs whose directions :class:`LimbAgreement` compares: the body's (spine, clavicles, arms, pelvis,
+#: legs). The face's short limbs turn with the head and the feet's are a few pixels long; both measure the
+#: estimator more than the pose (on the mannequin's ground truth they gave 50-95 degrees).
+BODY_LIMBS: tuple[str, ...] = (
+    "spine", "right_clavicle", "right_upper_arm", "right_forearm", "left_clavicle", "left_upper_arm",
+    "left_forearm", "right_pelvis", "right_thigh", "right_shin", "left_pelvis", "left_thigh", "left_shin",
+)  # fmt: skip
+#: Each joint's mirror (its left/right counterpart; itself on the midline), for a pose labelled the other
+#: way round.
+MIRRORED_JOINTS: tuple[int, ...] = tuple(
+    int(
+        Joint[j.name.replace("RIGHT_", "LEFT_")]
+        if j.name.startswith("RIGHT_")
+        else Joint[j.name.replace("LEFT_", "RIGHT_")]
+        if j.name.startswith("LEFT_")
+        else j
+    )
+    for j in Joint
+)
+#: A limb shorter than this many pixels (its two joints on one spot) has no direction and is not measured.
+MIN_LIMB_LENGTH_PX = 1e-3
 
 
 class PoseEstimatorLike(Protocol):
@@ -154,6 +185,69 @@ class TemporalStability:
     real_still_change_levels: float
     change_levels: float
     still_pair_indices: list[int]
+
+
+@dataclass(frozen=True)
+class LimbAgreement:
+    """Limb directions of the pose estimator on generated frames against those on their source frames.
+
+    For each frame pair and each body limb (:data:`BODY_LIMBS`) whose two joints are found in
+    both poses (confidence at least ``confidence_threshold``, finite coordinates, the joints at least
+    :data:`MIN_LIMB_LENGTH_PX` apart), the angle between the limb's 2-D direction (parent joint to child
+    joint) on the source and on the output, in degrees in [0, 180]. Bone-length retargeting keeps the
+    source's joint angles and global normalization only scales and translates, so the directions agree for a
+    model that draws the pose it is asked for. A pose estimator may label a person's sides the other way
+    round (a figure seen from behind, the featureless mannequin's head): each output pose is also compared
+    with its sides swapped (:data:`MIRRORED_JOINTS`), and the labelling with the lower median angle counts;
+    the frames where the swapped one did are counted. Elbows and wrists missed are counted as labelled.
+
+    Attributes:
+        num_frames: frame pairs compared.
+        num_frames_without_person: of those, output frames where the estimator found nobody.
+        num_measurements: limb angles measured (limbs found in both poses, summed over frames).
+        median_deg, p90_deg, mean_deg: median, 90th percentile (NumPy's linear interpolation) and mean of
+            those angles in degrees; NaN when none was measured.
+        median_deg_per_limb: the median per limb name (NaN where never measured).
+        num_measurements_per_limb: measurements per limb name.
+        num_source_arm_joints: elbows and wrists (:data:`ARM_JOINTS`) found on the source frames, summed
+            over frames.
+        num_missed_arm_joints: of those, joints not found on the output (confidence below the threshold,
+            absent, or nobody found).
+        missed_arm_joint_rate: ``num_missed_arm_joints / num_source_arm_joints`` in [0, 1]; NaN without any.
+        confidence_threshold: the threshold used on both sides.
+        median_deg_per_frame: the median angle of each frame (NaN where nothing was measured).
+        num_frames_mirrored: frames whose output pose was compared with its sides swapped.
+    """
+
+    num_frames: int
+    num_frames_without_person: int
+    num_measurements: int
+    median_deg: float
+    p90_deg: float
+    mean_deg: float
+    median_deg_per_limb: dict[str, float]
+    num_measurements_per_limb: dict[str, int]
+    num_source_arm_joints: int
+    num_missed_arm_joints: int
+    missed_arm_joint_rate: float
+    confidence_threshold: float
+    median_deg_per_frame: list[float]
+    num_frames_mirrored: int = 0
+
+    def summary(self) -> dict[str, float | int]:
+        """The headline numbers, flat: ``limb_direction_median_deg``, ``limb_direction_p90_deg``,
+        ``missed_arm_joint_rate``, ``limb_measurements``, ``num_frames``. NaN where not measured."""
+        return {
+            "limb_direction_median_deg": self.median_deg,
+            "limb_direction_p90_deg": self.p90_deg,
+            "missed_arm_joint_rate": self.missed_arm_joint_rate,
+            "limb_measurements": self.num_measurements,
+            "num_frames": self.num_frames,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """All fields as a JSON-ready dict (non-finite numbers become ``None``)."""
+        return json_safe(asdict(self))
 
 
 @dataclass(frozen=True)
@@ -383,6 +477,65 @@ def is_still(
     return bool(moved.max() < still_threshold_px)
 
 
+def limb_direction_errors_deg(
+    source_joints_px: np.ndarray,
+    source_confidence: np.ndarray,
+    output_joints_px: np.ndarray,
+    output_confidence: np.ndarray,
+    *,
+    threshold: float = CONFIDENCE_THRESHOLD,
+) -> np.ndarray:
+    """The angle between each limb's 2-D direction in two poses (see :class:`LimbAgreement`).
+
+    The poses may be in different pixels (a source frame and the target canvas): directions do not change
+    under scaling and translation.
+
+    Args:
+        source_joints_px, output_joints_px: float ``(..., NUM_JOINTS, 2)`` pixels (x right, y down).
+        source_confidence, output_confidence: float ``(..., NUM_JOINTS)`` in [0, 1].
+        threshold: a joint counts at this confidence or above (and with finite coordinates).
+
+    Returns:
+        float64 ``(..., NUM_LIMBS)``: degrees in [0, 180] in :data:`realtime.pose.skeleton.LIMBS` order; NaN
+        where a limb's two joints are not both found in both poses or it is shorter than
+        :data:`MIN_LIMB_LENGTH_PX` in either.
+
+    Raises:
+        ValueError: for arrays that do not fit the skeleton or each other.
+    """
+    shapes = []
+    for joints, conf in ((source_joints_px, source_confidence), (output_joints_px, output_confidence)):
+        joints, conf = np.asarray(joints, np.float64), np.asarray(conf, np.float64)
+        if joints.shape[-2:] != (NUM_JOINTS, 2) or conf.shape != joints.shape[:-1]:
+            raise ValueError(
+                f"expected joints (..., {NUM_JOINTS}, 2) and confidence (..., {NUM_JOINTS}), got "
+                f"{joints.shape} and {conf.shape}"
+            )
+        shapes.append(joints.shape)
+    if shapes[0] != shapes[1]:
+        raise ValueError(f"the two poses differ in shape: {shapes[0]} and {shapes[1]}")
+    parents, children, _ = limb_arrays()
+
+    def directions(joints_px: np.ndarray, confidence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        joints_px = np.asarray(joints_px, np.float64)
+        present = present_joints(joints_px, confidence, threshold)
+        with np.errstate(invalid="ignore"):
+            vector = joints_px[..., children, :] - joints_px[..., parents, :]
+        length = np.hypot(vector[..., 0], vector[..., 1])
+        valid = present[..., parents] & present[..., children] & (length >= MIN_LIMB_LENGTH_PX)
+        return vector, valid
+
+    (a, valid_a), (b, valid_b) = (
+        directions(source_joints_px, source_confidence),
+        directions(output_joints_px, output_confidence),
+    )
+    cross = a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
+    dot = a[..., 0] * b[..., 0] + a[..., 1] * b[..., 1]
+    with np.errstate(invalid="ignore"):
+        angle = np.degrees(np.abs(np.arctan2(cross, dot)))
+    return np.where(valid_a & valid_b, angle, np.nan)
+
+
 # -- accumulation -------------------------------------------------------------------------------------------
 
 
@@ -574,6 +727,178 @@ class FrameEvaluator:
         self.close()
 
 
+class LimbAgreementEvaluator:
+    """:class:`LimbAgreement`, accumulated one frame pair at a time (constant memory).
+
+    Use as a context manager, or call :meth:`close`, to release a pose estimator it created.
+
+    Args:
+        confidence_threshold: joints count as found at this confidence, on both sides.
+        estimator: the pose estimator run on the source and the output frames of :meth:`add`; None =
+            ``pose_estimator`` opened with ``video_mode=False`` on first use, so that each frame is judged
+            on its own (:func:`realtime.pose.estimators.open_pose_estimator`).
+        pose_estimator: the name of the estimator to open when ``estimator`` is None: the target's
+            (``bundle.pose_estimator``); default MediaPipe.
+    """
+
+    def __init__(
+        self,
+        *,
+        confidence_threshold: float = CONFIDENCE_THRESHOLD,
+        estimator: PoseEstimatorLike | None = None,
+        pose_estimator: str = DEFAULT_POSE_ESTIMATOR,
+    ) -> None:
+        if not 0.0 <= confidence_threshold <= 1.0:
+            raise ValueError(f"confidence_threshold must be in [0, 1], got {confidence_threshold}")
+        self.confidence_threshold = confidence_threshold
+        self.pose_estimator = pose_estimator
+        self._estimator = estimator
+        self._owns_estimator = estimator is None
+        self._count = 0
+        self._without_person = 0
+        self._angles: list[list[float]] = [[] for _ in LIMBS]
+        self._per_frame: list[float] = []
+        self._source_arm = 0
+        self._missed_arm = 0
+        self._swapped = 0
+
+    def estimate(self, rgb: np.ndarray, timestamp_ms: float = 0.0) -> PoseFrame:
+        """The judging estimator's pose of one uint8 ``(H, W, 3)`` RGB frame (for callers that compare one
+        source pose with several outputs through :meth:`add_poses`)."""
+        return self._pose_estimator().estimate(np.ascontiguousarray(rgb), timestamp_ms)
+
+    def add(self, source_rgb: np.ndarray, output_rgb: np.ndarray) -> tuple[PoseFrame, PoseFrame]:
+        """Estimate the pose on a source frame and on the frame generated from it (uint8 ``(h, w, 3)`` and
+        ``(H, W, 3)`` RGB, any sizes) and add the pair (:meth:`add_poses`).
+
+        Returns:
+            the two estimated poses ``(source, output)``, in their frames' pixels.
+        """
+        index = float(self._count)
+        source = self.estimate(source_rgb, index)
+        output = self.estimate(output_rgb, index)
+        self.add_poses(source.joints_px, source.confidence, output.joints_px, output.confidence)
+        return source, output
+
+    def add_poses(
+        self,
+        source_joints_px: np.ndarray,
+        source_confidence: np.ndarray,
+        output_joints_px: np.ndarray,
+        output_confidence: np.ndarray,
+    ) -> None:
+        """Add one frame pair's estimated poses: joints float ``(NUM_JOINTS, 2)`` in pixels of their own
+        frames, confidence float ``(NUM_JOINTS,)`` in [0, 1] (all 0 where nobody was found).
+
+        Raises:
+            ValueError: for arrays of the wrong shape.
+        """
+        output_confidence = np.asarray(output_confidence, np.float64)
+        if np.asarray(source_joints_px).shape != (NUM_JOINTS, 2):
+            raise ValueError(f"expected one pose ({NUM_JOINTS}, 2), got {np.asarray(source_joints_px).shape}")
+        errors = limb_direction_errors_deg(
+            source_joints_px, source_confidence, output_joints_px, output_confidence,
+            threshold=self.confidence_threshold,
+        )  # fmt: skip
+        mirrored = list(MIRRORED_JOINTS)
+        errors_mirrored = limb_direction_errors_deg(
+            source_joints_px, source_confidence, np.asarray(output_joints_px)[mirrored],
+            output_confidence[mirrored], threshold=self.confidence_threshold,
+        )  # fmt: skip
+        body = [LIMB_INDEX[name] for name in BODY_LIMBS]
+        as_labelled, other_way = errors[body], errors_mirrored[body]
+        if np.isfinite(other_way).any() and np.nanmedian(other_way) < np.nanmedian(as_labelled):
+            errors = errors_mirrored  # the estimator labelled the output's sides the other way round
+            self._swapped += 1
+        for i, error in enumerate(errors):
+            if math.isfinite(error) and LIMBS[i].name in BODY_LIMBS:
+                self._angles[i].append(float(error))
+        measured = errors[body][np.isfinite(errors[body])]
+        self._per_frame.append(float(np.median(measured)) if measured.size else math.nan)
+        arms = list(ARM_JOINTS)
+        visible = present_joints(source_joints_px, source_confidence, self.confidence_threshold)[arms]
+        found = present_joints(output_joints_px, output_confidence, self.confidence_threshold)[arms]
+        self._source_arm += int(visible.sum())
+        self._missed_arm += int((visible & ~found).sum())
+        if not np.any(output_confidence > 0):
+            self._without_person += 1
+        self._count += 1
+
+    def result(self) -> LimbAgreement:
+        """The measures over the pairs added so far."""
+        every = np.array([a for angles in self._angles for a in angles], np.float64)
+        return LimbAgreement(
+            num_frames=self._count,
+            num_frames_without_person=self._without_person,
+            num_measurements=int(every.size),
+            median_deg=float(np.median(every)) if every.size else math.nan,
+            p90_deg=float(np.percentile(every, 90)) if every.size else math.nan,
+            mean_deg=float(every.mean()) if every.size else math.nan,
+            median_deg_per_limb={
+                limb.name: float(np.median(angles)) if angles else math.nan
+                for limb, angles in zip(LIMBS, self._angles, strict=True)
+            },
+            num_measurements_per_limb={
+                limb.name: len(angles) for limb, angles in zip(LIMBS, self._angles, strict=True)
+            },
+            num_source_arm_joints=self._source_arm,
+            num_missed_arm_joints=self._missed_arm,
+            missed_arm_joint_rate=self._missed_arm / self._source_arm if self._source_arm else math.nan,
+            confidence_threshold=self.confidence_threshold,
+            median_deg_per_frame=list(self._per_frame),
+            num_frames_mirrored=self._swapped,
+        )
+
+    def _pose_estimator(self) -> PoseEstimatorLike:
+        if self._estimator is None:
+            from realtime.pose.estimators import open_pose_estimator
+
+            self._estimator = open_pose_estimator(self.pose_estimator, video_mode=False)
+        return self._estimator
+
+    def close(self) -> None:
+        """Release the pose estimator if this evaluator created it. Idempotent."""
+        if self._owns_estimator and self._estimator is not None:
+            close = getattr(self._estimator, "close", None)
+            if close is not None:
+                close()
+            self._estimator = None
+
+    def __enter__(self) -> LimbAgreementEvaluator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def limb_agreement(
+    source_joints_px: np.ndarray,
+    source_confidence: np.ndarray,
+    output_joints_px: np.ndarray,
+    output_confidence: np.ndarray,
+    *,
+    confidence_threshold: float = CONFIDENCE_THRESHOLD,
+) -> LimbAgreement:
+    """:class:`LimbAgreement` of whole sequences of estimated poses: joints float ``(N, NUM_JOINTS, 2)`` in
+    pixels of their frames, confidence float ``(N, NUM_JOINTS)`` in [0, 1].
+
+    Raises:
+        ValueError: for arrays of the wrong shape, or sequences of different lengths.
+    """
+    source_joints_px, output_joints_px = np.asarray(source_joints_px), np.asarray(output_joints_px)
+    if source_joints_px.ndim != 3 or source_joints_px.shape != output_joints_px.shape:
+        raise ValueError(
+            f"expected two pose sequences (N, {NUM_JOINTS}, 2) of one length, got "
+            f"{source_joints_px.shape} and {output_joints_px.shape}"
+        )
+    evaluator = LimbAgreementEvaluator(confidence_threshold=confidence_threshold)
+    for i in range(source_joints_px.shape[0]):
+        evaluator.add_poses(
+            source_joints_px[i], source_confidence[i], output_joints_px[i], output_confidence[i]
+        )
+    return evaluator.result()
+
+
 def evaluate_frames(
     generated: np.ndarray,
     real: np.ndarray,
@@ -656,21 +981,67 @@ TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+#: The column of :data:`TABLE_COLUMNS` after which :func:`markdown_table` puts the limb-agreement columns
+#: (beside the body-region measures).
+LIMB_COLUMNS_AFTER = "body_psnr_db"
+
+
 def markdown_table(
-    results: Mapping[str, EvaluationResult], generator_ms_per_frame: Mapping[str, float] | None = None
+    results: Mapping[str, EvaluationResult],
+    generator_ms_per_frame: Mapping[str, float] | None = None,
+    limb_agreement: Mapping[str, Mapping[str, LimbAgreement]] | None = None,
 ) -> str:
     """A markdown table with one row per labelled result (columns :data:`TABLE_COLUMNS`), followed by the
     definitions of the columns and per-row counts (face frames, still pairs, frames without a person).
-    Unmeasured values print as ``n/a``."""
+    Unmeasured values print as ``n/a``.
+
+    Args:
+        results: the rows, by label.
+        generator_ms_per_frame: the generator's timing of the rows that have one, by label.
+        limb_agreement: by row label, then by source name: :class:`LimbAgreement` of the row's model driven
+            by that source. Each source named anywhere adds two columns after the body-region measures
+            (limb directions' median / p90 in degrees; elbows and wrists missed), ``n/a`` in the rows without
+            it; None or empty adds none.
+    """
     timings = generator_ms_per_frame or {}
-    header = "| model | " + " | ".join(title for _, title, _ in TABLE_COLUMNS) + " |"
-    lines = [header, "|---|" + "---:|" * len(TABLE_COLUMNS)]
+    agreements = limb_agreement or {}
+    sources = list(dict.fromkeys(name for by_source in agreements.values() for name in by_source))
+    split = [key for key, _, _ in TABLE_COLUMNS].index(LIMB_COLUMNS_AFTER) + 1
+    titles = [title for _, title, _ in TABLE_COLUMNS]
+    limb_titles = [
+        title
+        for name in sources
+        for title in (f"limb dir. median / p90 (deg), {name}", f"elbows+wrists missed, {name}")
+    ]
+    titles[split:split] = limb_titles
+    header = "| model | " + " | ".join(titles) + " |"
+    lines = [header, "|---|" + "---:|" * len(titles)]
     notes = []
     thresholds = set()
+    limb_thresholds: set[float] = set()
     margins = set()
     for label, result in results.items():
         row = {**result.summary(), "generator_ms_per_frame": timings.get(label, math.nan)}
         cells = [_format(row[key], spec) for key, _, spec in TABLE_COLUMNS]
+        limb_cells = []
+        source_notes = []
+        for name in sources:
+            agreement = agreements.get(label, {}).get(name)
+            if agreement is None:
+                limb_cells += ["n/a", "n/a"]
+                continue
+            limb_cells += [
+                f"{_format(agreement.median_deg, '{:.1f}')} / {_format(agreement.p90_deg, '{:.1f}')}",
+                _format(agreement.missed_arm_joint_rate, "{:.1%}"),
+            ]
+            source_notes.append(
+                f"- {label}, driven by {name}: {agreement.num_frames} frames, {agreement.num_measurements} "
+                f"limb angles, {agreement.num_source_arm_joints} source elbows and wrists; nobody found in "
+                f"{agreement.num_frames_without_person} generated frames; sides swapped on "
+                f"{agreement.num_frames_mirrored}"
+            )
+            limb_thresholds.add(agreement.confidence_threshold)
+        cells[split:split] = limb_cells
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
         notes.append(
             f"- {label}: body scored on {result.body.num_frames}/{result.frame.num_frames} frames, face on "
@@ -679,6 +1050,7 @@ def markdown_table(
             f"change there: {_format(result.temporal.real_still_change_levels, '{:.2f}')} levels); nobody "
             f"found in {result.pose.num_frames_without_person} generated frames"
         )
+        notes += source_notes
         thresholds.add((result.pose.confidence_threshold, result.temporal.still_threshold_px))
         margins.add(result.body_margin_frac)
     margin = " / ".join(f"{m:.0%}" for m in sorted(margins))
@@ -688,6 +1060,17 @@ def markdown_table(
         "Body SSIM, PSNR: over the ground-truth person's bounding box (its mask where the data has one, "
         f"else its keypoints) grown by {margin} of the box's width and height on each side, clipped to the "
         "canvas; frames without a person are not scored (EDN's body SSIM).",
+    ]
+    if sources:
+        definitions.append(
+            "Limb dir. (unseen poses, no ground truth): the model driven by a source video through the "
+            "offline retargeting; the target's pose estimator on each source frame and on the frame "
+            "generated from it; for each limb found in both, the angle between its two 2-D directions "
+            "(bone-length retargeting keeps the source's joint angles); median / 90th percentile over all "
+            "limbs of all frames, in degrees. Elbows+wrists missed: share of the source's found elbows and "
+            "wrists that the estimator does not find on the generated frame."
+        )
+    definitions += [
         "Pose distance: the target's pose estimator (MediaPipe Pose by default) on each generated frame, "
         "mean distance in pixels of the output between found joints and the driving joints; missed joints: "
         "share of present driving joints it did not find (EDN Tables 3-4).",
@@ -696,6 +1079,8 @@ def markdown_table(
     ]
     for confidence, still in sorted(thresholds):
         definitions.append(f"Joint confidence threshold {confidence:g}; stillness threshold {still:g} px.")
+    for confidence in sorted(limb_thresholds - {c for c, _ in thresholds}):
+        definitions.append(f"Limb directions' joint confidence threshold {confidence:g}.")
     return "\n".join([*lines, "", *(f"- {d}" for d in definitions), *notes]) + "\n"
 
 

@@ -164,15 +164,16 @@ def generator_spec(config: FitConfig, kind: str, downscale: int = 1) -> Generato
     if kind != "local":
         raise ValueError(f"main generator kind must be 'global' or 'local', got {kind!r}")
     return GeneratorSpec(
-        "local", g.ngf, g.n_downsample, g.n_blocks, config.local.n_blocks, downscale, generator_inputs(g)
-    )
+        "local", g.ngf, g.n_downsample, g.n_blocks, config.local.n_blocks, downscale, generator_inputs(g),
+        blend_prior=g.blend_prior, composite_over=g.composite_over,
+    )  # fmt: skip
 
 
 def _global_stage_spec(config: GeneratorConfig, downscale: int = 1) -> GeneratorSpec:
     """The global stage's network (``config.kind``: "global" or "mobile") at ``downscale``."""
     return GeneratorSpec(
         config.kind, config.ngf, config.n_downsample, config.n_blocks, 0, downscale,
-        generator_inputs(config), config.background_hw,
+        generator_inputs(config), config.background_hw, config.blend_prior, config.composite_over,
     )  # fmt: skip
 
 

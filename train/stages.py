@@ -368,7 +368,8 @@ def main_stage_losses(
     discriminator): D judges ``concat(stick_prev, stick, frame_prev, frame)`` against the generated pair;
     G minimizes LSGAN + ``lambda_feature_matching`` x feature matching + ``lambda_vgg`` x VGG (when loaded)
     + ``lambda_pose_mask_l1`` x PG2's pose-mask L1 + ``lambda_l1`` x L1 + ``distill.lambda_l1`` x the L1 to
-    the ``teacher``'s frames (when given), the image terms summed over both unrolled frames."""
+    the ``teacher``'s frames (when given), the image terms summed over both unrolled frames, + for a
+    compositing generator ``lambda_alpha_mask`` x the L1 between frame ``t``'s alpha and its person mask."""
     gen_prev, gen = _unroll(generator, batch, generator_inputs(config.generator))
     stick, frame, mask = batch["stick_figure"], batch["frame"], batch["mask"]
     if gen_prev is not None:
@@ -399,6 +400,11 @@ def main_stage_losses(
         loss_vgg = frames_per_item * vgg(generated, targets)
         loss_g = loss_g + weights.lambda_vgg * loss_vgg
         logged["loss_g_vgg"] = loss_vgg
+    alpha = getattr(getattr(generator, "module", generator), "last_alpha", None)  # frame t's (DDP: .module)
+    if weights.lambda_alpha_mask > 0 and alpha is not None:
+        loss_alpha = l1_loss(alpha, mask)
+        loss_g = loss_g + weights.lambda_alpha_mask * loss_alpha
+        logged["loss_g_alpha_mask"] = loss_alpha
     if teacher is not None:
         teacher_prev, teacher_gen = teacher.unroll(batch)
         if gen_prev is None:

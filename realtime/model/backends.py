@@ -35,6 +35,19 @@ class BackendError(RuntimeError):
     """An engine file that cannot be loaded or run."""
 
 
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``device`` with an explicit index for CUDA: ``"cuda"`` becomes ``cuda:N`` for the current device N.
+
+    PyTorch compares devices by type and index, and ``torch.device("cuda") != torch.device("cuda", 0)``
+    although the tensors of both live on ``cuda:0`` (pytorch/pytorch#115405): a backend that kept the
+    index-less device would refuse every caller's ``out=`` tensor. CPU devices are returned unchanged.
+    """
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        return torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
 class InferenceBackend(ABC):
     """A loaded network. :meth:`run` is safe to call from several threads.
 
@@ -93,7 +106,8 @@ class InferenceBackend(ABC):
     ) -> torch.Tensor:
         if out is not None and name in out:
             given = out[name]
-            if tuple(given.shape) != shape or given.dtype != torch.float32 or given.device != self.device:
+            on_device = resolve_device(given.device) == resolve_device(self.device)
+            if tuple(given.shape) != shape or given.dtype != torch.float32 or not on_device:
                 raise BackendError(
                     f"{self.name}: out[{name!r}] is {given.dtype} {tuple(given.shape)} on {given.device}, "
                     f"expected float32 {shape} on {self.device}"
@@ -122,17 +136,23 @@ class OnnxRuntimeBackend(InferenceBackend):
 
     Args:
         path: the ``.onnx`` file.
-        providers: ONNX Runtime execution providers (default: from ``device``).
+        providers: ONNX Runtime execution providers, names or ``(name, options)`` (default: from ``device``).
         threads: intra-op threads (0 = ONNX Runtime's default, all cores).
-        device: "cuda" (the CUDA provider, from the ``onnxruntime-gpu`` package), "cpu", or None (CUDA where
-            ONNX Runtime offers it, else CPU). Ignored when ``providers`` is given.
+        device: "cuda" or "cuda:N" (the CUDA provider, from the ``onnxruntime-gpu`` package, on device N;
+            "cuda" is PyTorch's current device), "cpu", or None (CUDA where ONNX Runtime offers it and
+            PyTorch sees a device, else CPU, with a warning if the CUDA provider does not start). Ignored
+            when ``providers`` is given.
+
+    The backend's :attr:`device` is the one the session really runs on: ONNX Runtime silently falls back to
+    the CPU when its CUDA provider cannot start, so the session's active providers are checked after it is
+    made (ONNX Runtime's Python API, ``InferenceSession.get_providers`` and ``get_provider_options``).
 
     On CUDA, ONNX Runtime runs on its own stream: each run first waits for PyTorch's current stream (so the
     inputs written there are complete), and ONNX Runtime synchronizes its outputs before returning.
 
     Raises:
-        BackendError: if the file is missing, ONNX Runtime cannot load it, or ``device="cuda"`` without the
-            CUDA provider.
+        BackendError: if the file is missing, ONNX Runtime cannot load it, or CUDA was asked for (``device``
+            or ``providers``) and the session does not run on the CUDA provider.
     """
 
     name = "onnxruntime"
@@ -140,7 +160,7 @@ class OnnxRuntimeBackend(InferenceBackend):
     def __init__(
         self,
         path: str | os.PathLike[str],
-        providers: list[str] | None = None,
+        providers: list[str | tuple[str, dict[str, Any]]] | None = None,
         threads: int = 0,
         device: str | torch.device | None = None,
     ) -> None:
@@ -159,28 +179,53 @@ class OnnxRuntimeBackend(InferenceBackend):
         # generator run alone on an idle machine was no slower (31.0 vs 32.1 ms).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         available = ort.get_available_providers()
-        kind = None if device is None else torch.device(device).type
-        if providers is None and kind == "cuda":
+        wanted = None if device is None else resolve_device(device)
+        automatic = providers is None and device is None
+        if providers is None and wanted is not None and wanted.type == "cuda":
             if "CUDAExecutionProvider" not in available:
                 raise BackendError(
                     f"ONNX Runtime has no CUDA provider here (available: {available}); install "
                     "onnxruntime-gpu in place of onnxruntime, or run on the CPU"
                 )
-            providers = ["CUDAExecutionProvider"]
-        elif providers is None and kind == "cpu":
+            providers = [("CUDAExecutionProvider", {"device_id": wanted.index}), "CPUExecutionProvider"]
+        elif providers is None and wanted is not None:
             providers = ["CPUExecutionProvider"]
         elif providers is None:
-            providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+            cuda = "CUDAExecutionProvider" in available and torch.cuda.is_available()
+            if cuda:
+                wanted = resolve_device("cuda")
+                providers = [("CUDAExecutionProvider", {"device_id": wanted.index}), "CPUExecutionProvider"]
+            else:
+                providers = ["CPUExecutionProvider"]
+        asked_cuda = any(_provider_name(p) == "CUDAExecutionProvider" for p in providers)
+        if asked_cuda and automatic:
+            log.info("onnxruntime backend: CUDA offered, trying it on %s", wanted)
         try:
             self._session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own untyped exceptions for corrupt models
             raise BackendError(f"ONNX Runtime cannot load {path}: {exc}") from exc
-        on_cuda = self._session.get_providers()[0] == "CUDAExecutionProvider"
-        self.device = torch.device("cuda", 0) if on_cuda else torch.device("cpu")
+        active = list(self._session.get_providers())
+        on_cuda = bool(active) and active[0] == "CUDAExecutionProvider"
+        if asked_cuda and not on_cuda and automatic:
+            log.warning("onnxruntime backend: the CUDA provider did not start; %s runs on the CPU", path.name)
+        elif asked_cuda and not on_cuda:
+            # ONNX Runtime falls back to the CPU with only a log line when the CUDA provider cannot start
+            # (no CUDA or cuDNN libraries of its build, no device): every frame would run on the CPU.
+            raise BackendError(
+                f"ONNX Runtime was asked for CUDA but its session for {path.name} runs on {active} (the CUDA "
+                "provider did not start: check that onnxruntime-gpu's CUDA and cuDNN versions are installed, "
+                "see ONNX Runtime's log above), or run on the CPU (device='cpu')"
+            )
+        if on_cuda:
+            options_now = self._session.get_provider_options().get("CUDAExecutionProvider", {})
+            index = int(options_now.get("device_id", wanted.index if wanted is not None else 0))
+            self.device = torch.device("cuda", index)
+        else:
+            self.device = torch.device("cpu")
         self.input_names = tuple(i.name for i in self._session.get_inputs())
         self.output_names = tuple(o.name for o in self._session.get_outputs())
         self._output_dims = {o.name: tuple(o.shape) for o in self._session.get_outputs()}
-        log.info("onnxruntime backend: %s on %s", path.name, self._session.get_providers()[0])
+        log.info("onnxruntime backend: %s on %s (%s)", path.name, active[0], self.device)
 
     def output_shapes(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
         first = inputs[self.input_names[0]].shape
@@ -192,7 +237,7 @@ class OnnxRuntimeBackend(InferenceBackend):
     def _run(self, inputs: Mapping[str, torch.Tensor], outputs: Mapping[str, torch.Tensor]) -> None:
         binding = self._session.io_binding()
         kind = self.device.type
-        index = self.device.index or 0
+        index = self.device.index if self.device.index is not None else 0
         for name, tensor in inputs.items():
             binding.bind_input(name, kind, index, np.float32, tuple(tensor.shape), tensor.data_ptr())
         for name, tensor in outputs.items():
@@ -203,6 +248,11 @@ class OnnxRuntimeBackend(InferenceBackend):
             self._session.run_with_iobinding(binding)
         except Exception as exc:  # onnxruntime's exceptions have no common public base class
             raise BackendError(f"ONNX Runtime run failed: {exc}") from exc
+
+
+def _provider_name(provider: str | tuple[str, dict[str, Any]]) -> str:
+    """The name of an ONNX Runtime provider given as a name or as ``(name, options)``."""
+    return provider if isinstance(provider, str) else provider[0]
 
 
 #: Autocast dtype of each :class:`TorchBackend` precision ("fp32": no autocast).
@@ -249,7 +299,8 @@ class TorchBackend(InferenceBackend):
     For a GPU without TensorRT: ``precision="fp16"`` runs under ``torch.autocast`` with every normalization
     layer kept in float32 (:func:`keep_norms_fp32`); ``channels_last`` stores weights and inputs NHWC (the
     layout tensor cores' convolutions take); ``cuda_graph`` captures the forward pass once per input shape
-    into a ``torch.cuda.CUDAGraph`` after warm-up runs on a side stream (PyTorch's "CUDA Graphs" notes), then
+    into a ``torch.cuda.CUDAGraph`` after warm-up runs on a side stream (PyTorch's "CUDA Graphs" notes; the
+    ``"thread_local"`` capture mode, so other threads' CUDA calls do not break a capture), then
     each run copies the inputs into the static buffers and replays it. Inputs and outputs stay float32.
 
     Args:
@@ -280,7 +331,7 @@ class TorchBackend(InferenceBackend):
             module = load_weights(path, map_location=device)
         except (OSError, WeightsError) as exc:
             raise BackendError(f"cannot load PyTorch weights {path}: {exc}") from exc
-        self._init(module, torch.device(device), precision, channels_last, cuda_graph)
+        self._init(module, resolve_device(device), precision, channels_last, cuda_graph)
 
     @classmethod
     def from_module(
@@ -298,7 +349,7 @@ class TorchBackend(InferenceBackend):
             BackendError: if ``module`` declares no inputs, or as the constructor.
         """
         backend = cls.__new__(cls)
-        backend._init(module, torch.device(device), precision, channels_last, cuda_graph)
+        backend._init(module, resolve_device(device), precision, channels_last, cuda_graph)
         return backend
 
     def _init(
@@ -364,7 +415,8 @@ class TorchBackend(InferenceBackend):
                     self._forward(static)
             torch.cuda.current_stream(self.device).wait_stream(side)
             graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
+            # thread_local: CUDA calls of the server's other threads during the capture do not break it
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
                 result = self._forward(static)
             self._graphs[key] = (graph, static, result)
             log.info("torch backend: captured a CUDA graph for input shapes %s", list(key))

@@ -20,7 +20,7 @@ import numpy as np
 
 from kernels.rasterize import RenderParams
 from realtime.catalog import DEFAULT_POSE_ESTIMATOR
-from realtime.model.inputs import TEMPORAL_INPUTS, GeneratorInputs, InputRole, check_target_tensor
+from realtime.model.inputs import TEMPORAL_INPUTS, GeneratorInputs, InputRole, TensorSpec, target_value_shape
 from realtime.pose.normalize import BodyStats
 from realtime.pose.skeleton import SKELETON_NAME
 
@@ -219,22 +219,40 @@ def target_inputs_path(engine: str | os.PathLike[str]) -> Path:
     return engine.with_name(engine.stem + TARGET_INPUTS_SUFFIX)
 
 
-def write_target_inputs(engine: str | os.PathLike[str], values: Mapping[str, np.ndarray]) -> TargetInputsFile:
-    """Write the per-target inputs beside ``engine`` (atomically), as float16 ``(C, H, W)`` arrays by name.
+def write_target_inputs(
+    engine: str | os.PathLike[str], values: Mapping[str, np.ndarray], inputs: GeneratorInputs | None = None
+) -> TargetInputsFile:
+    """Write a target's per-target values beside ``engine`` (atomically), by name: the ``per_target`` inputs
+    as float16 ``(C, H, W)``, the target data (keypoints in pixels among them) as float32.
 
     Args:
         engine: the engine file.
-        values: float ``(C, H, W)`` in [0, 1] (or ``(1, C, H, W)``) by input name.
+        values: every value of ``inputs.target_values`` by name: float ``(C, H, W)`` in [0, 1] (or
+            ``(1, C, H, W)``); target data ``(C, ...)`` (or ``(1, C, ...)``).
+        inputs: the generator's declaration (which values are inputs and which are data); None: every value
+            is a ``per_target`` input of as many channels as it has.
 
     Returns:
         the sidecar's entry for the file (put it in :attr:`TargetBundle.target_inputs`).
+
+    Raises:
+        KeyError: for a value of ``inputs.target_values`` missing from ``values``.
+        ValueError: for a value of the wrong shape.
     """
     path = target_inputs_path(engine)
     tmp = path.with_name(path.name + ".tmp.npz")
-    arrays = {
-        name: np.asarray(value, np.float32).reshape(np.shape(value)[-3:]) for name, value in values.items()
-    }
-    np.savez(tmp, **{name: value.astype(np.float16) for name, value in arrays.items()})
+    arrays = {}
+    specs = (
+        inputs.target_values
+        if inputs is not None
+        else tuple(TensorSpec(name, np.shape(v)[-3], InputRole.PER_TARGET) for name, v in values.items())
+    )
+    for spec in specs:
+        value = np.asarray(values[spec.name], np.float32)
+        canvas_hw = (int(value.shape[-2]), int(value.shape[-1]))  # a per_target input's own canvas
+        value = value.reshape(target_value_shape(spec, value.shape, canvas_hw))
+        arrays[spec.name] = value.astype(np.float16 if spec.role is InputRole.PER_TARGET else np.float32)
+    np.savez(tmp, **arrays)
     os.replace(tmp, path)
     return TargetInputsFile(path.name, file_sha256(path))
 
@@ -243,14 +261,14 @@ def read_target_inputs(engine: str | os.PathLike[str], bundle: TargetBundle) -> 
     """The per-target inputs of ``bundle``'s generator from the file its sidecar names beside ``engine``.
 
     Returns:
-        ``{name: float32 (C, H, W) in [0, 1]}`` for every ``per_target`` input of ``bundle.generator_inputs``
-        (empty when it has none).
+        ``{name: float32 (C, H, W) in [0, 1]}`` for every ``per_target`` input of ``bundle.generator_inputs``,
+        and ``{name: float32 (C, ...)}`` for its target data (empty when it has none).
 
     Raises:
         BundleError: naming the file and the fix, if the sidecar names no file, the file is missing, its
             hash differs from the sidecar's, or an input is missing from it or has the wrong shape.
     """
-    specs = bundle.generator_inputs.with_role(InputRole.PER_TARGET)
+    specs = bundle.generator_inputs.target_values
     if not specs:
         return {}
     again = "export the target again (python -m export.onnx CHECKPOINT OUT.onnx) and copy all its files"
@@ -279,8 +297,7 @@ def read_target_inputs(engine: str | os.PathLike[str], bundle: TargetBundle) -> 
                         f"(it holds {sorted(stored.files)}); {again}"
                     )
                 value = stored[spec.name].astype(np.float32)
-                check_target_tensor(spec, value, canvas_hw)
-                out[spec.name] = value.reshape(spec.channels, *canvas_hw)
+                out[spec.name] = value.reshape(target_value_shape(spec, value.shape, canvas_hw))
     except (OSError, ValueError) as error:
         if isinstance(error, BundleError):
             raise

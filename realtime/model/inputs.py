@@ -8,12 +8,18 @@ name, a channel count and a role:
   at run time exactly what it was trained on.
 - ``state``: the generator's own previous output (Everybody Dance Now's temporal conditioning, Chan et al.
   2019, Sec. 3.2): zeros for a sequence's first frame, then the last generated frame.
-- ``per_target``: fixed for a target (a reference appearance, a background plate). Each has a *target
-  producer*, run once per target on its training frames (:class:`TargetFrames`) when the data is prepared (or
-  on first use, for one declared later; :func:`train.dataset.load_target_inputs`); the result travels with
+- ``per_target``: fixed for a target (a background plate). Each has a *target producer*, run once per
+  target on its training frames (:class:`TargetFrames`) when the data is prepared (or on first use, for one
+  declared later; :func:`train.dataset.load_target_inputs`); the result travels with
   the checkpoint into the bundle (``NAME.target_inputs.npz`` beside the sidecar), is loaded once per target
   (:class:`realtime.model.pipeline.Target`) and fed every frame, as FasterLivePortrait prepares its source
   once and runs per frame. Per-frame producers see them in :attr:`FrameContext.per_target`.
+- ``target_data``: fixed for a target like a ``per_target`` input, made, stored, bundled and loaded the same
+  way, but never fed to the generator: data that a per-frame producer reads (the reference appearance's
+  images and keypoints, from which the warped appearance prior is made every frame). A per-frame input
+  names the target data its producer reads (``declare_input(..., needs=...)``), and a model that takes the
+  input carries that data (:attr:`GeneratorInputs.target_data`). Its value is a float32 array of any shape
+  whose first axis has ``channels`` entries (finite; not limited to [0, 1]: keypoints are in pixels).
 
 A model's :class:`GeneratorInputs` is an ordered selection of declared inputs. Its order is the order in
 which the generator concatenates its input channels and the order of the exported graph's inputs. Models
@@ -41,15 +47,17 @@ class InputRole(str, enum.Enum):
     PER_FRAME = "per_frame"
     STATE = "state"
     PER_TARGET = "per_target"
+    TARGET_DATA = "target_data"
 
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """One named tensor of a generator: float32 ``(B, channels, H, W)`` in [0, 1].
+    """One named tensor of a generator: float32 ``(B, channels, H, W)`` in [0, 1] (``target_data``: float32
+    ``(channels, ...)``, see the module docstring).
 
     Attributes:
         name: the tensor's name in batches, engines and sidecars (a Python identifier).
-        channels: channel count (>= 1).
+        channels: channel count (>= 1); for ``target_data``, the size of the value's first axis.
         role: where the value comes from (:class:`InputRole`); an output's role is ``per_frame``.
         description: one line for people.
 
@@ -108,14 +116,20 @@ class FrameContext:
         joints_px: float32 ``(B, NUM_JOINTS, 2)``, joint x, y in canvas pixels (NaN where missing).
         confidence: float32 ``(B, NUM_JOINTS)`` in [0, 1].
         stick_figure: float32 ``(B, 3, H, W)`` in [0, 1], the stick figure already drawn for these poses.
-        per_target: the target's ``per_target`` inputs by name, float32 ``(1, C, H, W)`` in [0, 1] on the
-            context's device (the same for every item of the batch); empty for a model without any.
+        per_target: the target's ``per_target`` inputs and ``target_data`` by name, float32 ``(1, C, H, W)``
+            in [0, 1] (target data: ``(1, C, ...)``) on the context's device (the same for every item of the
+            batch); empty for a model without any.
+        frame_indices: int64 ``(B,)``, the poses' frame indices in the target's prepared video when they are
+            the target's own training frames (training), else None (live, offline, evaluation). A producer
+            that draws on the target's frames (the appearance prior) uses them to avoid the frame itself,
+            so that the network learns pose transfer rather than recall (Balakrishnan et al. 2018, Sec. 3.5).
     """
 
     joints_px: torch.Tensor
     confidence: torch.Tensor
     stick_figure: torch.Tensor
     per_target: Mapping[str, torch.Tensor] = field(default_factory=dict)
+    frame_indices: torch.Tensor | None = None
 
     @property
     def batch(self) -> int:
@@ -177,40 +191,59 @@ TargetProducer = Callable[[TargetFrames], np.ndarray]
 _DECLARED: dict[str, TensorSpec] = {}
 _PRODUCERS: dict[str, Producer] = {}
 _TARGET_PRODUCERS: dict[str, TargetProducer] = {}
+_NEEDS: dict[str, tuple[str, ...]] = {}
+_TARGET_ROLES = (InputRole.PER_TARGET, InputRole.TARGET_DATA)
 
 
 def declare_input(
-    spec: TensorSpec, producer: Producer | TargetProducer | None = None, *, replace: bool = False
+    spec: TensorSpec,
+    producer: Producer | TargetProducer | None = None,
+    *,
+    needs: Sequence[str] = (),
+    replace: bool = False,
 ) -> TensorSpec:
-    """Declare a generator input (once per process; idempotent for the same spec and producer).
+    """Declare a generator input, or target data (once per process; idempotent for the same spec, producer
+    and needs).
 
     Args:
         spec: the input.
-        producer: required for a ``per_frame`` input (a :data:`Producer`) and a ``per_target`` one (a
-            :data:`TargetProducer`), forbidden for a ``state`` input.
+        producer: required for a ``per_frame`` input (a :data:`Producer`) and a ``per_target`` input or
+            ``target_data`` (a :data:`TargetProducer`), forbidden for a ``state`` input.
+        needs: for a ``per_frame`` input, the names of the ``target_data`` its producer reads from
+            :attr:`FrameContext.per_target` (declared already); a model that takes the input carries them.
         replace: allow redeclaring a name with another spec or producer (tests).
 
     Returns:
         ``spec``.
 
     Raises:
-        ValueError: if a ``per_frame`` or ``per_target`` input has no producer (or a state input has one), or
-            the name is declared already with another spec or producer and ``replace`` is False.
+        ValueError: if a ``per_frame``, ``per_target`` or ``target_data`` spec has no producer (or a state
+            input has one), ``needs`` names something that is not declared ``target_data`` (or is given for
+            another role), or the name is declared already with another spec, producer or needs and
+            ``replace`` is False.
     """
     if (spec.role is not InputRole.STATE) != (producer is not None):
         raise ValueError(
-            f"{spec.name}: a per_frame or per_target input needs a producer, and a state input has none"
+            f"{spec.name}: a per_frame, per_target or target_data spec needs a producer, and a state input "
+            "has none"
         )
+    needs = tuple(needs)
+    if needs and spec.role is not InputRole.PER_FRAME:
+        raise ValueError(f"{spec.name}: only a per_frame input's producer reads target data (needs)")
+    for name in needs:
+        if name not in _DECLARED or _DECLARED[name].role is not InputRole.TARGET_DATA:
+            raise ValueError(f"{spec.name} needs {name!r}, which is not declared as target_data")
     if not replace and spec.name in _DECLARED:
         known = _PRODUCERS.get(spec.name, _TARGET_PRODUCERS.get(spec.name))
-        if _DECLARED[spec.name] != spec or known is not producer:
+        if _DECLARED[spec.name] != spec or known is not producer or _NEEDS.get(spec.name, ()) != needs:
             raise ValueError(f"generator input {spec.name!r} is declared already as {_DECLARED[spec.name]}")
         return spec
     forget_input(spec.name)
     _DECLARED[spec.name] = spec
     if spec.role is InputRole.PER_FRAME:
         _PRODUCERS[spec.name] = producer  # type: ignore[assignment]
-    elif spec.role is InputRole.PER_TARGET:
+        _NEEDS[spec.name] = needs
+    elif spec.role in _TARGET_ROLES:
         _TARGET_PRODUCERS[spec.name] = producer  # type: ignore[assignment]
     return spec
 
@@ -220,6 +253,7 @@ def forget_input(name: str) -> None:
     _DECLARED.pop(name, None)
     _PRODUCERS.pop(name, None)
     _TARGET_PRODUCERS.pop(name, None)
+    _NEEDS.pop(name, None)
 
 
 def declared_inputs(role: InputRole | None = None) -> tuple[TensorSpec, ...]:
@@ -244,41 +278,54 @@ declare_input(PREVIOUS_FRAME)
 
 @dataclass(frozen=True)
 class GeneratorInputs:
-    """A generator's ordered inputs and its output.
+    """A generator's ordered inputs and its output, and the target data its inputs' producers read.
 
     Attributes:
         inputs: the inputs, in channel-concatenation and graph-input order.
         output: the generated tensor (its name is the graph's output name).
+        target_data: ``target_data`` specs that producers of ``inputs`` read (never fed to the network);
+            stored, bundled and loaded with the ``per_target`` inputs.
 
     Raises:
-        ValueError: for no inputs, duplicate names, or a state input whose channels differ from the output's
-            (a state input is fed the previous output).
+        ValueError: for no inputs, duplicate names, a state input whose channels differ from the output's
+            (a state input is fed the previous output), a ``target_data`` spec among the inputs or another
+            role among ``target_data``.
     """
 
     inputs: tuple[TensorSpec, ...]
     output: TensorSpec = FRAME
+    target_data: tuple[TensorSpec, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "target_data", tuple(self.target_data))
         names = [spec.name for spec in self.inputs]
         if not names:
             raise ValueError("a generator needs at least one input")
-        if len(set(names)) != len(names) or self.output.name in names:
-            raise ValueError(f"generator tensor names must be unique, got {names} -> {self.output.name}")
+        everything = [*names, self.output.name, *(spec.name for spec in self.target_data)]
+        if len(set(everything)) != len(everything):
+            raise ValueError(f"generator tensor names must be unique, got {everything}")
         for spec in self.inputs:
+            if spec.role is InputRole.TARGET_DATA:
+                raise ValueError(f"{spec.name} is target data, not a generator input: list it in target_data")
             if spec.role is InputRole.STATE and spec.channels != self.output.channels:
                 raise ValueError(
                     f"state input {spec.name} has {spec.channels} channels but the output "
                     f"{self.output.name} has {self.output.channels}"
                 )
+        for spec in self.target_data:
+            if spec.role is not InputRole.TARGET_DATA:
+                raise ValueError(f"{spec.name} ({spec.role.value}) listed as target_data")
 
     @classmethod
     def of(cls, names: Sequence[str], output: TensorSpec = FRAME) -> GeneratorInputs:
-        """The declared inputs ``names`` in that order.
+        """The declared inputs ``names`` in that order, with the target data their producers read.
 
         Raises:
             KeyError: for a name that is not declared (:func:`declare_input`).
         """
-        return cls(tuple(declared_input(name) for name in names), output)
+        inputs = tuple(declared_input(name) for name in names)
+        needed = dict.fromkeys(need for name in names for need in _NEEDS.get(name, ()))
+        return cls(inputs, output, tuple(declared_input(name) for name in needed))
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -294,11 +341,25 @@ class GeneratorInputs:
         """Whether the generator is conditioned on its previous output."""
         return any(spec.role is InputRole.STATE for spec in self.inputs)
 
+    @property
+    def target_values(self) -> tuple[TensorSpec, ...]:
+        """Everything a target carries for this generator: its ``per_target`` inputs, then its target data
+        (what the prepared data, the checkpoint and ``NAME.target_inputs.npz`` store)."""
+        return (*self.with_role(InputRole.PER_TARGET), *self.target_data)
+
     def with_role(self, role: InputRole) -> tuple[TensorSpec, ...]:
+        if role is InputRole.TARGET_DATA:
+            return self.target_data
         return tuple(spec for spec in self.inputs if spec.role is role)
 
     def to_json(self) -> dict[str, Any]:
-        return {"inputs": [spec.to_json() for spec in self.inputs], "output": self.output.to_json()}
+        data: dict[str, Any] = {
+            "inputs": [spec.to_json() for spec in self.inputs],
+            "output": self.output.to_json(),
+        }
+        if self.target_data:
+            data["target_data"] = [spec.to_json() for spec in self.target_data]
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> GeneratorInputs:
@@ -306,6 +367,7 @@ class GeneratorInputs:
         return cls(
             tuple(TensorSpec.from_json(entry) for entry in data["inputs"]),
             TensorSpec.from_json(data["output"]),
+            tuple(TensorSpec.from_json(entry) for entry in data.get("target_data", ())),
         )
 
 
@@ -342,45 +404,69 @@ def produce_frame_inputs(spec: GeneratorInputs, context: FrameContext) -> dict[s
 
 
 def produce_target_input(spec: TensorSpec, frames: TargetFrames) -> np.ndarray:
-    """A ``per_target`` input made by its target producer from the target's training frames.
+    """A ``per_target`` input (or ``target_data``) made by its target producer from the target's training
+    frames.
 
     Returns:
-        float32 ``(channels, H, W)`` in [0, 1] at the frames' canvas.
+        float32 ``(channels, H, W)`` in [0, 1] at the frames' canvas; for target data, float32
+        ``(channels, ...)``, finite.
 
     Raises:
-        KeyError: if ``spec`` is not a ``per_target`` input with a producer in this process (declare it
-            first).
+        KeyError: if ``spec`` is not a ``per_target`` input or target data with a producer in this process
+            (declare it first).
         ValueError: if the producer returns the wrong shape or dtype, or values outside [0, 1] (or NaN).
     """
-    if spec.role is not InputRole.PER_TARGET or spec.name not in _TARGET_PRODUCERS:
+    if spec.role not in _TARGET_ROLES or spec.name not in _TARGET_PRODUCERS:
         raise KeyError(
             f"generator input {spec.name!r} has no target producer in this process; declare it first "
-            "(declare_input with a per_target TensorSpec and its producer)"
+            "(declare_input with a per_target or target_data TensorSpec and its producer)"
         )
     value = np.asarray(_TARGET_PRODUCERS[spec.name](frames))
-    expected = (spec.channels, *frames.canvas_hw)
-    if value.dtype != np.float32 or value.shape != expected:
-        raise ValueError(
-            f"the target producer of {spec.name} returned {value.dtype} {value.shape}, expected float32 "
-            f"{expected}"
-        )
-    if not (np.isfinite(value).all() and value.min() >= 0.0 and value.max() <= 1.0):
-        raise ValueError(f"the target producer of {spec.name} returned values outside [0, 1] (or NaN)")
+    if value.dtype != np.float32:
+        raise ValueError(f"the target producer of {spec.name} returned {value.dtype}, expected float32")
+    check_target_tensor(spec, value, frames.canvas_hw)
+    if not np.isfinite(value).all():
+        raise ValueError(f"the target producer of {spec.name} returned NaN or infinite values")
+    if spec.role is InputRole.PER_TARGET and not (value.min() >= 0.0 and value.max() <= 1.0):
+        raise ValueError(f"the target producer of {spec.name} returned values outside [0, 1]")
     return value
+
+
+def target_value_shape(
+    spec: TensorSpec, value_shape: Sequence[int], canvas_hw: tuple[int, int]
+) -> tuple[int, ...]:
+    """The shape a per-target value is stored and loaded with: ``(channels, H, W)`` for a ``per_target``
+    input, and the value's own shape without a leading batch axis of 1 for target data.
+
+    Raises:
+        ValueError: as :func:`check_target_tensor`.
+    """
+    shape = tuple(int(v) for v in value_shape)
+    if spec.role is InputRole.TARGET_DATA:
+        if len(shape) >= 2 and shape[0] == 1 and shape[1] == spec.channels:
+            shape = shape[1:]
+        if not shape or shape[0] != spec.channels:
+            raise ValueError(
+                f"target data {spec.name} has shape {shape}, expected ({spec.channels}, ...) (its first axis "
+                f"has {spec.channels} entries)"
+            )
+        return shape
+    expected = (spec.channels, *canvas_hw)
+    if shape not in (expected, (1, *expected)):
+        raise ValueError(f"per-target input {spec.name} has shape {shape}, expected {expected}")
+    return expected
 
 
 def check_target_tensor(
     spec: TensorSpec, value: torch.Tensor | np.ndarray, canvas_hw: tuple[int, int]
 ) -> None:
-    """Check one per-target value: ``(channels, H, W)`` or ``(1, channels, H, W)`` at ``canvas_hw``.
+    """Check one per-target value: ``(channels, H, W)`` or ``(1, channels, H, W)`` at ``canvas_hw`` (target
+    data: ``(channels, ...)`` or ``(1, channels, ...)``).
 
     Raises:
         ValueError: naming the input, the shape found and the one expected.
     """
-    shape = tuple(value.shape)
-    expected = (spec.channels, *canvas_hw)
-    if shape not in (expected, (1, *expected)):
-        raise ValueError(f"per-target input {spec.name} has shape {shape}, expected {expected}")
+    target_value_shape(spec, value.shape, canvas_hw)
 
 
 def assemble_inputs(

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from realtime.catalog import CANVAS_MULTIPLE_PX
-from realtime.model.inputs import FACE_INPUTS, TEMPORAL_INPUTS, GeneratorInputs
+from realtime.model.inputs import FACE_INPUTS, TEMPORAL_INPUTS, GeneratorInputs, InputRole
 
 #: Format of the inference weights file (:func:`save_weights`).
 WEIGHTS_FORMAT = "dance-live-inference-weights"
@@ -59,9 +59,20 @@ class GeneratorSpec:
         inputs: the generator's inputs and output (:mod:`realtime.model.inputs`).
         background_hw: ``(H, W)`` in pixels of a learned background image that the generator composites its
             foreground over ("mobile" only; :class:`MobileGenerator`), or ``(0, 0)`` for none.
+        blend_prior: the name of a per-frame input of four channels (RGB premultiplied by coverage, then
+            coverage: :data:`realtime.model.appearance.APPEARANCE_PRIOR`) that the generator may copy where
+            it covers the canvas (:func:`blend_with_prior`), or "" for none ("global" and "local").
+        composite_over: the name of a ``per_target`` input of ``inputs`` with the output's channels (the
+            background plate, :data:`realtime.model.plate.BACKGROUND_PLATE`) that the generator composites
+            its foreground over with a predicted alpha (:func:`composite`), or "" for none ("global",
+            "local" and "mobile"; not with a learned background). Files written before this field read as "".
+            With both, the person is blended with the prior first, then composited over the plate.
 
     Raises:
-        ValueError: for an unknown kind, sizes out of range, or a background for another kind than "mobile".
+        ValueError: for an unknown kind, sizes out of range, a background for another kind than "mobile", a
+            ``blend_prior`` that is not one of the inputs, has not four channels, or is asked of a kind that
+            cannot blend, or a ``composite_over`` that is not a per-target input of ``inputs`` with the
+            output's channels, is given for the face generator, or comes with a learned background.
     """
 
     kind: str
@@ -72,8 +83,19 @@ class GeneratorSpec:
     downscale: int = 1
     inputs: GeneratorInputs = field(default=TEMPORAL_INPUTS)
     background_hw: tuple[int, int] = (0, 0)
+    blend_prior: str = ""
+    composite_over: str = ""
 
     def __post_init__(self) -> None:
+        if self.blend_prior:
+            if self.kind not in ("global", "local"):
+                raise ValueError(f"blend_prior needs generator kind 'global' or 'local', not {self.kind!r}")
+            if self.blend_prior not in self.inputs.names:
+                raise ValueError(
+                    f"blend_prior {self.blend_prior!r} is not one of the inputs {list(self.inputs.names)}"
+                )
+            if self.inputs.inputs[self.inputs.names.index(self.blend_prior)].channels != 4:
+                raise ValueError(f"blend_prior {self.blend_prior!r} must have 4 channels (RGB and coverage)")
         background_hw = tuple(int(v) for v in self.background_hw)
         object.__setattr__(self, "background_hw", background_hw)
         if len(background_hw) != 2 or min(background_hw) < 0 or (0 in background_hw and any(background_hw)):
@@ -88,6 +110,35 @@ class GeneratorSpec:
             raise ValueError(f"generator sizes out of range: {self}")
         if self.downscale not in (1, 2) or (self.downscale == 2 and self.kind != "global"):
             raise ValueError(f"downscale must be 1, or 2 for a global generator; got {self.downscale}")
+        if self.composite_over:
+            self._check_composite_over()
+
+    def _check_composite_over(self) -> None:
+        name = self.composite_over
+        if self.kind not in COMPOSITING_KINDS:
+            raise ValueError(
+                f"composite_over={name!r}: generator kind {self.kind!r} cannot composite; one of "
+                f"{list(COMPOSITING_KINDS)} can"
+            )
+        if any(self.background_hw):
+            raise ValueError(
+                f"composite_over={name!r} and a learned background (background_hw "
+                f"{list(self.background_hw)}) are two backgrounds; keep one (set background_hw to [0, 0] or "
+                "composite_over to '')"
+            )
+        per_target = {spec.name: spec for spec in self.inputs.with_role(InputRole.PER_TARGET)}
+        spec = per_target.get(name)
+        if spec is None or spec.channels != self.inputs.output.channels:
+            raise ValueError(
+                f"composite_over={name!r} must name a per-target input of the generator with "
+                f"{self.inputs.output.channels} channels; its per-target inputs are "
+                f"{[(s.name, s.channels) for s in per_target.values()]} (add it to generator.extra_inputs)"
+            )
+
+    @property
+    def composite_index(self) -> int | None:
+        """Position of the ``composite_over`` input among the inputs, or None without one."""
+        return self.inputs.names.index(self.composite_over) if self.composite_over else None
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -106,8 +157,38 @@ class GeneratorSpec:
             raise ValueError(f"malformed generator spec: {error}") from None
 
 
+#: Generator kinds that can composite over a per-target input (``GeneratorSpec.composite_over``).
+COMPOSITING_KINDS = ("global", "local", "mobile")
+
+
 def _norm(channels: int) -> nn.Module:
     return nn.InstanceNorm2d(channels, affine=False)
+
+
+def composite(raw: Tensor, background: Tensor) -> tuple[Tensor, Tensor]:
+    """A predicted foreground composited over a background with a predicted soft alpha: vid2vid's
+    foreground-background prior (Wang et al., NeurIPS 2018, Sec. 3.2, eq. 4) and Balakrishnan et al.'s
+    separate foreground and background merged by a mask (CVPR 2018, Sec. 3.4).
+
+    Args:
+        raw: float32 ``(B, C + 1, H, W)``, unbounded: the foreground's ``C`` channels before tanh, then the
+            alpha logit.
+        background: float32 ``(B or 1, C, H, W)`` in [0, 1] (the background plate, or a learned image).
+
+    Returns:
+        ``(frame, alpha)``: float32 ``(B, C, H, W)`` in [0, 1], ``background + alpha * (foreground -
+        background)`` with ``foreground = (tanh + 1) / 2``; and ``alpha = sigmoid(logit)``, ``(B, 1, H, W)``
+        in [0, 1] (1: the person, 0: the background).
+    """
+    return alpha_over((torch.tanh(raw[:, :-1]) + 1) / 2, raw[:, -1:], background)
+
+
+def alpha_over(foreground: Tensor, alpha_logit: Tensor, background: Tensor) -> tuple[Tensor, Tensor]:
+    """:func:`composite` of a foreground already in [0, 1] (float32 ``(B, C, H, W)``, e.g. blended with an
+    appearance prior) with the alpha logit ``(B, 1, H, W)`` over ``background`` ``(B or 1, C, H, W)``:
+    returns ``(frame, alpha)`` as :func:`composite` does."""
+    alpha = torch.sigmoid(alpha_logit)
+    return background + alpha * (foreground - background), alpha
 
 
 def _check_image(name: str, image: Tensor, channels: int) -> None:
@@ -170,11 +251,22 @@ class ResnetBlock(nn.Module):
         return x + self.block(x)
 
 
-def global_layers(in_channels: int, ngf: int, n_downsample: int, n_blocks: int) -> list[nn.Module]:
+def global_layers(
+    in_channels: int,
+    ngf: int,
+    n_downsample: int,
+    n_blocks: int,
+    out_channels: int = 3,
+    *,
+    activation: bool = True,
+) -> list[nn.Module]:
     """pix2pixHD's G1 as a layer list: reflection-padded c7s1-``ngf`` conv, ``n_downsample`` stride-2 3x3
     convs doubling the channels, ``n_blocks`` residual blocks, ``n_downsample`` stride-2 transposed convs
-    halving them, reflection-padded c7s1-3 conv and tanh; every conv but the last is followed by
-    InstanceNorm2d (affine=False) and ReLU."""
+    halving them, reflection-padded c7s1-``out_channels`` conv (3: RGB; one more for a prior blend's weight,
+    one more for a composite's alpha logit: :meth:`SpecGenerator.output_channels`) and tanh; every conv but
+    the last is followed by InstanceNorm2d (affine=False) and ReLU. Without ``activation`` an identity takes
+    the tanh's place (same layer indices, so the state dict keys are unchanged): a compositing generator
+    applies its own activations (:meth:`SpecGenerator.finish`)."""
     layers: list[nn.Module] = [
         nn.ReflectionPad2d(3),
         nn.Conv2d(in_channels, ngf, kernel_size=7),
@@ -196,8 +288,32 @@ def global_layers(in_channels: int, ngf: int, n_downsample: int, n_blocks: int) 
             _norm(c // 2),
             nn.ReLU(inplace=True),
         ]
-    layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, 3, kernel_size=7), nn.Tanh()]
+    layers += [
+        nn.ReflectionPad2d(3),
+        nn.Conv2d(ngf, out_channels, kernel_size=7),
+        nn.Tanh() if activation else nn.Identity(),
+    ]
     return layers
+
+
+def blend_with_prior(raw: Tensor, prior: Tensor) -> Tensor:
+    """A generator's output blended with an appearance prior it may copy.
+
+    ``out = rgb * (1 - w * coverage) + w * prior_rgb``, where ``rgb = (raw[:, :3] + 1) / 2`` is the generated
+    image, ``w = (raw[:, 3:4] + 1) / 2`` in [0, 1] the network's per-pixel trust in the prior, and the prior's
+    RGB is premultiplied by its coverage (so that a soft part edge blends softly). A skip connection for
+    appearance, like the U-Net of Balakrishnan et al. (CVPR 2018), without changing the encoder-decoder:
+    where the warped reference is right, the network only has to say so.
+
+    Args:
+        raw: float32 ``(B, 4, H, W)`` in [-1, 1] (tanh outputs).
+        prior: float32 ``(B, 4, H, W)`` in [0, 1]: RGB premultiplied by coverage, then coverage.
+
+    Returns:
+        float32 ``(B, 3, H, W)`` in [0, 1].
+    """
+    rgb, weight = (raw[:, :3] + 1) / 2, (raw[:, 3:4] + 1) / 2
+    return rgb * (1 - weight * prior[:, 3:4]) + weight * prior[:, :3]
 
 
 #: Layers at the end of :func:`global_layers` that the local enhancer drops: reflection pad, conv, tanh.
@@ -207,13 +323,59 @@ GLOBAL_OUTPUT_LAYERS = 3
 class SpecGenerator(nn.Module):
     """What every generator built from a :class:`GeneratorSpec` has: its ``spec``, its declared ``inputs``
     (:class:`realtime.model.inputs.GeneratorInputs`), whether it is temporal, and the multiple of pixels that
-    H and W must be (``2**n_downsample`` unless a subclass says otherwise)."""
+    H and W must be (``2**n_downsample`` unless a subclass says otherwise).
+
+    A generator that composites (``spec.composite_over``) keeps, in training mode only, the alpha of its last
+    call in :attr:`last_alpha` (float32 ``(B, 1, H, W)`` in [0, 1], with its graph) for the alpha's mask
+    loss; in eval mode :attr:`last_alpha` stays None."""
 
     def __init__(self, spec: GeneratorSpec) -> None:
         super().__init__()
         self.spec = spec
         self.inputs = spec.inputs
         self.n_downsample = spec.n_downsample
+        self.composite_index = spec.composite_index
+        self.last_alpha: Tensor | None = None
+        self._prior_index = spec.inputs.names.index(spec.blend_prior) if spec.blend_prior else -1
+
+    @property
+    def blends(self) -> int:
+        """1 when the generator blends its output with an appearance prior (one more output channel), else
+        0."""
+        return int(self._prior_index >= 0)
+
+    @property
+    def output_channels(self) -> int:
+        """Channels of the last layer of a global or local generator: RGB, a prior blend's weight
+        (:attr:`blends`), a composite's alpha logit."""
+        return 3 + self.blends + int(self.composite_index is not None)
+
+    def finish(self, raw: Tensor, inputs: tuple[Tensor, ...]) -> Tensor:
+        """The output, float32 ``(B, 3, H, W)`` in [0, 1], from the last layer's ``raw``
+        ``(B, output_channels, H, W)``: tanh outputs mapped to [0, 1], blended with the prior
+        (:func:`blend_with_prior`) when the generator blends, then composited over the ``composite_over``
+        input (:func:`composite`, the person's tanh and the alpha's sigmoid applied here) when it
+        composites."""
+        if self.composite_index is None:
+            head = raw
+        else:
+            head = torch.tanh(raw[:, :-1])
+        person = (
+            (head + 1) / 2 if self._prior_index < 0 else blend_with_prior(head, inputs[self._prior_index])
+        )
+        if self.composite_index is None:
+            return person
+        return self._keep_alpha(*alpha_over(person, raw[:, -1:], inputs[self.composite_index]))
+
+    def _composite(self, raw: Tensor, background: Tensor) -> Tensor:
+        """:func:`composite` of the last layer's output ``raw`` over ``background``, keeping the alpha in
+        training mode (:attr:`last_alpha`)."""
+        return self._keep_alpha(*composite(raw, background))
+
+    def _keep_alpha(self, frame: Tensor, alpha: Tensor) -> Tensor:
+        if self.training and not torch.jit.is_tracing():
+            self.last_alpha = alpha
+        return frame
 
     @property
     def temporal(self) -> bool:
@@ -236,8 +398,11 @@ class GlobalGenerator(SpecGenerator):
     def __init__(self, spec: GeneratorSpec) -> None:
         super().__init__(spec)
         self.model = nn.Sequential(
-            *global_layers(spec.inputs.in_channels, spec.ngf, spec.n_downsample, spec.n_blocks)
-        )
+            *global_layers(
+                spec.inputs.in_channels, spec.ngf, spec.n_downsample, spec.n_blocks, self.output_channels,
+                activation=self.composite_index is None,
+            )
+        )  # fmt: skip
 
     def forward(self, *inputs: Tensor) -> Tensor:
         """Generate the frame.
@@ -247,7 +412,8 @@ class GlobalGenerator(SpecGenerator):
                 Now's: the stick figure, and the previous output, all zeros for a sequence's first frame).
 
         Returns:
-            float32 ``(B, 3, H, W)`` in [0, 1] (``(tanh + 1) / 2``).
+            float32 ``(B, 3, H, W)`` in [0, 1] (``(tanh + 1) / 2``; with ``spec.composite_over``, the
+            foreground composited over that input with the predicted alpha, :func:`composite`).
 
         Raises:
             ValueError: on a wrong count, shape or dtype, mismatched inputs, or H or W not divisible by
@@ -259,7 +425,7 @@ class GlobalGenerator(SpecGenerator):
         # In a trace (ONNX export) shapes are constants and these checks only warn; the eager call checks.
         if not torch.jit.is_tracing():
             check_generator_inputs(self.inputs, self.size_multiple_px, inputs)
-        return (self.model(concat_inputs(inputs)) + 1) / 2
+        return self.finish(self.model(concat_inputs(inputs)), inputs)
 
 
 def downsample_half(image: Tensor) -> Tensor:
@@ -291,7 +457,10 @@ class LocalEnhancer(SpecGenerator):
         if ngf % 2:
             raise ValueError(f"the local enhancer needs an even ngf (G2 has ngf / 2 channels), got {ngf}")
         in_channels = spec.inputs.in_channels
-        g1 = global_layers(in_channels, ngf, spec.n_downsample, spec.n_blocks)
+        g1 = global_layers(
+            in_channels, ngf, spec.n_downsample, spec.n_blocks, self.output_channels,
+            activation=self.composite_index is None,
+        )  # fmt: skip
         self.global_model = nn.Sequential(*g1[:-GLOBAL_OUTPUT_LAYERS])
         local_ngf = ngf // 2
         self.local_front = nn.Sequential(
@@ -309,8 +478,8 @@ class LocalEnhancer(SpecGenerator):
             _norm(local_ngf),
             nn.ReLU(inplace=True),
             nn.ReflectionPad2d(3),
-            nn.Conv2d(local_ngf, 3, kernel_size=7),
-            nn.Tanh(),
+            nn.Conv2d(local_ngf, self.output_channels, kernel_size=7),
+            nn.Tanh() if self.composite_index is None else nn.Identity(),  # else applied in finish
         )
 
     @property
@@ -324,7 +493,7 @@ class LocalEnhancer(SpecGenerator):
             check_generator_inputs(self.inputs, self.size_multiple_px, inputs)
         x = concat_inputs(inputs)
         coarse = self.global_model(downsample_half(x))
-        return (self.local_back(self.local_front(x) + coarse) + 1) / 2
+        return self.finish(self.local_back(self.local_front(x) + coarse), inputs)
 
     def load_global(self, global_state: dict[str, Tensor]) -> None:
         """Copy a trained :class:`GlobalGenerator`'s weights (its ``state_dict``) into G1, strictly: every
@@ -556,7 +725,10 @@ class MobileGenerator(SpecGenerator):
     last conv predicts a fourth, alpha channel (a sigmoid), and the frame is
     ``alpha * foreground + (1 - alpha) * background``, where ``background`` is a learned float32
     ``(1, 3, H_b, W_b)`` image in [0, 1] (clamped), resized bilinearly when the input has another size. The
-    network's capacity then goes to the person; :meth:`init_background` starts it from data.
+    network's capacity then goes to the person; :meth:`init_background` starts it from data. With
+    ``spec.composite_over`` instead (the two are exclusive), the same alpha composites the foreground over
+    that per-target input, the target's background plate (:mod:`realtime.model.plate`), made from the data
+    and fed with every frame rather than learned.
 
     Args:
         spec: the architecture (``kind`` "mobile"); H and W must be divisible by ``2**n_downsample``.
@@ -599,12 +771,13 @@ class MobileGenerator(SpecGenerator):
             for i in range(spec.n_downsample - 1, 0, -1)
         )
         out_channels = spec.inputs.output.channels
-        self.composited = any(spec.background_hw)
+        self.learned_background = any(spec.background_hw)
+        self.composited = self.learned_background or self.composite_index is not None
         predicted = out_channels + (1 if self.composited else 0)
         self.output = nn.Sequential(
             nn.Conv2d(ngf, 4 * predicted, kernel_size=3, padding=1), nn.PixelShuffle(2)
         )
-        if self.composited:
+        if self.learned_background:
             self.background = nn.Parameter(torch.full((1, out_channels, *spec.background_hw), 0.5))
 
     @torch.no_grad()
@@ -615,7 +788,7 @@ class MobileGenerator(SpecGenerator):
         Raises:
             ValueError: if the generator has no learned background or the frames do not fit it.
         """
-        if not self.composited:
+        if not self.learned_background:
             raise ValueError("this generator has no learned background (spec.background_hw is (0, 0))")
         if frames.dim() != 4 or frames.shape[1:] != self.background.shape[1:]:
             expected = ", ".join(map(str, self.background.shape[1:]))
@@ -641,12 +814,12 @@ class MobileGenerator(SpecGenerator):
         out = self.output(x)
         if not self.composited:
             return (torch.tanh(out) + 1) / 2
-        foreground = (torch.tanh(out[:, :-1]) + 1) / 2
-        alpha = torch.sigmoid(out[:, -1:])
+        if self.composite_index is not None:
+            return self._composite(out, inputs[self.composite_index])
         background = self.background.clamp(0.0, 1.0)
         if background.shape[-2:] != out.shape[-2:]:
             background = F.interpolate(background, size=out.shape[-2:], mode="bilinear", align_corners=False)
-        return background + alpha * (foreground - background)
+        return self._composite(out, background)
 
 
 register_network("mobile", MobileGenerator)

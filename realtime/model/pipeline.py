@@ -11,7 +11,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,10 +20,17 @@ import numpy as np
 import torch
 
 from realtime.catalog import POSE_ESTIMATORS, UnknownPoseEstimatorError, pose_estimator_names
+from realtime.model.appearance import (
+    GARMENT_PARTS,
+    REFERENCE_IMAGES,
+    REFERENCE_KEYPOINTS,
+    has_reference_appearance,
+    recolor_garment,
+)
 from realtime.model.backends import InferenceBackend, check_engine_suffix, open_backend
 from realtime.model.bundle import BundleError, TargetBundle, read_bundle, read_target_inputs
 from realtime.model.face import FaceRefiner
-from realtime.model.inputs import FrameContext, InputRole, assemble_inputs, check_target_tensor
+from realtime.model.inputs import FrameContext, InputRole, assemble_inputs, target_value_shape
 from realtime.pose.estimators import PoseEstimator, PoseFrame, open_pose_estimator
 from realtime.pose.filters import OneEuroFilter, OneEuroParams
 from realtime.pose.normalize import CanvasClamp, PoseNormalizer
@@ -53,7 +60,8 @@ class Target:
         path: the engine file it came from.
         face: the face residual model (Everybody Dance Now's face GAN) when the sidecar names one, else None.
         per_target: the generator's ``per_target`` inputs by name, float ``(C, H, W)`` or ``(1, C, H, W)`` in
-            [0, 1] (NumPy or torch, any device); None: read from the file the sidecar names beside ``path``
+            [0, 1], and its target data, float ``(C, ...)`` (NumPy or torch, any device);
+            None: read from the file the sidecar names beside ``path``
             (:func:`realtime.model.bundle.read_target_inputs`).
 
     Raises:
@@ -78,17 +86,15 @@ class Target:
         if per_target is None:
             per_target = read_target_inputs(path, bundle)
         self.per_target: dict[str, torch.Tensor] = {}
-        for spec in bundle.generator_inputs.with_role(InputRole.PER_TARGET):
+        for spec in bundle.generator_inputs.target_values:
             if spec.name not in per_target:
                 raise BundleError(f"{path}: no value for the per-target input {spec.name!r}")
             value = torch.as_tensor(per_target[spec.name])
             try:
-                check_target_tensor(spec, value, (bundle.canvas_height, bundle.canvas_width))
+                shape = target_value_shape(spec, value.shape, (bundle.canvas_height, bundle.canvas_width))
             except ValueError as error:
                 raise BundleError(f"{path}: {error}") from None
-            self.per_target[spec.name] = (
-                value.to(self.device, torch.float32).reshape(1, spec.channels, *value.shape[-2:]).contiguous()
-            )
+            self.per_target[spec.name] = value.to(self.device, torch.float32).reshape(1, *shape).contiguous()
 
     @classmethod
     def load(
@@ -271,6 +277,62 @@ class Retargeter:
         self._tracker = SourceTracker(self.tracking, self._threshold)
         self._clamp = CanvasClamp(width, height, threshold=self._threshold)
         self._hold = PoseHold(neutral_pose(bundle.stats), self.tracking, self._threshold)
+        # This stream's per-target values: the target's, or a copy with a garment recoloured.
+        self._per_target: Mapping[str, torch.Tensor] = target.per_target
+        self._garment_colours: dict[str, tuple[float, float, float]] = {}
+
+    @property
+    def has_appearance(self) -> bool:
+        """Whether the target carries a reference appearance (its generator takes the appearance prior), so
+        that :meth:`set_garment_colour` applies."""
+        return has_reference_appearance(self.target.per_target)
+
+    @property
+    def garment_colours(self) -> dict[str, tuple[float, float, float]]:
+        """The garment colours this stream asked for, RGB in [0, 1] by garment (``"upper"``, ``"lower"``)."""
+        return dict(self._garment_colours)
+
+    def set_garment_colour(self, garment: str, rgb: Sequence[float] | None) -> None:
+        """Recolour a garment of this stream's target (Yang et al.'s colour control), from the next frame on.
+
+        The colour is applied to the target's reference appearance
+        (:func:`realtime.model.appearance.recolor_garment`), so the appearance prior, and the generated person
+        with it, follow; other streams of the same target are not affected. Takes tens of milliseconds: call
+        it off the event loop.
+
+        Args:
+            garment: ``"upper"`` or ``"lower"`` (:data:`realtime.model.appearance.GARMENT_PARTS`).
+            rgb: three values in [0, 1], or None to restore the recorded colour.
+
+        Raises:
+            ValueError: for a target without a reference appearance, an unknown garment or a bad colour.
+        """
+        if not self.has_appearance:
+            raise ValueError(
+                f"target {self.target.name!r} has no reference appearance (its generator does not take the "
+                "appearance prior), so its garment colour cannot change; train it with "
+                "generator.extra_inputs=[appearance_prior]"
+            )
+        if garment not in GARMENT_PARTS:
+            raise ValueError(f"garment must be one of {sorted(GARMENT_PARTS)}, got {garment!r}")
+        colours = dict(self._garment_colours)
+        if rgb is None:
+            colours.pop(garment, None)
+        else:
+            colour = tuple(float(v) for v in rgb)
+            if len(colour) != 3 or not all(0.0 <= v <= 1.0 for v in colour):
+                raise ValueError(f"rgb must be three values in [0, 1], got {rgb!r}")
+            colours[garment] = colour
+        images = self.target.per_target[REFERENCE_IMAGES.name][0]
+        keypoints = self.target.per_target[REFERENCE_KEYPOINTS.name][0]
+        for name, colour in colours.items():
+            images = recolor_garment(images, keypoints, name, colour)
+        per_target = dict(self.target.per_target)
+        per_target[REFERENCE_IMAGES.name] = images[None]
+        self._per_target, self._garment_colours = (
+            per_target,
+            colours,
+        )  # one assignment: the next frame sees it
 
     # -- stages ---------------------------------------------------------------------------------------
     def estimate(self, rgb: np.ndarray, timestamp_ms: float) -> PoseFrame:
@@ -371,7 +433,7 @@ class Retargeter:
         stick = rasterize_stick_figure(
             joints, confidence, height=height, width=width, params=self.target.bundle.render
         )
-        return FrameContext(joints, confidence, stick, self.target.per_target)
+        return FrameContext(joints, confidence, stick, self._per_target)
 
     def generate(self, pose: PoseFrame, timings_ms: dict[str, float] | None = None) -> RetargetResult:
         """Normalize, draw and generate one frame from a source pose (updates the previous frame)."""

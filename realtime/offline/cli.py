@@ -12,8 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from realtime.catalog import ENGINE_SUFFIXES
-from realtime.cli import add_log_level, existing_file, positive_int, setup_logging
+from realtime.catalog import ENGINE_SUFFIXES, GARMENTS
+from realtime.cli import add_log_level, existing_file, positive_int, rgb_colour, setup_logging
 from realtime.targets import DEFAULT_TARGET
 
 
@@ -55,6 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=5,
         help="temporal median window in frames, odd; 1 = off (default 5)",
     )
+    for garment, parts in GARMENTS.items():
+        parser.add_argument(
+            f"--{garment}-colour",
+            type=rgb_colour,
+            default=None,
+            metavar="#RRGGBB",
+            help=f"recolour the {garment} garment ({', '.join(parts)}) of a target trained with the "
+            "appearance prior",
+        )
     add_log_level(parser)
     return parser
 
@@ -72,9 +81,11 @@ def main(argv: list[str] | None = None, *, command_line: bool | None = None) -> 
 
     try:
         target = Target.load(args.engine)
+        colours = {g: getattr(args, f"{g}_colour") for g in GARMENTS if getattr(args, f"{g}_colour")}
         report = retarget_video(
-            target, args.source, args.out, max_frames=args.max_frames, median_window=args.median_window
-        )
+            target, args.source, args.out, max_frames=args.max_frames, median_window=args.median_window,
+            garment_colours=colours,
+        )  # fmt: skip
     except (FileNotFoundError, VideoError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,7 +147,7 @@ def estimate_source_poses(
 
     Raises:
         VideoError: for a missing or corrupt source video.
-        ValueError: if no frame of the source shows a body.
+        ValueError: as :func:`retarget_frames`.
     """
     info = video_info(source)
     total = min(info.num_frames, max_frames) if max_frames else info.num_frames
@@ -166,6 +166,7 @@ def retarget_frames(
     *,
     max_frames: int | None = None,
     median_window: int = 5,
+    garment_colours: Mapping[str, Sequence[float]] | None = None,
 ) -> Iterator[RetargetedFrame]:
     """Retarget a source video file onto ``target`` offline, yielding each generated frame in order.
 
@@ -185,17 +186,22 @@ def retarget_frames(
         source: the source (driving) video.
         max_frames: retarget only the first frames (None: all).
         median_window: the temporal median's window in frames (odd; 1 = off).
+        garment_colours: RGB in [0, 1] by garment (``realtime.catalog.GARMENTS``) for a target with a
+            reference appearance (:meth:`realtime.model.pipeline.Retargeter.set_garment_colour`).
 
     Yields:
         :class:`RetargetedFrame`, one per source frame.
 
     Raises:
         VideoError: for a missing or corrupt source video.
-        ValueError: if no frame of the source shows a body, or the target's pose estimator is not registered
-            (:class:`realtime.catalog.UnknownPoseEstimatorError`).
+        ValueError: if no frame of the source shows a body, the target's pose estimator is not registered
+            (:class:`realtime.catalog.UnknownPoseEstimatorError`), or a garment colour is asked of a target
+            without a reference appearance.
     """
     retargeter = Retargeter(target, live=False)
     try:
+        for garment, rgb in (garment_colours or {}).items():
+            retargeter.set_garment_colour(garment, rgb)
         source_poses = estimate_source_poses(
             retargeter, source, max_frames=max_frames, median_window=median_window
         )
@@ -217,6 +223,7 @@ def retarget_video(
     *,
     max_frames: int | None = None,
     median_window: int = 5,
+    garment_colours: Mapping[str, Sequence[float]] | None = None,
 ) -> RetargetReport:
     """Retarget a source video file onto ``target`` (:func:`retarget_frames`) and write the side-by-side
     result: source (scaled to the canvas height) | normalized stick figure | generated target.
@@ -231,7 +238,14 @@ def retarget_video(
     source_poses: SourcePoses | None = None
     t0 = time.perf_counter()
     try:
-        for frame in retarget_frames(target, source, max_frames=max_frames, median_window=median_window):
+        frames = retarget_frames(
+            target,
+            source,
+            max_frames=max_frames,
+            median_window=median_window,
+            garment_colours=garment_colours,
+        )
+        for frame in frames:
             source_poses = frame.source_poses
             result = frame.result
             row = np.concatenate(

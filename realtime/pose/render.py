@@ -16,7 +16,7 @@ from kernels import rasterize as _rasterize
 from kernels.rasterize import RenderParams
 from realtime.pose.skeleton import NUM_JOINTS, body_part_arrays, joint_colors, limb_arrays
 
-__all__ = ["rasterize_stick_figure", "warp_body_parts", "default_part_radius_px"]
+__all__ = ["rasterize_stick_figure", "warp_body_parts", "body_part_labels", "default_part_radius_px"]
 
 _limb_tables: dict[torch.device, tuple[torch.Tensor, ...]] = {}
 _part_tables: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -81,6 +81,58 @@ def default_part_radius_px(width: int, height: int) -> float:
     return 0.08 * min(width, height)
 
 
+def _parts_on(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    tables = _part_tables.get(device)
+    if tables is None:
+        part_joints, part_segments = body_part_arrays()
+        tables = _part_tables[device] = (
+            torch.from_numpy(part_joints.astype("int32")).to(device),
+            torch.from_numpy(part_segments.astype("int32")).to(device),
+        )
+    return tables
+
+
+def body_part_labels(
+    joints_px: torch.Tensor,
+    confidence: torch.Tensor,
+    *,
+    height: int,
+    width: int,
+    radius_px: float | None = None,
+    confidence_threshold: float = 0.5,
+) -> torch.Tensor:
+    """Each pixel's body part in the pose ``joints_px``, as :func:`warp_body_parts` cuts a source image (step
+    2 of :mod:`kernels.part_warp`: the nearest segment of a present part within ``radius_px``).
+
+    Args:
+        joints_px: float32 ``(B, NUM_JOINTS, 2)`` joint x, y in pixels.
+        confidence: float32 ``(B, NUM_JOINTS)`` in [0, 1].
+        height, width: the canvas in pixels.
+        radius_px: a part's reach from its segments; default :func:`default_part_radius_px`.
+        confidence_threshold: joints below it are missing.
+
+    Returns:
+        int64 ``(B, height, width)``: the index into :data:`~realtime.pose.skeleton.BODY_PARTS`, -1 for none.
+
+    Raises:
+        ValueError: for joints that are not this skeleton's.
+    """
+    if (
+        not isinstance(joints_px, torch.Tensor)
+        or joints_px.ndim != 3
+        or joints_px.shape[1:] != (NUM_JOINTS, 2)
+    ):
+        raise ValueError(f"joints_px must be (B, {NUM_JOINTS}, 2)")
+    _, part_segments = _parts_on(joints_px.device)
+    seg_a, seg_b, seg_part = _part_warp._flat_segments(part_segments)  # noqa: SLF001  (one label rule)
+    if radius_px is None:
+        radius_px = default_part_radius_px(width, height)
+    return _part_warp.part_labels_ref(
+        joints_px.float(), confidence.float(), seg_a, seg_b, seg_part, height=height, width=width,
+        radius_sq=_part_warp.squared_radius(radius_px), confidence_threshold=confidence_threshold,
+    )  # fmt: skip
+
+
 def warp_body_parts(
     image: torch.Tensor,
     person_mask: torch.Tensor,
@@ -116,14 +168,7 @@ def warp_body_parts(
     """
     if not isinstance(source_joints_px, torch.Tensor) or source_joints_px.shape[1:] != (NUM_JOINTS, 2):
         raise ValueError(f"source_joints_px must be (B, {NUM_JOINTS}, 2)")
-    device = image.device
-    tables = _part_tables.get(device)
-    if tables is None:
-        part_joints, part_segments = body_part_arrays()
-        tables = _part_tables[device] = (
-            torch.from_numpy(part_joints.astype("int32")).to(device),
-            torch.from_numpy(part_segments.astype("int32")).to(device),
-        )
+    tables = _parts_on(image.device)
     if radius_px is None:
         radius_px = default_part_radius_px(image.shape[-1], image.shape[-2])
     return _part_warp.warp_body_parts(

@@ -31,12 +31,19 @@ Protocol on ``/ws`` (JSON text messages, one session per WebSocket, at most ``ma
   ``offer_timeout_s`` of connecting: the session is closed) and ``server_full``. Apart from
   ``offer_timeout`` and ``server_full`` the session goes on and later messages are still answered. A
   message over the WebSocket's ``max_size`` closes that WebSocket (code 1009) and its session.
+- client -> server ``{"type": "garment_colour", "garment": "upper", "colour": "#RRGGBB"}`` (``colour`` null
+  restores the recorded one): recolours a garment of this session's target from the next frame on, for a
+  target with a reference appearance (``/targets`` lists its ``garments``; Yang et al.'s colour control,
+  :meth:`realtime.model.pipeline.Retargeter.set_garment_colour`). Answered with the same message once applied;
+  an error ``bad_message`` for a session without a stream yet, an unknown garment, a malformed colour or a
+  target without a reference appearance.
 - client -> server ``{"type": "bye"}`` or closing the WebSocket ends the session: the stream stops (tasks
   cancelled, Retargeter closed), the peer connection is closed, and the server closes the WebSocket.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import http
 import itertools
@@ -59,6 +66,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from realtime.catalog import DEFAULT_MAX_SESSIONS
+from realtime.cli import rgb_colour
 from realtime.serving.aiortc_patch import (
     AiortcInternalsError,
     use_marker_jitter_buffers,
@@ -107,16 +115,19 @@ class TargetChoice:
         name: what the page lists and the offer's ``target`` names.
         make_retargeter: builds a Retargeter for one stream (slow: called off the event loop).
         canvas_size: ``(width, height)`` of the generated frames in pixels, if known.
+        garments: the garments whose colour a session may change (``realtime.catalog.GARMENTS``; empty for a
+            target without a reference appearance).
     """
 
     name: str
     make_retargeter: Callable[[], RetargeterLike]
     canvas_size: tuple[int, int] | None = None
+    garments: tuple[str, ...] = ()
 
     def describe(self) -> dict[str, Any]:
         """JSON form for ``/targets``."""
         size = None if self.canvas_size is None else list(self.canvas_size)
-        return {"name": self.name, "canvas_size": size}
+        return {"name": self.name, "canvas_size": size, "garments": list(self.garments)}
 
 
 @dataclass(frozen=True)
@@ -177,6 +188,7 @@ class Session:
         self._settings = settings
         self._pc: RTCPeerConnection | None = None
         self._stream: RetargetStream | None = None
+        self._retargeter: RetargeterLike | None = None  # the stream's, for its garment colour
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing: asyncio.Future[None] | None = None
         self._started_s = time.perf_counter()
@@ -258,8 +270,34 @@ class Session:
         if kind == "bye":
             log.info("session %d: bye", self.id)
             return False
-        await self.send_error(f"unknown message type {kind[:40]!r}; expected 'offer' or 'bye'")
+        if kind == "garment_colour":
+            await self._handle_garment_colour(msg)
+            return True
+        await self.send_error(
+            f"unknown message type {kind[:40]!r}; expected 'offer', 'garment_colour' or 'bye'"
+        )
         return True
+
+    async def _handle_garment_colour(self, msg: dict[str, Any]) -> None:
+        """Apply a ``garment_colour`` message (see the module docstring) off the event loop."""
+        garment, colour = msg.get("garment"), msg.get("colour")
+        retargeter = self._retargeter
+        if retargeter is None or not hasattr(retargeter, "set_garment_colour"):
+            await self.send_error("garment_colour needs a running session: send an offer first")
+            return
+        if not isinstance(garment, str) or not (colour is None or isinstance(colour, str)):
+            await self.send_error(
+                "garment_colour needs a string 'garment' and a '#RRGGBB' string (or null) 'colour'"
+            )
+            return
+        try:
+            rgb = None if colour is None else rgb_colour(colour)
+            await asyncio.to_thread(retargeter.set_garment_colour, garment[:40], rgb)
+        except (ValueError, argparse.ArgumentTypeError) as exc:
+            await self.send_error(f"garment_colour: {exc}")
+            return
+        log.info("session %d: %s garment colour %s", self.id, garment, colour)
+        await self.send({"type": "garment_colour", "garment": garment, "colour": colour})
 
     def _choose_target(self, msg: dict[str, Any]) -> TargetChoice:
         """The offer's target (the default when it names none).
@@ -347,6 +385,7 @@ class Session:
             raise OfferError(f"server error: cannot start the retargeter: {exc}", "server_error") from exc
         test_stamp = self._settings.test_stamp
         self._stream = RetargetStream(videos[0], retargeter, self._workers, test_stamp=test_stamp)
+        self._retargeter = retargeter
         pc.addTrack(self._stream.output)
         for make_sink in self._settings.sinks:  # an output that cannot be made is logged; the session goes on
             try:

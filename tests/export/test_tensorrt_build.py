@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import onnx
 import pytest
-from fake_tensorrt import FakeTensorRT
+from fake_tensorrt import FOREIGN_CACHE, FakeTensorRT
 from onnx import TensorProto, helper, numpy_helper
 
 import export.tensorrt as et
@@ -63,17 +63,20 @@ def test_a_constant_shared_by_fp32_and_fp16_inputs_is_refused():
         et.convert_to_fp16(model)
 
 
-@pytest.mark.parametrize("strongly_typed_flag", [True, False], ids=["tensorrt10", "tensorrt11"])
-def test_build_call_sequence_profile_and_timing_cache(tiny_engine, tmp_path, strongly_typed_flag):
-    trt = FakeTensorRT(strongly_typed_flag=strongly_typed_flag)
+@pytest.mark.parametrize(
+    ("version", "strongly_typed_flag", "flags"),
+    [("10.13.0.35", True, 1 << 1), ("11.0.0.1", True, 1 << 0), ("12.0.0", False, 0)],
+    ids=["tensorrt10", "tensorrt11", "flag-gone"],
+)
+def test_build_call_sequence_profile_and_timing_cache(
+    tiny_engine, tmp_path, version, strongly_typed_flag, flags
+):
+    trt = FakeTensorRT(version, strongly_typed_flag=strongly_typed_flag)
     cache = tmp_path / "cache.bin"
     plan = et.build_plan(tiny_engine, tmp_path / "t.plan", max_batch=3, timing_cache=cache, trt=trt)
     assert plan.read_bytes() == b"PLAN" and cache.read_bytes() == b"+timings"
-    # TensorRT 10: the STRONGLY_TYPED creation flag; TensorRT 11 (flag gone): always strongly typed
-    assert trt.calls[trt.names().index("create_network")] == (
-        "create_network",
-        (1 if strongly_typed_flag else 0,),
-    )
+    # TensorRT 10: STRONGLY_TYPED is 1 (EXPLICIT_BATCH 0); TensorRT 11: 0 (deprecated, always on); later: gone
+    assert trt.calls[trt.names().index("create_network")] == ("create_network", (flags,))
     assert trt.names()[1:] == [
         "create_network", "parse_from_file", "set_shape", "set_shape", "add_optimization_profile",
         "create_timing_cache", "set_timing_cache", "build_serialized_network",
@@ -83,10 +86,65 @@ def test_build_call_sequence_profile_and_timing_cache(tiny_engine, tmp_path, str
         ("stick_figure", (1, 3, 64, 64), (1, 3, 64, 64), (3, 3, 64, 64)),
         ("previous_frame", (1, 3, 64, 64), (1, 3, 64, 64), (3, 3, 64, 64)),
     ]
-    assert ("set_timing_cache", (False,)) in trt.calls
+    assert ("set_timing_cache", (b"", False)) in trt.calls
     trt.calls.clear()
     et.build_plan(tiny_engine, tmp_path / "t2.plan", timing_cache=cache, trt=trt)  # the next build reuses it
     assert ("create_timing_cache", (b"+timings",)) in trt.calls and cache.read_bytes() == b"+timings+timings"
+
+
+def test_a_timing_cache_from_another_gpu_is_replaced_and_the_plan_written(tiny_engine, tmp_path):
+    """Issue 20, defect 2: ``set_timing_cache`` returns False for a foreign cache and sets nothing; the build
+    must not then fail on ``get_timing_cache()`` being None after the whole build, before the plan."""
+    trt = FakeTensorRT()
+    cache = tmp_path / "cache.bin"
+    cache.write_bytes(FOREIGN_CACHE + b" from an A100")
+    plan = et.build_plan(tiny_engine, tmp_path / "t.plan", timing_cache=cache, trt=trt)
+    assert plan.read_bytes() == b"PLAN"
+    sets = [args for name, args in trt.calls if name == "set_timing_cache"]
+    assert sets == [(FOREIGN_CACHE + b" from an A100", False), (b"", False)]  # refused, then a new one
+    assert cache.read_bytes() == b"+timings"  # this machine's cache replaces the foreign one
+
+
+def test_a_build_without_a_cache_to_write_back_keeps_the_plan(tiny_engine, tmp_path, monkeypatch, caplog):
+    trt = FakeTensorRT()
+    cache = tmp_path / "cache.bin"
+    cache.write_bytes(b"old")
+    real_builder = trt.Builder
+
+    def builder(logger):
+        b = real_builder(logger)
+        make_config = b.create_builder_config
+
+        def config():
+            c = make_config()
+            c.get_timing_cache = lambda: None  # as TensorRT does when no cache is set
+            return c
+
+        b.create_builder_config = config
+        return b
+
+    trt.Builder = builder
+    plan = et.build_plan(tiny_engine, tmp_path / "t.plan", timing_cache=cache, trt=trt)
+    assert plan.read_bytes() == b"PLAN" and cache.read_bytes() == b"old"
+    assert "kept no cache" in caplog.text
+
+
+def test_the_stand_in_checks_flags_and_the_profile_against_the_network(tiny_engine):
+    trt = FakeTensorRT("10.13.0.35")
+    builder = trt.Builder(None)
+    with pytest.raises(ValueError, match="undefined flag bits"):
+        builder.create_network(1 << 7)
+    network = builder.create_network(1 << 1)
+    trt.OnnxParser(network, None).parse_from_file(str(tiny_engine))
+    config, profile = builder.create_builder_config(), builder.create_optimization_profile()
+    profile.set_shape("stick_figure", (1, 3, 64, 64), (1, 3, 64, 64), (2, 3, 64, 64))
+    config.add_optimization_profile(profile)
+    assert builder.build_serialized_network(network, config) is None  # previous_frame has no profile
+    profile.set_shape("previous_frame", (1, 3, 64), (1, 3, 64), (2, 3, 64))
+    assert builder.build_serialized_network(network, config) is None  # wrong rank
+    profile.set_shape("previous_frame", (1, 3, 64, 64), (1, 3, 64, 64), (2, 3, 64, 64))
+    assert builder.build_serialized_network(network, config) == b"PLAN"
+    assert config.get_timing_cache() is None  # none set
 
 
 def test_build_failures_are_reported(tiny_engine, tmp_path):

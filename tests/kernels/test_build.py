@@ -138,3 +138,22 @@ def test_kernels_import_nothing_from_the_project():
             words = line.split()
             if len(words) >= 2 and words[0] in ("import", "from"):
                 assert words[1].split(".")[0] not in project, f"{path.name}: {line}"
+
+
+def test_table_cache_computes_once_per_table_and_again_after_an_edit():
+    cache = _build.TableCache()
+    table = torch.arange(4)
+    calls = []
+    assert cache.get((table,), "k", lambda: calls.append(1) or "first") == "first"
+    assert cache.get((table,), "k", lambda: calls.append(1) or "again") == "first" and len(calls) == 1
+    assert cache.get((table.clone(),), "k", lambda: "other table") == "other table"
+    assert cache.get((table,), "other key", lambda: "other key") == "other key"
+    table[0] = 9  # an in-place edit bumps the tensor's version
+    assert cache.get((table,), "k", lambda: "edited") == "edited"
+    with pytest.raises(ValueError):
+        cache.get((table,), "bad", lambda: (_ for _ in ()).throw(ValueError("bad table")))
+    del table
+    import gc
+
+    gc.collect()
+    assert len(cache._entries) == 0  # forgotten with the tensor

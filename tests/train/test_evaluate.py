@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+import math
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
-from conftest import make_tiny_prepared
+from conftest import make_tiny_prepared, standing_pose
+from realtime.catalog import POSE_ESTIMATORS, PoseEstimatorEntry
+from realtime.pose.estimators import PoseEstimator, PoseFrame
+from realtime.pose.skeleton import NUM_JOINTS, Joint
 from train.cli import evaluate_main as main
 from train.evaluate import (
     BACKGROUND_LABEL,
@@ -166,3 +173,123 @@ def test_training_log_errors(tmp_path: Path) -> None:
     no_loss = write_log(tmp_path / "b" / "metrics.jsonl", [{"step": 1, "sec_per_step": 2.0}])
     with pytest.raises(ValueError, match="no loss values"):
         plot_training_curves([no_loss], tmp_path / "curves.png")
+
+
+# -- unseen poses: --sources -------------------------------------------------------------------------------
+
+STUB = "stub-brightness"
+
+
+class BrightnessPose(PoseEstimator):
+    """A stand-in pose estimator that reads an image's mean brightness ``b`` in [0, 1]: a frontal standing
+    pose filling the frame, turned ``90 b`` degrees about the mid-hip, with the left wrist's confidence ``b``
+    (found from half brightness up). Two frames' limb directions thus differ by ``90 |b1 - b2|`` degrees."""
+
+    def __init__(self, *, video_mode: bool = False, with_mask: bool = False) -> None:
+        self.video_mode = video_mode
+
+    def estimate(self, rgb: np.ndarray, timestamp_ms: float = 0.0) -> PoseFrame:
+        height, width = rgb.shape[:2]
+        brightness = float(rgb.mean()) / 255.0
+        joints = standing_pose(width, height).astype(np.float64)
+        turn = math.radians(90.0 * brightness)
+        rotation = np.array([[math.cos(turn), -math.sin(turn)], [math.sin(turn), math.cos(turn)]])
+        hip = joints[Joint.MID_HIP].copy()
+        joints = (joints - hip) @ rotation.T + hip
+        confidence = np.ones(NUM_JOINTS, np.float32)
+        confidence[Joint.LEFT_WRIST] = brightness
+        return PoseFrame(joints.astype(np.float32), confidence, timestamp_ms, (width, height))
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def stub_engine(tiny_engine: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the tiny engine whose sidecar names :class:`BrightnessPose` (registered for the test)."""
+    monkeypatch.setitem(POSE_ESTIMATORS, STUB, PoseEstimatorEntry(f"{__name__}:BrightnessPose"))
+    folder = tmp_path / "stub_engine"
+    folder.mkdir()
+    engine = Path(shutil.copy(tiny_engine, folder / tiny_engine.name))
+    sidecar = json.loads(tiny_engine.with_suffix(".json").read_text())
+    sidecar["pose_estimator"] = STUB
+    engine.with_suffix(".json").write_text(json.dumps(sidecar))
+    return engine
+
+
+def tiny_source_video(path: Path, num_frames: int = 8) -> Path:
+    """A tiny rendered source video, 48x64: frames of rising brightness (0.6 to 0.9 of full scale)."""
+    from realtime.video import VideoWriter
+
+    writer = VideoWriter(path, 24.0, 48, 64)
+    try:
+        for i in range(num_frames):
+            level = round(255 * (0.6 + 0.3 * i / (num_frames - 1)))
+            writer.write(np.full((64, 48, 3), level, np.uint8))
+    finally:
+        writer.close()
+    return path
+
+
+def test_sources_add_limb_directions_to_metrics_and_every_table_row(
+    stub_engine: Path, tiny_prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from realtime.model.pipeline import Target
+
+    video = tiny_source_video(tmp_path / "tiny_source.mp4")
+    out = tmp_path / "eval"
+    args = [str(stub_engine), "--data", str(tiny_prepared), "--out", str(out)]
+    assert main([*args, "--sources", str(video), "--source-frames", "5"]) == 0
+    printed = capsys.readouterr().out
+    metrics = json.loads((out / "metrics.json").read_text())
+    (unseen,) = metrics["unseen_poses"]
+    assert unseen["name"] == "tiny_source" and unseen["num_frames"] == 5
+    median, p90 = unseen["limb_direction_median_deg"], unseen["limb_direction_p90_deg"]
+    missed = unseen["missed_arm_joint_rate"]
+    assert math.isfinite(median) and math.isfinite(p90) and 0 <= median <= p90 <= 90
+    assert 0.0 <= missed <= 1.0
+    assert unseen["details"]["num_measurements"] == unseen["limb_measurements"] > 0
+    # Every limb turned by the same angle in each frame: each limb's median is the frames' median.
+    per_limb = unseen["details"]["median_deg_per_limb"]
+    assert per_limb["right_forearm"] == pytest.approx(median, abs=1e-3)
+    assert per_limb["left_shin"] == pytest.approx(median, abs=1e-3)
+    sheet = np.asarray(Image.open(out / "samples_tiny_source.png"))
+    assert sheet.shape == (4 * 64, 48 + 64 + 64, 3)  # 4 rows of source | stick figure | generated
+    assert "driven by tiny_source (5 frames)" in printed
+    table = (out / "metrics.md").read_text()
+    header, *rows = [line for line in table.splitlines() if line.startswith("| ")]
+    assert (
+        "| body PSNR (dB) | limb dir. median / p90 (deg), tiny_source | elbows+wrists missed, tiny_source |"
+        in header
+    )
+    cells = {row.split(" | ")[0][2:]: row.split(" | ") for row in rows}
+    column = header.split(" | ").index("limb dir. median / p90 (deg), tiny_source")
+    assert cells["tiny"][column] == f"{median:.1f} / {p90:.1f}"
+    assert cells["tiny"][column + 1] == f"{missed:.1%}"
+    assert cells[REFERENCE_LABEL][column] == "n/a" and cells[BACKGROUND_LABEL][column + 1] == "n/a"
+    assert "first frames of" in table and "Limb dir. (unseen poses" in table
+
+    # Other generated frames (the generator's output turned to its negative): other figures.
+    generate = Target.generate
+
+    def negative(self, inputs, out=None):
+        result = generate(self, inputs, out)
+        return result.mul_(-1.0).add_(1.0)
+
+    monkeypatch.setattr(Target, "generate", negative)
+    again = tmp_path / "again"
+    assert main([str(stub_engine), "--data", str(tiny_prepared), "--out", str(again), "--sources", str(video),
+                 "--source-frames", "5", "--no-reference", "--no-background"]) == 0  # fmt: skip
+    (changed,) = json.loads((again / "metrics.json").read_text())["unseen_poses"]
+    assert changed["limb_direction_median_deg"] != pytest.approx(median, abs=0.5)
+    assert changed["missed_arm_joint_rate"] != missed or changed["limb_direction_p90_deg"] != p90
+
+
+def test_sources_that_are_not_there_are_refused_before_any_work(stub_engine, tiny_prepared, tmp_path, capsys):
+    args = [str(stub_engine), "--data", str(tiny_prepared), "--out", str(tmp_path / "o")]
+    with pytest.raises(SystemExit) as exited:
+        main([*args, "--sources", str(tmp_path / "none.mp4")])
+    assert exited.value.code == 2 and "none.mp4" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*args, "--sources", str(tmp_path), "--source-frames", "0"])
+    assert not (tmp_path / "o").exists()

@@ -11,13 +11,17 @@ from PIL import Image
 
 from conftest import real_video, standing_pose
 from realtime.pose.estimators import MediaPipePose, PoseFrame
-from realtime.pose.skeleton import NUM_JOINTS, Joint
+from realtime.pose.skeleton import LIMB_INDEX, NUM_JOINTS, NUM_LIMBS, Joint
 from train.metrics import (
+    ARM_JOINTS,
+    BODY_LIMBS,
     BODY_MARGIN_FRAC,
+    MIRRORED_JOINTS,
     PSNR_MAX_DB,
     TABLE_COLUMNS,
     EvaluationResult,
     FrameEvaluator,
+    LimbAgreementEvaluator,
     body_crop_slices,
     evaluate_frames,
     face_crop_slices,
@@ -25,6 +29,8 @@ from train.metrics import (
     frame_change_levels,
     is_still,
     json_safe,
+    limb_agreement,
+    limb_direction_errors_deg,
     markdown_table,
     present_joints,
     psnr_db,
@@ -389,3 +395,180 @@ def test_markdown_table() -> None:
     assert "stillness threshold 2 px" in table
     assert "| body SSIM | body PSNR (dB) |" in lines[0]
     assert "grown by 10% of the box's width and height on each side" in table
+
+
+# -- limb-direction agreement -------------------------------------------------------------------------------
+
+
+def rotated(joints: np.ndarray, joint: Joint, about: Joint, degrees: float) -> np.ndarray:
+    """``joints`` with ``joint`` turned ``degrees`` about ``about`` (a leaf joint: one limb changes)."""
+    out = joints.astype(np.float64).copy()
+    c, s = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
+    v = out[joint] - out[about]
+    out[joint] = out[about] + np.array([c * v[0] - s * v[1], s * v[0] + c * v[1]])
+    return out
+
+
+def test_limb_directions_ignore_scale_and_translation_and_measure_known_angles() -> None:
+    source = standing_pose(256, 256).astype(np.float64)
+    ones = np.ones(NUM_JOINTS)
+    # The output canvas is another size: scaled and moved, every direction agrees.
+    moved = 0.5 * source + np.array([7.0, -3.0])
+    np.testing.assert_allclose(limb_direction_errors_deg(source, ones, moved, ones), 0.0, atol=1e-9)
+    # Four leaf limbs turned by known angles; the sign of a turn does not matter.
+    output = moved
+    turns = {"right_forearm": (Joint.RIGHT_WRIST, Joint.RIGHT_ELBOW, 30.0),
+             "left_forearm": (Joint.LEFT_WRIST, Joint.LEFT_ELBOW, -90.0),
+             "left_toe": (Joint.LEFT_BIG_TOE, Joint.LEFT_ANKLE, 180.0),
+             "right_ear": (Joint.RIGHT_EAR, Joint.RIGHT_EYE, 150.0)}  # fmt: skip
+    for joint, about, degrees in turns.values():
+        output = rotated(output, joint, about, degrees)
+    errors = limb_direction_errors_deg(source, ones, output, ones)
+    assert errors.shape == (NUM_LIMBS,)
+    expected = np.zeros(NUM_LIMBS)
+    for name, (_, _, degrees) in turns.items():
+        expected[LIMB_INDEX[name]] = abs(degrees)
+    np.testing.assert_allclose(errors, expected, atol=1e-9)
+    # Across the +-180 degree seam: 170 and -170 degrees are 20 degrees apart, not 340.
+    a, b = source.copy(), source.copy()
+    a[Joint.RIGHT_WRIST] = a[Joint.RIGHT_ELBOW] + 10 * np.array(
+        [math.cos(math.radians(170)), math.sin(math.radians(170))]
+    )
+    b[Joint.RIGHT_WRIST] = b[Joint.RIGHT_ELBOW] + 10 * np.array(
+        [math.cos(math.radians(-170)), math.sin(math.radians(-170))]
+    )
+    assert limb_direction_errors_deg(a, ones, b, ones)[LIMB_INDEX["right_forearm"]] == pytest.approx(20.0)
+    # A joint missing on either side (low confidence, NaN) or a zero-length limb: not measured.
+    low = ones.copy()
+    low[Joint.RIGHT_WRIST] = 0.49
+    nan = output.copy()
+    nan[Joint.LEFT_WRIST] = np.nan
+    collapsed = output.copy()
+    collapsed[Joint.LEFT_BIG_TOE] = collapsed[Joint.LEFT_ANKLE]
+    assert np.isnan(limb_direction_errors_deg(source, low, output, ones)[LIMB_INDEX["right_forearm"]])
+    assert np.isnan(limb_direction_errors_deg(source, ones, output, low)[LIMB_INDEX["right_forearm"]])
+    assert np.isnan(limb_direction_errors_deg(source, ones, nan, ones)[LIMB_INDEX["left_forearm"]])
+    assert np.isnan(limb_direction_errors_deg(source, ones, collapsed, ones)[LIMB_INDEX["left_toe"]])
+    # Batched over frames.
+    batch = limb_direction_errors_deg(np.stack([source, source]), np.stack([ones, ones]),
+                                      np.stack([moved, output]), np.stack([ones, ones]))  # fmt: skip
+    np.testing.assert_allclose(batch, np.stack([np.zeros(NUM_LIMBS), expected]), atol=1e-9)
+    with pytest.raises(ValueError, match="differ in shape"):
+        limb_direction_errors_deg(source, ones, np.stack([source, source]), np.stack([ones, ones]))
+    with pytest.raises(ValueError, match="expected joints"):
+        limb_direction_errors_deg(source[:5], ones[:5], source[:5], ones[:5])
+
+
+def test_limb_agreement_figures_and_missed_elbows_and_wrists_are_exact() -> None:
+    source = standing_pose(256, 256).astype(np.float64)
+    ones = np.ones(NUM_JOINTS)
+    output = 0.5 * source
+    for joint, about, degrees in ((Joint.RIGHT_WRIST, Joint.RIGHT_ELBOW, 30.0),
+                                  (Joint.LEFT_WRIST, Joint.LEFT_ELBOW, -90.0),
+                                  (Joint.LEFT_BIG_TOE, Joint.LEFT_ANKLE, 180.0),
+                                  (Joint.RIGHT_EAR, Joint.RIGHT_EYE, 150.0)):  # fmt: skip
+        output = rotated(output, joint, about, degrees)
+    # Frame 1: the same pose; the output loses the right wrist (0.3 < 0.5) and the left elbow; the source
+    # does not see its left wrist (not counted, whatever the output shows).
+    source_conf_1 = ones.copy()
+    source_conf_1[Joint.LEFT_WRIST] = 0.2
+    output_conf_1 = ones.copy()
+    output_conf_1[Joint.RIGHT_WRIST] = 0.3
+    output_conf_1[Joint.LEFT_ELBOW] = 0.0
+    # Frame 2: nobody found on the output.
+    sources = np.stack([source, source, source])
+    source_conf = np.stack([ones, source_conf_1, ones])
+    outputs = np.stack([output, 0.5 * source, np.zeros_like(source)])
+    output_conf = np.stack([ones, output_conf_1, np.zeros(NUM_JOINTS)])
+    result = limb_agreement(sources, source_conf, outputs, output_conf)
+    # Body limbs only (BODY_LIMBS: 13; the toe and the ear are not): frame 0: 11 at 0, the right forearm
+    # at 30 and the left at 90 degrees; frame 1: 13 less right_forearm, left_upper_arm and left_forearm = 10
+    # at 0; frame 2: none.
+    angles = [0.0] * 11 + [30.0, 90.0] + [0.0] * 10
+    assert len(BODY_LIMBS) == 13
+    assert result.num_frames == 3 and result.num_frames_without_person == 1
+    assert result.num_measurements == len(angles) == 23
+    assert result.median_deg == 0.0
+    # 90th percentile of 23 sorted values: position 0.9 * 22 = 19.8, between two zeros (21 zeros).
+    assert result.p90_deg == pytest.approx(np.percentile(angles, 90)) and result.p90_deg == 0.0
+    assert result.mean_deg == pytest.approx(120.0 / 23)
+    assert result.median_deg_per_limb["right_forearm"] == pytest.approx(30.0)  # measured once (frame 0)
+    assert math.isnan(result.median_deg_per_limb["left_toe"])  # not a body limb: never measured
+    assert result.num_measurements_per_limb["left_toe"] == 0
+    assert result.num_measurements_per_limb["left_forearm"] == 1
+    assert result.num_measurements_per_limb["spine"] == 2
+    assert result.median_deg_per_frame[:2] == [0.0, 0.0] and math.isnan(result.median_deg_per_frame[2])
+    assert result.num_frames_mirrored == 0
+    # Elbows and wrists: 4 + 3 + 4 seen on the source; missed 0 + 2 + 4.
+    assert len(ARM_JOINTS) == 4
+    assert (result.num_source_arm_joints, result.num_missed_arm_joints) == (11, 6)
+    assert result.missed_arm_joint_rate == pytest.approx(6 / 11)
+    summary = result.summary()
+    assert summary["limb_direction_median_deg"] == 0.0 and summary["missed_arm_joint_rate"] == 6 / 11
+    # Only frame 0: the 13 angles (11 zeros, 30, 90); p90 at position 0.9 * 12 = 10.8 of the sorted values,
+    # 0.8 of the way from a 0 (position 10) to the 30 (position 11): 24 degrees.
+    first = limb_agreement(sources[:1], source_conf[:1], outputs[:1], output_conf[:1])
+    assert first.p90_deg == pytest.approx(24.0) and first.median_deg == 0.0
+    assert first.missed_arm_joint_rate == 0.0
+    # Nothing measured: NaN (null in JSON), not zero.
+    empty = limb_agreement(sources[2:], source_conf[2:], outputs[2:], output_conf[2:])
+    assert math.isnan(empty.median_deg) and math.isnan(empty.p90_deg) and empty.missed_arm_joint_rate == 1.0
+    assert json.loads(json.dumps(empty.to_json()))["median_deg"] is None
+
+
+def test_limb_agreement_evaluator_runs_the_estimator_on_source_then_output() -> None:
+    source = standing_pose(W, H)
+    output = rotated(0.5 * source, Joint.RIGHT_WRIST, Joint.RIGHT_ELBOW, 45.0)
+    estimator = FakeEstimator([pose(source), pose(output)])
+    source_rgb, output_rgb = textured(1, (96, 80)), textured(2)
+    with LimbAgreementEvaluator(estimator=estimator) as evaluator:
+        found = evaluator.add(source_rgb, output_rgb)
+        result = evaluator.result()
+    assert [f.shape for f in estimator.frames] == [source_rgb.shape, output_rgb.shape]
+    assert found[0].joints_px is estimator.poses[0].joints_px
+    assert result.num_measurements == len(BODY_LIMBS)
+    assert result.median_deg_per_limb["right_forearm"] == pytest.approx(45.0)
+    assert result.p90_deg == pytest.approx(0.0) and result.missed_arm_joint_rate == 0.0
+    with pytest.raises(ValueError, match="confidence_threshold"):
+        LimbAgreementEvaluator(confidence_threshold=1.5)
+
+
+def test_markdown_table_puts_limb_columns_beside_the_body() -> None:
+    source = standing_pose(256, 256).astype(np.float64)
+    ones = np.ones((1, NUM_JOINTS))
+    output = rotated(source, Joint.RIGHT_WRIST, Joint.RIGHT_ELBOW, 30.0)[None]
+    agreement = limb_agreement(source[None], ones, output, ones)
+    result = _result()
+    table = markdown_table({"A": result, "B": result}, {"A": 1.0}, {"A": {"dance": agreement}})
+    lines = table.splitlines()
+    header = lines[0]
+    assert (
+        "| body PSNR (dB) | limb dir. median / p90 (deg), dance | elbows+wrists missed, dance | face SSIM |"
+        in header
+    )
+    assert header.count("|") == len(TABLE_COLUMNS) + 2 + 2
+    rows = [line for line in lines if line.startswith(("| A |", "| B |"))]
+    assert f"| 0.0 / {np.percentile([0.0] * 12 + [30.0], 90):.1f} | 0.0% |" in rows[0]
+    assert "| n/a | n/a |" in rows[1]  # B was not driven by the source
+    assert "Limb dir. (unseen poses, no ground truth)" in table
+    assert (
+        "A, driven by dance: 1 frames, 13 limb angles, 4 source elbows and wrists; nobody found in 0 "
+        "generated frames; sides swapped on 0"
+    ) in table
+
+
+def test_an_output_labelled_the_other_way_round_is_compared_with_its_sides_swapped() -> None:
+    # The same pose with its left and right labels exchanged (as an estimator may label a figure seen from
+    # behind): as labelled, the clavicles and pelvis point the other way (180 degrees); with the sides
+    # swapped back it is the source's pose.
+    source = standing_pose(256, 256).astype(np.float64)
+    ones = np.ones((1, NUM_JOINTS))
+    relabelled = source[list(MIRRORED_JOINTS)]
+    assert MIRRORED_JOINTS[Joint.RIGHT_WRIST] == Joint.LEFT_WRIST
+    assert MIRRORED_JOINTS[Joint.NECK] == Joint.NECK
+    result = limb_agreement(source[None], ones, relabelled[None], ones)
+    assert result.num_frames_mirrored == 1 and result.median_deg == 0.0 and result.p90_deg == 0.0
+    # A pose that really differs is not hidden by the swap: one forearm turned by 60 degrees stays 60.
+    turned = rotated(relabelled, Joint.LEFT_WRIST, Joint.LEFT_ELBOW, 60.0)  # the source's right forearm
+    result = limb_agreement(source[None], ones, turned[None], ones)
+    assert result.median_deg_per_limb["right_forearm"] == pytest.approx(60.0)

@@ -12,7 +12,9 @@ from realtime.pose.skeleton import NUM_JOINTS, Joint
 from train.dataset import FramePairs, load_prepared
 from train.synthetic import (
     ANGLE_SPECS,
+    RESTRICTED_MOTION,
     MotionConfig,
+    angle_specs,
     estimate_orientation,
     estimate_scale_px_per_m,
     evaluate_synthetic,
@@ -172,6 +174,65 @@ def test_motion_respects_joint_limits_is_smooth_seeded_and_changes_depth():
     assert motion.confidence.dtype == np.float32 and set(np.unique(motion.confidence)) <= {0.0, 1.0}
 
 
+def test_the_default_motion_is_unchanged_by_the_presets():
+    # Figures of generate_motion written down before the restricted motion existed: same seed, same keypoints.
+    motion = generate_motion(200, 256, 256, seed=0)
+    assert float(motion.joints_px.astype(np.float64).sum()) == pytest.approx(1296330.311405182, rel=1e-7)
+    assert float(motion.confidence.sum()) == 4509.0
+    np.testing.assert_allclose(motion.joints_px[0, Joint.RIGHT_WRIST], [84.75169, 142.54482], atol=1e-3)
+    np.testing.assert_allclose(motion.joints_px[123, Joint.LEFT_ANKLE], [148.29758, 229.97449], atol=1e-3)
+    np.testing.assert_allclose(motion.joints_px[199, Joint.LEFT_WRIST], [169.07471, 143.94274], atol=1e-3)
+    other = generate_motion(50, 192, 256, seed=7)
+    assert float(other.joints_px.astype(np.float64).sum()) == pytest.approx(298583.27195739746, rel=1e-7)
+    default = generate_motion(200, 256, 256, seed=0, config=MotionConfig())
+    np.testing.assert_array_equal(motion.joints_px, default.joints_px)
+
+
+def wrist_below_shoulder_px(motion) -> np.ndarray:
+    """Per frame, the smaller of the two sides' wrist y - shoulder y in pixels (> 0: both hands lower)."""
+    px = motion.joints_px
+    sides = [px[:, Joint[f"{s}_WRIST"], 1] - px[:, Joint[f"{s}_SHOULDER"], 1] for s in ("RIGHT", "LEFT")]
+    return np.minimum(*sides)
+
+
+def ankle_spacing_m(motion) -> np.ndarray:
+    """Per frame, the distance in meters between the ankles on the floor (x and depth)."""
+    ankles = motion.joints_m[:, [Joint.RIGHT_ANKLE, Joint.LEFT_ANKLE]][..., [0, 2]]
+    return np.linalg.norm(ankles[:, 0] - ankles[:, 1], axis=-1)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_restricted_motion_keeps_the_hands_low_and_the_feet_close(seed):
+    motion = generate_motion(350, 256, 256, seed=seed, config=RESTRICTED_MOTION)
+    specs = angle_specs(RESTRICTED_MOTION)
+    lo, hi = np.array([s.lo_rad for s in specs]), np.array([s.hi_rad for s in specs])
+    assert (motion.angles_rad >= lo - 1e-6).all() and (motion.angles_rad <= hi + 1e-6).all()
+    # Hands below the shoulders on the canvas in every frame, and below the chest (20 cm under the neck).
+    assert wrist_below_shoulder_px(motion).min() > 10
+    chest_y_m = motion.joints_m[:, Joint.NECK, 1] - 0.20
+    wrist_y_m = motion.joints_m[:, [Joint.RIGHT_WRIST, Joint.LEFT_WRIST], 1].max(axis=1)
+    assert (wrist_y_m < chest_y_m).all()
+    # No wide stance: the ankles stay within half a meter of each other; no crouch: the hips stay high.
+    assert ankle_spacing_m(motion).max() < 0.5
+    assert motion.joints_m[:, Joint.MID_HIP, 1].min() > 0.85
+    # Walking a little and turning round: it moves on the floor, within a small area, and shows its back.
+    assert 0.05 < np.ptp(motion.root_m[:, 0]) < 0.6 and np.ptp(motion.root_m[:, 2]) < 0.6
+    yaw = motion.angles_rad[:, list(motion.angle_names).index("yaw")]
+    assert np.abs(yaw).max() > math.pi / 2
+    # The default motion breaks each of these bounds (the test can fail).
+    dance = generate_motion(350, 256, 256, seed=seed)
+    assert wrist_below_shoulder_px(dance).min() < 0 and ankle_spacing_m(dance).max() > 0.7
+
+
+def test_motion_config_errors():
+    with pytest.raises(ValueError, match="unknown angles"):
+        MotionConfig(angle_limits=(ANGLE_SPECS[0].__class__("tail", 0.0, 1.0, 0.5, 1.0),))
+    with pytest.raises(ValueError, match="strictly inside"):
+        MotionConfig(angle_limits=(ANGLE_SPECS[0].__class__("yaw", 0.0, 1.0, 1.0, 1.0),))
+    with pytest.raises(ValueError, match="floor_area_frac"):
+        MotionConfig(floor_area_frac=0.0)
+
+
 def test_dataset_is_a_prepared_directory_that_trains(tmp_path):
     report = write_synthetic_dataset(
         tmp_path / "data", num_frames=20, width=64, height=64, seed=1, progress=False
@@ -209,6 +270,13 @@ def test_cli_writes_a_dataset_and_reports_errors(tmp_path, capsys):
     assert load_prepared(tmp_path / "d").frames.shape == (10, 48, 32, 3)
     assert main(["--out", str(tmp_path / "e"), "--frames", "3"]) == 2
     assert "num_frames" in capsys.readouterr().err
+    # The restricted motion: its own default length (350 frames), its poses in the dataset.
+    restricted = ["--out", str(tmp_path / "r"), "--motion", "restricted", "--size", "32x32", "--seed", "1"]
+    assert main(restricted) == 0
+    assert "350 frames of restricted motion" in capsys.readouterr().out
+    data = load_prepared(tmp_path / "r")
+    expected = generate_motion(350, 32, 32, seed=1, config=RESTRICTED_MOTION)
+    np.testing.assert_array_equal(np.asarray(data.joints_px), expected.joints_px)
 
 
 def test_bundled_target_loads_runs_in_its_canvas_and_draws_the_mannequin():
@@ -263,6 +331,21 @@ def test_evaluate_synthetic_on_a_source_video(tiny_engine, tmp_path, monkeypatch
     assert source.body_frames == 6 and -1 <= source.body_ssim <= 1 and np.isfinite(source.body_psnr_db)
     assert source.background_body_ssim < source.background_ssim < 1
     assert source.background_body_psnr_db < source.background_psnr_db
+    # Beside the body figures: the limb directions against the source frames (MediaPipe on both), and on the
+    # ground-truth render their floor; MediaPipe finds the source dancer's elbows and wrists, so the missed
+    # rates are measured.
+    limbs = source.details["limb_agreement"]
+    assert limbs["generated"]["num_frames"] == limbs["ground_truth_render"]["num_frames"] == 6
+    assert limbs["generated"]["num_source_arm_joints"] > 0
+    assert 0.0 <= source.missed_arm_joint_rate <= 1.0 and 0.0 <= source.reference_missed_arm_joint_rate <= 1.0
+    assert source.missed_arm_joint_rate == pytest.approx(
+        limbs["generated"]["num_missed_arm_joints"] / limbs["generated"]["num_source_arm_joints"]
+    )
+    for median, p90 in (
+        (source.limb_direction_median_deg, source.limb_direction_p90_deg),
+        (source.reference_limb_direction_median_deg, source.reference_limb_direction_p90_deg),
+    ):
+        assert (math.isnan(median) and math.isnan(p90)) or 0.0 <= median <= p90 <= 180.0
     assert (tmp_path / "eval" / "metrics.json").is_file()
     assert (tmp_path / "eval" / f"{video.stem}_sheet.png").is_file()
 
@@ -277,6 +360,7 @@ def test_train_evaluate_synthetic_cli(tiny_engine, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert f"{video.name}: 3 frames" in printed and "SSIM" in printed and "pose distance" in printed
     assert "body SSIM" in printed and "empty room against the same ground truth" in printed
+    assert "limb directions against the source: median" in printed and "elbows+wrists missed" in printed
     assert (out / "metrics.json").is_file() and (out / f"{video.stem}_sheet.png").is_file()
     args[2] = str(tmp_path / "none.onnx")  # an engine that does not exist: argparse's one-line error, exit 2
     with pytest.raises(SystemExit) as exited:

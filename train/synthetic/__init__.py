@@ -9,7 +9,8 @@ real source videos. Five parts, one module each:
   is documented there, as part of the ground truth).
 - :mod:`train.synthetic.motion`: :func:`generate_motion`, seeded, smooth, varied dance-like motion from a
   joint-angle model with anatomical limits, stepping across the floor and toward and away from the camera,
-  projected by a pinhole camera.
+  projected by a pinhole camera; and :data:`RESTRICTED_MOTION`, a short recording's motion (standing, walking
+  a little, turning round, arms low).
 - :mod:`train.synthetic.dataset`: :func:`write_synthetic_dataset` (``python -m train.synthetic --out DIR``),
   a prepared directory in exactly :mod:`train.prepare`'s format (:mod:`train.dataset`), to train the demo
   model with ``train.fit``.
@@ -44,8 +45,10 @@ _EXPORTS = {
     "MannequinBody": "train.synthetic.body",
     "MannequinRender": "train.synthetic.renderer",
     "MannequinStyle": "train.synthetic.renderer",
+    "MOTION_PRESETS": "train.synthetic.motion",
     "Motion": "train.synthetic.motion",
     "MotionConfig": "train.synthetic.motion",
+    "RESTRICTED_MOTION": "train.synthetic.motion",
     "SOURCE_BODY": "train.synthetic.source",
     "SOURCE_STYLE": "train.synthetic.source",
     "SYNTHETIC_SOURCE": "train.synthetic.dataset",
@@ -54,6 +57,7 @@ _EXPORTS = {
     "SourceVideo": "train.synthetic.source",
     "SyntheticDatasetReport": "train.synthetic.dataset",
     "SyntheticEvaluation": "train.synthetic.evaluation",
+    "angle_specs": "train.synthetic.motion",
     "cached_source_video": "train.synthetic.source",
     "estimate_orientation": "train.synthetic.renderer",
     "estimate_scale_px_per_m": "train.synthetic.renderer",
@@ -63,6 +67,7 @@ _EXPORTS = {
     "generate_source_motion": "train.synthetic.source",
     "main": "train.synthetic.cli",
     "mannequin_pose": "train.synthetic.motion",
+    "motion_preset": "train.synthetic.motion",
     "render_background": "train.synthetic.renderer",
     "render_mannequin": "train.synthetic.renderer",
     "render_source_video": "train.synthetic.source",

@@ -19,7 +19,15 @@ from realtime.cli import (
     positive_int,
     setup_logging,
 )
-from train.catalog import DEFAULT_SOURCE_FPS, DEFAULT_SOURCE_SECONDS, DEFAULT_SOURCE_SEED, DEFAULT_SOURCE_SIZE
+from train.catalog import (
+    DEFAULT_SOURCE_FPS,
+    DEFAULT_SOURCE_SECONDS,
+    DEFAULT_SOURCE_SEED,
+    DEFAULT_SOURCE_SIZE,
+    MOTION_DANCE,
+    MOTION_RESTRICTED,
+    SYNTHETIC_MOTION_FRAMES,
+)
 
 # Every command line here parses its arguments before it imports the renderer, the evaluation or their
 # dependencies (NumPy, PyTorch, MediaPipe): --help and argument errors answer at once.
@@ -34,7 +42,20 @@ def _main_generate(argv: list[str]) -> int:
         "videos' poses: python -m train evaluate --synthetic --help",
     )
     parser.add_argument("--out", type=Path, required=True, help="output directory")
-    parser.add_argument("--frames", type=positive_int, default=3000, help="number of frames (default 3000)")
+    motions = list(SYNTHETIC_MOTION_FRAMES)
+    parser.add_argument(
+        "--motion",
+        choices=motions,
+        default=motions[0],
+        help=f"the mannequin's motion: {MOTION_DANCE} (default): varied dance-like moves over the whole "
+        f"floor, arms anywhere, crouches and hops; {MOTION_RESTRICTED}: what a user records of themselves "
+        "in a few seconds: standing, walking a little, turning round, arms low (hands below the chest), "
+        "no wide stance, no crouch (a short recording, for measuring unseen poses)",
+    )
+    defaults = ", ".join(f"{frames} for {name}" for name, frames in SYNTHETIC_MOTION_FRAMES.items())
+    parser.add_argument(
+        "--frames", type=positive_int, default=None, help=f"number of frames (default: {defaults})"
+    )
     parser.add_argument(
         "--size", type=canvas_size, default=(256, 256), help="canvas WIDTHxHEIGHT (default 256x256)"
     )
@@ -45,19 +66,22 @@ def _main_generate(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from train.synthetic.dataset import write_synthetic_dataset
+    from train.synthetic.motion import motion_preset
 
+    frames = args.frames if args.frames is not None else SYNTHETIC_MOTION_FRAMES[args.motion]
     start = time.perf_counter()
     try:
         report = write_synthetic_dataset(
-            args.out, num_frames=args.frames, width=args.size[0], height=args.size[1], seed=args.seed,
-            heldout_fraction=args.heldout_fraction,
+            args.out, num_frames=frames, width=args.size[0], height=args.size[1], seed=args.seed,
+            heldout_fraction=args.heldout_fraction, motion_config=motion_preset(args.motion),
         )  # fmt: skip
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     meta = report.meta
     print(
-        f"wrote {meta.num_frames} frames ({meta.train_end} train, {len(meta.heldout)} held out), "
+        f"wrote {meta.num_frames} frames of {args.motion} motion ({meta.train_end} train, "
+        f"{len(meta.heldout)} held out), "
         f"{meta.canvas_width}x{meta.canvas_height}, {report.size_bytes / 2**20:.0f} MiB, into {args.out} in "
         f"{time.perf_counter() - start:.1f} s (renderer {report.render_ms_per_frame:.2f} ms/frame); "
         f"preview: {args.out / 'preview.png'}"
@@ -71,7 +95,9 @@ def _main_evaluate(argv: list[str], command_line: bool) -> int:
         description="Drive a mannequin model with real source videos' poses (normalized as python -m "
         "realtime.offline does), render the mannequin in the same poses as ground truth, and "
         "compare: SSIM and PSNR over the frame and over the body region (the mannequin's silhouette box "
-        "grown by 10% of its size on each side), face SSIM, pose distance and missed joints, beside the "
+        "grown by 10% of its size on each side), the limb-direction agreement with the source frames "
+        "(MediaPipe on both: median / p90 angle, elbows and wrists missed; as python -m train evaluate "
+        "--sources reports for real targets), face SSIM, pose distance and missed joints, beside the "
         "same image figures for the empty room (no mannequin) against the same ground truth. Writes "
         "OUT/metrics.json and one sample sheet per source (source | stick figure | ground truth | "
         "generated).",
@@ -120,6 +146,12 @@ def _main_evaluate(argv: list[str], command_line: bool) -> int:
             f"{s.pose_distance_px:.2f} px, missed joints {s.missed_joint_rate:.1%} (on the ground truth: "
             f"{s.reference_pose_distance_px:.2f} px, {s.reference_missed_joint_rate:.1%}); generator "
             f"{s.generate_ms:.1f} ms/frame; sheet {s.sheet}"
+        )
+        print(
+            f"  limb directions against the source: median {s.limb_direction_median_deg:.1f} deg, p90 "
+            f"{s.limb_direction_p90_deg:.1f} deg, elbows+wrists missed {s.missed_arm_joint_rate:.1%} (on the "
+            f"ground truth: {s.reference_limb_direction_median_deg:.1f} deg, "
+            f"{s.reference_limb_direction_p90_deg:.1f} deg, {s.reference_missed_arm_joint_rate:.1%})"
         )
         print(
             f"  empty room against the same ground truth: SSIM {s.background_ssim:.4f}, PSNR "

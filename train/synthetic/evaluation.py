@@ -7,7 +7,11 @@ Image similarity is reported over the whole frame and over the body region: the 
 silhouette box (its render mask) grown by :data:`train.metrics.BODY_MARGIN_FRAC` of the box's size on each
 side. An "empty room" row scores the room rendered without the mannequin
 (:func:`train.synthetic.renderer.render_background`) against the same ground truth, so the static
-background's share of each figure is visible."""
+background's share of each figure is visible. Beside the body figures, the limb-direction agreement that
+``python -m train evaluate --sources`` reports for real targets (:class:`train.metrics.LimbAgreement`: the
+pose estimator on each source frame and on the frame generated from it, median and p90 angle between the
+limbs' directions, the source's elbows and wrists missing on the output), with the same figures for the
+ground-truth render as their floor (how well the estimator reads the mannequin itself)."""
 
 from __future__ import annotations
 
@@ -47,6 +51,14 @@ class SourceEvaluation:
             well the pose estimator sees the mannequin itself (the floor for the two figures above).
         temporal_change_levels: mean frame-to-frame change (uint8 levels) of the generated frames where the
             driving pose stood still (:class:`train.metrics.TemporalStability`).
+        limb_direction_median_deg, limb_direction_p90_deg: median and 90th percentile, over all limbs of all
+            frames, of the angle in degrees between each limb's direction found by the pose estimator on the
+            source frame and on the generated frame (:class:`train.metrics.LimbAgreement`; NaN when no limb
+            was found on both).
+        missed_arm_joint_rate: the share of the source's found elbows and wrists that the estimator does not
+            find on the generated frames.
+        reference_limb_direction_median_deg, reference_limb_direction_p90_deg,
+        reference_missed_arm_joint_rate: the same three on the ground-truth renders (their floor).
         background_ssim, background_psnr_db, background_body_ssim, background_body_psnr_db: the same four
             figures for the empty room (the background render without the mannequin) against the same
             ground truth: what a model that draws no mannequin at all would score.
@@ -69,6 +81,12 @@ class SourceEvaluation:
     reference_pose_distance_px: float
     reference_missed_joint_rate: float
     temporal_change_levels: float
+    limb_direction_median_deg: float
+    limb_direction_p90_deg: float
+    missed_arm_joint_rate: float
+    reference_limb_direction_median_deg: float
+    reference_limb_direction_p90_deg: float
+    reference_missed_arm_joint_rate: float
     background_ssim: float
     background_psnr_db: float
     background_body_ssim: float
@@ -156,7 +174,9 @@ def evaluate_source(
     (:func:`realtime.offline.retarget.retarget_frames`: MediaPipe poses, a centered temporal median, the
     source's statistics fitted on the whole video, then :class:`realtime.model.pipeline.Retargeter`, each
     frame conditioned on the previous one); the mannequin is rendered in each frame's normalized pose as the
-    ground truth.
+    ground truth. The target's pose estimator, each frame on its own, also reads the source frame, the
+    generated frame and the ground-truth render for the limb-direction agreement
+    (:class:`train.metrics.LimbAgreementEvaluator`).
 
     Raises:
         FileNotFoundError, ValueError, RuntimeError: as :meth:`realtime.model.pipeline.Target.load`.
@@ -165,7 +185,8 @@ def evaluate_source(
     """
     from realtime.model.pipeline import Target
     from realtime.offline.retarget import SourcePoses, fit_height, retarget_frames
-    from train.metrics import find_person_box
+    from realtime.pose.estimators import open_pose_estimator
+    from train.metrics import LimbAgreementEvaluator, find_person_box
 
     target = Target.load(engine_path)
     width, height = target.canvas_size
@@ -181,28 +202,40 @@ def evaluate_source(
     source_poses: SourcePoses | None = None
     picks: set[int] = set()
     frames = retarget_frames(target, source_video, max_frames=max_frames, median_window=median_window)
-    for frame in frames:
-        if source_poses is None:
-            source_poses = frame.source_poses
-            last = source_poses.num_frames - 1
-            picks = set(np.linspace(0, last, sheet_frames).round().astype(int).tolist())
-        result = frame.result
-        seconds += frame.generate_s
-        normalized = result.normalized
-        generated.append(result.generated)
-        sticks.append(result.stick_figure)
-        driving.append(normalized)
-        render = render_mannequin(
-            normalized.joints_px, normalized.confidence, width=width, height=height, threshold=threshold
-        )
-        truth.append(render.image)
-        # The mannequin's silhouette box; NaN where the room is empty (zero confidence: no keypoint
-        # fallback, the mask is exact).
-        person_boxes.append(
-            find_person_box(normalized.joints_px, np.zeros_like(normalized.confidence), mask=render.mask)
-        )
-        if frame.index in picks:
-            thumbs.append((frame.index, fit_height(frame.source_rgb, height)))
+    # One single-frame judge reads each source frame once, for the generated frame and for the render.
+    single_frame = open_pose_estimator(target.bundle.pose_estimator, video_mode=False)
+    limbs = LimbAgreementEvaluator(confidence_threshold=threshold, estimator=single_frame)
+    reference_limbs = LimbAgreementEvaluator(confidence_threshold=threshold, estimator=single_frame)
+    try:
+        for frame in frames:
+            if source_poses is None:
+                source_poses = frame.source_poses
+                last = source_poses.num_frames - 1
+                picks = set(np.linspace(0, last, sheet_frames).round().astype(int).tolist())
+            result = frame.result
+            seconds += frame.generate_s
+            normalized = result.normalized
+            generated.append(result.generated)
+            sticks.append(result.stick_figure)
+            driving.append(normalized)
+            render = render_mannequin(
+                normalized.joints_px, normalized.confidence, width=width, height=height, threshold=threshold
+            )
+            truth.append(render.image)
+            # The mannequin's silhouette box; NaN where the room is empty (zero confidence: no keypoint
+            # fallback, the mask is exact).
+            person_boxes.append(
+                find_person_box(normalized.joints_px, np.zeros_like(normalized.confidence), mask=render.mask)
+            )
+            if frame.index in picks:
+                thumbs.append((frame.index, fit_height(frame.source_rgb, height)))
+            seen = limbs.estimate(frame.source_rgb, float(frame.index))
+            for accumulator, image in ((limbs, result.generated), (reference_limbs, render.image)):
+                output = accumulator.estimate(image, float(frame.index))
+                accumulator.add_poses(seen.joints_px, seen.confidence, output.joints_px, output.confidence)
+    finally:
+        single_frame.close()
+    agreement, reference_agreement = limbs.result(), reference_limbs.result()
     if source_poses is None:
         raise ValueError(f"{source_video}: no frame was retargeted (an empty video?)")
     n = len(generated)
@@ -236,6 +269,12 @@ def evaluate_source(
         generate_ms=1e3 * seconds / max(n, 1),
         sheet=str(sheet),
         temporal_change_levels=float(measured["temporal_change_levels"]),
+        limb_direction_median_deg=agreement.median_deg,
+        limb_direction_p90_deg=agreement.p90_deg,
+        missed_arm_joint_rate=agreement.missed_arm_joint_rate,
+        reference_limb_direction_median_deg=reference_agreement.median_deg,
+        reference_limb_direction_p90_deg=reference_agreement.p90_deg,
+        reference_missed_arm_joint_rate=reference_agreement.missed_arm_joint_rate,
         background_ssim=float(empty["ssim"]),
         background_psnr_db=float(empty["psnr_db"]),
         background_body_ssim=float(empty["body_ssim"]),
@@ -244,6 +283,10 @@ def evaluate_source(
             "generated": measured_details,
             "ground_truth_render": reference_details,
             "empty_room": empty_details,
+            "limb_agreement": {
+                "generated": agreement.to_json(),
+                "ground_truth_render": reference_agreement.to_json(),
+            },
         },
     )
 

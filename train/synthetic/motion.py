@@ -3,7 +3,10 @@
 A joint-angle model with anatomical limits (:data:`ANGLE_SPECS`) driven by sums of sinusoids, a root that
 holds a spot on the floor and steps to another (towards and away from the camera), and a pinhole camera
 (:class:`CameraModel`) that projects the joints onto the canvas: :func:`generate_motion` for a sequence,
-:func:`mannequin_pose` for one pose from named angles.
+:func:`mannequin_pose` for one pose from named angles. Two motions are named (:data:`MOTION_PRESETS`,
+``python -m train.synthetic --motion NAME``): ``dance``, the default, and ``restricted``
+(:data:`RESTRICTED_MOTION`), what a user records of themselves in a few seconds: standing, walking a little,
+turning round, arms low, no wide stance (the short recording of issue 18's unseen-pose measures).
 
 Everything is in pixels of the canvas unless a name says otherwise (``_m``: meters of the mannequin's body,
 ``_rad``: radians). Image axes: x to the right, y down.
@@ -18,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from realtime.pose.skeleton import NUM_JOINTS, Joint
+from train.catalog import MOTION_DANCE, MOTION_RESTRICTED
 from train.synthetic.body import BODY, MannequinBody
 
 
@@ -114,6 +118,13 @@ class MotionConfig:
         hop_every_s: mean time between small hops (0 = never); ``hop_height_m``, ``hop_duration_s``.
         dropout_rate: chance per frame that a hand, foot or face joint starts a short run of missing frames.
         camera: the camera and floor.
+        angle_limits: angles of :data:`ANGLE_SPECS` replaced, by name, with these (other limits, resting
+            value and spread; :func:`angle_specs`); empty = the anatomical limits.
+        crouch_amount: how much of the shared crouch signal bends the knees and hips and bows the upper body
+            (1 = all of it, 0 = the figure never crouches).
+        floor_area_frac: the fraction of the floor's depth range (``near_m`` to ``far_m``) and of its usable
+            width, centred, where the figure picks the spots it steps to (1 = all of it; small = walking a
+            little).
     """
 
     fps: float = 24.0
@@ -128,6 +139,84 @@ class MotionConfig:
     hop_duration_s: float = 0.45
     dropout_rate: float = 0.004
     camera: CameraModel = field(default_factory=CameraModel)
+    angle_limits: tuple[AngleSpec, ...] = ()
+    crouch_amount: float = 1.0
+    floor_area_frac: float = 1.0
+
+    def __post_init__(self) -> None:
+        unknown = [spec.name for spec in self.angle_limits if spec.name not in ANGLE_INDEX]
+        if unknown:
+            raise ValueError(f"angle_limits names unknown angles {unknown}; known: {', '.join(ANGLE_INDEX)}")
+        for spec in self.angle_limits:
+            if not spec.lo_rad < spec.rest_rad < spec.hi_rad:
+                raise ValueError(
+                    f"angle {spec.name}: the resting value {spec.rest_rad} must lie strictly inside "
+                    f"[{spec.lo_rad}, {spec.hi_rad}]"
+                )
+        if not 0.0 < self.floor_area_frac <= 1.0:
+            raise ValueError(f"floor_area_frac must be in (0, 1], got {self.floor_area_frac}")
+        if self.crouch_amount < 0:
+            raise ValueError(f"crouch_amount must be at least 0, got {self.crouch_amount}")
+
+
+def angle_specs(config: MotionConfig) -> tuple[AngleSpec, ...]:
+    """:data:`ANGLE_SPECS` with ``config.angle_limits`` put in place of the angles they name (same order)."""
+    replaced = {spec.name: spec for spec in config.angle_limits}
+    return tuple(replaced.get(spec.name, spec) for spec in ANGLE_SPECS)
+
+
+def _restricted_limb_angles(side: str) -> tuple[AngleSpec, ...]:
+    # Arms low: the upper arm at most 0.55 rad (32 degrees) from hanging, never across the chest, the elbow
+    # bent at most 0.9 rad, so the forearm is at most 1.45 rad from hanging and the hand stays below the
+    # chest. Legs: a walking stride's flexion, hardly any abduction (no wide stance), a knee that bends to
+    # walk but never to crouch.
+    return (
+        AngleSpec(f"{side}_shoulder_elevation", 0.0, 0.55, 0.2, 1.2),
+        AngleSpec(f"{side}_shoulder_plane", -0.4, 1.6, 0.4, 1.0),
+        AngleSpec(f"{side}_shoulder_rotation", -0.6, 0.8, 0.1, 1.0),
+        AngleSpec(f"{side}_elbow_flexion", 0.0, 0.9, 0.3, 1.2),
+        AngleSpec(f"{side}_hip_flexion", -0.3, 0.55, 0.05, 0.6),
+        AngleSpec(f"{side}_hip_abduction", -0.08, 0.15, 0.03, 0.6),
+        AngleSpec(f"{side}_knee_flexion", 0.0, 0.9, 0.1, 0.8),
+        AngleSpec(f"{side}_ankle_plantarflexion", -0.2, 0.4, 0.0, 0.8),
+    )
+
+
+#: The restricted motion (``--motion restricted``): what a user records of themselves in a few seconds.
+#: Standing at a few nearby spots and walking a little between them (:attr:`MotionConfig.floor_area_frac`),
+#: turning round (yaw up to about 170 degrees either way, the back shown), arms low (hands below the chest:
+#: :func:`_restricted_limb_angles`), an upright body (small bow, lean and twist), no crouch, no hop, no wide
+#: stance.
+RESTRICTED_MOTION = MotionConfig(
+    hold_s=(2.0, 5.0),
+    walk_speed_m_per_s=0.6,
+    hop_every_s=0.0,
+    angle_limits=(
+        AngleSpec("yaw", -3.0, 3.0, 0.0, 1.6),
+        AngleSpec("twist", -0.25, 0.25, 0.0, 1.0),
+        AngleSpec("lean", -0.12, 0.12, 0.0, 1.0),
+        AngleSpec("bow", -0.08, 0.2, 0.03, 1.0),
+        *_restricted_limb_angles("right"),
+        *_restricted_limb_angles("left"),
+    ),
+    crouch_amount=0.0,
+    floor_area_frac=0.4,
+)
+
+#: The named motions of :func:`generate_motion` (``python -m train.synthetic --motion NAME``; the names and
+#: their default frame counts are :data:`train.catalog.SYNTHETIC_MOTION_FRAMES`).
+MOTION_PRESETS: dict[str, MotionConfig] = {MOTION_DANCE: MotionConfig(), MOTION_RESTRICTED: RESTRICTED_MOTION}
+
+
+def motion_preset(name: str) -> MotionConfig:
+    """The :class:`MotionConfig` of a named motion (:data:`MOTION_PRESETS`).
+
+    Raises:
+        ValueError: for an unknown name (the message lists the known ones).
+    """
+    if name not in MOTION_PRESETS:
+        raise ValueError(f"unknown motion {name!r}; known: {', '.join(MOTION_PRESETS)}")
+    return MOTION_PRESETS[name]
 
 
 @dataclass(frozen=True)
@@ -189,9 +278,11 @@ def _root_path(
     cam = config.camera
     dt = 1.0 / config.fps
 
+    margin = (1.0 - config.floor_area_frac) / 2 * (cam.far_m - cam.near_m)  # 0 for the whole floor
+
     def spot() -> tuple[float, float]:
-        z = rng.uniform(cam.near_m, cam.far_m)
-        limit = float(cam.max_abs_x_m(z, width, height))
+        z = rng.uniform(cam.near_m + margin, cam.far_m - margin)
+        limit = config.floor_area_frac * float(cam.max_abs_x_m(z, width, height))
         return rng.uniform(-limit, limit), z
 
     x, z = np.zeros(n), np.zeros(n)
@@ -387,13 +478,14 @@ def generate_motion(
     """Seeded, smooth, varied dance-like motion of the mannequin, projected onto a ``width`` x ``height``
     canvas. Uses no recorded motion data.
 
-    Each joint angle of :data:`ANGLE_SPECS` is ``lo + (hi - lo) * sigmoid(z(t))``, so it stays within its
-    anatomical limits, where ``z(t)`` is the logit of its resting value plus ``spread`` times a sum of
-    ``config.components`` sinusoids of random frequency and phase (smooth: a bounded derivative), plus
-    shared signals: a crouch (both knees and hips bend, the upper body bows), the choice of a free leg (the
-    other carries the weight), and a walking gait while the figure steps to a new spot on the floor. The
-    figure's lowest foot point rests on the floor (plus occasional small hops); it stays between the
-    camera's ``near_m`` and ``far_m`` and inside the canvas's sides, so the far and near normalization
+    Each joint angle of :data:`ANGLE_SPECS` (with ``config.angle_limits`` in place of those it names:
+    :func:`angle_specs`) is ``lo + (hi - lo) * sigmoid(z(t))``, so it stays within its limits, where
+    ``z(t)`` is the logit of its resting value plus ``spread`` times a sum of ``config.components``
+    sinusoids of random frequency and phase (smooth: a bounded derivative), plus shared signals: a crouch
+    (both knees and hips bend, the upper body bows; times ``config.crouch_amount``), the choice of a free
+    leg (the other carries the weight), and a walking gait while the figure steps to a new spot on the
+    floor. The figure's lowest foot point rests on the floor (plus occasional small hops); it stays between
+    the camera's ``near_m`` and ``far_m`` and inside the canvas's sides, so the far and near normalization
     anchors differ.
 
     Args:
@@ -426,19 +518,20 @@ def generate_motion(
     x_m, z_m, speed = _root_path(rng, n, config, width, height)
 
     # Shared signals: crouch depth in [0, 1], which leg is free (+1 right, -1 left), walking gait.
-    crouch = _sigmoid(2.5 * _sinusoids(rng, t_s, config, slowdown=2.0) - 2.5)
+    crouch = config.crouch_amount * _sigmoid(2.5 * _sinusoids(rng, t_s, config, slowdown=2.0) - 2.5)
     free = np.tanh(1.5 * _sinusoids(rng, t_s, config, slowdown=2.0))
     walking = _gaussian_smooth(np.clip(speed / 0.4, 0.0, 1.0), 0.3 * config.fps)  # eases in and out
     gait_phase = 2 * math.pi * np.cumsum(speed / config.fps) / config.stride_m
-    z = np.zeros((n, len(ANGLE_SPECS)))
-    for i, spec in enumerate(ANGLE_SPECS):
+    specs = angle_specs(config)
+    z = np.zeros((n, len(specs)))
+    for i, spec in enumerate(specs):
         rest = (spec.rest_rad - spec.lo_rad) / (spec.hi_rad - spec.lo_rad)
         z[:, i] = math.log(rest / (1 - rest)) + spec.spread * _sinusoids(rng, t_s, config)
     for side, sign in (("right", 1.0), ("left", -1.0)):
         freedom = 0.35 + 0.65 * np.clip(sign * free, 0.0, 1.0)  # the weight-bearing leg moves less
         for name in ("hip_flexion", "hip_abduction", "knee_flexion", "ankle_plantarflexion"):
             col = ANGLE_INDEX[f"{side}_{name}"]
-            spec = ANGLE_SPECS[col]
+            spec = specs[col]
             rest = (spec.rest_rad - spec.lo_rad) / (spec.hi_rad - spec.lo_rad)
             centre = math.log(rest / (1 - rest))
             z[:, col] = centre + (z[:, col] - centre) * freedom
@@ -453,8 +546,8 @@ def generate_motion(
         z = np.asarray(choreography(z, t_s), np.float64)
         if z.shape != shape:
             raise ValueError(f"choreography must return logit signals of shape {shape}, got {z.shape}")
-    lo = np.array([s.lo_rad for s in ANGLE_SPECS])
-    hi = np.array([s.hi_rad for s in ANGLE_SPECS])
+    lo = np.array([s.lo_rad for s in specs])
+    hi = np.array([s.hi_rad for s in specs])
     angles = lo + (hi - lo) * _sigmoid(z)
 
     local = _pose_from_angles(angles, body)

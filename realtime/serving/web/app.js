@@ -27,6 +27,7 @@ const ui = {
   stats: $("stats"),
   error: $("error"),
   recording: $("recording"),
+  garments: $("garments"),
 };
 
 const MAX_STAMPS = 20000; // per video: about 14 minutes at 24 fps
@@ -46,6 +47,8 @@ const dance = {
   // received at (ms: last packet of the frame) or null] for the generated video. All on performance.now().
   stamps: { local: [], remote: [] },
   glassToGlassMs: [], // [shown at (ms), latency (ms)] over the last seconds (test mode)
+  garmentColours: {}, // garment -> "#rrggbb" asked for (sent again when a session starts)
+  garmentApplied: {}, // garment -> "#rrggbb" or null, as the server confirmed
 };
 window.dance = dance;
 
@@ -172,6 +175,42 @@ async function loadTargets() {
       return option;
     }),
   );
+  showGarments();
+}
+
+// -- garment colours (targets with a reference appearance) ------------------------------------------------
+
+function chosenTarget() {
+  if (!dance.config) return null;
+  return dance.config.targets.find((t) => t.name === ui.targets.value) || null;
+}
+
+function showGarments() {
+  const garments = (chosenTarget() || {}).garments || [];
+  dance.garmentColours = {};
+  ui.garments.replaceChildren(
+    ...garments.flatMap((garment) => {
+      const input = Object.assign(document.createElement("input"), { type: "color", value: "#808080" });
+      input.id = `colour-${garment}`;
+      input.addEventListener("change", () => sendGarmentColour(garment, input.value));
+      const label = document.createElement("label");
+      label.append(`${garment} colour `, input);
+      const reset = Object.assign(document.createElement("button"), { type: "button", textContent: "reset" });
+      reset.id = `colour-${garment}-reset`;
+      reset.addEventListener("click", () => sendGarmentColour(garment, null));
+      return [label, reset];
+    }),
+  );
+  ui.garments.hidden = garments.length === 0;
+}
+
+function sendGarmentColour(garment, colour) {
+  if (colour === null) delete dance.garmentColours[garment];
+  else dance.garmentColours[garment] = colour;
+  const ws = dance.session && dance.session.ws;
+  if (ws && ws.readyState === WebSocket.OPEN && dance.session.answered) {
+    ws.send(JSON.stringify({ type: "garment_colour", garment, colour }));
+  }
 }
 
 async function listCameras() {
@@ -345,6 +384,8 @@ async function onMessage(session, msg) {
       return;
     }
     setStatus(`connecting the video (target ${msg.target})...`);
+    session.answered = true;
+    for (const [garment, colour] of Object.entries(dance.garmentColours)) sendGarmentColour(garment, colour);
   } else if (msg.type === "stats") {
     const browser = await browserStats(session.pc);
     if (dance.session !== session) return; // stopped while the browser's stats were read
@@ -355,6 +396,8 @@ async function onMessage(session, msg) {
     if (session.sender && Number.isFinite(msg.max_fps) && msg.max_fps > 0) {
       await capSendRate(session.sender, msg.max_fps);
     }
+  } else if (msg.type === "garment_colour") {
+    dance.garmentApplied[msg.garment] = msg.colour;
   } else if (msg.type === "error") {
     showError(`server: ${msg.message}`);
     if (msg.code === "server_full" || msg.code === "unknown_target" || msg.code === "peer_failed") {
@@ -476,7 +519,7 @@ function setHalfAspect(width, height) {
 }
 
 function fitHalvesToTarget() {
-  const chosen = dance.config && dance.config.targets.find((t) => t.name === ui.targets.value);
+  const chosen = chosenTarget();
   if (chosen && chosen.canvas_size) setHalfAspect(chosen.canvas_size[0], chosen.canvas_size[1]);
 }
 
@@ -602,6 +645,7 @@ ui.sourceClear.addEventListener("click", () => {
 ui.cameras.addEventListener("change", () => switchCamera().catch((err) => showError(`camera: ${err.message}`)));
 ui.targets.addEventListener("change", () => {
   fitHalvesToTarget();
+  showGarments();
   if (dance.session) restart();
 });
 ui.target.addEventListener("resize", fitHalves);

@@ -70,3 +70,67 @@ def test_onnxruntime_backend_errors(tmp_path):
     broken.write_bytes(b"not an onnx file")
     with pytest.raises(BackendError, match="cannot load"):
         OnnxRuntimeBackend(broken)
+
+
+class _SessionOn:
+    """A stand-in ``onnxruntime.InferenceSession`` whose active providers are ``active`` (what ONNX Runtime
+    reports after a silent fallback), recording the providers it was asked for."""
+
+    asked: list = []
+
+    def __init__(self, active, options=None):
+        self.active, self.options = active, options or {}
+
+    def __call__(self, path, session_options, providers):
+        _SessionOn.asked = list(providers)
+        real = self
+
+        class Session:
+            def get_providers(self):
+                return list(real.active)
+
+            def get_provider_options(self):
+                return {name: dict(real.options.get(name, {})) for name in real.active}
+
+            def get_inputs(self):
+                return []
+
+            def get_outputs(self):
+                return []
+
+        return Session()
+
+
+def test_onnxruntime_asked_for_cuda_refuses_a_silent_cpu_fallback(tiny_engine, monkeypatch):
+    """Issue 20, defect 8: the CUDA provider that did not start is an error, not a CPU run."""
+    import onnxruntime as ort
+
+    monkeypatch.setattr(
+        ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    )
+    monkeypatch.setattr(ort, "InferenceSession", _SessionOn(["CPUExecutionProvider"]))
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    with pytest.raises(BackendError, match=r"asked for CUDA but .* runs on \['CPUExecutionProvider'\]"):
+        OnnxRuntimeBackend(tiny_engine, device="cuda")
+    with pytest.raises(BackendError, match="asked for CUDA"):
+        OnnxRuntimeBackend(tiny_engine, providers=["CUDAExecutionProvider"])
+
+
+def test_onnxruntime_takes_the_cuda_device_index_from_the_caller(tiny_engine, monkeypatch):
+    """Issue 20, defect 8: ``cuda:1`` is asked of ONNX Runtime and bound as ``cuda:1``, not ``cuda:0``."""
+    import onnxruntime as ort
+
+    monkeypatch.setattr(
+        ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    )
+    active = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    monkeypatch.setattr(
+        ort, "InferenceSession", _SessionOn(active, {"CUDAExecutionProvider": {"device_id": "1"}})
+    )
+    backend = OnnxRuntimeBackend(tiny_engine, device="cuda:1")
+    assert _SessionOn.asked[0] == ("CUDAExecutionProvider", {"device_id": 1})
+    assert backend.device == torch.device("cuda", 1)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)  # "cuda" is PyTorch's current device
+    monkeypatch.setattr(ort, "InferenceSession", _SessionOn(active, {}))
+    assert OnnxRuntimeBackend(tiny_engine, device="cuda").device == torch.device("cuda", 1)
+    assert _SessionOn.asked[0] == ("CUDAExecutionProvider", {"device_id": 1})

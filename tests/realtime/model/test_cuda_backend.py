@@ -114,3 +114,60 @@ def test_pipeline_render_generate_face_stay_on_the_device(tmp_path):
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert refined.device.type == "cuda" and refined.shape == (1, 3, 64, 64)
+
+
+def test_cuda_without_an_index_is_the_current_device_so_out_buffers_are_accepted(monkeypatch):
+    """Issue 20, defect 1: ``torch.device("cuda") != torch.device("cuda", 0)``; the backend keeps the index,
+    so a caller's ``out=`` tensor on ``cuda:0`` matches it."""
+    from realtime.model.backends import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    assert torch.device("cuda") != torch.device("cuda", 0)  # PyTorch's comparison (pytorch/pytorch#115405)
+    assert resolve_device("cuda") == torch.device("cuda", 0)
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    assert resolve_device("cpu") == torch.device("cpu")
+    module = _generator()
+    monkeypatch.setattr(module, "to", lambda *args, **kwargs: module)  # no CUDA here: stay on the CPU
+    backend = TorchBackend.from_module(module, "cuda")
+    assert backend.device == torch.device("cuda", 0)  # the device of every tensor on it, out= included
+
+
+def test_cuda_graph_capture_is_thread_local(monkeypatch):
+    """Issue 20, defect 5: the PyTorch backend captures with ``capture_error_mode="thread_local"``, so a
+    pose thread's CUDA call during a capture neither breaks it nor is refused (PyTorch's CUDA stand-ins)."""
+    import contextlib
+
+    captures = []
+
+    class Stream:
+        cuda_stream = 7
+
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def wait_stream(self, other):
+            pass
+
+    class Graph:
+        replays = 0
+
+        def replay(self):
+            Graph.replays += 1
+
+    @contextlib.contextmanager
+    def graph(g, **kwargs):
+        captures.append(kwargs)
+        yield
+
+    monkeypatch.setattr(torch.cuda, "Stream", Stream)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: Stream())
+    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", Graph)
+    monkeypatch.setattr(torch.cuda, "graph", graph)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    module = _generator()
+    monkeypatch.setattr(module, "to", lambda *args, **kwargs: module)
+    backend = TorchBackend.from_module(module, "cuda", cuda_graph=True)
+    monkeypatch.setattr(backend, "device", torch.device("cpu"))  # the tensors here are CPU tensors
+    backend.run(_inputs())
+    assert captures == [{"capture_error_mode": "thread_local"}] and Graph.replays == 1

@@ -528,8 +528,8 @@ def test_targets_and_status_are_served_as_json() -> None:
             targets = await asyncio.to_thread(http_get_json, h.server.port, "/targets")
             assert targets == {
                 "targets": [
-                    {"name": "alice", "canvas_size": [64, 48]},
-                    {"name": "bob", "canvas_size": [64, 48]},
+                    {"name": "alice", "canvas_size": [64, 48], "garments": []},
+                    {"name": "bob", "canvas_size": [64, 48], "garments": []},
                 ],
                 "default": "alice",
                 "test_stamp": False,
@@ -563,6 +563,45 @@ def test_the_answer_asks_for_zero_playout_delay_unless_told_not_to(zero_playout_
                     await ws.send(json.dumps({"type": "offer", "sdp": offer}))
                     answer = await receive(ws, "answer")
                     assert (f"a=extmap:9 {PLAYOUT_DELAY_URI}" in answer["sdp"]) is named, answer["sdp"]
+            await h.wait_no_sessions()
+
+    run(main())
+
+
+class ColourRetargeter(FakeRetargeter):
+    """A fake retargeter whose target has a reference appearance: it records garment colours."""
+
+    def __init__(self) -> None:
+        super().__init__(FakeTarget())
+        self.colours: list[tuple[str, tuple[float, ...] | None]] = []
+
+    def set_garment_colour(self, garment: str, rgb: tuple[float, ...] | None) -> None:
+        if garment not in ("upper", "lower"):
+            raise ValueError(f"garment must be one of ['lower', 'upper'], got {garment!r}")
+        self.colours.append((garment, rgb))
+
+
+def test_garment_colour_messages_recolour_the_session_and_bad_ones_are_errors() -> None:
+    async def main() -> None:
+        async with serving(ColourRetargeter) as h:
+            async with connect(h.url) as ws:
+                message = {"type": "garment_colour", "garment": "upper", "colour": "#ff8000"}
+                await ws.send(json.dumps(message))  # before the offer: no stream to recolour
+                assert "send an offer first" in (await receive(ws, "error"))["message"]
+                await offer_and_answer(ws)
+                for bad, words in (
+                    ({**message, "colour": "orange"}, "#RRGGBB"),
+                    ({**message, "colour": 7}, "'colour'"),
+                    ({**message, "garment": "hat"}, "garment must be one of"),
+                ):
+                    await ws.send(json.dumps(bad))
+                    assert words in (await receive(ws, "error"))["message"]
+                await ws.send(json.dumps(message))
+                assert await receive(ws, "garment_colour") == message
+                await ws.send(json.dumps({**message, "colour": None}))
+                assert (await receive(ws, "garment_colour"))["colour"] is None
+                (made,) = h.made
+                assert made.colours == [("upper", (1.0, 128 / 255, 0.0)), ("upper", None)]
             await h.wait_no_sessions()
 
     run(main())
