@@ -6,6 +6,7 @@ and the browser's composed frame, and the offline tool."""
 import json
 
 import numpy as np
+import pytest
 
 from conftest import shared_video, train_tiny_stages
 from export.onnx import export_onnx
@@ -21,18 +22,39 @@ from train.synthetic.dataset import write_synthetic_dataset
 WIDTH, HEIGHT = 64, 96
 
 
-def test_a_portrait_canvas_trains_exports_evaluates_and_runs_live_and_offline(tmp_path, capsys):
+#: The per-target appearance inputs of issue 18: the warped reference appearance blended in, the background
+#: plate composited under the person.
+APPEARANCE = (
+    "generator.extra_inputs=[appearance_prior,background_plate]",
+    "generator.blend_prior=appearance_prior",
+    "generator.composite_over=background_plate",
+)
+
+
+@pytest.mark.parametrize(
+    ("stages", "overrides"),
+    [(("global", "local", "face"), ()), (("global", "face"), APPEARANCE)],
+    ids=["stages", "prior_and_plate"],
+)
+def test_a_portrait_canvas_trains_exports_evaluates_and_runs_live_and_offline(
+    tmp_path, capsys, stages, overrides
+):
     data_dir = tmp_path / "data"
     write_synthetic_dataset(data_dir, num_frames=10, width=WIDTH, height=HEIGHT, seed=3, progress=False)
     data = load_prepared(data_dir)
     assert data.frames.shape == (10, HEIGHT, WIDTH, 3)
 
-    checkpoint = train_tiny_stages(data_dir, tmp_path / "run", steps=2)
+    checkpoint = train_tiny_stages(data_dir, tmp_path / "run", stages=stages, steps=2, overrides=overrides)
     engine = export_onnx(checkpoint, tmp_path / "portrait.onnx").onnx_path
     sidecar = json.loads(engine.with_suffix(".json").read_text())
     assert (sidecar["canvas_width"], sidecar["canvas_height"]) == (WIDTH, HEIGHT)
     target = Target.load(engine)
     assert target.canvas_size == (WIDTH, HEIGHT) and target.face is not None
+    if overrides:  # the plate (and the reference appearance) at the canvas's size
+        shapes = {name: tuple(value.shape) for name, value in target.per_target.items()}
+        assert shapes["background_plate"][-2:] == shapes["reference_images"][-2:] == (HEIGHT, WIDTH), shapes
+    else:
+        assert not target.per_target
 
     assert evaluate_main([str(engine), "--data", str(data_dir), "--out", str(tmp_path / "eval")]) == 0
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
