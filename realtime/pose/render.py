@@ -9,6 +9,8 @@ and the compiled CPU build for CPU tensors (see :mod:`kernels.rasterize`).
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from kernels import part_warp as _part_warp
@@ -77,8 +79,10 @@ def rasterize_stick_figure(
 
 
 def default_part_radius_px(width: int, height: int) -> float:
-    """The part warp's default reach: 8% of the canvas's short side (20.5 px at 256)."""
-    return 0.08 * min(width, height)
+    """The part warp's default reach: 8% of the canvas's linear size, the square root of its pixel count
+    (20.5 px at 256x256; as much on a portrait canvas of about 256x256's pixels, where the person is as
+    large or larger, as :meth:`kernels.rasterize.RenderParams.for_canvas` scales the stick figure)."""
+    return 0.08 * math.sqrt(width * height)
 
 
 def _parts_on(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

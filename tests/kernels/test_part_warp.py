@@ -5,7 +5,7 @@ from kernel_cases import random_case, standing
 from kernels._build import cxx_compiler
 from kernels.part_warp import fit_part_transforms
 from kernels.part_warp import warp_body_parts as warp_op
-from realtime.pose.render import warp_body_parts
+from realtime.pose.render import default_part_radius_px, warp_body_parts
 from realtime.pose.skeleton import (
     BODY_PART_INDEX,
     BODY_PARTS,
@@ -169,3 +169,10 @@ def test_cpu_build_matches_the_reference(batch, height, width):
         assert (ref > 0).float().mean() > 0.05 or height < 8
         if batch > 1:
             assert cpu[1].abs().max() == 0
+
+
+def test_the_default_reach_follows_the_canvas_pixel_count_not_its_short_side():
+    assert default_part_radius_px(256, 256) == pytest.approx(20.48)
+    # a portrait canvas of about 256x256's pixels (a person filling it is as large): about the same reach
+    assert default_part_radius_px(192, 352) == pytest.approx(0.08 * (192 * 352) ** 0.5)
+    assert 20.48 < default_part_radius_px(192, 352) < 21.0 and default_part_radius_px(160, 352) > 18.9
