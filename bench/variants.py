@@ -171,8 +171,8 @@ def _steps(run_dir: Path) -> int | None:
 
 def _synthetic_table(rows: list[tuple[str, dict]], steps: dict[str, int | None]) -> str:
     head = (
-        "| variant | steps | source | body SSIM | body PSNR dB | SSIM | face SSIM | pose dist px | missed |\n"
-        "|---|---|---|---|---|---|---|---|---|"
+        "| variant | steps | source | body SSIM | body PSNR dB | limb dir. median / p90 deg | elbows+wrists "
+        "missed | SSIM | face SSIM | pose dist px | missed |\n|---|---|---|---|---|---|---|---|---|---|---|"
     )
     lines = [head]
     background = {}
@@ -181,6 +181,9 @@ def _synthetic_table(rows: list[tuple[str, dict]], steps: dict[str, int | None])
             source = Path(s["source"]).name
             lines.append(
                 f"| {name} | {steps.get(name)} | {source} | {s['body_ssim']:.4f} | {s['body_psnr_db']:.2f} "
+                f"| {s.get('limb_direction_median_deg', float('nan')):.1f} / "
+                f"{s.get('limb_direction_p90_deg', float('nan')):.1f} "
+                f"| {100 * s.get('missed_arm_joint_rate', float('nan')):.1f}% "
                 f"| {s['ssim']:.4f} | {s['face_ssim']:.4f} | {s['pose_distance_px']:.2f} "
                 f"| {100 * s['missed_joint_rate']:.1f}% |"
             )
@@ -188,7 +191,7 @@ def _synthetic_table(rows: list[tuple[str, dict]], steps: dict[str, int | None])
     for source, s in background.items():
         lines.append(
             f"| empty room | - | {source} | {s['background_body_ssim']:.4f} | "
-            f"{s['background_body_psnr_db']:.2f} | {s['background_ssim']:.4f} | - | - | - |"
+            f"{s['background_body_psnr_db']:.2f} | - | - | {s['background_ssim']:.4f} | - | - | - |"
         )
     return "\n".join(lines)
 
