@@ -180,15 +180,14 @@ def composite(raw: Tensor, background: Tensor) -> tuple[Tensor, Tensor]:
         background)`` with ``foreground = (tanh + 1) / 2``; and ``alpha = sigmoid(logit)``, ``(B, 1, H, W)``
         in [0, 1] (1: the person, 0: the background).
     """
-    return alpha_over((torch.tanh(raw[:, :-1]) + 1) / 2, raw[:, -1:], background)
+    alpha = torch.sigmoid(raw[:, -1:])
+    return alpha_over((torch.tanh(raw[:, :-1]) + 1) / 2, alpha, background), alpha
 
 
-def alpha_over(foreground: Tensor, alpha_logit: Tensor, background: Tensor) -> tuple[Tensor, Tensor]:
-    """:func:`composite` of a foreground already in [0, 1] (float32 ``(B, C, H, W)``, e.g. blended with an
-    appearance prior) with the alpha logit ``(B, 1, H, W)`` over ``background`` ``(B or 1, C, H, W)``:
-    returns ``(frame, alpha)`` as :func:`composite` does."""
-    alpha = torch.sigmoid(alpha_logit)
-    return background + alpha * (foreground - background), alpha
+def alpha_over(foreground: Tensor, alpha: Tensor, background: Tensor) -> Tensor:
+    """``background + alpha * (foreground - background)``: float32 ``(B, C, H, W)`` foreground in [0, 1] over
+    ``(B or 1, C, H, W)`` with ``alpha`` ``(B, 1, H, W)`` in [0, 1] (1: the foreground)."""
+    return background + alpha * (foreground - background)
 
 
 def _check_image(name: str, image: Tensor, channels: int) -> None:
@@ -355,17 +354,23 @@ class SpecGenerator(nn.Module):
         ``(B, output_channels, H, W)``: tanh outputs mapped to [0, 1], blended with the prior
         (:func:`blend_with_prior`) when the generator blends, then composited over the ``composite_over``
         input (:func:`composite`, the person's tanh and the alpha's sigmoid applied here) when it
-        composites."""
+        composites. With both, the alpha is at least the prior's copied share (trust times coverage): trained
+        on a short recording, the alpha alone faded raised arms into the plate in poses the recording never
+        showed (issue 18, docs/RESULTS.md)."""
         if self.composite_index is None:
             head = raw
         else:
             head = torch.tanh(raw[:, :-1])
-        person = (
-            (head + 1) / 2 if self._prior_index < 0 else blend_with_prior(head, inputs[self._prior_index])
-        )
+        prior = inputs[self._prior_index] if self._prior_index >= 0 else None
+        person = (head + 1) / 2 if prior is None else blend_with_prior(head, prior)
         if self.composite_index is None:
             return person
-        return self._keep_alpha(*alpha_over(person, raw[:, -1:], inputs[self.composite_index]))
+        alpha = torch.sigmoid(raw[:, -1:])
+        if prior is not None:
+            # Where the network copies the warped reference, that is the person by construction: the alpha
+            # is at least the copied share, so that a limb in a pose never shown is not faded into the plate.
+            alpha = torch.maximum(alpha, (head[:, 3:4] + 1) / 2 * prior[:, 3:4])
+        return self._keep_alpha(alpha_over(person, alpha, inputs[self.composite_index]), alpha)
 
     def _composite(self, raw: Tensor, background: Tensor) -> Tensor:
         """:func:`composite` of the last layer's output ``raw`` over ``background``, keeping the alpha in

@@ -187,8 +187,12 @@ def test_with_a_prior_blend_the_person_is_blended_first_then_composited(kind: st
         out = generator(*frame)
         torch.testing.assert_close(out[..., : W // 2], prior[:, :3, :, : W // 2])
         torch.testing.assert_close(out[..., W // 2 :], torch.full_like(out[..., W // 2 :], generated))
-        conv.bias[4] = -40.0  # the plate everywhere, whatever the person
-        torch.testing.assert_close(generator(*frame), plate)
+        # A closed alpha: the plate, except where the prior is trusted and covers (the left half): that is
+        # the person by construction, and is not faded into the plate.
+        conv.bias[4] = -40.0
+        out = generator(*frame)
+        torch.testing.assert_close(out[..., : W // 2], prior[:, :3, :, : W // 2])
+        torch.testing.assert_close(out[..., W // 2 :], plate[..., W // 2 :])
         conv.bias[3] = -40.0  # no trust in the prior, half alpha
         conv.bias[4] = 0.0
         torch.testing.assert_close(generator(*frame), 0.5 * (plate + generated))
