@@ -175,7 +175,7 @@ def test_stop_before_start_and_stop_after_camera_ended() -> None:
         await stream.stop()
         assert retargeter.close_count == 1
 
-        stream, retargeter, workers = make_stream(FakeCamera(fps=200, count=5), process_ms=1)
+        stream, retargeter, workers = make_stream(FakeCamera(fps=50, count=10), process_ms=1)
         stream.start()
         frames = []
         with pytest.raises(MediaStreamError):  # the camera ended, so does the output
