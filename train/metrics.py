@@ -1065,10 +1065,11 @@ def markdown_table(
         definitions.append(
             "Limb dir. (unseen poses, no ground truth): the model driven by a source video through the "
             "offline retargeting; the target's pose estimator on each source frame and on the frame "
-            "generated from it; for each limb found in both, the angle between its two 2-D directions "
-            "(bone-length retargeting keeps the source's joint angles); median / 90th percentile over all "
-            "limbs of all frames, in degrees. Elbows+wrists missed: share of the source's found elbows and "
-            "wrists that the estimator does not find on the generated frame."
+            "generated from it; for each body limb (spine, clavicles, arms, pelvis, legs) found in both, the "
+            "angle between its two 2-D directions (bone-length retargeting keeps the source's joint angles; "
+            "an output labelled the other way round is compared with its sides swapped); median / 90th "
+            "percentile over all limbs of all frames, in degrees. Elbows+wrists missed: share of the "
+            "source's found elbows and wrists that the estimator does not find on the generated frame."
         )
     definitions += [
         "Pose distance: the target's pose estimator (MediaPipe Pose by default) on each generated frame, "
