@@ -44,7 +44,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
@@ -539,7 +539,41 @@ def limb_direction_errors_deg(
 # -- accumulation -------------------------------------------------------------------------------------------
 
 
-class FrameEvaluator:
+_Judging = TypeVar("_Judging", bound="_JudgingEstimator")
+
+
+class _JudgingEstimator:
+    """The pose estimator an evaluator judges frames with: the one it was given, or its ``pose_estimator``
+    opened with ``video_mode=False`` on first use (each frame judged on its own) and released by
+    :meth:`close` (idempotent; also on leaving a ``with`` block)."""
+
+    pose_estimator: str
+    _estimator: PoseEstimatorLike | None
+    _owns_estimator: bool
+
+    def _pose_estimator(self) -> PoseEstimatorLike:
+        if self._estimator is None:
+            from realtime.pose.estimators import open_pose_estimator
+
+            self._estimator = open_pose_estimator(self.pose_estimator, video_mode=False)
+        return self._estimator
+
+    def close(self) -> None:
+        """Release the pose estimator if this evaluator created it. Idempotent."""
+        if self._owns_estimator and self._estimator is not None:
+            close = getattr(self._estimator, "close", None)
+            if close is not None:
+                close()
+            self._estimator = None
+
+    def __enter__(self: _Judging) -> _Judging:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class FrameEvaluator(_JudgingEstimator):
     """All measures, accumulated one frame at a time in sequence order (constant memory).
 
     Use as a context manager, or call :meth:`close`, to release a pose estimator it created.
@@ -705,29 +739,8 @@ class FrameEvaluator:
             body_margin_frac=self.body_margin_frac,
         )
 
-    def _pose_estimator(self) -> PoseEstimatorLike:
-        if self._estimator is None:
-            from realtime.pose.estimators import open_pose_estimator
 
-            self._estimator = open_pose_estimator(self.pose_estimator, video_mode=False)
-        return self._estimator
-
-    def close(self) -> None:
-        """Release the pose estimator if this evaluator created it. Idempotent."""
-        if self._owns_estimator and self._estimator is not None:
-            close = getattr(self._estimator, "close", None)
-            if close is not None:
-                close()
-            self._estimator = None
-
-    def __enter__(self) -> FrameEvaluator:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class LimbAgreementEvaluator:
+class LimbAgreementEvaluator(_JudgingEstimator):
     """:class:`LimbAgreement`, accumulated one frame pair at a time (constant memory).
 
     Use as a context manager, or call :meth:`close`, to release a pose estimator it created.
@@ -848,27 +861,6 @@ class LimbAgreementEvaluator:
             median_deg_per_frame=list(self._per_frame),
             num_frames_mirrored=self._swapped,
         )
-
-    def _pose_estimator(self) -> PoseEstimatorLike:
-        if self._estimator is None:
-            from realtime.pose.estimators import open_pose_estimator
-
-            self._estimator = open_pose_estimator(self.pose_estimator, video_mode=False)
-        return self._estimator
-
-    def close(self) -> None:
-        """Release the pose estimator if this evaluator created it. Idempotent."""
-        if self._owns_estimator and self._estimator is not None:
-            close = getattr(self._estimator, "close", None)
-            if close is not None:
-                close()
-            self._estimator = None
-
-    def __enter__(self) -> LimbAgreementEvaluator:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def limb_agreement(
