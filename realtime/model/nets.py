@@ -295,24 +295,24 @@ def global_layers(
     return layers
 
 
-def blend_with_prior(raw: Tensor, prior: Tensor) -> Tensor:
+def blend_with_prior(raw: Tensor, prior: Tensor) -> tuple[Tensor, Tensor]:
     """A generator's output blended with an appearance prior it may copy.
 
-    ``out = rgb * (1 - w * coverage) + w * prior_rgb``, where ``rgb = (raw[:, :3] + 1) / 2`` is the generated
-    image, ``w = (raw[:, 3:4] + 1) / 2`` in [0, 1] the network's per-pixel trust in the prior, and the prior's
-    RGB is premultiplied by its coverage (so that a soft part edge blends softly). A skip connection for
-    appearance, like the U-Net of Balakrishnan et al. (CVPR 2018), without changing the encoder-decoder:
-    where the warped reference is right, the network only has to say so.
+    ``out = rgb * (1 - share) + w * prior_rgb`` with ``share = w * coverage``, where ``rgb = (raw[:, :3] + 1)
+    / 2`` is the generated image, ``w = (raw[:, 3:4] + 1) / 2`` in [0, 1] the network's per-pixel trust in the
+    prior, and the prior's RGB is premultiplied by its coverage (so that a soft part edge blends softly). A
+    skip connection for appearance, like the U-Net of Balakrishnan et al. (CVPR 2018), without changing the
+    encoder-decoder: where the warped reference is right, the network only has to say so.
 
     Args:
         raw: float32 ``(B, 4, H, W)`` in [-1, 1] (tanh outputs).
         prior: float32 ``(B, 4, H, W)`` in [0, 1]: RGB premultiplied by coverage, then coverage.
 
     Returns:
-        float32 ``(B, 3, H, W)`` in [0, 1].
+        ``(out, share)``: float32 ``(B, 3, H, W)`` in [0, 1], and the copied share ``(B, 1, H, W)`` in [0, 1].
     """
-    rgb, weight = (raw[:, :3] + 1) / 2, (raw[:, 3:4] + 1) / 2
-    return rgb * (1 - weight * prior[:, 3:4]) + weight * prior[:, :3]
+    share = (raw[:, 3:4] + 1) / 2 * prior[:, 3:4]
+    return (raw[:, :3] + 1) / 2 * (1 - share) + (raw[:, 3:4] + 1) / 2 * prior[:, :3], share
 
 
 #: Layers at the end of :func:`global_layers` that the local enhancer drops: reflection pad, conv, tanh.
@@ -338,16 +338,10 @@ class SpecGenerator(nn.Module):
         self._prior_index = spec.inputs.names.index(spec.blend_prior) if spec.blend_prior else -1
 
     @property
-    def blends(self) -> int:
-        """1 when the generator blends its output with an appearance prior (one more output channel), else
-        0."""
-        return int(self._prior_index >= 0)
-
-    @property
     def output_channels(self) -> int:
-        """Channels of the last layer of a global or local generator: RGB, a prior blend's weight
-        (:attr:`blends`), a composite's alpha logit."""
-        return 3 + self.blends + int(self.composite_index is not None)
+        """Channels of the last layer of a global or local generator: RGB, a prior blend's weight, a
+        composite's alpha logit."""
+        return 3 + int(self._prior_index >= 0) + int(self.composite_index is not None)
 
     def finish(self, raw: Tensor, inputs: tuple[Tensor, ...]) -> Tensor:
         """The output, float32 ``(B, 3, H, W)`` in [0, 1], from the last layer's ``raw``
@@ -361,15 +355,17 @@ class SpecGenerator(nn.Module):
             head = raw
         else:
             head = torch.tanh(raw[:, :-1])
-        prior = inputs[self._prior_index] if self._prior_index >= 0 else None
-        person = (head + 1) / 2 if prior is None else blend_with_prior(head, prior)
+        if self._prior_index < 0:
+            person, share = (head + 1) / 2, None
+        else:
+            person, share = blend_with_prior(head, inputs[self._prior_index])
         if self.composite_index is None:
             return person
         alpha = torch.sigmoid(raw[:, -1:])
-        if prior is not None:
+        if share is not None:
             # Where the network copies the warped reference, that is the person by construction: the alpha
             # is at least the copied share, so that a limb in a pose never shown is not faded into the plate.
-            alpha = torch.maximum(alpha, (head[:, 3:4] + 1) / 2 * prior[:, 3:4])
+            alpha = torch.maximum(alpha, share)
         return self._keep_alpha(alpha_over(person, alpha, inputs[self.composite_index]), alpha)
 
     def _composite(self, raw: Tensor, background: Tensor) -> Tensor:

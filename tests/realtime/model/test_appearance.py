@@ -269,8 +269,9 @@ def test_a_generator_blends_the_prior_where_it_trusts_it_and_it_covers() -> None
     prior[:, 3, :, :4] = 1.0  # covered on the left, not on the right
     prior[:, 3, :, 4:] = 0.0
     prior[:, :3] *= prior[:, 3:4]  # premultiplied
-    trust = blend_with_prior(torch.cat([generated, torch.ones(1, 1, 8, 8)], 1), prior)
-    ignore = blend_with_prior(torch.cat([generated, -torch.ones(1, 1, 8, 8)], 1), prior)
+    trust, share = blend_with_prior(torch.cat([generated, torch.ones(1, 1, 8, 8)], 1), prior)
+    ignore, _ = blend_with_prior(torch.cat([generated, -torch.ones(1, 1, 8, 8)], 1), prior)
+    torch.testing.assert_close(share, prior[:, 3:4])  # full trust: the share is the coverage
     torch.testing.assert_close(trust[..., :4], prior[:, :3, :, :4])  # trusted and covered: the prior
     torch.testing.assert_close(trust[..., 4:], (generated[..., 4:] + 1) / 2)  # not covered: generated
     torch.testing.assert_close(ignore, (generated + 1) / 2)  # not trusted: generated everywhere
