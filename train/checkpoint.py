@@ -5,7 +5,7 @@ Each training stage (``global``, ``local``, ``face``; see :mod:`train.fit`) has 
 holds everything needed to run the model as trained so far. On disk (``torch.save``)::
 
     format_version   int, CHECKPOINT_FORMAT_VERSION (2; version 1 predates training stages)
-    stage            str, "global", "local" or "face"
+    stage            str, "global", "local", "face" or "student"
     step             int, optimizer steps done in this stage
     config           dict, the resolved FitConfig (train.config.config_to_dict)
     data_meta        dict, the prepared dataset's PreparedMeta.to_json() (canvas, rendering, statistics)
@@ -21,6 +21,13 @@ holds everything needed to run the model as trained so far. On disk (``torch.sav
     elapsed_s        float, this stage's training wall time summed over all invocations, seconds
     target_inputs    dict of float32 (C, H, W) tensors in [0, 1] by name: the main generator's per-target
                      inputs as trained (train.dataset.load_target_inputs); optional (absent: none)
+    teacher_stage    str, a student stage's teacher: the stage whose checkpoint in the same run directory it
+                     was distilled from (``RUN/TEACHER_STAGE/checkpoint.pt``); None for the other stages;
+                     optional (absent: None)
+
+A ``student`` stage's checkpoint is a global stage's in form: its ``config`` is the one the student trained
+with (:func:`train.config.student_config`, the student's generator as ``generator``), ``main_generator`` is
+"global", so it loads, runs and exports like one; its teacher is :attr:`Checkpoint.teacher_path`.
 """
 
 from __future__ import annotations
@@ -70,6 +77,15 @@ class Checkpoint:
     optimizer_d: dict[str, Any]
     elapsed_s: float
     target_inputs: dict[str, torch.Tensor] = field(default_factory=dict)
+    teacher_stage: str | None = None
+
+    @property
+    def teacher_path(self) -> Path | None:
+        """A student stage's teacher checkpoint, ``RUN/TEACHER_STAGE/checkpoint.pt`` beside this one's stage
+        folder (symlinks resolved, so ``RUN/checkpoint.pt`` works too); None for the other stages."""
+        if self.teacher_stage is None:
+            return None
+        return self.path.resolve().parent.parent / self.teacher_stage / self.path.resolve().name
 
 
 def save_checkpoint(
@@ -88,20 +104,27 @@ def save_checkpoint(
     elapsed_s: float,
     face_generator: nn.Module | None = None,
     target_inputs: Mapping[str, torch.Tensor] | None = None,
+    teacher_stage: str | None = None,
 ) -> Path:
     """Write a checkpoint atomically: to a temporary file in the same directory, then ``os.replace``, so a
     crash never leaves a half-written ``path``. Creates the parent directory. Returns ``path``.
 
     ``target_inputs``: the main generator's per-target inputs, float ``(C, H, W)`` in [0, 1] by name (they
-    travel with the weights into the exported bundle).
+    travel with the weights into the exported bundle). ``teacher_stage``: a student stage's teacher stage
+    (required for a student stage, None for the others).
 
     Raises:
-        ValueError: for an unknown stage or main generator kind, or a face stage without a face generator.
+        ValueError: for an unknown stage or main generator kind, a face stage without a face generator, or a
+            student stage without a teacher stage (or another stage with one).
     """
     if stage not in STAGES or main_generator not in ("global", "local"):
         raise ValueError(f"unknown stage {stage!r} or main generator {main_generator!r}")
     if (stage == "face") != (face_generator is not None):
         raise ValueError("a face-stage checkpoint, and only one, holds a face generator")
+    if (stage == "student") != (teacher_stage is not None) or teacher_stage == "student":
+        raise ValueError(
+            f"a student-stage checkpoint, and only one, names its teacher stage, got {teacher_stage!r}"
+        )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -122,6 +145,7 @@ def save_checkpoint(
             name: value.detach().to("cpu", torch.float32).contiguous()
             for name, value in (target_inputs or {}).items()
         },
+        "teacher_stage": teacher_stage,
     }
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -194,6 +218,7 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
         or data["main_generator"] not in ("global", "local")
         or data["main_downscale"] not in (1, 2)
         or (data["stage"] == "face") != (data["face_generator"] is not None)
+        or (data["stage"] == "student") != (data.get("teacher_stage") is not None)
     ):
         raise CheckpointError(
             f"{path}: inconsistent stage {data['stage']!r}, main generator {data['main_generator']!r}, "
@@ -215,6 +240,7 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
         optimizer_d=data["optimizer_d"],
         elapsed_s=float(data["elapsed_s"]),
         target_inputs=dict(data.get("target_inputs") or {}),
+        teacher_stage=data.get("teacher_stage"),
     )
 
 

@@ -26,8 +26,9 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_CONFIG_PATH = CONFIG_DIR / "small.yaml"
 
-#: Training stages in the order they run (Everybody Dance Now, Sec. 3.2-3.3; pix2pixHD, Sec. 3.2).
-STAGES = ("global", "local", "face")
+#: Training stages in the order they run (Everybody Dance Now, Sec. 3.2-3.3; pix2pixHD, Sec. 3.2), then the
+#: real-time student distilled from the finished model (GAN Compression, Li et al., CVPR 2020).
+STAGES = ("global", "local", "face", "student")
 
 
 def _require(condition: bool, message: str) -> None:
@@ -275,6 +276,43 @@ class DistillConfig:
 
 
 @dataclass(frozen=True)
+class StudentConfig:
+    """The ``student`` stage: a light generator for real time on a CPU, distilled from the finished model of
+    the stages before it (the teacher: the global, local or face stage's main generator, frozen), as the
+    bundled mannequin's CPU tier was made (docs/RESULTS.md, issue 10) and as GAN Compression distills pix2pix
+    (Li et al., CVPR 2020, Sec. 3.1: the student's output pulled towards the teacher's on the same inputs,
+    beside the GAN losses against the real frames).
+
+    The student is a :class:`realtime.model.nets.MobileGenerator` (``kind`` "mobile"; ``ngf``,
+    ``n_downsample``, ``n_blocks`` its sizes) without the previous frame (``temporal`` false: a small network
+    fed its own output drifted, docs/RESULTS.md, issue 10) and with the teacher's other inputs: the
+    appearance prior it blends and the background plate it composites over, when the teacher has them. Its
+    discriminator is ``discriminator``'s, new and judging single frames. ``steps``: optimizer steps.
+    ``lambda_distill``: weight of the L1 between the student's frame and the teacher's (the teacher's frame
+    ``t`` after its own two-step unroll); ``lambda_l1``: the student's plain L1 to the real frame (measured on
+    the mannequin: 10 learned faster than 0); the other terms are ``loss``'s.
+    """
+
+    steps: int = 4000
+    kind: str = "mobile"
+    ngf: int = 16
+    n_downsample: int = 4
+    n_blocks: int = 6
+    temporal: bool = False
+    lambda_distill: float = 2.0
+    lambda_l1: float = 10.0
+
+    def __post_init__(self) -> None:
+        _require(self.steps >= 1, f"student.steps must be >= 1, got {self.steps}")
+        _require(
+            self.kind in GENERATOR_KINDS, f"student.kind must be one of {GENERATOR_KINDS}, got {self.kind!r}"
+        )
+        for name in ("lambda_distill", "lambda_l1"):
+            value = getattr(self, name)
+            _require(value >= 0, f"student.{name} must be >= 0, got {value}")
+
+
+@dataclass(frozen=True)
 class OptimConfig:
     """Adam for both networks (pix2pixHD: lr 2e-4, betas (0.5, 0.999))."""
 
@@ -294,8 +332,13 @@ class FitConfig:
 
     ``stages``: the training stages to run, in order, from :data:`STAGES`: ``global`` first, then
     optionally ``local`` and/or ``face`` (e.g. ``[global]``, ``[global, local, face]``, ``[global, face]``).
+    A ``student`` stage may end any of these (e.g. ``[global, student]``): it distills the finished model
+    into a light real-time generator (:class:`StudentConfig`).
     ``steps``: optimizer steps of the global stage (a resumed run continues to this total); the other stages
-    have ``local.steps`` and ``face.steps``. ``batch_size``: frame pairs per step and process (with
+    have ``local.steps``, ``face.steps`` and ``student.steps``. ``stage_minutes``: a wall-time budget per
+    stage in minutes, ``{stage: minutes}`` (e.g. ``stage_minutes.student=20``): the stage ends, with its
+    checkpoint, at its steps or its minutes (summed over invocations), whichever comes first, and the next
+    stage starts; a stage not listed has no budget. ``batch_size``: frame pairs per step and process (with
     ``torchrun``, each process draws its own batch). ``max_minutes``: stop cleanly,
     with a checkpoint, after this much wall time in this invocation (0 = no limit). ``*_every``: in steps.
     ``sample_frames``: number of fixed training frames drawn on each sample sheet. ``threads``: torch CPU
@@ -311,7 +354,9 @@ class FitConfig:
     face: FaceConfig = field(default_factory=FaceConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
     stages: tuple[str, ...] = ("global",)
+    stage_minutes: dict[str, float] = field(default_factory=dict)
     batch_size: int = 1
     steps: int = 1000
     max_minutes: float = 0.0
@@ -341,8 +386,14 @@ class FitConfig:
             and all(stage in STAGES for stage in stages)
             and list(stages) == sorted(stages, key=STAGES.index),
             f"stages must start with 'global' and follow the order {list(STAGES)} without repeats "
-            f"(e.g. [global], [global,local,face], [global,face]), got {list(stages)}",
+            f"(e.g. [global], [global,local,face], [global,face], [global,student]), got {list(stages)}",
         )  # fmt: skip
+        minutes = dict(self.stage_minutes)
+        _require(
+            all(stage in stages and value >= 0 for stage, value in minutes.items()),
+            f"stage_minutes must map stages of this run {list(stages)} to minutes >= 0, got {minutes}",
+        )
+        object.__setattr__(self, "stage_minutes", minutes)
         if "local" in stages:
             _require(
                 self.generator.kind == "global",
@@ -367,7 +418,39 @@ class FitConfig:
 
     def stage_steps(self, stage: str) -> int:
         """Optimizer steps of ``stage`` (one of :data:`STAGES`)."""
-        return {"global": self.steps, "local": self.local.steps, "face": self.face.steps}[stage]
+        steps = {"global": self.steps, "local": self.local.steps, "face": self.face.steps}
+        return steps[stage] if stage != "student" else self.student.steps
+
+    @property
+    def teacher_stages(self) -> tuple[str, ...]:
+        """The stages that train the model a ``student`` stage learns from (every stage but ``student``)."""
+        return tuple(stage for stage in self.stages if stage != "student")
+
+
+def student_config(config: FitConfig) -> FitConfig:
+    """The config the ``student`` stage trains with, and that its checkpoint stores: ``config`` with the
+    student's generator (:class:`StudentConfig`'s kind, sizes and ``temporal``; the teacher's extra inputs,
+    prior blend and composite), its L1 weight, a single global-stage run of ``student.steps`` steps, and
+    distillation at ``student.lambda_distill`` (the teacher itself is the finished stage's checkpoint, not an
+    engine file: :mod:`train.fit`). A student checkpoint thus loads, runs and exports like a global stage's.
+
+    Raises:
+        ValueError: if the student cannot take the teacher's inputs (see :class:`GeneratorConfig`).
+    """
+    student, teacher = config.student, config.generator
+    return dataclasses.replace(
+        config,
+        generator=GeneratorConfig(
+            kind=student.kind, ngf=student.ngf, n_downsample=student.n_downsample, n_blocks=student.n_blocks,
+            temporal=student.temporal, extra_inputs=teacher.extra_inputs, blend_prior=teacher.blend_prior,
+            composite_over=teacher.composite_over,
+        ),
+        loss=dataclasses.replace(config.loss, lambda_l1=student.lambda_l1),
+        distill=dataclasses.replace(config.distill, teacher="", lambda_l1=student.lambda_distill),
+        stages=("global",),
+        steps=student.steps,
+        stage_minutes={},
+    )  # fmt: skip
 
 
 _ZERO_MEANS = {"max_minutes": "no limit", "threads": "all cores", "num_workers": "main process"}

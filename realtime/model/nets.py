@@ -88,14 +88,20 @@ class GeneratorSpec:
 
     def __post_init__(self) -> None:
         if self.blend_prior:
-            if self.kind not in ("global", "local"):
-                raise ValueError(f"blend_prior needs generator kind 'global' or 'local', not {self.kind!r}")
+            if self.kind not in COMPOSITING_KINDS:
+                raise ValueError(
+                    f"blend_prior needs generator kind one of {COMPOSITING_KINDS}, not {self.kind!r}"
+                )
             if self.blend_prior not in self.inputs.names:
                 raise ValueError(
                     f"blend_prior {self.blend_prior!r} is not one of the inputs {list(self.inputs.names)}"
                 )
             if self.inputs.inputs[self.inputs.names.index(self.blend_prior)].channels != 4:
                 raise ValueError(f"blend_prior {self.blend_prior!r} must have 4 channels (RGB and coverage)")
+            if any(self.background_hw):
+                raise ValueError(
+                    f"blend_prior {self.blend_prior!r} needs the plate or no background, not a learned one"
+                )
         background_hw = tuple(int(v) for v in self.background_hw)
         object.__setattr__(self, "background_hw", background_hw)
         if len(background_hw) != 2 or min(background_hw) < 0 or (0 in background_hw and any(background_hw)):
@@ -729,7 +735,9 @@ class MobileGenerator(SpecGenerator):
     network's capacity then goes to the person; :meth:`init_background` starts it from data. With
     ``spec.composite_over`` instead (the two are exclusive), the same alpha composites the foreground over
     that per-target input, the target's background plate (:mod:`realtime.model.plate`), made from the data
-    and fed with every frame rather than learned.
+    and fed with every frame rather than learned; and with ``spec.blend_prior`` the last conv predicts the
+    prior's trust as well (:meth:`SpecGenerator.finish`, as the global generator does): the real-time student
+    of a target with an appearance prior and a plate (``train.config.StudentConfig``).
 
     Args:
         spec: the architecture (``kind`` "mobile"); H and W must be divisible by ``2**n_downsample``.
@@ -773,8 +781,7 @@ class MobileGenerator(SpecGenerator):
         )
         out_channels = spec.inputs.output.channels
         self.learned_background = any(spec.background_hw)
-        self.composited = self.learned_background or self.composite_index is not None
-        predicted = out_channels + (1 if self.composited else 0)
+        predicted = out_channels + 1 if self.learned_background else self.output_channels
         self.output = nn.Sequential(
             nn.Conv2d(ngf, 4 * predicted, kernel_size=3, padding=1), nn.PixelShuffle(2)
         )
@@ -813,10 +820,8 @@ class MobileGenerator(SpecGenerator):
         for layer in self.up:
             x = layer(x) + skips.pop()
         out = self.output(x)
-        if not self.composited:
-            return (torch.tanh(out) + 1) / 2
-        if self.composite_index is not None:
-            return self._composite(out, inputs[self.composite_index])
+        if not self.learned_background:
+            return self.finish(out if self.composite_index is not None else torch.tanh(out), inputs)
         background = self.background.clamp(0.0, 1.0)
         if background.shape[-2:] != out.shape[-2:]:
             background = F.interpolate(background, size=out.shape[-2:], mode="bilinear", align_corners=False)
