@@ -218,7 +218,14 @@ def fit_main(argv: list[str] | None = None, *, command_line: bool | None = None)
     try:
         checkpoint_path = args.out / CHECKPOINT_NAME
         if args.config is None and checkpoint_path.exists():
-            base = load_checkpoint(checkpoint_path).config
+            latest = load_checkpoint(checkpoint_path)
+            # A student checkpoint stores the student's own config; the run's is the one written at its start.
+            run_config = args.out / "config.yaml"
+            base = (
+                load_config(run_config)
+                if latest.stage == "student" and run_config.is_file()
+                else latest.config
+            )
             config = load_config(None, overrides, base=base)
             if os.environ.get("RANK", "0") == "0":
                 print(f"resuming {args.out} with its config{' and the overrides' if overrides else ''}")

@@ -52,8 +52,15 @@ from torch.utils.data import DataLoader, DistributedSampler, default_collate
 
 from realtime.console import progress
 from realtime.model.nets import MobileGenerator
-from train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from train.config import DEFAULT_CONFIG_PATH, FitConfig, config_differences, config_to_yaml, load_config
+from train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint, target_from_checkpoint
+from train.config import (
+    DEFAULT_CONFIG_PATH,
+    FitConfig,
+    config_differences,
+    config_to_yaml,
+    load_config,
+    student_config,
+)
 from train.dataset import FramePairs, PreparedData, PreparedMeta, load_prepared
 from train.distributed import (
     DistributedContext,
@@ -85,6 +92,7 @@ _MODEL_KEYS = {
     "local": ("generator.", "discriminator.", "local.n_blocks"),
     "face": ("generator.", "local.n_blocks", *(f"face.{k}" for k in ("ngf", "n_downsample", "n_blocks", "ndf",
                                                                        "n_layers", "n_scales"))),
+    "student": ("generator.", "discriminator."),  # of the student's config (train.config.student_config)
 }  # fmt: skip
 
 
@@ -147,16 +155,23 @@ def _fit(data_dir: Path, run_dir: Path, config: FitConfig, context: DistributedC
     start_s = time.monotonic()
     deadline_s = start_s + config.max_minutes * 60 if config.max_minutes > 0 else float("inf")
     run = _Run(data, run_dir, config, context, vgg, [], deadline_s)
+    if context.is_main:
+        log.info("%s", plan_text(config))
     previous: Checkpoint | None = None
     with _stop_on_signals(run.stop_reasons):
         for index, stage in enumerate(config.stages):
             path = stage_checkpoint_path(run_dir, stage)
             existing = load_checkpoint(path, map_location=context.device) if path.exists() else None
             if existing is not None:
-                _check_resumable(existing, config, data.meta, stage)
+                _check_resumable(existing, stage_config(config, stage), data.meta, stage)
             later = [s for s in config.stages[index + 1 :] if stage_checkpoint_path(run_dir, s).exists()]
-            if existing is not None and (existing.step >= config.stage_steps(stage) or later):
-                if existing.step < config.stage_steps(stage):
+            if existing is not None and (_stage_done(existing, config) or later):
+                if _budget_reached(existing, config) and existing.step < config.stage_steps(stage):
+                    log.info(
+                        "stage %s: done at its budget of %g min (%d of %d steps), %s", stage,
+                        config.stage_minutes[stage], existing.step, config.stage_steps(stage), path,
+                    )  # fmt: skip
+                elif existing.step < config.stage_steps(stage):
                     log.warning(
                         "stage %s stays at %d steps (not %d): stage %s already started from it",
                         stage, existing.step, config.stage_steps(stage), later[0],
@@ -200,8 +215,9 @@ def _vgg_loss(config: FitConfig, device: torch.device) -> VGGPerceptualLoss | No
 def _train_stage(
     run: _Run, stage: str, *, previous: Checkpoint | None, existing: Checkpoint | None
 ) -> Checkpoint:
-    """Train (or resume) one stage until its steps are done or a stop is requested; returns its checkpoint."""
-    config, context, data = run.config, run.context, run.data
+    """Train (or resume) one stage until its steps are done, its budget (``stage_minutes``) is spent or a stop
+    is requested; returns its checkpoint."""
+    config, context, data = stage_config(run.config, stage), run.context, run.data
     device = context.device
     stage_dir = run.run_dir / stage
     checkpoint_path = stage_dir / CHECKPOINT_NAME
@@ -225,7 +241,7 @@ def _train_stage(
         if context.is_main:
             _truncate_metrics(stage_dir / "metrics.jsonl", step)
         log.info("stage %s: resuming from step %d (%.0f s so far)", stage, step, elapsed_before_s)
-    teacher = _teacher(config, stage, models.main_downscale, data.meta)
+    teacher = _teacher(config, stage, models.main_downscale, data.meta, previous)
     generator: torch.nn.Module = generator_raw
     discriminator: torch.nn.Module = discriminator_raw
     if context.is_distributed:
@@ -267,6 +283,11 @@ def _train_stage(
 
     window: dict[str, list[float]] = defaultdict(list)
     start_s = window_start_s = time.monotonic()
+    budget_min = run.config.stage_minutes.get(stage, 0.0)
+    stage_deadline_s = start_s + budget_min * 60 - elapsed_before_s if budget_min > 0 else float("inf")
+    budget_spent = False
+
+    teacher_stage = previous.stage if stage == "student" and previous is not None else None
 
     def save() -> Checkpoint | None:
         if not context.is_main:
@@ -276,7 +297,7 @@ def _train_stage(
             main_generator=models.main_kind, main_downscale=models.main_downscale, generator=models.main,
             face_generator=models.face, discriminator=discriminator_raw, optimizer_g=optimizer_g,
             optimizer_d=optimizer_d, elapsed_s=elapsed_before_s + time.monotonic() - start_s,
-            target_inputs=pairs.per_target,
+            target_inputs=pairs.per_target, teacher_stage=teacher_stage,
         )  # fmt: skip
         _link_latest(run.run_dir, stage)
         return None
@@ -291,6 +312,9 @@ def _train_stage(
                     run.stop_reasons.append(
                         f"time limit of {config.max_minutes:g} min" if reason == "time limit" else reason
                     )
+                break
+            if any_rank(context, time.monotonic() >= stage_deadline_s):
+                budget_spent = True
                 break
             batch = prepare_batch(next(batches), device, models.main_downscale)
             if stage == "face":
@@ -336,6 +360,9 @@ def _train_stage(
     barrier(context)  # the checkpoint is on disk before any rank reads it (the next stage starts from it)
     if step >= steps:
         log.info("stage %s: finished %d steps, %s", stage, step, checkpoint_path)
+    elif budget_spent:
+        log.info("stage %s: budget of %g min spent at step %d/%d, %s", stage, budget_min, step, steps,
+                 checkpoint_path)  # fmt: skip
     else:
         log.info("stage %s: stopped at step %d/%d (%s)", stage, step, steps, run.stop_reasons[0])
     return load_checkpoint(checkpoint_path, map_location=device)
@@ -365,16 +392,29 @@ def _init_background(generator: MobileGenerator, data: PreparedData) -> None:
     log.info("learned background started from the median of %d training frames", len(index))
 
 
-def _teacher(config: FitConfig, stage: str, downscale: int, meta: PreparedMeta) -> Teacher | None:
+def _teacher(
+    config: FitConfig, stage: str, downscale: int, meta: PreparedMeta, previous: Checkpoint | None
+) -> Teacher | None:
     """The distillation teacher of a global or local stage (None when ``distill`` is off or in the face
-    stage); says which in the log.
+    stage), or of the student stage (the finished previous stage's main generator, run with PyTorch in this
+    process); says which in the log.
 
     Raises:
         FileNotFoundError, ValueError, RuntimeError: as :meth:`train.stages.Teacher.load`.
     """
+    canvas_hw = (meta.canvas_height // downscale, meta.canvas_width // downscale)
+    if stage == "student":
+        assert previous is not None  # the student stage is never first (FitConfig checks)
+        teacher = Teacher(
+            target_from_checkpoint(previous.path), generator_inputs(config.generator), canvas_hw
+        )
+        log.info(
+            "stage student: distilling the %s stage's model %s (L1 weight %g, plain L1 %g)",
+            previous.stage, previous.path, config.distill.lambda_l1, config.loss.lambda_l1,
+        )  # fmt: skip
+        return teacher
     if not config.distill.enabled or stage == "face":
         return None
-    canvas_hw = (meta.canvas_height // downscale, meta.canvas_width // downscale)
     teacher = Teacher.load(
         config.distill.teacher, generator_inputs(config.generator), canvas_hw, config.distill.threads
     )
@@ -383,6 +423,40 @@ def _teacher(config: FitConfig, stage: str, downscale: int, meta: PreparedMeta) 
         stage, teacher.target.path, config.distill.lambda_l1, config.distill.threads,
     )  # fmt: skip
     return teacher
+
+
+def stage_config(config: FitConfig, stage: str) -> FitConfig:
+    """The config ``stage`` trains with and stores in its checkpoint: the student's own
+    (:func:`train.config.student_config`) for the student stage, else ``config``."""
+    return student_config(config) if stage == "student" else config
+
+
+def _budget_reached(checkpoint: Checkpoint, config: FitConfig) -> bool:
+    """Whether a stage's checkpoint has used up the stage's ``stage_minutes`` budget (if it has one)."""
+    budget_min = config.stage_minutes.get(checkpoint.stage, 0.0)
+    return budget_min > 0 and checkpoint.elapsed_s >= budget_min * 60
+
+
+def _stage_done(checkpoint: Checkpoint, config: FitConfig) -> bool:
+    """Whether a stage's checkpoint has its steps, or its budget is spent."""
+    return checkpoint.step >= config.stage_steps(checkpoint.stage) or _budget_reached(checkpoint, config)
+
+
+def plan_text(config: FitConfig) -> str:
+    """One line that says what a run will train and for how long at most: each stage's steps and budget,
+    and the total of the budgets (the time printed at the start: the stages stop at their steps or their
+    minutes, whichever comes first)."""
+    parts, total_min, bounded = [], 0.0, True
+    for stage in config.stages:
+        budget_min = config.stage_minutes.get(stage, 0.0)
+        limit = f" or {budget_min:g} min" if budget_min > 0 else ""
+        parts.append(f"{stage} {config.stage_steps(stage)} steps{limit}")
+        total_min += budget_min
+        bounded = bounded and budget_min > 0
+    if config.max_minutes > 0:
+        total_min, bounded = min(total_min, config.max_minutes) if bounded else config.max_minutes, True
+    when = f"done within {total_min:g} min of training" if bounded else "no time limit on every stage"
+    return f"plan: {', '.join(parts)}: {when} (running the command again resumes)"
 
 
 def _link_latest(run_dir: Path, stage: str) -> None:

@@ -100,7 +100,8 @@ def build_stage_models(
     face_box_px: float,
 ) -> StageModels:
     """The networks of ``stage``: resumed from ``existing`` (this stage's checkpoint) if given, else started
-    from ``previous`` (the finished previous stage's checkpoint; None for the global stage).
+    from ``previous`` (the finished previous stage's checkpoint; None for the global stage). The ``student``
+    stage's networks are new (``config`` is then the student's, :func:`train.config.student_config`).
 
     Args:
         face_box_px: the prepared data's ``face_box_size_px`` (face crops are this rounded up to a multiple of
@@ -111,7 +112,7 @@ def build_stage_models(
         train.checkpoint.CheckpointError: if stored weights do not fit the configured networks.
     """
     temporal = config.generator.temporal
-    if stage == "global":
+    if stage in ("global", "student"):  # the student: a new global-stage model (train.config.student_config)
         main: MainGenerator = build_generator(config.generator)
         discriminator = build_discriminator(config.discriminator, temporal=temporal)
         downscale = config.global_downscale
@@ -119,7 +120,7 @@ def build_stage_models(
             if existing.main_downscale != downscale:
                 raise StageError(_downscale_message(existing, downscale))
             _load_main(main, discriminator, existing, config)
-        return StageModels("global", main, "global", downscale, discriminator)
+        return StageModels(stage, main, "global", downscale, discriminator)
     if stage == "local":
         main = build_local_enhancer(config)
         discriminator = build_discriminator(config.discriminator, temporal=temporal)

@@ -317,7 +317,7 @@ def test_mobile_generator_composites_over_its_learned_background() -> None:
             kind="mobile", ngf=4, n_downsample=3, n_blocks=1, temporal=False, background_hw=(32, 48)
         )
     ).eval()
-    assert isinstance(generator, MobileGenerator) and generator.composited
+    assert isinstance(generator, MobileGenerator) and generator.learned_background
     room = torch.rand(5, 3, 32, 48)
     generator.init_background(room)
     assert torch.equal(generator.background, room.median(dim=0, keepdim=True).values)

@@ -156,10 +156,11 @@ def test_the_spec_round_trips_and_older_files_read(tmp_path: Path) -> None:
         torch.testing.assert_close(loaded(*inputs), generator.eval()(*inputs))
 
 
-@pytest.mark.parametrize("kind", ["global", "local"])
+@pytest.mark.parametrize("kind", ["global", "local", "mobile"])
 def test_with_a_prior_blend_the_person_is_blended_first_then_composited(kind: str) -> None:
     # Last conv: RGB, the prior's weight, the alpha logit. The person is the prior where the weight says
-    # trust and the prior covers; the frame is the plate or that person as the alpha says.
+    # trust and the prior covers; the frame is the plate or that person as the alpha says. (The mobile
+    # generator's last conv predicts each channel as 4 sub-pixels that a pixel shuffle rearranges.)
     from realtime.model.appearance import APPEARANCE_PRIOR
 
     inputs = GeneratorInputs((STICK_FIGURE, PREVIOUS_FRAME, APPEARANCE_PRIOR, BACKGROUND_PLATE))
@@ -169,8 +170,14 @@ def test_with_a_prior_blend_the_person_is_blended_first_then_composited(kind: st
     )  # fmt: skip
     torch.manual_seed(0)
     generator = build_network(spec).eval()
-    conv = generator.local_back[-2] if kind == "local" else generator.model[-2]
-    assert isinstance(conv, nn.Conv2d) and conv.out_channels == 5
+    conv = {"local": lambda: generator.local_back[-2], "global": lambda: generator.model[-2],
+            "mobile": lambda: generator.output[0]}[kind]()  # fmt: skip
+    subpixels = 4 if kind == "mobile" else 1
+    assert isinstance(conv, nn.Conv2d) and conv.out_channels == 5 * subpixels
+
+    def bias(channel: int, value: float) -> None:
+        conv.bias[channel * subpixels : (channel + 1) * subpixels] = value
+
     prior = torch.rand(1, 4, H, W)
     prior[:, 3, :, : W // 2] = 1.0  # covered on the left half only
     prior[:, 3, :, W // 2 :] = 0.0
@@ -181,18 +188,19 @@ def test_with_a_prior_blend_the_person_is_blended_first_then_composited(kind: st
     with torch.no_grad():
         conv.weight.zero_()
         conv.bias.zero_()
-        conv.bias[:3] = 0.4
-        conv.bias[3] = 40.0  # trust the prior
-        conv.bias[4] = 40.0  # the person everywhere
+        for channel in range(3):
+            bias(channel, 0.4)
+        bias(3, 40.0)  # trust the prior
+        bias(4, 40.0)  # the person everywhere
         out = generator(*frame)
         torch.testing.assert_close(out[..., : W // 2], prior[:, :3, :, : W // 2])
         torch.testing.assert_close(out[..., W // 2 :], torch.full_like(out[..., W // 2 :], generated))
         # A closed alpha: the plate, except where the prior is trusted and covers (the left half): that is
         # the person by construction, and is not faded into the plate.
-        conv.bias[4] = -40.0
+        bias(4, -40.0)
         out = generator(*frame)
         torch.testing.assert_close(out[..., : W // 2], prior[:, :3, :, : W // 2])
         torch.testing.assert_close(out[..., W // 2 :], plate[..., W // 2 :])
-        conv.bias[3] = -40.0  # no trust in the prior, half alpha
-        conv.bias[4] = 0.0
+        bias(3, -40.0)  # no trust in the prior, half alpha
+        bias(4, 0.0)
         torch.testing.assert_close(generator(*frame), 0.5 * (plate + generated))
