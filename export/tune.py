@@ -103,8 +103,8 @@ def reference_inputs(target: Target, count: int = 8, seed: int = 0) -> list[dict
 
     if REFERENCE_KEYPOINTS.name not in target.per_target:
         raise ValueError(f"{target.path}: no reference poses to make inputs from (the target has no prior)")
-    keypoints = target.per_target[REFERENCE_KEYPOINTS.name].reshape(-1, NUM_JOINTS, KEYPOINT_FIELDS)
-    keypoints = keypoints.cpu().numpy()
+    stored = target.per_target[REFERENCE_KEYPOINTS.name].reshape(-1, NUM_JOINTS, KEYPOINT_FIELDS)
+    keypoints: np.ndarray = stored.cpu().numpy()
     retargeter = Retargeter(target, live=False)
     retargeter.fit_source(keypoints[:, :, :2], (keypoints[:, :, 2] > 0).astype(np.float32))
     width, height = target.canvas_size
