@@ -30,6 +30,8 @@ from realtime.catalog import (
     DEFAULT_POSE_THREADS,
     ENGINE_SUFFIXES,
     GARMENTS,
+    MODEL_CHOICES,
+    MODEL_HELP,
     ONNX_SUFFIX,
     PLAYOUT_DELAYS,
 )
@@ -95,9 +97,12 @@ class TargetFactory(Generic[TargetT]):
     make_retargeter: Callable[[TargetT], RetargeterLike]
 
 
-def pipeline_factory(generator_threads: int = DEFAULT_GENERATOR_THREADS) -> TargetFactory[Any]:
+def pipeline_factory(
+    generator_threads: int = DEFAULT_GENERATOR_THREADS, model: str = "auto"
+) -> TargetFactory[Any]:
     """The real pipeline: :meth:`realtime.model.pipeline.Target.load` (``.onnx`` engines with
-    ``generator_threads`` ONNX Runtime intra-op threads, 0 = all cores; a target whose pose estimator is not
+    ``generator_threads`` ONNX Runtime intra-op threads, 0 = all cores; ``model``: which of a bundle's models
+    runs, :data:`realtime.catalog.MODEL_CHOICES`; a target whose pose estimator is not
     in :data:`realtime.catalog.POSE_ESTIMATORS` is refused) and a live
     :class:`realtime.model.pipeline.Retargeter` per stream. Imports the pipeline (models, ML runtimes:
     slow)."""
@@ -106,7 +111,7 @@ def pipeline_factory(generator_threads: int = DEFAULT_GENERATOR_THREADS) -> Targ
 
     def load_target(path: Path) -> Target:
         options: dict[str, Any] = {"threads": generator_threads} if path.suffix.lower() == ONNX_SUFFIX else {}
-        target = Target.load(path, **options)
+        target = Target.load(path, model=model, **options)
         # A target prepared with a pose estimator this process does not know fails here, at start-up, not
         # when a session builds its Retargeter.
         pose_estimator_entry(target.bundle.pose_estimator)
@@ -210,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
             "(default: %(default)s)"
         ),
     )
+    parser.add_argument("--model", choices=MODEL_CHOICES, default="auto", help=MODEL_HELP)
     parser.add_argument(
         "--torch-threads",
         type=int,
@@ -392,7 +398,9 @@ def load_targets(paths: Sequence[Path], factory: TargetFactory[Any]) -> list[Tar
             name = str(target.name)
             if any(c.name == name for c in choices):
                 name = f"{name} ({loaded_from.name})"
-            log.info("target %r loaded from %s (canvas %dx%d)", name, loaded_from, *target.canvas_size)
+            role = getattr(target, "role", "only")
+            which = "" if role == "only" else f", its {role}"
+            log.info("target %r loaded from %s (canvas %dx%d%s)", name, loaded_from, *target.canvas_size, which)
             make = functools.partial(factory.make_retargeter, target)
             garments = tuple(GARMENTS) if has_reference_appearance(getattr(target, "per_target", {})) else ()
             choices.append(TargetChoice(name, make, tuple(target.canvas_size), garments))
@@ -516,7 +524,7 @@ def main(argv: list[str] | None = None, factory: TargetFactory[Any] | None = Non
     torch.set_num_threads(args.torch_threads)
     try:
         targets = load_targets(
-            args.engine or default_engines(), factory or pipeline_factory(args.generator_threads)
+            args.engine or default_engines(), factory or pipeline_factory(args.generator_threads, args.model)
         )
     except TargetLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)

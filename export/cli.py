@@ -32,7 +32,10 @@ def build_onnx_parser() -> argparse.ArgumentParser:
         description="Export a training checkpoint's generator to ONNX and to PyTorch inference weights "
         "(OUT.pt) with its JSON sidecar (and, after a face stage, the face model as OUT.face.onnx and "
         "OUT.face.pt), and verify ONNX Runtime against PyTorch on random inputs (prints the maximum absolute "
-        "error).",
+        "error). A run trained with the student stage (train fit's default) exports both its models into one "
+        "bundle: the teacher as OUT.onnx and the real-time student as OUT.student.onnx (+ OUT.student.pt), "
+        "with one sidecar saying which is which; the server runs the student on a CPU and the teacher on a "
+        "GPU (server.py --model overrides).",
     )
     parser.add_argument("checkpoint", type=existing_file, help="training checkpoint (RUN/checkpoint.pt)")
     parser.add_argument("out", type=Path, help="output .onnx file; the sidecar goes beside it as .json")
@@ -69,6 +72,11 @@ def onnx_main(argv: list[str] | None = None, *, command_line: bool | None = None
         print(
             f"wrote the face model {report.face_onnx_path}; "
             f"max |onnxruntime - torch| = {report.face_max_abs_error:.3g} (tolerance {args.atol:.3g})"
+        )
+    if report.student_onnx_path is not None:
+        print(
+            f"wrote the real-time student {report.student_onnx_path} (the teacher is {report.onnx_path}); "
+            f"max |onnxruntime - torch| = {report.student_max_abs_error:.3g} (tolerance {args.atol:.3g})"
         )
     return 0
 

@@ -7,7 +7,10 @@ the PyTorch backend; :func:`realtime.model.nets.save_weights`), for a face-stage
 ``OUT.face.onnx`` and ``OUT.face.pt`` (the face residual generator; the sidecar's ``face_model`` names the
 ``.onnx``), for a generator with ``per_target`` inputs ``OUT.target_inputs.npz`` (the checkpoint's, named and
 hashed in the sidecar: graph inputs like the others), and the sidecar ``OUT.json`` (docs/architecture.md,
-"Target bundle"). Graph inputs and output are named by the generator-input declaration
+"Target bundle"). A ``student`` stage's checkpoint (``train fit``'s default last stage) exports both models
+of the run into one bundle: its teacher (the checkpoint it was distilled from, ``Checkpoint.teacher_path``)
+as ``OUT.onnx`` etc. as above, and the student as ``OUT.student.onnx`` and ``OUT.student.pt``, named in the
+one sidecar's ``student`` entry. Graph inputs and output are named by the generator-input declaration
 (:mod:`realtime.model.inputs`). Each graph is run by ONNX Runtime and PyTorch on the same random inputs; the
 export fails, writing nothing, if they differ by more than :data:`realtime.catalog.ONNX_VS_TORCH_ATOL`.
 """
@@ -20,14 +23,18 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from realtime.catalog import ONNX_VS_TORCH_ATOL
-from realtime.model.bundle import TargetBundle, write_bundle, write_target_inputs
+from realtime.model.bundle import StudentModel, TargetBundle, file_sha256, write_bundle, write_target_inputs
 from realtime.model.inputs import GeneratorInputs
 from realtime.model.nets import save_weights
+
+if TYPE_CHECKING:
+    from train.checkpoint import Checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +58,8 @@ class ExportReport:
     bundle: TargetBundle
     face_onnx_path: Path | None = None
     face_max_abs_error: float | None = None
+    student_onnx_path: Path | None = None
+    student_max_abs_error: float | None = None
 
 
 def face_model_path(out: str | os.PathLike[str]) -> Path:
@@ -93,6 +102,8 @@ def export_onnx(
         raise ExportError(f"output must end in .onnx, got {out}")
     out.parent.mkdir(parents=True, exist_ok=True)
     checkpoint = load_checkpoint(checkpoint_path)
+    if checkpoint.stage == "student":
+        return _export_with_student(checkpoint, out, name=name, atol=atol, seed=seed)
     generator = runnable_generator(checkpoint).eval()
     face = face_generator_of(checkpoint)
     face_out = face_model_path(out) if face is not None else None
@@ -126,6 +137,62 @@ def export_onnx(
     sidecar = write_bundle(out, bundle)
     log.info("exported %s and %s (max |onnxruntime - torch| = %.3g)", out, out.with_suffix(".pt"), main_error)
     return ExportReport(out, sidecar, main_error, bundle, face_out, face_error)
+
+
+def student_model_path(out: str | os.PathLike[str]) -> Path:
+    """``NAME.student.onnx`` beside ``NAME.onnx``."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.student.onnx")
+
+
+def _export_with_student(
+    checkpoint: Checkpoint, out: Path, *, name: str | None, atol: float, seed: int
+) -> ExportReport:
+    """A student checkpoint's bundle: the student verified first (nothing is written if it fails), then its
+    teacher exported as :func:`export_onnx` does, then the student moved into place and named in the sidecar.
+
+    Raises:
+        ExportError: if the teacher's checkpoint is missing, the student takes a per-target value its teacher
+            does not, or either export fails to verify.
+    """
+    from train.checkpoint import runnable_generator
+
+    teacher_path = checkpoint.teacher_path
+    if teacher_path is None or not teacher_path.is_file():
+        raise ExportError(
+            f"{checkpoint.path} is a student distilled from {teacher_path}, which is missing; export needs "
+            "both (keep the run directory whole)"
+        )
+    student = runnable_generator(checkpoint).eval()
+    student_out = student_model_path(out)
+    canvas = (checkpoint.data_meta.canvas_height, checkpoint.data_meta.canvas_width)
+    student_tmp, student_error = _export_verified(
+        student,
+        student.inputs,
+        canvas,
+        student_out,
+        f"ONNX export of the student {checkpoint.path}",
+        atol,
+        seed,
+    )
+    try:
+        report = export_onnx(teacher_path, out, name=name, atol=atol, seed=seed)
+    except BaseException:
+        student_tmp.unlink(missing_ok=True)
+        raise
+    os.replace(student_tmp, student_out)
+    save_weights(student_out.with_suffix(".pt"), student)
+    entry = StudentModel(student_out.name, student.inputs, file_sha256(checkpoint.path), checkpoint.step)
+    bundle = dataclasses.replace(report.bundle, student=entry)
+    try:
+        bundle.for_student()
+    except ValueError as error:
+        raise ExportError(str(error)) from error
+    write_bundle(out, bundle)
+    log.info("exported the student %s (max |onnxruntime - torch| = %.3g)", student_out, student_error)
+    return dataclasses.replace(
+        report, bundle=bundle, student_onnx_path=student_out, student_max_abs_error=student_error
+    )
 
 
 def _export_verified(

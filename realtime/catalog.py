@@ -210,3 +210,13 @@ GARMENTS: dict[str, tuple[str, ...]] = {
     "upper": ("torso", "right_upper_arm", "left_upper_arm"),
     "lower": ("right_upper_leg", "left_upper_leg"),
 }
+
+#: Which of a target bundle's models to run (:meth:`realtime.model.pipeline.Target.load`): "auto" runs the
+#: real-time student where the generator runs on the CPU and the teacher on a GPU; "teacher" or "student"
+#: force one. A bundle without a student runs its one model whatever is asked, except "student".
+MODEL_CHOICES = ("auto", "teacher", "student")
+#: The ``--model`` option's help, the same in every command that runs a target.
+MODEL_HELP = (
+    "which of the target's models to run when its bundle holds a teacher and its real-time student (train "
+    "fit's default): auto = the student on a CPU, the teacher on a GPU (default: %(default)s)"
+)

@@ -399,7 +399,7 @@ def test_version_2_sidecars_are_still_read() -> None:
     data["format_version"] = 2
     data.pop("target_inputs", None)
     bundle = TargetBundle.from_json(data)
-    assert bundle.format_version == BUNDLE_FORMAT_VERSION == 3 and bundle.target_inputs is None
+    assert bundle.format_version == BUNDLE_FORMAT_VERSION == 4 and bundle.target_inputs is None
     assert TargetBundle.from_json(bundle.to_json()) == bundle
     assert read_target_inputs(DEFAULT_TARGET, bundle) == {}
 

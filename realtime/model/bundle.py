@@ -7,6 +7,7 @@ in the sidecar). See docs/architecture.md, "Target bundle".
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.metadata
 import json
@@ -24,10 +25,14 @@ from realtime.model.inputs import TEMPORAL_INPUTS, GeneratorInputs, InputRole, T
 from realtime.pose.normalize import BodyStats
 from realtime.pose.skeleton import SKELETON_NAME
 
-#: Version 3 names the per-target inputs' file (``target_inputs``); version 2 records the whole
-#: generator-input declaration (``generator_inputs``). Version 2 sidecars (no per-target inputs) and version 1
-#: sidecars (only the input names, always the stick figure and the previous frame) are still read.
-BUNDLE_FORMAT_VERSION = 3
+#: Version 4 may add a real-time ``student`` beside the teacher; version 3 names the per-target inputs'
+#: file (``target_inputs``); version 2 records the whole generator-input declaration (``generator_inputs``).
+#: Version 3 and 2 sidecars (no student; no per-target inputs) and version 1 sidecars (only the input names,
+#: always the stick figure and the previous frame) are still read.
+BUNDLE_FORMAT_VERSION = 4
+#: Roles of the models a bundle can hold: the model the bundle's fields describe (the ``teacher``: the
+#: target as trained by its main stages) and its real-time ``student`` (:class:`StudentModel`).
+MODEL_ROLES = ("teacher", "student")
 #: The suffix of the per-target inputs' file beside the engine: ``NAME.target_inputs.npz``.
 TARGET_INPUTS_SUFFIX = ".target_inputs.npz"
 
@@ -48,6 +53,39 @@ class TargetInputsFile:
 
     file: str
     sha256: str
+
+
+@dataclass(frozen=True)
+class StudentModel:
+    """The sidecar's entry for a bundle's real-time student (issue 19): a light generator distilled from the
+    bundle's main model (the teacher), for the CPU; the same canvas, rendering, statistics and per-target
+    inputs' file (its per-target inputs are among the teacher's), no face model.
+
+    Attributes:
+        file: its engine file in the teacher's folder (``NAME.student.onnx``; ``NAME.student.pt`` beside it
+            holds the same generator as inference weights).
+        generator_inputs: its inputs and output (no previous frame: the student is not temporal).
+        checkpoint_sha256: SHA-256 of the student's training checkpoint.
+        checkpoint_step: its training step.
+    """
+
+    file: str
+    generator_inputs: GeneratorInputs
+    checkpoint_sha256: str
+    checkpoint_step: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "generator_inputs": self.generator_inputs.to_json()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StudentModel:
+        """Raises KeyError, TypeError or ValueError for a malformed entry."""
+        return cls(
+            file=str(data["file"]),
+            generator_inputs=GeneratorInputs.from_json(data["generator_inputs"]),
+            checkpoint_sha256=str(data["checkpoint_sha256"]),
+            checkpoint_step=int(data["checkpoint_step"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -75,6 +113,8 @@ class TargetBundle:
         checkpoint_step: training step of that checkpoint.
         target_inputs: the per-target inputs' file (:func:`read_target_inputs`), or None for a generator
             without ``per_target`` inputs.
+        student: the bundle's real-time student (:class:`StudentModel`), or None; the other fields describe
+            the teacher (:meth:`for_student` gives the student's view).
     """
 
     name: str
@@ -92,6 +132,7 @@ class TargetBundle:
     pose_estimator: str = DEFAULT_POSE_ESTIMATOR
     versions: dict[str, str] = field(default_factory=dict)
     target_inputs: TargetInputsFile | None = None
+    student: StudentModel | None = None
     format_version: int = BUNDLE_FORMAT_VERSION
 
     @property
@@ -109,17 +150,40 @@ class TargetBundle:
         """The engine's output tensor names."""
         return (self.generator_inputs.output.name,)
 
+    def for_student(self) -> TargetBundle:
+        """The bundle as its student sees it: the student's inputs and checkpoint, no face model, no student.
+
+        Raises:
+            BundleError: if the bundle has no student, or the student takes a per-target value the teacher
+                does not (the one per-target inputs' file would not hold it).
+        """
+        if self.student is None:
+            raise BundleError(
+                f"target {self.name!r} has no student (export a run trained with the student stage)"
+            )
+        own = {spec.name for spec in self.generator_inputs.target_values}
+        missing = [spec.name for spec in self.student.generator_inputs.target_values if spec.name not in own]
+        if missing:
+            raise BundleError(
+                f"target {self.name!r}: its student takes per-target values {missing} the teacher lacks"
+            )
+        return dataclasses.replace(
+            self, generator_inputs=self.student.generator_inputs, face_model=None, student=None,
+            checkpoint_sha256=self.student.checkpoint_sha256, checkpoint_step=self.student.checkpoint_step,
+        )  # fmt: skip
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["stats"] = self.stats.to_json()
         data["generator_inputs"] = self.generator_inputs.to_json()
+        data["student"] = None if self.student is None else self.student.to_json()
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TargetBundle:
         """Raises :class:`BundleError` for a wrong format version, skeleton or missing field."""
         version = data.get("format_version")
-        if version not in (1, 2, BUNDLE_FORMAT_VERSION):
+        if version not in (1, 2, 3, BUNDLE_FORMAT_VERSION):
             raise BundleError(
                 f"sidecar format version {version!r}, this code reads 1 to {BUNDLE_FORMAT_VERSION}; "
                 "export the target again"
@@ -130,7 +194,9 @@ class TargetBundle:
             fields = dict(data)
             if version == 1:
                 fields = _upgrade_v1(fields)
-            fields["format_version"] = BUNDLE_FORMAT_VERSION  # version 2 is version 3 without target_inputs
+            fields["format_version"] = BUNDLE_FORMAT_VERSION  # versions 2 and 3 lack later optional fields
+            if fields.get("student") is not None:
+                fields["student"] = StudentModel.from_json(fields["student"])
             if fields.get("target_inputs") is not None:
                 fields["target_inputs"] = TargetInputsFile(**fields["target_inputs"])
             fields["render"] = RenderParams(**data["render"])

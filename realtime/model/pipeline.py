@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from realtime.catalog import POSE_ESTIMATORS, UnknownPoseEstimatorError, pose_estimator_names
+from realtime.catalog import MODEL_CHOICES, POSE_ESTIMATORS, UnknownPoseEstimatorError, pose_estimator_names
 from realtime.model.appearance import (
     GARMENT_PARTS,
     REFERENCE_IMAGES,
@@ -47,6 +47,38 @@ LIVE_REFIT_EVERY_FRAMES = 30
 DEFAULT_ONE_EURO = OneEuroParams()
 
 
+def choose_model(bundle: TargetBundle, path: Path, device: str | torch.device | None, model: str) -> str:
+    """Which of a bundle's models :meth:`Target.load` runs: "only" for a bundle without a student; else
+    ``model`` when it is "teacher" or "student"; for "auto" the student when the generator runs on the CPU
+    (``device`` "cpu", or None with no CUDA device for PyTorch, and not a ``.plan``) and the teacher
+    otherwise. Logs the choice and why.
+
+    Raises:
+        BundleError: for an unknown ``model``, or "student" asked of a bundle without one or of a ``.plan``
+            engine (TensorRT engines are built for the teacher only).
+    """
+    if model not in MODEL_CHOICES:
+        raise BundleError(f"model must be one of {MODEL_CHOICES}, got {model!r}")
+    if bundle.student is None:
+        if model == "student":
+            raise BundleError(
+                f"{path} holds no real-time student; train with the student stage and export again"
+            )
+        return "only"
+    if model == "student" and path.suffix == ".plan":
+        raise BundleError(f"{path}: TensorRT engines are built for the teacher only; run the student's .onnx")
+    if model != "auto":
+        log.info("%s: running the %s (asked for)", path.name, model)
+        return model
+    on_cpu = path.suffix != ".plan" and (
+        torch.device(device).type == "cpu" if device is not None else not torch.cuda.is_available()
+    )
+    role = "student" if on_cpu else "teacher"
+    why = "the generator runs on the CPU" if on_cpu else "a GPU runs the generator"
+    log.info("%s: running the %s (%s; --model teacher|student overrides)", path.name, role, why)
+    return role
+
+
 class Target:
     """A target model ready to run: the inference backend, its sidecar, and its per-target inputs.
 
@@ -63,6 +95,8 @@ class Target:
             [0, 1], and its target data, float ``(C, ...)`` (NumPy or torch, any device);
             None: read from the file the sidecar names beside ``path``
             (:func:`realtime.model.bundle.read_target_inputs`).
+        role: which of the bundle's models this is: "teacher", "student" (:meth:`load`'s choice), or "only"
+            for a bundle without a student.
 
     Raises:
         realtime.model.bundle.BundleError: for a missing or mismatched per-target inputs file, or given
@@ -76,7 +110,9 @@ class Target:
         path: Path,
         face: FaceRefiner | None = None,
         per_target: Mapping[str, torch.Tensor | np.ndarray] | None = None,
+        role: str = "only",
     ) -> None:
+        self.role = role
         self.backend = backend
         self.bundle = bundle
         self.path = path
@@ -98,7 +134,11 @@ class Target:
 
     @classmethod
     def load(
-        cls, path: str | os.PathLike[str], device: str | torch.device | None = None, **backend_options: Any
+        cls,
+        path: str | os.PathLike[str],
+        device: str | torch.device | None = None,
+        model: str = "auto",
+        **backend_options: Any,
     ) -> Target:
         """Load ``NAME.plan`` / ``NAME.onnx`` / ``NAME.pt`` (inference weights), its ``NAME.json`` sidecar
         and, when the generator takes per-target inputs, ``NAME.target_inputs.npz`` (onto the backend's
@@ -108,17 +148,24 @@ class Target:
         name (``NAME.face.plan``, built with it by ``python -m export tensorrt``), since ``NAME.json`` is
         shared with ``NAME.onnx``.
 
+        A bundle with a real-time student (issue 19: ``NAME.student.onnx`` / ``.pt`` named in the sidecar)
+        runs one of its two models, chosen by ``model``: "auto" runs the student where the generator runs on
+        the CPU and the teacher on a GPU; "teacher" or "student" force one. The choice is logged and kept in
+        :attr:`role`.
+
         Args:
             path: the engine file.
             device: where the generator and face model run ("cpu", "cuda"); None: each backend's default
                 (``.pt`` on the CPU, ``.onnx`` on CUDA where ONNX Runtime offers it, ``.plan`` on CUDA).
+            model: "auto", "teacher" or "student" (see above; :data:`realtime.catalog.MODEL_CHOICES`).
             backend_options: passed to both backends' constructors (e.g. ``precision="fp16"`` and
                 ``cuda_graph=True`` for ``.pt`` on CUDA, ``cuda_graph=True`` for ``.plan``).
 
         Raises:
             FileNotFoundError: if the engine file (or the face model it names) is missing.
-            ValueError: (:class:`realtime.model.bundle.BundleError`) for a missing or malformed sidecar, or a
-                missing or mismatched per-target inputs file (``NAME.target_inputs.npz``).
+            ValueError: (:class:`realtime.model.bundle.BundleError`) for a missing or malformed sidecar, a
+                missing or mismatched per-target inputs file (``NAME.target_inputs.npz``), an unknown
+                ``model``, or "student" asked of a bundle without one or of a ``.plan`` engine.
             RuntimeError: (:class:`realtime.model.backends.BackendError`) if the engine cannot be loaded or
                 its inputs differ from the sidecar's declaration.
         """
@@ -127,6 +174,13 @@ class Target:
         if not path.is_file():
             raise FileNotFoundError(f"engine file not found: {path}")
         bundle = read_bundle(path)
+        role = choose_model(bundle, path, device, model)
+        if role == "student":
+            assert bundle.student is not None
+            path = path.with_name(Path(bundle.student.file).with_suffix(path.suffix).name)
+            if not path.is_file():
+                raise FileNotFoundError(f"the student's engine file {path} is missing (export writes it)")
+            bundle = bundle.for_student()
         options = dict(backend_options) if device is None else {"device": device, **backend_options}
         backend = open_backend(path, expected=bundle.inputs, **options)
         face = None
@@ -137,7 +191,7 @@ class Target:
             face = FaceRefiner.load(
                 path, face_model, bundle.face_box_size_px, bundle.render.confidence_threshold, **options
             )
-        return cls(backend, bundle, path, face)
+        return cls(backend, bundle, path, face, role=role)
 
     @property
     def device(self) -> torch.device:

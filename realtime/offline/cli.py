@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from realtime.catalog import ENGINE_SUFFIXES, GARMENTS
+from realtime.catalog import ENGINE_SUFFIXES, GARMENTS, MODEL_CHOICES, MODEL_HELP
 from realtime.cli import add_log_level, existing_file, positive_int, rgb_colour, setup_logging
 from realtime.targets import DEFAULT_TARGET
 
@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"target engine ({', '.join(ENGINE_SUFFIXES)}) with its .json sidecar (default: the bundled "
         f"synthetic mannequin, {DEFAULT_TARGET.name})",
     )
+    parser.add_argument("--model", choices=MODEL_CHOICES, default="auto", help=MODEL_HELP)
     parser.add_argument("--source", type=existing_file, required=True, help="source (driving) video")
     parser.add_argument("--out", type=Path, required=True, help="output video (.mp4)")
     parser.add_argument(
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None, *, command_line: bool | None = None) -> 
     from realtime.video import VideoError
 
     try:
-        target = Target.load(args.engine)
+        target = Target.load(args.engine, model=args.model)
         colours = {g: getattr(args, f"{g}_colour") for g in GARMENTS if getattr(args, f"{g}_colour")}
         report = retarget_video(
             target, args.source, args.out, max_frames=args.max_frames, median_window=args.median_window,
