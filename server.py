@@ -400,7 +400,8 @@ def load_targets(paths: Sequence[Path], factory: TargetFactory[Any]) -> list[Tar
                 name = f"{name} ({loaded_from.name})"
             role = getattr(target, "role", "only")
             which = "" if role == "only" else f", its {role}"
-            log.info("target %r loaded from %s (canvas %dx%d%s)", name, loaded_from, *target.canvas_size, which)
+            width, height = target.canvas_size
+            log.info("target %r loaded from %s (canvas %dx%d%s)", name, loaded_from, width, height, which)
             make = functools.partial(factory.make_retargeter, target)
             garments = tuple(GARMENTS) if has_reference_appearance(getattr(target, "per_target", {})) else ()
             choices.append(TargetChoice(name, make, tuple(target.canvas_size), garments))
