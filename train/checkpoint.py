@@ -412,17 +412,36 @@ def target_inputs_of(checkpoint: Checkpoint) -> dict[str, torch.Tensor]:
     return {item.name: checkpoint.target_inputs[item.name] for item in spec.target_values}
 
 
-def load_target(path: str | os.PathLike[str]) -> Target:
-    """An engine with its sidecar (:meth:`realtime.model.pipeline.Target.load`), or a training checkpoint
-    without one (:func:`target_from_checkpoint`).
+def load_target(path: str | os.PathLike[str], model: str = "auto") -> Target:
+    """An engine with its sidecar (:meth:`realtime.model.pipeline.Target.load`, which chooses between a
+    bundle's teacher and student by ``model``), or a training checkpoint without one
+    (:func:`target_from_checkpoint`): a student stage's checkpoint is the student, its teacher's
+    (:attr:`Checkpoint.teacher_path`) the teacher; ``model`` "auto" takes the checkpoint itself. The
+    target's ``role`` says which ("only" for a checkpoint of another stage).
 
     Raises:
-        FileNotFoundError, ValueError, RuntimeError: as those two.
+        FileNotFoundError, ValueError, RuntimeError: as those two; ValueError also for "student" asked of a
+            checkpoint that is not a student's, or an unknown ``model``.
     """
+    from realtime.catalog import MODEL_CHOICES
     from realtime.model.bundle import sidecar_path
     from realtime.model.pipeline import Target
 
     path = Path(path)
-    if path.suffix == ".pt" and not sidecar_path(path).is_file():
+    if not (path.suffix == ".pt" and not sidecar_path(path).is_file()):
+        return Target.load(path, model=model)
+    if model not in MODEL_CHOICES:
+        raise ValueError(f"model must be one of {MODEL_CHOICES}, got {model!r}")
+    checkpoint = load_checkpoint(path)
+    if checkpoint.stage != "student":
+        if model == "student":
+            raise ValueError(f"{path} is a {checkpoint.stage} stage's checkpoint, not a real-time student's")
         return target_from_checkpoint(path)
-    return Target.load(path)
+    teacher = checkpoint.teacher_path
+    if model == "teacher" and teacher is not None:
+        target = target_from_checkpoint(teacher)
+        target.role = "teacher"
+        return target
+    target = target_from_checkpoint(path)
+    target.role = "student"
+    return target

@@ -29,6 +29,7 @@ from realtime.catalog import (
     DEFAULT_CANVAS_PIXELS,
     DEFAULT_POSE_ESTIMATOR,
     MASK_SOURCE_NONE,
+    MODEL_CHOICES,
     mask_source_names,
     pose_estimator_names,
 )
@@ -309,6 +310,14 @@ def build_evaluate_parser() -> argparse.ArgumentParser:
         "%(default)s)",
     )
     parser.add_argument(
+        "--model",
+        choices=(*MODEL_CHOICES, "both"),
+        default="auto",
+        help="which of a target's models to evaluate when it holds a teacher and its real-time student (a "
+        "bundle, or a run trained with the student stage): both = one row each; auto = the one the server "
+        "would run here (default: %(default)s)",
+    )
+    parser.add_argument(
         "--reference",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -345,7 +354,7 @@ def evaluate_main(argv: list[str] | None = None, *, command_line: bool | None = 
         out, table = evaluate_models(
             args.models, args.data, args.out, still_threshold_px=args.still_threshold_px,
             sheet_frames=args.sheet_frames, reference=args.reference, background=args.background,
-            sources=args.sources, source_frames=args.source_frames, report=print,
+            sources=args.sources, source_frames=args.source_frames, report=print, model=args.model,
         )  # fmt: skip
     except (OSError, ValueError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)

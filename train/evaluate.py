@@ -570,6 +570,7 @@ def evaluate_models(
     sources: Sequence[str | Path] = (),
     source_frames: int | None = DEFAULT_SOURCE_FRAMES,
     report: Callable[[str], None] = log.info,
+    model: str = "auto",
 ) -> tuple[Path, str]:
     """Evaluate each model on the held-out frames of ``data_dir`` and write the files of the module's
     docstring (``python -m train evaluate``).
@@ -586,6 +587,9 @@ def evaluate_models(
             into the model's folder (``samples_NAME.png``).
         source_frames: drive with the first this many frames of each source (None: all of them).
         report: called with one line per model evaluated (what was written).
+        model: which of a bundle's (or a student run's) models to evaluate: one of
+            :data:`realtime.catalog.MODEL_CHOICES`, or "both": the teacher and the student as two rows
+            (``NAME (teacher)``, ``NAME (student)``); a model without a student is evaluated once.
 
     Returns:
         ``(out, table)``: the output folder and the markdown table written to ``out/metrics.md``.
@@ -614,18 +618,26 @@ def evaluate_models(
     source_names = _unique([Path(source).stem for source in sources])
     try:
         data = load_prepared(data_dir)
-        resolved_models = [(Path(model), resolve_model(model)) for model in models]
-        labels = _unique([model_label(model, resolved) for model, resolved in resolved_models])
-        targets = [load_target(resolved) for _, resolved in resolved_models]  # fail early, before evaluating
+        resolved_models: list[tuple[Path, Path]] = []
+        labels: list[str] = []
+        targets: list[Target] = []
+        for given in models:  # all loaded first: fail early, before evaluating
+            resolved = resolve_model(given)
+            for target in _load_models(resolved, model):
+                resolved_models.append((Path(given), resolved))
+                role = getattr(target, "role", "only")
+                labels.append(model_label(given, resolved) + ("" if role == "only" else f" ({role})"))
+                targets.append(target)
+        labels = _unique(labels)
         first = resolved_models[0][0]
         out_dir = Path(out) if out is not None else (first if first.is_dir() else first.parent) / "eval"
         if len(resolved_models) == 1:
             folders = [out_dir]
         else:
-            folders = [out_dir / label.replace("/", "_") for label in labels]
+            folders = [out_dir / label.replace("/", "_").replace(" (", "_").rstrip(")") for label in labels]
         # The pose measures use each target's pose estimator; the reference and background rows the data's.
         evaluations = []
-        for (model, resolved), label, target, folder in zip(
+        for (given_model, resolved), label, target, folder in zip(
             resolved_models, labels, targets, folders, strict=True
         ):
             if target.bundle.pose_estimator != data.meta.pose_estimator:
@@ -657,7 +669,7 @@ def evaluate_models(
             evaluations.append(evaluation)
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "metrics.json").write_text(json.dumps(evaluation.to_json(), indent=2))
-            message = _write_training_curves(model, resolved, folder / "training_curves.png")
+            message = _write_training_curves(given_model, resolved, folder / "training_curves.png")
             report(f"{label}: wrote {folder / 'metrics.json'}, {folder / 'samples.png'}; {message}")
             for drive in drives:
                 figures = drive.agreement
@@ -687,6 +699,17 @@ def evaluate_models(
         for opened in estimators.values():
             opened.close()
     return out_dir, table
+
+
+def _load_models(resolved: Path, model: str) -> list[Target]:
+    """The target(s) ``model`` asks of one resolved model file (:func:`train.checkpoint.load_target`):
+    "both" gives the teacher and the student where there is a student, else the one model."""
+    if model != "both":
+        return [load_target(resolved, model)]
+    teacher = load_target(resolved, "teacher")
+    if getattr(teacher, "role", "only") == "only":
+        return [teacher]
+    return [teacher, load_target(resolved, "student")]
 
 
 def _write_table(

@@ -192,6 +192,9 @@ def _fit(data_dir: Path, run_dir: Path, config: FitConfig, context: DistributedC
         log.info("stopped (%s); run the same command again to resume", run.stop_reasons[0])
     else:
         log.info("finished stages %s: %s", ", ".join(config.stages), final)
+        if context.is_main and "student" in config.stages and not context.is_distributed:
+            for line in what_you_got(run_dir, data, config):
+                log.info("%s", line)
     return final
 
 
@@ -423,6 +426,33 @@ def _teacher(
         stage, teacher.target.path, config.distill.lambda_l1, config.distill.threads,
     )  # fmt: skip
     return teacher
+
+
+def what_you_got(run_dir: Path, data: PreparedData, config: FitConfig) -> list[str]:
+    """The lines a finished run with a student stage ends with: for the teacher and the student, the
+    held-out body SSIM and PSNR and face SSIM (:func:`train.evaluate.evaluate_model`, the evaluation of
+    ``python -m train evaluate``) and the frames per second of the generator alone on this machine (PyTorch,
+    the run's threads; the live server runs ONNX Runtime), then how to export and serve them."""
+    from train.evaluate import evaluate_model
+
+    lines = []
+    teacher_stage = config.teacher_stages[-1]
+    for role, stage in (("teacher", teacher_stage), ("student", "student")):
+        path = stage_checkpoint_path(run_dir, stage)
+        checkpoint = load_checkpoint(path)
+        evaluation = evaluate_model(target_from_checkpoint(path), data, label=role)
+        result = evaluation.result
+        lines.append(
+            f"{role} ({stage} stage, {checkpoint.step} steps, {checkpoint.elapsed_s / 60:.0f} min): held-out "
+            f"body SSIM {result.body.ssim:.3f}, body PSNR {result.body.psnr_db:.2f} dB, face SSIM "
+            f"{result.face.ssim:.3f}; generator alone {1e3 / evaluation.generator_ms_per_frame:.1f} fps on "
+            f"this machine (PyTorch, {torch.get_num_threads()} threads)"
+        )
+    lines.append(
+        f"export both: python -m export onnx {run_dir / CHECKPOINT_NAME} TARGET.onnx; then python server.py "
+        "--engine TARGET.onnx runs the student on a CPU and the teacher on a GPU (--model overrides)"
+    )
+    return lines
 
 
 def stage_config(config: FitConfig, stage: str) -> FitConfig:

@@ -83,6 +83,20 @@ def test_a_bundle_without_a_student_runs_its_one_model(run: Path, tmp_path: Path
         Target.load(tmp_path / "g.onnx", device="cpu", model="student")
 
 
+def test_evaluate_gives_the_teacher_and_the_student_a_row_each(run: Path, tmp_path: Path) -> None:
+    from train.evaluate import evaluate_models
+
+    data = run.parent / "prepared"
+    _, table = evaluate_models(
+        [run], data, tmp_path / "eval", model="both", reference=False, background=False
+    )
+    rows = [line for line in table.splitlines() if line.startswith("| run")]
+    assert [row.split(" | ")[0] for row in rows] == ["| run (teacher)", "| run (student)"]
+    assert (tmp_path / "eval" / "run_teacher" / "metrics.json").is_file()
+    _, table = evaluate_models([run], data, tmp_path / "auto", reference=False, background=False)
+    assert "| run (student) |" in table  # a student run's checkpoint is the student
+
+
 def test_a_student_without_its_teacher_is_not_exported(run: Path, tmp_path: Path) -> None:
     copy = tmp_path / "run"
     shutil.copytree(run, copy, symlinks=True)

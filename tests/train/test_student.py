@@ -40,6 +40,13 @@ def test_the_student_learns_from_the_finished_model_with_its_prior_and_plate(
         latest = fit(prepared, run, config)
     assert "plan: global 2 steps, student 3 steps" in caplog.text
     assert "stage student: distilling the global stage's model" in caplog.text
+    # The last lines say what the user got: each model's held-out figures and speed, and what to run next.
+    last = [r.getMessage() for r in caplog.records if r.name == "train.fit"][-3:]
+    assert last[0].startswith("teacher (global stage, 2 steps") and last[1].startswith(
+        "student (student stage, 3"
+    )
+    assert all("held-out body SSIM 0." in line and " fps on this machine" in line for line in last[:2])
+    assert last[2].startswith("export both: python -m export onnx")
 
     student = load_checkpoint(latest)
     assert latest.resolve() == stage_checkpoint_path(run, "student").resolve()
