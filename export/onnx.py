@@ -34,6 +34,7 @@ from realtime.model.inputs import GeneratorInputs
 from realtime.model.nets import save_weights
 
 if TYPE_CHECKING:
+    from export.tune import TuneReport
     from train.checkpoint import Checkpoint
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class ExportReport:
     face_max_abs_error: float | None = None
     student_onnx_path: Path | None = None
     student_max_abs_error: float | None = None
+    tuning: TuneReport | None = None
 
 
 def face_model_path(out: str | os.PathLike[str]) -> Path:
@@ -75,8 +77,11 @@ def export_onnx(
     name: str | None = None,
     atol: float = ONNX_VS_TORCH_ATOL,
     seed: int = 0,
+    tune: bool = True,
 ) -> ExportReport:
-    """Export, write the sidecar, and verify against PyTorch.
+    """Export, write the sidecar, and verify against PyTorch. A student checkpoint exports its teacher too
+    (see the module's docstring), and with ``tune`` the student's ONNX Runtime threads and precision are
+    chosen by timing it on this CPU (:mod:`export.tune`) and recorded in the sidecar.
 
     The main graph takes the declared generator inputs (Everybody Dance Now's: ``stick_figure`` and
     ``previous_frame``) and returns ``frame``, each float32 ``(batch, C, H, W)`` in [0, 1]. The face graph
@@ -103,7 +108,7 @@ def export_onnx(
     out.parent.mkdir(parents=True, exist_ok=True)
     checkpoint = load_checkpoint(checkpoint_path)
     if checkpoint.stage == "student":
-        return _export_with_student(checkpoint, out, name=name, atol=atol, seed=seed)
+        return _export_with_student(checkpoint, out, name=name, atol=atol, seed=seed, tune=tune)
     generator = runnable_generator(checkpoint).eval()
     face = face_generator_of(checkpoint)
     face_out = face_model_path(out) if face is not None else None
@@ -146,7 +151,7 @@ def student_model_path(out: str | os.PathLike[str]) -> Path:
 
 
 def _export_with_student(
-    checkpoint: Checkpoint, out: Path, *, name: str | None, atol: float, seed: int
+    checkpoint: Checkpoint, out: Path, *, name: str | None, atol: float, seed: int, tune: bool
 ) -> ExportReport:
     """A student checkpoint's bundle: the student verified first (nothing is written if it fails), then its
     teacher exported as :func:`export_onnx` does, then the student moved into place and named in the sidecar.
@@ -176,7 +181,7 @@ def _export_with_student(
         seed,
     )
     try:
-        report = export_onnx(teacher_path, out, name=name, atol=atol, seed=seed)
+        report = export_onnx(teacher_path, out, name=name, atol=atol, seed=seed, tune=False)
     except BaseException:
         student_tmp.unlink(missing_ok=True)
         raise
@@ -190,9 +195,41 @@ def _export_with_student(
         raise ExportError(str(error)) from error
     write_bundle(out, bundle)
     log.info("exported the student %s (max |onnxruntime - torch| = %.3g)", student_out, student_error)
+    tuning = None
+    if tune:
+        bundle, tuning = _tune_student(out, bundle)
     return dataclasses.replace(
-        report, bundle=bundle, student_onnx_path=student_out, student_max_abs_error=student_error
+        report,
+        bundle=bundle,
+        student_onnx_path=student_out,
+        student_max_abs_error=student_error,
+        tuning=tuning,
     )
+
+
+def _tune_student(out: Path, bundle: TargetBundle) -> tuple[TargetBundle, TuneReport]:
+    """Time the exported student on this CPU (:func:`export.tune.tune_cpu_engine`) and record the chosen
+    threads and precision in the sidecar."""
+    from export.tune import tune_cpu_engine
+    from realtime.model.pipeline import Target
+
+    assert bundle.student is not None
+    target = Target.load(out, device="cpu", model="student", threads=1)
+    tuning = tune_cpu_engine(target, student_model_path(out))
+    chosen = tuning.chosen
+    file = tuning.int8_path.name if tuning.int8_path is not None else bundle.student.file
+    student = dataclasses.replace(
+        bundle.student, file=file, cpu_threads=chosen.threads, precision=chosen.precision
+    )
+    bundle = dataclasses.replace(bundle, student=student)
+    write_bundle(out, bundle)
+    log.info(
+        "the student on this CPU: %d thread(s), %s (measured):\n%s",
+        chosen.threads,
+        chosen.precision,
+        tuning.table(),
+    )
+    return bundle, tuning
 
 
 def _export_verified(

@@ -67,12 +67,18 @@ class StudentModel:
         generator_inputs: its inputs and output (no previous frame: the student is not temporal).
         checkpoint_sha256: SHA-256 of the student's training checkpoint.
         checkpoint_step: its training step.
+        cpu_threads: ONNX Runtime intra-op threads chosen by measurement at export (:mod:`export.tune`), the
+            default when the caller sets none; 0 = not measured.
+        precision: the precision of ``file`` as chosen by that measurement: "fp32", or "int8" (ONNX Runtime
+            static quantization, then ``NAME.student.int8.onnx``; the fp32 engine stays beside it).
     """
 
     file: str
     generator_inputs: GeneratorInputs
     checkpoint_sha256: str
     checkpoint_step: int
+    cpu_threads: int = 0
+    precision: str = "fp32"
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "generator_inputs": self.generator_inputs.to_json()}
@@ -85,6 +91,8 @@ class StudentModel:
             generator_inputs=GeneratorInputs.from_json(data["generator_inputs"]),
             checkpoint_sha256=str(data["checkpoint_sha256"]),
             checkpoint_step=int(data["checkpoint_step"]),
+            cpu_threads=int(data.get("cpu_threads", 0)),
+            precision=str(data.get("precision", "fp32")),
         )
 
 

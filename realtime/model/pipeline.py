@@ -177,9 +177,15 @@ class Target:
         role = choose_model(bundle, path, device, model)
         if role == "student":
             assert bundle.student is not None
-            path = path.with_name(Path(bundle.student.file).with_suffix(path.suffix).name)
+            # A .pt bundle runs the student's inference weights (fp32), an .onnx one the sidecar's engine.
+            student_file = (
+                bundle.student.file if path.suffix == ".onnx" else f"{path.stem}.student{path.suffix}"
+            )
+            path = path.with_name(student_file)
             if not path.is_file():
                 raise FileNotFoundError(f"the student's engine file {path} is missing (export writes it)")
+            if bundle.student.cpu_threads and path.suffix == ".onnx" and "threads" not in backend_options:
+                backend_options = {**backend_options, "threads": bundle.student.cpu_threads}
             bundle = bundle.for_student()
         options = dict(backend_options) if device is None else {"device": device, **backend_options}
         backend = open_backend(path, expected=bundle.inputs, **options)

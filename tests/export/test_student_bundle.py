@@ -40,23 +40,31 @@ def test_a_student_run_exports_both_models_with_one_sidecar(run: Path, tmp_path:
     assert report.student_onnx_path == tmp_path / "t.student.onnx"
     assert report.student_max_abs_error is not None and report.student_max_abs_error < 1e-4
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["t.json", "t.onnx", "t.pt", "t.student.onnx", "t.student.pt", "t.target_inputs.npz"]
+    int8 = ["t.student.int8.onnx"] if report.tuning and report.tuning.chosen.precision == "int8" else []
+    assert names == sorted(
+        ["t.json", "t.onnx", "t.pt", "t.student.onnx", "t.student.pt", "t.target_inputs.npz", *int8]
+    )
     teacher_graph = [i.name for i in onnx.load(str(tmp_path / "t.onnx")).graph.input]
     student_graph = [i.name for i in onnx.load(str(tmp_path / "t.student.onnx")).graph.input]
     assert teacher_graph == ["stick_figure", "previous_frame", "appearance_prior", "background_plate"]
     assert student_graph == ["stick_figure", "appearance_prior", "background_plate"]
     bundle = read_bundle(tmp_path / "t.onnx")
-    assert bundle.student is not None and bundle.student.file == "t.student.onnx"
-    assert bundle.student.checkpoint_step == 1 and bundle.format_version == 4
+    assert bundle.student is not None and bundle.format_version == 4
+    assert bundle.student.checkpoint_step == 1
+    # The student's threads and precision, chosen by timing it here, are in the sidecar.
+    assert report.tuning is not None and len(report.tuning.candidates) == 4
+    chosen = report.tuning.chosen
+    assert (bundle.student.cpu_threads, bundle.student.precision) == (chosen.threads, chosen.precision)
+    assert bundle.student.file == ("t.student.int8.onnx" if int8 else "t.student.onnx")
     sidecar = json.loads((tmp_path / "t.json").read_text())
-    assert sidecar["student"]["file"] == "t.student.onnx"
+    assert sidecar["student"]["file"] == bundle.student.file
     assert bundle.for_student().inputs == tuple(student_graph) and bundle.for_student().face_model is None
 
 
 def test_the_cpu_runs_the_student_and_a_flag_the_teacher(
     run: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    export_onnx(run / "checkpoint.pt", tmp_path / "t.onnx")
+    export_onnx(run / "checkpoint.pt", tmp_path / "t.onnx", tune=False)
     with caplog.at_level(logging.INFO, logger="realtime.model.pipeline"):
         student = Target.load(tmp_path / "t.onnx", device="cpu", threads=1)
     assert student.role == "student" and student.path.name == "t.student.onnx"
