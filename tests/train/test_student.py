@@ -114,7 +114,11 @@ def test_the_plan_gives_the_time_the_run_takes_at_most() -> None:
 
 def test_stage_budgets_and_the_student_are_checked() -> None:
     with pytest.raises(ValueError, match="stage_minutes"):
-        load_config(None, ["stage_minutes.face=3"])  # not a stage of this run
+        load_config(None, ["stage_minutes.warp=3"])  # not a stage
+    with pytest.raises(ValueError, match="stage_minutes"):
+        load_config(None, ["stage_minutes.global=-1"])
+    # A budget for a stage the run skips is unused: small.yaml's student budget with stages=[global].
+    assert load_config(None, ["stage_minutes.student=20"]).stages == ("global",)
     with pytest.raises(ValueError, match="stages must start with 'global'"):
         load_config(None, ["stages=[global,student,face]"])
     with pytest.raises(ValueError, match="student.steps"):
