@@ -102,7 +102,7 @@ def test_corrupt_checkpoint_raises_clearly(tiny_prepared: Path, tmp_path: Path) 
 
 def test_cli(tiny_prepared: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
-    assert main([str(tiny_prepared), "--out", str(run), *TINY, "steps=1"]) == 0
+    assert main([str(tiny_prepared), "--out", str(run), *TINY, "steps=1", "stages=[global]"]) == 0
     assert main([str(tiny_prepared), "--out", str(run), "steps=2"]) == 0  # resumes with the stored config
     assert load_checkpoint(run / "checkpoint.pt").step == 2
     assert "resuming" in capsys.readouterr().out
