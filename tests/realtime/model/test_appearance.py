@@ -289,7 +289,11 @@ def test_a_generator_blends_the_prior_where_it_trusts_it_and_it_covers() -> None
         GeneratorSpec("global", 4, 2, 1, inputs=spec_inputs, blend_prior="stick_figure")
     with pytest.raises(ValueError, match="not one of the inputs"):
         GeneratorSpec("global", 4, 2, 1, blend_prior="appearance_prior")
-    with pytest.raises(ValueError, match="kind 'global' or 'local'"):
-        GeneratorSpec("mobile", 4, 2, 1, inputs=spec_inputs, blend_prior="appearance_prior")
+    # The light generator blends too (the real-time student), but not over a learned background.
+    assert GeneratorSpec("mobile", 4, 2, 1, inputs=spec_inputs, blend_prior="appearance_prior").blend_prior
+    with pytest.raises(ValueError, match="not a learned one"):
+        GeneratorSpec(
+            "mobile", 4, 2, 1, inputs=spec_inputs, blend_prior="appearance_prior", background_hw=(32, 32)
+        )
     with pytest.raises(ValueError, match="must be one of generator.extra_inputs"):
         load_config(None, ["generator.blend_prior=appearance_prior"])
