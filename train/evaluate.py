@@ -40,15 +40,6 @@ in columns of the table beside the body-region measures (:func:`drive_with_sourc
 
 With several models, each gets those files (but ``metrics.md``) in ``OUT/LABEL/``, and ``OUT`` holds the
 one ``metrics.md`` comparing them and ``comparison.json`` (the headline numbers of each).
-
-A bundle (or run) with a real-time student holds two generators; ``--model`` chooses which is evaluated
-(:data:`realtime.catalog.MODEL_CHOICES`, as :meth:`realtime.model.pipeline.Target.load`: ``auto`` runs the
-student on a CPU), and ``--model both`` evaluates both, as two rows ``NAME (teacher)`` and ``NAME (student)``
-of every table (GAN Compression's way: the student judged on the teacher's measures, beside it).
-
-:func:`summarize_models` is the short form ``python -m train fit`` ends with: per checkpoint, held-out body
-SSIM and PSNR (the same :func:`evaluate_model`, without the pose estimator), the generator's frames per second
-on this machine's CPU and its parameters.
 """
 
 from __future__ import annotations
@@ -67,15 +58,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from realtime.catalog import ENGINE_SUFFIXES, MODEL_CHOICES
+from realtime.catalog import ENGINE_SUFFIXES
 from realtime.console import progress
 from realtime.model.inputs import FrameContext, GeneratorInputs, InputRole, assemble_inputs
 from realtime.model.pipeline import Target, to_uint8_hwc
 from realtime.model.plate import BACKGROUND_PLATE, MASK_DILATION_PX, PLATE_MAX_FRAMES
 from realtime.offline.retarget import fit_height, retarget_frames
-from realtime.pose.estimators import PoseEstimator, PoseFrame, open_pose_estimator
-from train.catalog import BOTH_MODELS, DEFAULT_SOURCE_FRAMES, SUMMARY_TIMING_RUNS
-from train.checkpoint import load_checkpoint, load_target, main_generator_of, target_from_checkpoint
+from realtime.pose.estimators import PoseEstimator, open_pose_estimator
+from train.catalog import DEFAULT_SOURCE_FRAMES
+from train.checkpoint import load_target
 from train.config import STAGES
 from train.dataset import PreparedData, load_prepared, load_target_inputs, to_chw_float
 from train.fit import CHECKPOINT_NAME  # a run directory's checkpoint file, and each stage subfolder's
@@ -104,10 +95,6 @@ REFERENCE_LABEL = "real frames (reference)"
 BACKGROUND_LABEL = "empty background (the target's plate)"
 #: Name of the training log that train.fit writes beside its checkpoint.
 TRAINING_LOG_NAME = "metrics.jsonl"
-#: What ``--model`` takes: one generator of each bundle (:data:`realtime.catalog.MODEL_CHOICES`), or both.
-EVALUATE_MODEL_CHOICES: tuple[str, ...] = (*MODEL_CHOICES, BOTH_MODELS)
-#: Untimed runs of the generator before :func:`summarize_models` times it.
-SUMMARY_WARMUP_RUNS = 3
 
 
 @dataclass(frozen=True)
@@ -157,8 +144,6 @@ class ModelEvaluation:
         generator_ms_per_frame: mean wall time of one generator call in milliseconds, the first (warm-up)
             call excluded when there is more than one frame.
         sources: the model driven by each source video (``--sources``; :func:`drive_with_source`), in order.
-        role: which generator of its bundle ran (:attr:`realtime.model.pipeline.Target.role`: "teacher",
-            "student", or "only" for a bundle without a student).
     """
 
     label: str
@@ -166,7 +151,6 @@ class ModelEvaluation:
     result: EvaluationResult
     generator_ms_per_frame: float
     sources: tuple[SourceDrive, ...] = ()
-    role: str = "only"
 
     def to_json(self, *, details: bool = True) -> dict[str, Any]:
         """Headline numbers at the top level (``num_frames``, ``ssim``, ``psnr_db``, ... see
@@ -177,7 +161,6 @@ class ModelEvaluation:
             {
                 "label": self.label,
                 "model": str(self.model_path),
-                "role": self.role,
                 **self.result.summary(),
                 "generator_ms_per_frame": self.generator_ms_per_frame,
                 "unseen_poses": [drive.to_json(details=details) for drive in self.sources],
@@ -376,7 +359,8 @@ def evaluate_model(
     if not heldout:
         raise ValueError(f"{data.root} holds out no frames (train_end = num_frames = {meta.num_frames})")
     picks = set(np.linspace(0, len(heldout) - 1, num=min(sheet_frames, len(heldout))).round().astype(int))
-    state_inputs = [item.name for item in target.bundle.generator_inputs.with_role(InputRole.STATE)]
+    spec = target.bundle.generator_inputs
+    state_inputs = [item.name for item in spec.with_role(InputRole.STATE)]
     previous = torch.zeros((1, 3, meta.canvas_height, meta.canvas_width), device=target.device)
     seconds: list[float] = []
     rows = []
@@ -387,7 +371,13 @@ def evaluate_model(
         pose_estimator=target.bundle.pose_estimator,
     ) as evaluator:
         for i, t in enumerate(progress(heldout, desc=f"evaluate {label or target.name}", unit="frame")):
-            inputs = _frame_inputs(target, data, t, previous)
+            context = FrameContext(
+                torch.from_numpy(np.asarray(data.joints_px[t : t + 1], np.float32)).to(target.device),
+                torch.from_numpy(np.asarray(data.confidence[t : t + 1], np.float32)).to(target.device),
+                to_chw_float(data.stick_figures[t])[None].to(target.device),
+                target.per_target,
+            )
+            inputs = assemble_inputs(spec, context, previous)
             start = time.perf_counter()
             out = target.generate(inputs).clone()
             seconds.append(time.perf_counter() - start)
@@ -411,23 +401,7 @@ def evaluate_model(
         model_path=target.path,
         result=result,
         generator_ms_per_frame=1e3 * float(np.mean(timed)),
-        role=target.role,
     )
-
-
-def _frame_inputs(
-    target: Target, data: PreparedData, t: int, previous: torch.Tensor
-) -> dict[str, torch.Tensor]:
-    """The generator's inputs for prepared frame ``t`` driven by its own pose (its stick figure, the
-    target's per-target inputs, ``previous`` as the state): float32 ``(1, C, H, W)`` on the target's
-    device, by name (:func:`realtime.model.inputs.assemble_inputs`)."""
-    context = FrameContext(
-        torch.from_numpy(np.asarray(data.joints_px[t : t + 1], np.float32)).to(target.device),
-        torch.from_numpy(np.asarray(data.confidence[t : t + 1], np.float32)).to(target.device),
-        to_chw_float(data.stick_figures[t])[None].to(target.device),
-        target.per_target,
-    )
-    return assemble_inputs(target.bundle.generator_inputs, context, previous)
 
 
 def drive_with_source(
