@@ -223,12 +223,7 @@ def _tune_student(out: Path, bundle: TargetBundle) -> tuple[TargetBundle, TuneRe
     )
     bundle = dataclasses.replace(bundle, student=student)
     write_bundle(out, bundle)
-    log.info(
-        "the student on this CPU: %d thread(s), %s (measured):\n%s",
-        chosen.threads,
-        chosen.precision,
-        tuning.table(),
-    )
+    log.info("the student on this CPU: %d thread(s), %s (measured)", chosen.threads, chosen.precision)
     return bundle, tuning
 
 

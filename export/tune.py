@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
@@ -214,9 +215,10 @@ def tune_cpu_engine(
         reference[count] = outputs
         candidates.append(Candidate(count, "fp32", median_ms, 0.0))
     int8_kept: Path | None = None
-    if try_int8:
-        with tempfile.TemporaryDirectory() as folder:
-            quantized = Path(folder) / f"{engine.stem}.int8.onnx"
+    folder = Path(tempfile.mkdtemp(prefix=".tune_", dir=engine.parent))  # same file system: os.replace
+    quantized = folder / f"{engine.stem}.int8.onnx"
+    try:
+        if try_int8:
             try:
                 quantize_int8(engine, quantized, samples)
             except RuntimeError as error:
@@ -230,11 +232,12 @@ def tune_cpu_engine(
                         )
                     )
                     candidates.append(Candidate(count, "int8", median_ms, 255.0 * levels))
-                chosen = _choose(candidates, min_gain, max_levels)
-                if chosen.precision == "int8":
-                    int8_kept = engine.with_name(f"{engine.stem}.int8.onnx")
-                    os.replace(quantized, int8_kept)
-    chosen = _choose(candidates, min_gain, max_levels)
+        chosen = _choose(candidates, min_gain, max_levels)
+        if chosen.precision == "int8":
+            int8_kept = engine.with_name(f"{engine.stem}.int8.onnx")
+            os.replace(quantized, int8_kept)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     return TuneReport(tuple(candidates), chosen, int8_kept)
 
 
