@@ -287,7 +287,9 @@ class StudentConfig:
     ``n_downsample``, ``n_blocks`` its sizes) without the previous frame (``temporal`` false: a small network
     fed its own output drifted, docs/RESULTS.md, issue 10) and with the teacher's other inputs: the
     appearance prior it blends and the background plate it composites over, when the teacher has them. Its
-    discriminator is ``discriminator``'s, new and judging single frames. ``steps``: optimizer steps.
+    discriminator is ``discriminator``'s, new and judging single frames. ``background_hw``: ``[H, W]`` of a
+    learned background (:class:`GeneratorConfig`'s; the canvas) for a teacher without the plate, as the
+    bundled mannequin's student has; ``[0, 0]`` (the default) for none. ``steps``: optimizer steps.
     ``lambda_distill``: weight of the L1 between the student's frame and the teacher's (the teacher's frame
     ``t`` after its own two-step unroll); ``lambda_l1``: the student's plain L1 to the real frame (measured on
     the mannequin: 10 learned faster than 0); the other terms are ``loss``'s.
@@ -299,6 +301,7 @@ class StudentConfig:
     n_downsample: int = 4
     n_blocks: int = 6
     temporal: bool = False
+    background_hw: tuple[int, int] = (0, 0)
     lambda_distill: float = 2.0
     lambda_l1: float = 10.0
 
@@ -429,7 +432,7 @@ class FitConfig:
 
 def student_config(config: FitConfig) -> FitConfig:
     """The config the ``student`` stage trains with, and that its checkpoint stores: ``config`` with the
-    student's generator (:class:`StudentConfig`'s kind, sizes and ``temporal``; the teacher's extra inputs,
+    student's generator (:class:`StudentConfig`'s kind, sizes, ``temporal`` and learned background; the teacher's extra inputs,
     prior blend and composite), its L1 weight, a single global-stage run of ``student.steps`` steps, and
     distillation at ``student.lambda_distill`` (the teacher itself is the finished stage's checkpoint, not an
     engine file: :mod:`train.fit`). A student checkpoint thus loads, runs and exports like a global stage's.
@@ -443,7 +446,7 @@ def student_config(config: FitConfig) -> FitConfig:
         generator=GeneratorConfig(
             kind=student.kind, ngf=student.ngf, n_downsample=student.n_downsample, n_blocks=student.n_blocks,
             temporal=student.temporal, extra_inputs=teacher.extra_inputs, blend_prior=teacher.blend_prior,
-            composite_over=teacher.composite_over,
+            composite_over=teacher.composite_over, background_hw=student.background_hw,
         ),
         loss=dataclasses.replace(config.loss, lambda_l1=student.lambda_l1),
         distill=dataclasses.replace(config.distill, teacher="", lambda_l1=student.lambda_distill),
