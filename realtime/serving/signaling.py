@@ -1,11 +1,19 @@
-"""One port for the page and the WebRTC signaling: HTTP GETs serve ``realtime/serving/web``; ``/ws`` is a
-WebSocket.
+"""One port for the page, the WebRTC signaling, WHIP and WHEP (aiohttp): HTTP GETs serve
+``realtime/serving/web``; ``/ws`` is the page's WebSocket; ``/whip`` and ``/whep`` are
+:mod:`realtime.serving.whip`'s.
 
-HTTP (plain GETs): ``/`` (the page), ``/app.js``, ``/targets`` (JSON: the targets this server offers, see
-:meth:`SignalingServer.targets_message`) and ``/status`` (JSON: sessions, memory, CPU time, workers; see
-:meth:`SignalingServer.status`). With an SSL context everything is HTTPS and WSS on the same port.
+HTTP (plain GETs): ``/`` (the page), ``/app.js``, ``/obs`` and ``/obs.js`` (the OBS page: one session's target
+full-window, for an OBS Browser Source), ``/targets`` (JSON: the targets this server offers, see
+:meth:`SignalingServer.targets_message`) and ``/status`` (JSON: sessions, viewers, memory, CPU time, workers;
+see :meth:`SignalingServer.status`). With an SSL context everything is HTTPS and WSS on the same port.
 
-Protocol on ``/ws`` (JSON text messages, one session per WebSocket, at most ``max_sessions`` at once):
+Access (:mod:`realtime.serving.access`): the WebSocket is accepted only from the server's own page or an
+allowed origin (else 403); with a token, ``/ws`` (``?token=``), ``/targets``, ``/status``, WHIP and WHEP
+need it (else 401); session starts per client address are limited (429). Each refusal is one plain-text line
+with its status, and logged.
+
+Protocol on ``/ws`` (JSON text messages, one session per WebSocket, at most ``max_sessions`` sessions at once,
+the page's and WHIP's together):
 
 - server -> client, on connecting when ``max_sessions`` sessions are already open:
   ``{"type": "error", "code": "server_full", "message": "..."}``, then the server closes the WebSocket with
@@ -13,13 +21,15 @@ Protocol on ``/ws`` (JSON text messages, one session per WebSocket, at most ``ma
 - client -> server ``{"type": "offer", "sdp": "...", "sdpType": "offer", "target": "NAME"}``: the client's
   offer, sent after its ICE gathering completed (no trickle ICE); ``target`` (optional) is one of the names of
   ``/targets``, the first one by default. The server answers ``{"type": "answer", "sdp": "...", "target":
-  "NAME"}`` after its own ICE gathering completed, then sends the generated video (stick figure | generated,
-  side by side, with the camera frames' timestamps) on the offer's video transceiver; where the offer names
-  the RTP playout-delay extension, the answer does too and the video carries it at zero
+  "NAME", "session": ID}`` after its own ICE gathering completed (``ID``: the session's number, for its WHEP
+  playback ``/whep/ID`` and its OBS page ``/obs?session=ID``), then sends the generated video (stick figure |
+  generated, side by side, with the camera frames' timestamps) on the offer's video transceiver; where the
+  offer names the RTP playout-delay extension, the answer does too and the video carries it at zero
   (``SessionSettings.zero_playout_delay``).
 - server -> client ``{"type": "stats", ...}`` about once a second while streaming (see
   :meth:`realtime.serving.stats.StreamStatsSnapshot.to_message`: frames in / out / dropped / failed, fps,
-  per-frame server latency in ms (mean, last and every value over the last second), pipeline timings).
+  per-frame server latency in ms (mean, last and every value over the last second), pipeline timings), with
+  ``viewers``: the session's WHEP viewers.
 - server -> client ``{"type": "input_rate", "max_fps": N}`` when the camera should send at most N frames
   per second to match what the server generates for this session (see
   :class:`realtime.serving.rate.InputRateControl`; never above ``max_input_fps``); the page sets it as its
@@ -38,14 +48,14 @@ Protocol on ``/ws`` (JSON text messages, one session per WebSocket, at most ``ma
   an error ``bad_message`` for a session without a stream yet, an unknown garment, a malformed colour or a
   target without a reference appearance.
 - client -> server ``{"type": "bye"}`` or closing the WebSocket ends the session: the stream stops (tasks
-  cancelled, Retargeter closed), the peer connection is closed, and the server closes the WebSocket.
+  cancelled, Retargeter closed), its viewers end, the peer connection is closed, and the server closes the
+  WebSocket.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import http
 import itertools
 import json
 import logging
@@ -54,27 +64,19 @@ import resource
 import ssl
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request, Response
+from aiohttp import WSMsgType, web
 
 from realtime.catalog import DEFAULT_MAX_SESSIONS
 from realtime.cli import rgb_colour
-from realtime.serving.aiortc_patch import (
-    AiortcInternalsError,
-    use_marker_jitter_buffers,
-    use_zero_playout_delay,
-)
+from realtime.serving.access import AccessPolicy, Refusal
+from realtime.serving.media import OfferError, PublishedStream, SessionSettings, TargetChoice
 from realtime.serving.rate import InputRateControl
-from realtime.serving.sink import OutputSink
-from realtime.serving.stages import RetargeterLike, RetargetStream
+from realtime.serving.stages import RetargetStream
+from realtime.serving.whip import WhipWhep, refusal_response
 from realtime.serving.workers import StreamWorkers
 
 log = logging.getLogger(__name__)
@@ -86,6 +88,8 @@ STATIC_FILES = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/index.html": ("index.html", "text/html; charset=utf-8"),
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/obs": ("obs.html", "text/html; charset=utf-8"),
+    "/obs.js": ("obs.js", "text/javascript; charset=utf-8"),
 }
 WEBSOCKET_PATH = "/ws"
 MAX_FRAME_BYTES = 1 << 20
@@ -93,102 +97,59 @@ MAX_FRAME_BYTES = 1 << 20
 MAX_MESSAGE_BYTES = 64 << 10
 """Messages bigger than this (but under ``MAX_FRAME_BYTES``) are answered with an error (SDP offers are a few
 KiB)."""
-DEFAULT_OFFER_TIMEOUT_S = 30.0
-"""A client that sends no usable offer this long after connecting is closed (it holds a session slot)."""
 CLOSE_TRY_AGAIN_LATER = 1013
 """WebSocket close code for a full server."""
 
-
-class OfferError(Exception):
-    """An offer this server cannot use; the message is sent to the client with ``code``."""
-
-    def __init__(self, message: str, code: str = "bad_offer") -> None:
-        super().__init__(message)
-        self.code = code
-
-
-@dataclass(frozen=True)
-class TargetChoice:
-    """A target the server offers.
-
-    Attributes:
-        name: what the page lists and the offer's ``target`` names.
-        make_retargeter: builds a Retargeter for one stream (slow: called off the event loop).
-        canvas_size: ``(width, height)`` of the generated frames in pixels, if known.
-        garments: the garments whose colour a session may change (``realtime.catalog.GARMENTS``; empty for a
-            target without a reference appearance).
-    """
-
-    name: str
-    make_retargeter: Callable[[], RetargeterLike]
-    canvas_size: tuple[int, int] | None = None
-    garments: tuple[str, ...] = ()
-
-    def describe(self) -> dict[str, Any]:
-        """JSON form for ``/targets``."""
-        size = None if self.canvas_size is None else list(self.canvas_size)
-        return {"name": self.name, "canvas_size": size, "garments": list(self.garments)}
-
-
-@dataclass(frozen=True)
-class SessionSettings:
-    """What every session of a server shares.
-
-    Attributes:
-        stats_interval_s: seconds between ``stats`` messages.
-        max_message_bytes: larger text messages are answered with an error.
-        offer_timeout_s: a session without a peer connection this long after connecting is closed.
-        test_stamp: copy the camera frames' test stamp into the output frames (see
-        :mod:`realtime.serving.stamp`).
-        max_input_fps: the camera frame rate the page is asked to send at most (``GET /targets``); 0 = no
-            cap. Frames beyond what the server generates are encoded by the browser and decoded here only to
-            be dropped as stale.
-        zero_playout_delay: send the generated video with the RTP playout-delay extension at zero (where the
-            offer names it): the browser shows each frame once decoded, without a jitter-buffer delay
-            (:func:`realtime.serving.aiortc_patch.use_zero_playout_delay`).
-        sinks: outputs besides the browser's track, each a factory called with the session's id when its
-            stream starts (on the event loop: keep it light); the sink is attached to that stream
-            (:meth:`realtime.serving.stages.RetargetStream.add_sink`) and stopped with it.
-    """
-
-    stats_interval_s: float = 1.0
-    max_message_bytes: int = MAX_MESSAGE_BYTES
-    offer_timeout_s: float = DEFAULT_OFFER_TIMEOUT_S
-    test_stamp: bool = False
-    max_input_fps: float = 0.0
-    zero_playout_delay: bool = True
-    sinks: tuple[Callable[[int], OutputSink[Any]], ...] = ()
+__all__ = [
+    "MAX_FRAME_BYTES",
+    "MAX_MESSAGE_BYTES",
+    "WEB_DIR",
+    "OfferError",
+    "Session",
+    "SessionSettings",
+    "SignalingServer",
+    "TargetChoice",
+]
 
 
 class Session:
-    """One WebSocket client: at most one peer connection and one :class:`RetargetStream`.
+    """One WebSocket client: at most one published camera (:class:`realtime.serving.media.PublishedStream`)
+    at a time.
 
     Args:
-        session_id: a number for the logs.
-        websocket: the client's connection.
+        session_id: a number for the logs, the WHEP URL and the OBS page.
+        websocket: the client's prepared WebSocket.
+        remote: the client's address, for the logs.
         targets: the targets the client may choose, by name; the first is the default.
         workers: the server's shared inference threads.
         settings: limits and intervals.
+        published: the server's table of streams by session id, where this session's stream is listed
+            while it runs (for WHEP viewers).
+        viewer_ids: the server's viewer-id counter.
     """
 
     def __init__(
         self,
         session_id: int,
-        websocket: ServerConnection,
+        websocket: web.WebSocketResponse,
+        remote: str,
         targets: dict[str, TargetChoice],
         workers: StreamWorkers,
         settings: SessionSettings,
+        published: dict[int, PublishedStream] | None = None,
+        viewer_ids: itertools.count[int] | None = None,
     ) -> None:
         if not targets:
             raise ValueError("a session needs at least one target")
         self.id = session_id
         self._ws = websocket
+        self._remote = remote
         self._targets = targets
         self._workers = workers
         self._settings = settings
-        self._pc: RTCPeerConnection | None = None
-        self._stream: RetargetStream | None = None
-        self._retargeter: RetargeterLike | None = None  # the stream's, for its garment colour
+        self._published = published if published is not None else {}
+        self._viewer_ids = viewer_ids or itertools.count(1)
+        self._media: PublishedStream | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing: asyncio.Future[None] | None = None
         self._started_s = time.perf_counter()
@@ -201,12 +162,18 @@ class Session:
     @property
     def stream(self) -> RetargetStream | None:
         """The running stream, once an offer was answered."""
-        return self._stream
+        return None if self._media is None else self._media.stream
+
+    @property
+    def media(self) -> PublishedStream | None:
+        """The published camera and its viewers, once an offer was answered."""
+        return self._media
 
     @property
     def tasks(self) -> set[asyncio.Task[Any]]:
         """The session's own tasks still running (stats, draining unused tracks, failure handling)."""
-        return {t for t in self._tasks if not t.done()}
+        media_tasks = set() if self._media is None else self._media.tasks
+        return {t for t in self._tasks if not t.done()} | media_tasks
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro, name=f"session-{self.id}-{name}")
@@ -221,14 +188,19 @@ class Session:
 
     async def run(self) -> None:
         """Serve messages until the client says bye or the WebSocket closes; then :meth:`close`."""
-        log.info("session %d: connected from %s", self.id, self._ws.remote_address)
+        log.info("session %d: connected from %s", self.id, self._remote)
         self._spawn(self._offer_deadline(), "offer-deadline")
         try:
             async for message in self._ws:
-                if not await self._handle(message):
+                if message.type == WSMsgType.TEXT:
+                    if not await self._handle(message.data):
+                        break
+                elif message.type == WSMsgType.BINARY:
+                    await self.send_error("binary messages are not supported; send JSON text")
+                elif message.type == WSMsgType.ERROR:
+                    log.info("session %d: websocket error (%s)", self.id, message.data)
                     break
-        except ConnectionClosed as exc:
-            log.info("session %d: websocket closed (%s)", self.id, exc)
+            log.info("session %d: websocket closed (%s)", self.id, self._ws.close_code)
         finally:
             await self.close()
 
@@ -241,11 +213,8 @@ class Session:
             )
             await self.close(1008, "no offer")
 
-    async def _handle(self, message: str | bytes) -> bool:
-        """Handle one message; False ends the session."""
-        if isinstance(message, bytes):
-            await self.send_error("binary messages are not supported; send JSON text")
-            return True
+    async def _handle(self, message: str) -> bool:
+        """Handle one text message; False ends the session."""
         size_bytes = len(message.encode("utf-8", errors="replace"))
         if size_bytes > self._settings.max_message_bytes:
             await self.send_error(
@@ -281,7 +250,7 @@ class Session:
     async def _handle_garment_colour(self, msg: dict[str, Any]) -> None:
         """Apply a ``garment_colour`` message (see the module docstring) off the event loop."""
         garment, colour = msg.get("garment"), msg.get("colour")
-        retargeter = self._retargeter
+        retargeter = None if self._media is None else self._media.retargeter
         if retargeter is None or not hasattr(retargeter, "set_garment_colour"):
             await self.send_error("garment_colour needs a running session: send an offer first")
             return
@@ -324,16 +293,21 @@ class Session:
         if sdp_type != "offer":
             await self.send_error(f"'sdpType' must be 'offer', got {str(sdp_type)[:40]!r}")
             return
-        if self._pc is not None:
+        if self._media is not None:
             await self.send_error(
                 "this session is already streaming and renegotiation is not supported; "
                 "send 'bye' and reconnect to change the camera's tracks or the target",
                 "bad_offer",
             )
             return
+        media = PublishedStream(
+            self.id, self._workers, self._settings, send_back=True,
+            on_failed=lambda: self._spawn(self._peer_failed(), "peer-failed"), viewer_ids=self._viewer_ids,
+        )  # fmt: skip
+        self._media = media
         try:
             target = self._choose_target(msg)
-            answer_sdp = await self._negotiate(sdp, target)
+            answer_sdp = await media.negotiate(sdp, target)
         except OfferError as exc:
             log.warning("session %d: offer rejected: %s", self.id, exc)
             await self._close_media()
@@ -349,90 +323,35 @@ class Session:
             return
         self.target = target.name
         self._answered = True
-        if not await self.send({"type": "answer", "sdp": answer_sdp, "target": target.name}):
+        self._published[self.id] = media
+        answer = {"type": "answer", "sdp": answer_sdp, "target": target.name, "session": self.id}
+        if not await self.send(answer):
             await self._close_media()
             return
         self._spawn(self._send_stats(), "stats")
         log.info("session %d: answered; streaming target %r", self.id, target.name)
 
-    async def _negotiate(self, sdp: str, target: TargetChoice) -> str:
-        """Set up the peer connection and the stream for ``sdp``; returns the answer's SDP.
-
-        Raises:
-            OfferError: for an offer without a video track or a Retargeter that cannot be made.
-            Whatever aiortc raises for an SDP it cannot use.
-        """
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self._pc = pc
-        remote_tracks: list[MediaStreamTrack] = []
-        pc.on("track", remote_tracks.append)
-        pc.on("connectionstatechange", lambda: self._on_connection_state(pc))
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-        try:
-            use_marker_jitter_buffers(pc)  # camera frames leave aiortc's jitter buffer at their last packet
-        except AiortcInternalsError as exc:
-            log.warning("session %d: camera frames will arrive one frame interval late: %s", self.id, exc)
-        videos = [t for t in remote_tracks if t.kind == "video"]
-        if not videos:
-            raise OfferError("the offer has no video track; send the camera as a video track")
-        for track in remote_tracks:
-            if track is not videos[0]:  # unused tracks are drained, so aiortc's queues cannot grow
-                self._spawn(self._drain(track), f"drain-{track.kind}")
-        try:
-            retargeter = await asyncio.to_thread(target.make_retargeter)
-        except Exception as exc:
-            log.exception("session %d: cannot create the retargeter for %r", self.id, target.name)
-            raise OfferError(f"server error: cannot start the retargeter: {exc}", "server_error") from exc
-        test_stamp = self._settings.test_stamp
-        self._stream = RetargetStream(videos[0], retargeter, self._workers, test_stamp=test_stamp)
-        self._retargeter = retargeter
-        pc.addTrack(self._stream.output)
-        for make_sink in self._settings.sinks:  # an output that cannot be made is logged; the session goes on
-            try:
-                self._stream.add_sink(make_sink(self.id))
-            except Exception:
-                log.exception("session %d: cannot attach an output", self.id)
-        self._stream.start()
-        if self._settings.zero_playout_delay:
-            try:
-                use_zero_playout_delay(pc)  # the browser shows each generated frame once decoded
-            except AiortcInternalsError as exc:
-                log.warning("session %d: the browser will add its own playout delay: %s", self.id, exc)
-        await pc.setLocalDescription(await pc.createAnswer())  # aiortc: returns once ICE gathering is done
-        return pc.localDescription.sdp
-
-    def _on_connection_state(self, pc: RTCPeerConnection) -> None:
-        log.info("session %d: peer connection %s", self.id, pc.connectionState)
-        if pc.connectionState == "failed" and pc is self._pc:
-            self._spawn(self._peer_failed(), "peer-failed")
-
     async def _peer_failed(self) -> None:
         await self._close_media()
         await self.send_error("the peer connection failed; reconnect to start again", "peer_failed")
 
-    async def _drain(self, track: MediaStreamTrack) -> None:
-        try:
-            while True:
-                await track.recv()
-        except MediaStreamError:
-            return
-
     async def _send_stats(self) -> None:
         last_log_s = time.perf_counter()
-        while self._stream is not None:
+        while self.stream is not None:
             await asyncio.sleep(self._settings.stats_interval_s)
-            stream = self._stream
-            if stream is None:
+            stream, media = self.stream, self._media
+            if stream is None or media is None:
                 return
             snapshot = stream.stats.snapshot()
             message = snapshot.to_message()
             message["uptime_s"] = round(time.perf_counter() - self._started_s, 3)
+            message["viewers"] = [v.describe() for v in media.viewers.values()]
             log.debug("session %d: stats %s", self.id, message)
             if time.perf_counter() - last_log_s >= 10.0:
                 last_log_s = time.perf_counter()
                 log.info(
                     "session %d: in %.1f fps, out %.1f fps, latency %s ms (mean over %.0f s), "
-                    "%d dropped, %d failed",
+                    "%d dropped, %d failed, %d viewer(s)",
                     self.id,
                     snapshot.fps_in,
                     snapshot.fps_out,
@@ -440,6 +359,7 @@ class Session:
                     snapshot.window_s,
                     snapshot.frames_dropped,
                     snapshot.frames_failed,
+                    len(media.viewers),
                 )
             if not await self.send(message):
                 return
@@ -451,9 +371,11 @@ class Session:
 
     async def send(self, message: dict[str, Any]) -> bool:
         """Send ``message`` as JSON; False if the WebSocket is already closed."""
+        if self._ws.closed:
+            return False
         try:
-            await self._ws.send(json.dumps(message))
-        except ConnectionClosed:
+            await self._ws.send_str(json.dumps(message))
+        except ConnectionError:
             return False
         return True
 
@@ -463,24 +385,12 @@ class Session:
         return await self.send({"type": "error", "message": text, "code": code})
 
     async def _close_media(self) -> None:
-        """Stop the stream (tasks, Retargeter) and close the peer connection. Idempotent."""
-        stream, self._stream = self._stream, None
-        pc, self._pc = self._pc, None
-        try:
-            if stream is not None:
-                await stream.stop()
-                snap = stream.stats.snapshot()
-                log.info(
-                    "session %d: stream stopped: %d frames in, %d out, %d dropped, %d failed",
-                    self.id,
-                    snap.frames_in,
-                    snap.frames_out,
-                    snap.frames_dropped,
-                    snap.frames_failed,
-                )
-        finally:
-            if pc is not None:
-                await pc.close()
+        """Stop the stream and its viewers, close the peer connection. Idempotent."""
+        media, self._media = self._media, None
+        if media is not None:
+            if self._published.get(self.id) is media:
+                del self._published[self.id]
+            await media.close()
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """End the session: stop the stream, close the peer connection, cancel and await every task, close
@@ -497,7 +407,7 @@ class Session:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)  # failures were logged by _task_done
-            await self._ws.close(code, reason)
+            await self._ws.close(code=code, message=reason.encode())
             log.info("session %d: closed", self.id)
             self._closing.set_result(None)
 
@@ -512,16 +422,21 @@ def _rss_bytes() -> int | None:
 
 
 class SignalingServer:
-    """Serves the page and the signaling WebSocket on one port, one :class:`Session` per WebSocket.
+    """Serves the page, the signaling WebSocket, WHIP and WHEP on one port (aiohttp), one :class:`Session`
+    per WebSocket and one :class:`realtime.serving.media.PublishedStream` per WHIP client.
 
     Args:
         targets: the targets offered, the first being the default (names must be unique).
         workers: the shared pose and generation threads; owned by the caller, shut down after :meth:`stop`.
-        max_sessions: sessions served at once; the next client gets a ``server_full`` error.
+        max_sessions: sessions served at once (the page's and WHIP's together); the next client gets a
+            ``server_full`` error (WHIP: 503).
         ssl_context: serve HTTPS and WSS instead of HTTP and WS.
         settings: per-session limits and intervals (and the test stamp).
         max_frame_bytes: the WebSocket's ``max_size``; messages above it close the connection (1009).
-        web_dir: folder with ``index.html`` (and ``app.js``); defaults to :data:`WEB_DIR`.
+        web_dir: folder with ``index.html`` (and ``app.js``, ``obs.html``, ``obs.js``); defaults to
+            :data:`WEB_DIR`.
+        access: the origin allowlist, the token and the limit on session starts per address
+            (:class:`realtime.serving.access.AccessPolicy`; none of them by default: loopback use).
 
     Use ``async with SignalingServer(...) as server: await server.start(host, port)``, or call
     :meth:`start` and :meth:`stop`.
@@ -540,6 +455,7 @@ class SignalingServer:
         settings: SessionSettings | None = None,
         max_frame_bytes: int = MAX_FRAME_BYTES,
         web_dir: Path = WEB_DIR,
+        access: AccessPolicy | None = None,
     ) -> None:
         if not targets:
             raise ValueError("the server needs at least one target")
@@ -554,21 +470,38 @@ class SignalingServer:
         self.max_sessions = max_sessions
         self._ssl_context = ssl_context
         self.settings = settings or SessionSettings()
+        self.access = access or AccessPolicy()
         self._max_frame_bytes = max_frame_bytes
         self._web_dir = web_dir
         self._sessions: set[Session] = set()
         self._ids = itertools.count(1)
-        self._server: Server | None = None
+        self._viewer_ids = itertools.count(1)
+        self.published: dict[int, PublishedStream] = {}
+        """The streams running, by session id (the page's and WHIP's): what WHEP viewers watch."""
+        self.whip = WhipWhep(
+            self._targets, workers, self.settings, self.access, published=self.published,
+            session_ids=self._ids, viewer_ids=self._viewer_ids, is_full=self._is_full,
+            on_refused=self._count_refused, own_origin=self._own_origin,
+        )  # fmt: skip
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
         self._stopped = False
         self._pages: dict[str, tuple[str, str]] = {}
         self._started_s = time.perf_counter()
         self.refused = 0
         """Clients turned away because the server was full."""
+        self.refusals: dict[int, int] = {}
+        """Requests refused by the access policy, by HTTP status (401, 403, 429)."""
 
     @property
     def sessions(self) -> frozenset[Session]:
-        """Sessions currently open."""
+        """The page's sessions currently open (WHIP sessions: :attr:`whip_sessions`)."""
         return frozenset(self._sessions)
+
+    @property
+    def whip_sessions(self) -> frozenset[PublishedStream]:
+        """WHIP sessions currently open."""
+        return frozenset(self.whip.sessions.values())
 
     @property
     def port(self) -> int:
@@ -577,13 +510,27 @@ class SignalingServer:
         Raises:
             RuntimeError: before :meth:`start`.
         """
-        if self._server is None:
+        if self._runner is None or not self._runner.addresses:
             raise RuntimeError("the server is not started")
-        return self._server.sockets[0].getsockname()[1]
+        return int(self._runner.addresses[0][1])
+
+    def _is_full(self) -> bool:
+        return len(self._sessions) + len(self.whip.sessions) >= self.max_sessions
+
+    def _count_refused(self, status: int) -> None:
+        if status == 503:
+            self.refused += 1
+        else:
+            self.refusals[status] = self.refusals.get(status, 0) + 1
+
+    def _own_origin(self, request: web.BaseRequest) -> str:
+        """The origin of this server's own page as the client reached it (scheme and ``Host``)."""
+        scheme = "https" if self._ssl_context is not None else "http"
+        return f"{scheme}://{request.host}"
 
     def targets_message(self) -> dict[str, Any]:
-        """What ``GET /targets`` returns: ``{"targets": [{"name", "canvas_size"}], "default": name,
-        "test_stamp": bool, "max_sessions": n, "max_input_fps": fps or null}``."""
+        """What ``GET /targets`` returns: ``{"targets": [{"name", "canvas_size", "garments"}], "default":
+        name, "test_stamp": bool, "max_sessions": n, "max_input_fps": fps or null}``."""
         return {
             "targets": [t.describe() for t in self._targets.values()],
             "default": next(iter(self._targets)),
@@ -593,15 +540,19 @@ class SignalingServer:
         }
 
     def status(self) -> dict[str, Any]:
-        """What ``GET /status`` returns: open sessions and streams, clients refused, resident memory in
-        bytes, CPU seconds used by the process, asyncio tasks and threads alive, and per worker its jobs, busy
-        seconds and waiting stages."""
+        """What ``GET /status`` returns: open sessions (the page's and WHIP's) and streams, WHEP viewers,
+        clients refused (full; and by the access policy, by status), resident memory in bytes, CPU seconds
+        used by the process, asyncio tasks and threads alive, and per worker its jobs, busy seconds and
+        waiting stages."""
         usage = resource.getrusage(resource.RUSAGE_SELF)
         return {
-            "sessions": len(self._sessions),
-            "streams": sum(1 for s in self._sessions if s.stream is not None),
+            "sessions": len(self._sessions) + len(self.whip.sessions),
+            "whip_sessions": len(self.whip.sessions),
+            "streams": len(self.published),
+            "viewers": sum(len(p.viewers) for p in self.published.values()),
             "max_sessions": self.max_sessions,
             "refused": self.refused,
+            "refused_by_access": {str(k): v for k, v in sorted(self.refusals.items())},
             "rss_bytes": _rss_bytes(),
             "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
             "asyncio_tasks": len(asyncio.all_tasks()),
@@ -624,77 +575,112 @@ class SignalingServer:
             path = self._web_dir / name
             if path.is_file():
                 self._pages[route] = (path.read_text(encoding="utf-8"), content_type)
-        self._server = await serve(
-            self._handler,
-            host,
-            port,
-            process_request=self._process_request,
-            max_size=self._max_frame_bytes,
-            ssl=self._ssl_context,
-        )
+        app = web.Application(client_max_size=self.settings.max_message_bytes)
+        app.router.add_get(WEBSOCKET_PATH, self._websocket)
+        app.router.add_get("/targets", self._json_route(self.targets_message))
+        app.router.add_get("/status", self._json_route(self.status))
+        self.whip.add_routes(app.router)
+        app.router.add_route("*", "/{path:.*}", self._static)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, ssl_context=self._ssl_context)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner, self._site = runner, site
         scheme = "wss" if self._ssl_context is not None else "ws"
         log.info("signaling server listening on %s:%d (%s)", host, self.port, scheme)
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        path = request.path.split("?", 1)[0]
-        if path == WEBSOCKET_PATH:
-            return None  # the WebSocket handshake (websockets answers 426 to a plain GET)
-        if path == "/targets":
-            return self._respond(connection, json.dumps(self.targets_message()), "application/json")
-        if path == "/status":
-            return self._respond(connection, json.dumps(self.status()), "application/json")
-        page = self._pages.get(path)
+    async def _static(self, request: web.Request) -> web.StreamResponse:
+        if request.method not in ("GET", "HEAD"):
+            return web.Response(
+                status=405, text=f"{request.method} is not allowed here\n", headers={"Allow": "GET"}
+            )
+        page = self._pages.get(request.path)
         if page is None:
-            return connection.respond(http.HTTPStatus.NOT_FOUND, f"Not found: {path[:200]}\n")
+            return web.Response(status=404, text=f"Not found: {request.path[:200]}\n")
         text, content_type = page
-        return self._respond(connection, text, content_type)
+        return web.Response(text=text, headers={"Content-Type": content_type, "Cache-Control": "no-cache"})
 
-    @staticmethod
-    def _respond(connection: ServerConnection, text: str, content_type: str) -> Response:
-        response = connection.respond(http.HTTPStatus.OK, text)
-        del response.headers["Content-Type"]  # websockets' Headers append on assignment
-        response.headers["Content-Type"] = content_type
-        response.headers["Cache-Control"] = "no-cache"
-        return response
+    def _json_route(self, make: Any) -> Any:
+        async def route(request: web.Request) -> web.StreamResponse:
+            try:
+                self.access.check_token(request.headers, request.query, request.path)
+            except Refusal as refusal:
+                return self._refuse(request, refusal)
+            return web.Response(
+                body=json.dumps(make()).encode(),
+                headers={"Content-Type": "application/json", "Cache-Control": "no-cache"},
+            )
 
-    async def _handler(self, websocket: ServerConnection) -> None:
+        return route
+
+    def _refuse(self, request: web.BaseRequest, refusal: Refusal) -> web.Response:
+        self._count_refused(refusal.status)
+        return refusal_response(request, refusal)
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(max_msg_size=self._max_frame_bytes, autoping=True)
+        if not ws.can_prepare(request).ok:
+            return web.Response(
+                status=426, text="this is the page's WebSocket: connect with a WebSocket client\n",
+                headers={"Upgrade": "websocket", "Connection": "Upgrade"},
+            )  # fmt: skip
+        try:
+            self.access.check_origin(
+                request.headers.get("Origin"), self._own_origin(request), "the WebSocket"
+            )
+            self.access.check_token(request.headers, request.query, "the WebSocket")
+            if not self._stopped and not self._is_full():
+                self.access.starts.admit(request.remote or "")
+        except Refusal as refusal:
+            return self._refuse(request, refusal)
+        await ws.prepare(request)
         if self._stopped:
-            await websocket.close(1001, "server shutting down")
-            return
-        if len(self._sessions) >= self.max_sessions:
+            await ws.close(code=1001, message=b"server shutting down")
+            return ws
+        if self._is_full():
             self.refused += 1
-            address = websocket.remote_address
-            log.warning("refusing a client from %s: %d sessions open", address, self.max_sessions)
+            log.warning("refusing a client from %s: %d sessions open", request.remote, self.max_sessions)
             message = (
                 f"the server is full: it serves {self.max_sessions} session(s) at once and all are in use; "
                 "try again later"
             )
-            try:
-                await websocket.send(json.dumps({"type": "error", "code": "server_full", "message": message}))
-            except ConnectionClosed:
-                return
-            await websocket.close(CLOSE_TRY_AGAIN_LATER, "server full")
-            return
-        session = Session(next(self._ids), websocket, self._targets, self._workers, self.settings)
+            if not ws.closed:
+                try:
+                    await ws.send_str(
+                        json.dumps({"type": "error", "code": "server_full", "message": message})
+                    )
+                except ConnectionError:
+                    return ws
+            await ws.close(code=CLOSE_TRY_AGAIN_LATER, message=b"server full")
+            return ws
+        session = Session(
+            next(self._ids), ws, request.remote or "?", self._targets, self._workers, self.settings,
+            self.published, self._viewer_ids,
+        )  # fmt: skip
         self._sessions.add(session)
         try:
             await session.run()
         finally:
             self._sessions.discard(session)
+        return ws
 
     async def stop(self) -> None:
-        """Close every session (streams stopped, peer connections closed, tasks cancelled), then stop
-        listening and wait for the connection handlers. Idempotent."""
+        """Close every session (streams stopped, viewers ended, peer connections closed, tasks cancelled),
+        then stop listening and wait for the connection handlers. Idempotent."""
         if self._stopped:
             return
         self._stopped = True
         sessions = list(self._sessions)
-        if sessions:
-            log.info("closing %d session(s)", len(sessions))
+        if sessions or self.whip.sessions:
+            log.info("closing %d session(s)", len(sessions) + len(self.whip.sessions))
         await asyncio.gather(*(s.close(1001, "server shutting down") for s in sessions))
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+        await self.whip.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
         log.info("signaling server stopped")
 
     async def __aenter__(self) -> SignalingServer:

@@ -1,11 +1,13 @@
-"""The browser's output: the WebRTC video track of stick figure | generated, side by side, as one sink.
+"""WebRTC video tracks of a stream as sinks: the page's (stick figure | generated, side by side) and each WHEP
+viewer's (either view).
 
 :class:`BrowserTrackSink` composes each frame on the generation worker thread (:func:`compose_side_by_side`:
-stick figure and generated frame written straight into the outgoing ``av.VideoFrame``'s buffer, the test
-stamp copied in, the camera frame's ``pts`` and ``time_base``); its :attr:`BrowserTrackSink.track`, a
-:class:`SideBySideTrack`, is what the peer connection sends: aiortc awaits its ``recv()``, which takes the
-newest composed frame from the sink's feed and records the frame's server latency in the stream's
-:class:`realtime.serving.stats.StreamStats`.
+stick figure and generated frame written straight into the outgoing ``av.VideoFrame``'s buffer, or
+:func:`compose_target`: the generated frame alone; the test stamp copied in, the camera frame's ``pts`` and
+``time_base``); its :attr:`BrowserTrackSink.track`, a :class:`SideBySideTrack`, is what a peer connection
+sends: aiortc awaits its ``recv()``, which takes the newest composed frame from the sink's feed and records
+the frame's server latency in a :class:`realtime.serving.stats.StreamStats` (the stream's for the page's
+track, the viewer's own for a WHEP viewer's).
 """
 
 from __future__ import annotations
@@ -54,6 +56,29 @@ def compose_side_by_side(
     return frame
 
 
+def compose_target(generated: np.ndarray, stamp: np.ndarray | None = None) -> av.VideoFrame:
+    """The target alone: a new ``rgb24`` frame ``(W, H)`` holding ``generated`` (uint8 ``(H, W, 3)`` RGB),
+    with the test stamp copied over its top when given (see :func:`compose_side_by_side`).
+
+    Raises:
+        ValueError: if ``generated`` is not uint8 ``(H, W, 3)``.
+    """
+    if generated.ndim != 3 or generated.shape[2] != 3 or generated.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 (H, W, 3) image, got {generated.dtype} {generated.shape}")
+    height, width = generated.shape[:2]
+    frame = av.VideoFrame(width, height, "rgb24")
+    pixels = rgb_view(frame)
+    pixels[:] = generated
+    if stamp is not None:
+        copy_stamp(stamp, pixels)
+    return frame
+
+
+VIEWS = ("side_by_side", "target")
+"""What a track shows: ``side_by_side`` (stick figure | generated, the page's view) or ``target`` (the
+generated frame alone)."""
+
+
 @dataclass(frozen=True)
 class OutgoingFrame:
     """A composed output frame and when its camera frame reached the server (``time.perf_counter()`` s)."""
@@ -65,10 +90,10 @@ class OutgoingFrame:
 class SideBySideTrack(MediaStreamTrack):
     """The outgoing video track: ``recv()`` returns the newest composed frame as an ``av.VideoFrame``.
 
-    The frame is stick figure | generated (``(2W, H)`` of the target canvas, RGB24) with the ``pts`` and
-    ``time_base`` of the camera frame it was made from, so output timestamps follow input timestamps. Each
-    ``recv()`` records the server latency of that frame. Made by :class:`BrowserTrackSink`, which gives it
-    its feed.
+    The frame is its sink's view (stick figure | generated, ``(2W, H)`` of the target canvas, or the
+    generated frame alone, RGB24) with the ``pts`` and ``time_base`` of the camera frame it was made from,
+    so output timestamps follow input timestamps. Each ``recv()`` records the server latency of that frame.
+    Made by :class:`BrowserTrackSink`, which gives it its feed.
     """
 
     kind = "video"
@@ -109,22 +134,32 @@ class SideBySideTrack(MediaStreamTrack):
 
 
 class BrowserTrackSink(OutputSink[OutgoingFrame]):
-    """The browser's WebRTC output as a sink: add :attr:`track` to the peer connection.
+    """A WebRTC video output as a sink: add :attr:`track` to the peer connection.
 
     Args:
-        stats: the stream's statistics (frames out and their latencies are recorded there).
+        stats: where frames out and their latencies are recorded (the stream's for the page's track).
+        view: one of :data:`VIEWS`.
+
+    Raises:
+        ValueError: for an unknown view.
     """
 
     name = "webrtc"
 
-    def __init__(self, stats: StreamStats) -> None:
+    def __init__(self, stats: StreamStats, view: str = "side_by_side") -> None:
+        if view not in VIEWS:
+            raise ValueError(f"unknown view {view[:40]!r}; one of {', '.join(VIEWS)}")
+        self.view = view
         self.track = SideBySideTrack(stats)
         """What the peer connection sends."""
 
     def compose(self, frame: GeneratedFrame) -> OutgoingFrame:
-        """Stick figure | generated in a new ``av.VideoFrame`` with the camera frame's test stamp, ``pts``
-        and ``time_base`` (generation worker thread)."""
-        out = compose_side_by_side(frame.stick_figure, frame.generated, frame.stamp)
+        """The view in a new ``av.VideoFrame`` with the camera frame's test stamp, ``pts`` and ``time_base``
+        (generation worker thread)."""
+        if self.view == "target":
+            out = compose_target(frame.generated, frame.stamp)
+        else:
+            out = compose_side_by_side(frame.stick_figure, frame.generated, frame.stamp)
         out.pts = frame.pts
         out.time_base = frame.time_base
         return OutgoingFrame(out, frame.arrival_s)
