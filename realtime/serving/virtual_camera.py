@@ -333,7 +333,8 @@ class VirtualCameraOutput:
             raise ValueError(f"unknown virtual camera view {view!r}; give one of {', '.join(VIEWS)}")
         self.camera = camera
         self.view = view
-        self._lock = threading.Lock()  # guards the holder and every use of the camera
+        self._lock = threading.Lock()  # guards the holder and the closed flag (held briefly, on the loop too)
+        self._io_lock = threading.Lock()  # one camera call at a time: sends (sinks' threads) and close
         self._holder: int | None = None
         self._closed = False
 
@@ -384,29 +385,31 @@ class VirtualCameraOutput:
                 return None
             self._holder = session_id
         log.info("session %d now holds the virtual camera %s", session_id, self.camera.device)
-        lent = _LentCamera(self.camera, self._lock, lambda: self._closed)
+        lent = _LentCamera(self.camera, self._io_lock, lambda: self._closed)
         sink = VirtualCameraSink(lent, view=self.view, on_stop=lambda: self._release(session_id))
         sink.name = f"virtual-camera-{session_id}"
         return sink
 
     def _release(self, session_id: int) -> None:  # the sink's thread, after its last frame
-        with self._lock:
-            if self._holder != session_id:
-                return
+        with self._io_lock:  # the holder's sink sends nothing more; the next holder sends after this
             if not self._closed:
                 try:
                     self.camera.send(np.zeros((self.camera.height, self.camera.width, 3), np.uint8))
                 except Exception:  # the camera is freed all the same; the next session's sink will report
                     log.exception("virtual camera %s: cannot show black between sessions", self.camera.device)
+        with self._lock:
+            if self._holder != session_id:
+                return
             self._holder = None
         log.info("session %d gave back the virtual camera %s; it is free", session_id, self.camera.device)
 
     def close(self) -> None:
         """Close the camera (after a frame being sent); a sink still holding it then fails at its next frame
         and is detached. Idempotent."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
+        with self._io_lock:  # after a frame being sent (at most one send's wait)
+            with self._lock:
+                if self._closed:
+                    return
+                self._closed = True
             self.camera.close()
         log.info("virtual camera %s closed", self.camera.device)
