@@ -20,6 +20,7 @@ import math
 import os
 import sys
 import tempfile
+import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,18 +28,24 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from realtime.catalog import (
     DEFAULT_MAX_SESSIONS,
+    DEFAULT_MAX_VIEWERS,
     DEFAULT_POSE_THREADS,
+    DEFAULT_SESSION_STARTS_PER_MINUTE,
     ENGINE_SUFFIXES,
     GARMENTS,
     MODEL_CHOICES,
     MODEL_HELP,
     ONNX_SUFFIX,
     PLAYOUT_DELAYS,
+    VIRTUAL_CAMERA_FPS,
+    VIRTUAL_CAMERA_SIZE,
 )
 
 # Only light modules here: `--help` and argument errors must not wait for aiortc, PyAV, NumPy, torch or
 # MediaPipe (seconds). The heavy ones are imported where they are used, after the arguments are checked.
+from realtime.cli import canvas_size, positive_float
 from realtime.console import filter_native_stderr
+from realtime.serving.access import AccessPolicy, is_loopback, new_token
 from realtime.targets import DEFAULT_TARGET, TARGETS_DIR
 
 if TYPE_CHECKING:
@@ -56,6 +63,7 @@ target :data:`realtime.targets.DEFAULT_TARGET` first)."""
 MAX_PORT = 65535
 EXIT_BAD_TARGET = 2
 EXIT_CANNOT_LISTEN = 1
+EXIT_NO_VIRTUAL_CAMERA = 3
 EXIT_INTERRUPTED = 130
 DEFAULT_TORCH_THREADS = 1
 """PyTorch intra-op threads in the live server (see ``--torch-threads``)."""
@@ -157,16 +165,18 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Live motion retargeting server. Open the page it serves, choose a target and a camera, press "
             "Start, and watch the target person do your moves (camera | stick figure | generated, side by "
-            "side, with frames per second and latency). The page, GET /targets, GET /status and the WebRTC "
-            "signaling (WebSocket at /ws) share one port."
+            "side, with frames per second and latency). The page, GET /targets, GET /status, the WebRTC "
+            "signaling (WebSocket at /ws), WHIP ingest (POST /whip/TARGET: OBS and other WHIP publishers), "
+            "WHEP playback (POST /whep/SESSION) and the OBS page (/obs?session=N) share one port."
         ),
         epilog=(
             "Browsers give the camera only to https pages or to localhost/127.0.0.1. To use the page from "
             "another device (a phone, another computer), serve HTTPS and WSS on the same port with --cert "
             "and --key, e.g. a self-signed pair made with: openssl req -x509 -newkey rsa:2048 -nodes "
             "-days 30 -subj /CN=dance -keyout key.pem -out cert.pem (the browser asks once to accept it), "
-            "and --host 0.0.0.0 to listen on every interface. Stop with Ctrl-C or SIGTERM (a second Ctrl-C "
-            "exits at once)."
+            "and --host 0.0.0.0 to listen on every interface: the server then requires a token (generated "
+            "and printed in the page's URL unless --token gives one) from the page, WHIP and WHEP. Stop with "
+            "Ctrl-C or SIGTERM (a second Ctrl-C exits at once)."
         ),
     )
     parser.add_argument(
@@ -275,6 +285,70 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument(
+        "--token",
+        default=None,
+        help=(
+            "the bearer token the page (?token=), WHIP and WHEP clients (Authorization: Bearer) must give. "
+            "Default: none when listening on loopback only; a new random one, printed in the page's URL at "
+            "start, when listening beyond loopback (--host 0.0.0.0 or a LAN address)"
+        ),
+    )
+    parser.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help=(
+            "a web page origin (scheme://host:port) besides the server's own page that may open the "
+            "signaling WebSocket and call WHIP/WHEP from a browser (CORS); repeat for several, * for any. "
+            "Other pages' "
+            "WebSockets are refused with 403 (cross-site WebSocket hijacking) (default: the page's own only)"
+        ),
+    )
+    parser.add_argument(
+        "--session-starts-per-minute",
+        type=int,
+        default=DEFAULT_SESSION_STARTS_PER_MINUTE,
+        help=(
+            "session starts (page, WHIP, WHEP viewers) one client address may make a minute, 0 = no limit; "
+            "loopback addresses are not limited (default: %(default)s)"
+        ),
+    )
+    parser.add_argument(
+        "--max-viewers",
+        type=int,
+        default=DEFAULT_MAX_VIEWERS,
+        help="WHEP viewers of one session at once; the next is answered 503 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--virtual-camera",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="DEVICE",
+        help=(
+            "send a session's generated target to a virtual camera for video calls (pyvirtualcam: "
+            "v4l2loopback on Linux, OBS Virtual Camera on Windows and macOS; pip install pyvirtualcam; "
+            "docs/virtual-camera.md): the first session that starts holds it, the next one after it ends. "
+            "DEVICE, e.g. /dev/video10 or 'OBS Virtual Camera'; none given: the first free one. The server "
+            "stops at start with what to install when no virtual camera exists (default: off)"
+        ),
+    )
+    parser.add_argument(
+        "--virtual-camera-size",
+        type=canvas_size,
+        default=VIRTUAL_CAMERA_SIZE,
+        metavar="WxH",
+        help="the virtual camera's frame size; the target is letterboxed into it (default: "
+        f"{VIRTUAL_CAMERA_SIZE[0]}x{VIRTUAL_CAMERA_SIZE[1]})",
+    )
+    parser.add_argument(
+        "--virtual-camera-fps",
+        type=positive_float,
+        default=VIRTUAL_CAMERA_FPS,
+        help="the frame rate announced to the virtual camera (default: %(default)g)",
+    )
+    parser.add_argument(
         "--log-level",
         default="info",
         choices=["debug", "info", "warning", "error"],
@@ -294,7 +368,19 @@ def check_args(args: argparse.Namespace) -> str | None:
         return f"--port must be 1-{MAX_PORT}, or 0 for any free port; got {args.port}"
     if not args.host.strip():
         return "--host must not be empty (e.g. 127.0.0.1, or 0.0.0.0 for every interface)"
+    if args.token is not None and (
+        not args.token or args.token != args.token.strip() or len(args.token) > 256
+    ):
+        return "--token must be 1-256 characters (no spaces at the ends)"
+    for origin in args.allow_origin:
+        if origin != "*" and not origin.startswith(("http://", "https://")):
+            return (
+                f"--allow-origin {origin!r}: give an origin as scheme://host[:port], e.g. https://example.org"
+            )
+    if args.session_starts_per_minute < 0:
+        return f"--session-starts-per-minute must be >= 0 (0: no limit), got {args.session_starts_per_minute}"
     for option, value in (
+        ("--max-viewers", args.max_viewers),
         ("--max-sessions", args.max_sessions),
         ("--pose-threads", args.pose_threads),
         ("--torch-threads", args.torch_threads),
@@ -346,16 +432,50 @@ def recorder_factory(folder: Path) -> Callable[[int], Any]:
     return make
 
 
-def page_url(host: str, port: int, *, https: bool = False) -> str:
-    """The address to open in a browser for a server listening on ``host:port``."""
+def page_url(host: str, port: int, *, https: bool = False, token: str | None = None) -> str:
+    """The address to open in a browser for a server listening on ``host:port`` (with ``?token=`` when the
+    server has a token)."""
     scheme = "https" if https else "http"
+    query = "" if token is None else "?" + urllib.parse.urlencode({"token": token})
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        return f"{scheme}://{host}:{port}/"
+        return f"{scheme}://{host}:{port}/{query}"
     if address.is_unspecified:
-        return f"{scheme}://localhost:{port}/"
-    return f"{scheme}://[{host}]:{port}/" if address.version == 6 else f"{scheme}://{host}:{port}/"
+        return f"{scheme}://localhost:{port}/{query}"
+    if address.version == 6:
+        return f"{scheme}://[{host}]:{port}/{query}"
+    return f"{scheme}://{host}:{port}/{query}"
+
+
+def access_policy(args: argparse.Namespace) -> AccessPolicy:
+    """The server's access policy from its options: ``--token`` if given, else a new random token when
+    ``--host`` is beyond loopback (printed with the page's URL), else none; ``--allow-origin``;
+    ``--session-starts-per-minute``."""
+    token = args.token
+    if token is None and not is_loopback(args.host):
+        token = new_token()
+        log.warning(
+            "listening beyond loopback (%s): the page, WHIP and WHEP need the token printed below", args.host
+        )
+    return AccessPolicy.create(token, args.allow_origin, args.session_starts_per_minute)
+
+
+def open_virtual_camera(args: argparse.Namespace) -> Any:
+    """The ``--virtual-camera`` output (a :class:`realtime.serving.virtual_camera.VirtualCameraOutput`), or
+    None without the option.
+
+    Raises:
+        realtime.serving.virtual_camera.VirtualCameraError: no virtual camera (with what to install).
+    """
+    if args.virtual_camera is None:
+        return None
+    from realtime.serving.virtual_camera import VirtualCameraOutput
+
+    width, height = args.virtual_camera_size
+    return VirtualCameraOutput.open(
+        width, height, args.virtual_camera_fps, device=args.virtual_camera or None
+    )
 
 
 def load_targets(paths: Sequence[Path], factory: TargetFactory[Any]) -> list[TargetChoice]:
@@ -433,9 +553,15 @@ async def serve(
     max_input_fps: float = 0.0,
     playout_delay: str = PLAYOUT_DELAYS[0],
     record_dir: Path | None = None,
+    access: AccessPolicy | None = None,
+    max_viewers: int = DEFAULT_MAX_VIEWERS,
+    virtual_camera: Any = None,
 ) -> None:
     """Serve until SIGINT or SIGTERM, then close every session and drain the inference threads. With
-    ``record_dir``, each session's generated frames are recorded there (:func:`recorder_factory`).
+    ``record_dir``, each session's generated frames are recorded there (:func:`recorder_factory`); with
+    ``virtual_camera`` (a :class:`realtime.serving.virtual_camera.VirtualCameraOutput`), one session at a
+    time is sent to it, and it is closed at the end. ``access``: the origin allowlist, token and start limit
+    (none by default).
 
     Raises:
         ListenError: if ``host:port`` cannot be bound.
@@ -460,6 +586,12 @@ async def serve(
     for sig in signals:
         loop.add_signal_handler(sig, on_signal, sig)
     workers = StreamWorkers.create(pose_threads)
+    sinks: list[Callable[[int], Any]] = []
+    if record_dir is not None:
+        sinks.append(recorder_factory(record_dir))
+    if virtual_camera is not None:
+        sinks.append(virtual_camera.sink_for)
+    access = access or AccessPolicy()
     server = SignalingServer(
         targets,
         workers,
@@ -469,8 +601,10 @@ async def serve(
             test_stamp=test_stamp,
             max_input_fps=max_input_fps,
             zero_playout_delay=playout_delay == "zero",
-            sinks=(recorder_factory(record_dir),) if record_dir is not None else (),
+            sinks=tuple(sinks),
+            max_viewers=max_viewers,
         ),
+        access=access,
     )
     try:
         try:
@@ -479,13 +613,17 @@ async def serve(
             raise ListenError(f"cannot listen on {host}:{port}: {exc}") from exc
         if test_stamp:
             log.warning("test mode: copying the camera frames' index stamp into the output (--test-stamp)")
-        url = page_url(host, server.port, https=ssl_context is not None)
+        url = page_url(host, server.port, https=ssl_context is not None, token=access.token)
         log.info("open %s in a browser (camera access needs https or localhost)", url)
+        if access.token is not None:
+            log.info("WHIP and WHEP clients: send the header Authorization: Bearer %s", access.token)
         await stop.wait()
         log.info("shutting down")
     finally:
         await server.stop()
         await asyncio.to_thread(workers.shutdown, wait=True)
+        if virtual_camera is not None:
+            virtual_camera.close()
         for sig in signals:
             loop.remove_signal_handler(sig)
         log.info("stopped")
@@ -493,9 +631,10 @@ async def serve(
 
 def main(argv: list[str] | None = None, factory: TargetFactory[Any] | None = None) -> int:
     """Run the server; returns the exit code (0 after Ctrl-C/SIGTERM, 2 for a target that cannot be loaded,
-    1 if the address cannot be bound). Bad arguments (see :func:`check_args`) and a certificate that cannot be
-    used end it through ``parser.error``: usage, one line, exit status 2. ``factory`` makes the targets;
-    None means the real pipeline (:func:`pipeline_factory`, imported only after the arguments are checked)."""
+    3 for ``--virtual-camera`` without a virtual camera, 1 if the address cannot be bound). Bad arguments
+    (see :func:`check_args`) and a certificate that cannot be used end it through ``parser.error``: usage,
+    one line, exit status 2. ``factory`` makes the targets; None means the real pipeline
+    (:func:`pipeline_factory`, imported only after the arguments are checked)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     problem = check_args(args)
@@ -530,6 +669,13 @@ def main(argv: list[str] | None = None, factory: TargetFactory[Any] | None = Non
     except TargetLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_TARGET
+    from realtime.serving.virtual_camera import VirtualCameraError
+
+    try:
+        virtual_camera = open_virtual_camera(args)
+    except VirtualCameraError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_NO_VIRTUAL_CAMERA
     try:
         asyncio.run(
             serve(
@@ -543,6 +689,9 @@ def main(argv: list[str] | None = None, factory: TargetFactory[Any] | None = Non
                 max_input_fps=args.max_input_fps,
                 playout_delay=args.playout_delay,
                 record_dir=args.record,
+                access=access_policy(args),
+                max_viewers=args.max_viewers,
+                virtual_camera=virtual_camera,
             )
         )
     except ListenError as exc:

@@ -24,6 +24,19 @@ DEFAULT_POSE_THREADS = 2
 """Pose estimation threads by default: MediaPipe runs one frame on one core, so two streams' poses can be
 estimated at once on two cores (measured: 31 frames/s on one thread, 46 on two, on the 2-core machine)."""
 
+DEFAULT_SESSION_STARTS_PER_MINUTE = 20
+"""Session starts (the page's, WHIP's, WHEP viewers') one client address may make a minute by default;
+loopback addresses are exempt (:class:`realtime.serving.access.StartLimiter`)."""
+
+DEFAULT_MAX_VIEWERS = 8
+"""WHEP viewers of one session at once by default (each costs the server a video encoder)."""
+
+VIRTUAL_CAMERA_SIZE = (1280, 720)
+"""``server.py --virtual-camera-size`` default, (width, height) in pixels: what video-call apps expect."""
+
+VIRTUAL_CAMERA_FPS = 30.0
+"""``server.py --virtual-camera-fps`` default, frames per second announced to the device."""
+
 PLAYOUT_DELAYS = ("zero", "browser")
 """``server.py --playout-delay`` choices, the default first: ``zero`` sends the generated video with the RTP
 playout-delay extension at 0 (:func:`realtime.serving.aiortc_patch.use_zero_playout_delay`), ``browser``

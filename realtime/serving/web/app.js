@@ -28,7 +28,27 @@ const ui = {
   error: $("error"),
   recording: $("recording"),
   garments: $("garments"),
+  outputs: $("outputs"),
 };
+
+// -- this session elsewhere: the OBS page and WHEP --------------------------------------------------------
+
+// Links to this session's target on other screens: the OBS page (a Browser Source; plain, green or the
+// target's own background) and the WHEP URL for players (the token goes in their bearer-token field).
+function showOutputs(sessionId) {
+  if (sessionId === undefined || sessionId === null) return;
+  const obs = document.createElement("a");
+  obs.href = withToken("obs", { session: sessionId, background: "green" });
+  obs.target = "_blank";
+  obs.textContent = "OBS page";
+  obs.title = "add this URL as an OBS Browser Source (background: green for a chroma key, plate, or target)";
+  const whep = document.createElement("code");
+  whep.textContent = `${location.origin}/whep/${sessionId}`;
+  ui.outputs.replaceChildren(
+    `session ${sessionId}: `, obs, " \u00b7 WHEP playback: ", whep,
+    TOKEN ? " (bearer token: the one in this page's URL)" : "",
+  );
+}
 
 const MAX_STAMPS = 20000; // per video: about 14 minutes at 24 fps
 const ICE_GATHERING_TIMEOUT_MS = 5000;
@@ -67,9 +87,20 @@ function fmt(value, digits = 1) {
   return value === null || value === undefined || Number.isNaN(value) ? "n/a" : Number(value).toFixed(digits);
 }
 
+// The server's token (server.py prints the page's URL with ?token=... when it has one): passed on to /ws,
+// /targets and the OBS page's link; never shown in the page.
+const TOKEN = new URLSearchParams(location.search).get("token");
+
+function withToken(path, params = {}) {
+  const query = new URLSearchParams(params);
+  if (TOKEN) query.set("token", TOKEN);
+  const text = query.toString();
+  return text ? `${path}?${text}` : path;
+}
+
 function signalingUrl() {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  return `${scheme}//${location.host}/ws`;
+  return `${scheme}//${location.host}/${withToken("ws")}`;
 }
 
 // -- test stamp (the same layout as realtime/serving/stamp.py) ------------------------------------------------------
@@ -165,7 +196,10 @@ function onRemoteFrame(now, metadata) {
 // -- targets and cameras ----------------------------------------------------------------------------------
 
 async function loadTargets() {
-  const response = await fetch("targets", { cache: "no-store" });
+  const response = await fetch(withToken("targets"), { cache: "no-store" });
+  if (response.status === 401 || response.status === 403) {
+    throw new Error(`${(await response.text()).trim()} (HTTP ${response.status})`);
+  }
   if (!response.ok) throw new Error(`cannot list the targets: HTTP ${response.status}`);
   dance.config = await response.json();
   ui.targets.replaceChildren(
@@ -385,6 +419,8 @@ async function onMessage(session, msg) {
     }
     setStatus(`connecting the video (target ${msg.target})...`);
     session.answered = true;
+    session.id = msg.session;
+    showOutputs(msg.session);
     for (const [garment, colour] of Object.entries(dance.garmentColours)) sendGarmentColour(garment, colour);
   } else if (msg.type === "stats") {
     const browser = await browserStats(session.pc);
@@ -476,6 +512,7 @@ function stop(reason = "stopped") {
     session.camera.getTracks().forEach((t) => t.stop());
   }
   for (const video of [ui.local, ui.stick, ui.target]) video.srcObject = null;
+  ui.outputs.replaceChildren();
   localCaptureMs.clear();
   previousJitter = null;
   clearStats();
