@@ -17,16 +17,21 @@ The run, inside a fresh loopback-only network namespace (:mod:`bench.netns`; thi
 2. Once frames play, ``/status`` is read (one viewer), and ``seconds`` of streaming are measured. A third of
    the way in a second page plays the same session (viewer 2); ``/status`` is read with both.
 3. At the end viewer 2's page is closed without its DELETE (it vanishes); ``/status`` is polled until the
-   server has dropped it (aiortc notices a peer gone by ICE consent freshness, or by a DTLS close alert where
-   Chromium sends one), and read again a few seconds later.
+   server has dropped it (in the runs here the closed page sent nothing the server acted on: aioice's ICE
+   consent freshness ended the viewer 29-33 s later), and read again a few seconds later.
 4. The publisher page ends its viewer and session with the clients' own DELETEs; ``/status`` shows none left.
 
 Printed (one JSON object): per viewer the frames shown per second (``requestVideoFrameCallback``), over the
 whole run and over viewer 2's window; glass-to-glass latency of each viewer (the stamps of the camera preview
 and of the played video, :func:`bench.browser.glass_to_glass`; viewer 2's page put on the publisher page's
-clock by the pages' ``performance.timeOrigin``); whether the played frames show the target (the target
-canvas's size, a picture that is not black); and ``/status`` at each step (sessions, viewers, asyncio tasks,
-threads, resident memory).
+clock by the pages' ``performance.timeOrigin``, checked against their offsets on the wall clock,
+``viewer2_clock_offset_ms``: they agreed within 2 ms in the runs here); whether the played frames show the
+target (the target canvas's size, a picture that is not black); and ``/status`` at each step (sessions,
+viewers, asyncio tasks, threads, resident memory).
+
+Options for the WHIP client's own default (``--whip-trickle auto``: it asks the endpoint with ``OPTIONS``
+and trickles where it can read ``PATCH`` in ``Access-Control-Allow-Methods``) and for a harness on the
+server's own origin (``--same-origin``: Playwright answers the harness's files there; no CORS).
 
 From the repository root::
 
@@ -40,6 +45,7 @@ import functools
 import http.server
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -49,6 +55,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -161,7 +168,30 @@ def _harness_url(spec: dict[str, Any], **query: Any) -> str:
     fields = {"server": spec["server_url"], **query}
     if spec["token"]:
         fields["token"] = spec["token"]
+    if spec["whip_trickle"] == "auto":
+        fields["trickle"] = "auto"
     return f"{spec['harness_url']}/harness.html?{urllib.parse.urlencode(fields)}"
+
+
+def _fulfil_with(path: Path) -> Callable[[Any], None]:
+    """A Playwright route handler answering with the file at ``path``."""
+
+    def handler(route: Any) -> None:
+        route.fulfill(path=path)
+
+    return handler
+
+
+def _open_page(browser: Any, spec: dict[str, Any], console: list[str], label: str) -> Any:
+    """A new page (in a context of its own) whose console lines go to ``console``; with ``same_origin``,
+    the harness's files are answered by Playwright on the server's own origin (the server is not changed)."""
+    page = browser.new_page()
+    page.on("console", lambda m: console.append(f"{label} {m.type}: {m.text}"))
+    if spec["same_origin"]:
+        for name in ("harness.html", "harness.js", "build/clients.bundle.js"):
+            pattern = re.compile(re.escape(f"{spec['server_url']}/{name}") + r"(\?.*)?$")
+            page.route(pattern, _fulfil_with(WHIP_DIR / name))
+    return page
 
 
 PAGE_STATE_JS = """() => ({
@@ -181,8 +211,7 @@ def _drive(spec: dict[str, Any], result: dict[str, Any]) -> None:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args, headless=True)
         try:
-            publisher = browser.new_page()
-            publisher.on("console", lambda m: console.append(f"publisher {m.type}: {m.text}"))
+            publisher = _open_page(browser, spec, console, "publisher")
             publisher.goto(_harness_url(spec, role="publish", view="target"))
             publisher.wait_for_function(
                 "harness.remoteFrames > 10 || harness.errors.length > 0",
@@ -200,8 +229,7 @@ def _drive(spec: dict[str, Any], result: dict[str, Any]) -> None:
             start_ms = publisher.evaluate("harness.reset()")
             start_s = time.monotonic()
             time.sleep(spec["seconds"] / 3)
-            viewer = browser.new_page()
-            viewer.on("console", lambda m: console.append(f"viewer2 {m.type}: {m.text}"))
+            viewer = _open_page(browser, spec, console, "viewer2")
             opened_s = time.monotonic()
             viewer.goto(_harness_url(spec, role="view", session=session_id, view="target"))
             viewer.wait_for_function(
@@ -212,6 +240,10 @@ def _drive(spec: dict[str, Any], result: dict[str, Any]) -> None:
                 raise RuntimeError(f"viewer 2's page failed: {errors}")
             result["viewer2_first_frames_s"] = round(time.monotonic() - opened_s, 1)
             viewer2_start_ms = viewer.evaluate("harness.reset()")
+            # a check of performance.timeOrigin, which puts viewer 2's times on the publisher page's clock
+            result["clock_offset_by_wall_clock_ms"] = viewer.evaluate(
+                "harness.wallClockStartMs()"
+            ) - publisher.evaluate("harness.wallClockStartMs()")
             publisher_at_viewer2_ms = publisher.evaluate("performance.now()")
             time.sleep(min(SETTLE_S, max(0.0, start_s + spec["seconds"] - time.monotonic())))
             result["status_two_viewers"] = _status(spec)
@@ -259,7 +291,7 @@ def _drive(spec: dict[str, Any], result: dict[str, Any]) -> None:
             result["status_after_stop"] = status
             result["publisher_errors_at_end"] = publisher.evaluate("harness.errors")
         finally:
-            result["console"] = [c for c in console if " error: " in c or "warning" in c][:30]
+            result["console"] = console[-300:]
             browser.close()
 
 
@@ -270,11 +302,12 @@ def _inner(spec_json: str) -> int:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     host = netns.NETNS_HOST
     spec["server_url"] = f"http://{host}:{SERVER_PORT}"
-    spec["harness_url"] = f"http://{host}:{HARNESS_PORT}"
+    spec["harness_url"] = spec["server_url"] if spec["same_origin"] else f"http://{host}:{HARNESS_PORT}"
     server_argv = [
         sys.executable, *spec["server"], "--host", host, "--port", str(SERVER_PORT), "--test-stamp",
-        "--allow-origin", spec["harness_url"],
     ]  # fmt: skip
+    if not spec["same_origin"]:
+        server_argv += ["--allow-origin", spec["harness_url"]]
     if spec["token"]:
         server_argv += ["--token", spec["token"]]
     server = subprocess.Popen(server_argv, cwd=REPO_ROOT, env=env)
@@ -287,6 +320,10 @@ def _inner(spec_json: str) -> int:
 
         traceback.print_exc()
         result["failure"] = f"{type(exc).__name__}: {exc}"
+        try:
+            result["status_at_failure"] = _status(spec)
+        except OSError as status_error:
+            result["status_at_failure"] = f"unreadable: {status_error}"
     finally:
         httpd.shutdown()
         stop_start_s = time.monotonic()
@@ -311,12 +348,18 @@ class RunOptions:
         seconds: streaming measured (viewer 2 plays from a third of the way in to the end).
         token: the server's token, or None to start it without one.
         vanish_timeout_s: how long to wait for the server to drop the vanished viewer.
+        whip_trickle: "off": the WHIP client with ``noTrickleIce`` (its offer carries its candidates); "auto":
+            its default (it asks the endpoint with OPTIONS and trickles if PATCH is an allowed CORS method).
+        same_origin: serve the harness on the server's own origin (Playwright answers its files) instead of
+            its own port: no CORS, and the client can read ``Access-Control-Allow-Methods``.
     """
 
     server: tuple[str, ...]
     seconds: float
     token: str | None
     vanish_timeout_s: float = 90.0
+    whip_trickle: str = "off"
+    same_origin: bool = False
 
 
 def run_whip_clients(options: RunOptions, camera: CameraVideo) -> tuple[dict[str, Any], str]:
@@ -332,6 +375,8 @@ def run_whip_clients(options: RunOptions, camera: CameraVideo) -> tuple[dict[str
         "seconds": options.seconds,
         "token": options.token,
         "vanish_timeout_s": options.vanish_timeout_s,
+        "whip_trickle": options.whip_trickle,
+        "same_origin": options.same_origin,
     }
     argv = netns.in_netns([sys.executable, "-m", "bench.whip_clients", "--inner", json.dumps(spec)])
     proc = subprocess.run(
@@ -399,6 +444,8 @@ def summarize(result: dict[str, Any], camera: CameraVideo, canvas_size: tuple[in
     summary: dict[str, Any] = {
         "failure": result.get("failure"),
         "token": result.get("token_used"),
+        "whip_trickle": result.get("whip_trickle"),
+        "same_origin": result.get("same_origin"),
         "camera": {"size": list(camera.size), "fps": camera.fps, "frames": camera.frames},
         "session_id": result.get("session_id"),
         "first_frames_s": result.get("first_frames_s"),
@@ -408,6 +455,11 @@ def summarize(result: dict[str, Any], camera: CameraVideo, canvas_size: tuple[in
         end1_ms, end2_ms = publisher["now"], viewer["now"]
         v2_from_ms = publisher["viewer2_from_ms"]
         offset_ms = viewer["timeOrigin"] - publisher["timeOrigin"]  # viewer 2's clock -> the publisher's
+        by_wall_clock_ms = result.get("clock_offset_by_wall_clock_ms")
+        summary["viewer2_clock_offset_ms"] = {
+            "by_time_origin": round(offset_ms, 2),
+            "by_wall_clock": None if by_wall_clock_ms is None else round(by_wall_clock_ms, 2),
+        }
         local = publisher["stamps"]["local"]
         g2g_1 = glass_to_glass(local, publisher["stamps"]["remote"], camera.fps, camera.frames)
         g2g_2 = glass_to_glass(
@@ -444,7 +496,11 @@ def summarize(result: dict[str, Any], camera: CameraVideo, canvas_size: tuple[in
         "viewer2": viewer.get("errors"),
         "publisher_at_end": result.get("publisher_errors_at_end"),
     }
-    summary["console"] = result.get("console")
+    summary["console_errors"] = [
+        line for line in result.get("console") or [] if " error: " in line or " warning: " in line
+    ][:30]
+    if result.get("status_at_failure") is not None:
+        summary["status"]["at_failure"] = result["status_at_failure"]
     summary["server_rc"] = result.get("server_rc")
     summary["server_stop_s"] = result.get("server_stop_s")
     return summary
@@ -475,6 +531,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--vanish-timeout", type=float, default=90.0, help="seconds to wait for the vanish")
     parser.add_argument(
+        "--whip-trickle",
+        choices=("off", "auto"),
+        default="off",
+        help="off: the WHIP client's noTrickleIce (default); auto: its own default (asks the endpoint)",
+    )
+    parser.add_argument(
+        "--same-origin",
+        action="store_true",
+        help="the harness on the server's own origin (answered by Playwright) instead of a second port",
+    )
+    parser.add_argument(
         "--json", type=Path, default=None, help="also write the summary and the raw result here"
     )
     args = parser.parse_args(argv)
@@ -494,12 +561,13 @@ def main(argv: list[str] | None = None) -> int:
     canvas_size = Target.load(args.engine).canvas_size
     token = None if args.no_token else secrets.token_urlsafe(18)
     options = RunOptions(
-        ("server.py", "--engine", str(args.engine)), args.seconds, token, args.vanish_timeout
-    )
+        ("server.py", "--engine", str(args.engine)), args.seconds, token, args.vanish_timeout,
+        whip_trickle=args.whip_trickle, same_origin=args.same_origin,
+    )  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
         camera = make_camera_y4m(args.source, Path(folder) / "camera.y4m", width=args.width)
         result, output = run_whip_clients(options, camera)
-    result["token_used"] = token is not None
+    result.update(token_used=token is not None, whip_trickle=args.whip_trickle, same_origin=args.same_origin)
     summary = summarize(result, camera, canvas_size)
     print(json.dumps(summary, indent=2))
     if args.json is not None:

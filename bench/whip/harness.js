@@ -6,6 +6,7 @@
 //   (/whip/sessions/ID), and /whep/ID is played with @eyevinn/webrtc-player (WebRTCPlayer, adapter "whep")
 //   in the second <video>.
 // role=view: only the player, of /whep/SESSION.
+// trickle=auto: the WHIP client's own default instead of noTrickleIce (see publish()).
 // The player's WHEP adapter sends its authKey as the whole Authorization header value, so it is given
 // "Bearer TOKEN".
 //
@@ -139,6 +140,19 @@ harness.reset = () => {
   return performance.now();
 };
 
+// Date.now() - performance.now() (ms), averaged over 50 ms of readings: where this page's clock starts on the
+// system's wall clock, to put two pages on one clock (Date.now()'s whole milliseconds average out).
+harness.wallClockStartMs = () => {
+  let sum = 0;
+  let n = 0;
+  const until = performance.now() + 50;
+  while (performance.now() < until) {
+    sum += Date.now() - performance.now();
+    n++;
+  }
+  return sum / n;
+};
+
 // The played video's current frame: its size, and the mean and standard deviation of its luma (0-255) below the
 // stamp band (a black or frozen-blank frame has a mean near 0 and no spread).
 harness.snapshot = () => {
@@ -197,10 +211,11 @@ async function publish() {
   local.srcObject = stream;
   const target = params.get("target");
   const endpoint = new URL(target ? `/whip/${encodeURIComponent(target)}` : "/whip", harness.server);
-  const client = new WHIPClient({
-    endpoint: endpoint.toString(),
-    opts: { noTrickleIce: true, authkey: authKey(), iceServers: [], debug: true },
-  });
+  // noTrickleIce: the offer waits for ICE gathering (the server takes no trickle ICE). trickle=auto leaves the
+  // client's default: it asks the endpoint (OPTIONS) and trickles when Access-Control-Allow-Methods has PATCH.
+  const opts = { authkey: authKey(), iceServers: [], debug: true };
+  if (params.get("trickle") !== "auto") opts.noTrickleIce = true;
+  const client = new WHIPClient({ endpoint: endpoint.toString(), opts });
   harness.client = client;
   setStatus("publishing");
   await client.ingest(stream);

@@ -47,7 +47,10 @@ def test_third_party_whip_and_whep_clients_publish_play_and_leave_nothing_behind
     # frames arrive at >= 5 fps; the second viewer of the same session at the first's rate (within 30%)
     assert viewer1["fps"] >= 5 and viewer2["fps"] >= 5, (viewer1, viewer2)
     assert abs(viewer2["fps"] - viewer1["fps_while_viewer2"]) <= 0.3 * viewer1["fps_while_viewer2"], summary
-    # glass to glass, from the stamps of the camera preview and of each played video
+    # glass to glass, from the stamps of the camera preview and of each played video (viewer 2's page on the
+    # publisher page's clock: performance.timeOrigin, checked against the wall clock)
+    offsets = summary["viewer2_clock_offset_ms"]
+    assert abs(offsets["by_time_origin"] - offsets["by_wall_clock"]) < 5, offsets
     for viewer in (viewer1, viewer2):
         g2g = viewer["glass_to_glass"]
         assert g2g["frames_measured"] >= 0.8 * g2g["frames_stamped"] > 0, g2g
