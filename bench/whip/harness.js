@@ -18,6 +18,7 @@
 "use strict";
 
 const params = new URLSearchParams(location.search);
+const WHIP_TIMEOUT_MS = 30000; // from ingest() to the WHIP answer (the client waits 2 s for ICE gathering first)
 const MAX_RECORDS = 20000; // per list: about 22 minutes at 15 fps
 const STAMP_BLOCKS = 16;
 const STAMP_INDEX_BITS = STAMP_BLOCKS - 3;
@@ -219,7 +220,15 @@ async function publish() {
   harness.client = client;
   setStatus("publishing");
   await client.ingest(stream);
-  const resource = await client.getResourceUrl();
+  // the client only logs a refused offer (its console shows the status and the server's line) and its
+  // getResourceUrl() then never settles
+  const resource = await Promise.race([
+    client.getResourceUrl(),
+    new Promise((resolve, reject) => {
+      const late = () => reject(new Error(`no WHIP Location within ${WHIP_TIMEOUT_MS} ms (see the console)`));
+      setTimeout(late, WHIP_TIMEOUT_MS);
+    }),
+  ]);
   harness.whipResource = resource;
   const match = new URL(resource).pathname.match(/^\/whip\/sessions\/(\d+)$/);
   if (!match) throw new Error(`the WHIP Location ${resource} is not /whip/sessions/ID`);
