@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -23,15 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import netns
-from bench.browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    PORT,
-    REPO_ROOT,
-    _wait_for_port,
-    make_camera_y4m,
-    skip_reason,
-)
+from bench.browser import PORT, REPO_ROOT, launch_chromium, make_camera_y4m, serve_and_drive, skip_reason
 from realtime.targets import DEFAULT_TARGET
 
 RESULT_PREFIX = "OBS-RESULT "
@@ -44,9 +34,8 @@ def _drive(spec: dict[str, Any], result: dict[str, Any]) -> None:
     from playwright.sync_api import sync_playwright
 
     base = f"http://{netns.NETNS_HOST}:{PORT}/"
-    args = [*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={spec['camera']}"]
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args, headless=True)
+        browser = launch_chromium(playwright, spec["camera"])
         try:
             live = browser.new_page()
             live.goto(base)
@@ -80,24 +69,8 @@ def _inner(spec_json: str) -> int:
     """Inside the namespace: server up, pages driven, server stopped; prints the result line."""
     spec = json.loads(spec_json)
     result: dict[str, Any] = {}
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    argv = [sys.executable, "server.py", "--engine", spec["engine"], "--host", netns.NETNS_HOST]
-    server = subprocess.Popen([*argv, "--port", str(PORT)], cwd=REPO_ROOT, env=env)
-    try:
-        _wait_for_port(netns.NETNS_HOST, PORT, server, 120.0)
-        _drive(spec, result)
-    except Exception as exc:  # reported in the result line, with the traceback above it
-        import traceback
-
-        traceback.print_exc()
-        result["failure"] = f"{type(exc).__name__}: {exc}"
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            result["server_rc"] = server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            result["server_rc"] = None
+    server_argv = [sys.executable, "server.py", "--engine", spec["engine"], "--host", netns.NETNS_HOST]
+    serve_and_drive([*server_argv, "--port", str(PORT)], lambda out: _drive(spec, out), result)
     print(RESULT_PREFIX + json.dumps(result), flush=True)
     return 0
 

@@ -19,6 +19,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 120.0
 
 
+def start(*argv: str) -> subprocess.Popen[str]:
+    """``argv`` running from the repository root, its output (stdout and stderr) readable as text."""
+    return subprocess.Popen(argv, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -95,13 +100,7 @@ def test_help_and_argument_errors_import_no_heavy_module():
 
 def test_server_with_no_engine_serves_the_page_and_the_mannequin():
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "server.py", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    server = start(sys.executable, "server.py", "--host", "127.0.0.1", "--port", str(port))
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         targets = None
@@ -179,13 +178,7 @@ def test_beyond_loopback_the_server_makes_a_token_and_prints_it_in_the_pages_url
     engine = tmp_path / "fake.json"
     engine.write_text("{}")
     port = free_port()
-    server = subprocess.Popen(
-        server_command("--engine", str(engine), "--host", "0.0.0.0", "--port", str(port)),
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    server = start(*server_command("--engine", str(engine), "--host", "0.0.0.0", "--port", str(port)))
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         url = None
