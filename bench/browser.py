@@ -61,6 +61,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -349,9 +350,8 @@ def _drive(spec: dict[str, Any], result: dict[str, Any]) -> None:
     from playwright.sync_api import sync_playwright
 
     base = f"http://{netns.NETNS_HOST}:{PORT}/"
-    args = [*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={spec['camera']}"]
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args, headless=True)
+        browser = launch_chromium(playwright, spec["camera"])
         try:
             page = browser.new_page(accept_downloads=True)
             console: list[str] = []
@@ -439,26 +439,17 @@ def _drive(spec: dict[str, Any], result: dict[str, Any]) -> None:
             browser.close()
 
 
-def _inner(spec_json: str) -> int:
-    """Inside the namespace: server up, page driven, server stopped; prints the :data:`RESULT_PREFIX` line."""
-    spec = json.loads(spec_json)
-    result: dict[str, Any] = {"started_s": time.monotonic()}
+def serve_and_drive(
+    server_argv: list[str], drive: Callable[[dict[str, Any]], None], result: dict[str, Any]
+) -> None:
+    """Inside the namespace: start ``server_argv`` (from the repository root), wait for its port, run
+    ``drive(result)``, then stop the server with SIGTERM. A failure of either is reported in ``result``
+    (``failure``, with the traceback printed), beside ``server_rc`` and ``server_stop_s``."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    server_argv = [
-        sys.executable,
-        *spec["server"],
-        "--host",
-        netns.NETNS_HOST,
-        "--port",
-        str(PORT),
-        "--test-stamp",
-        "--max-sessions",
-        "1",
-    ]
     server = subprocess.Popen(server_argv, cwd=REPO_ROOT, env=env)
     try:
         _wait_for_port(netns.NETNS_HOST, PORT, server, 120.0)
-        _drive(spec, result)
+        drive(result)
     except Exception as exc:  # reported in the result line, with the traceback above it
         import traceback
 
@@ -473,6 +464,30 @@ def _inner(spec_json: str) -> int:
             server.kill()
             result["server_rc"] = None
         result["server_stop_s"] = round(time.monotonic() - stop_start_s, 2)
+
+
+def launch_chromium(playwright: Any, camera: str) -> Any:
+    """Debian's Chromium, headless, with the y4m file ``camera`` as its fake camera (Playwright's Browser)."""
+    args = [*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={camera}"]
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=args, headless=True)
+
+
+def _inner(spec_json: str) -> int:
+    """Inside the namespace: server up, page driven, server stopped; prints the :data:`RESULT_PREFIX` line."""
+    spec = json.loads(spec_json)
+    result: dict[str, Any] = {"started_s": time.monotonic()}
+    server_argv = [
+        sys.executable,
+        *spec["server"],
+        "--host",
+        netns.NETNS_HOST,
+        "--port",
+        str(PORT),
+        "--test-stamp",
+        "--max-sessions",
+        "1",
+    ]
+    serve_and_drive(server_argv, lambda out: _drive(spec, out), result)
     sys.stdout.flush()
     print(RESULT_PREFIX + json.dumps(result), flush=True)
     return 0

@@ -335,7 +335,7 @@ def _luma(frame: av.VideoFrame) -> np.ndarray:
     return frame.to_ndarray(format="rgb24")
 
 
-class _Receiver:
+class FrameReceiver:
     """Counts the frames of the generated track and, with ``camera.stamp``, measures each one's latency."""
 
     def __init__(self, camera: VideoFileTrack) -> None:
@@ -403,7 +403,7 @@ async def run_client(
     name = str(camera.path) if camera.path is not None else "decoded clip"
     summary = ClientSummary(url=url, source=name, seconds=seconds, window_s=window_s, target=target)
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    receiver = _Receiver(camera)
+    receiver = FrameReceiver(camera)
     tasks: list[asyncio.Task[Any]] = []
     answered = asyncio.Event()
     answer_s = time.perf_counter()

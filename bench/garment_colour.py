@@ -199,30 +199,12 @@ def generate_heldout(
     target: Target, data: PreparedData, frames: Sequence[int], per_target: Mapping[str, torch.Tensor]
 ) -> list[np.ndarray]:
     """uint8 ``(H, W, 3)`` per held-out frame ``t`` of ``frames``, generated as
-    :func:`train.evaluate.evaluate_model` does: from the frame's own prepared keypoints and stick figure (no
-    normalization: they are the target's own poses on its canvas), each conditioned on the previous output
-    (zeros for the first), no face residual, with ``per_target`` in place of the target's own values."""
-    from realtime.model.inputs import FrameContext, InputRole, assemble_inputs
-    from realtime.model.pipeline import to_uint8_hwc
-    from train.dataset import to_chw_float
+    :func:`train.evaluate.evaluate_model` does (:func:`train.evaluate.generate_prepared_frames`: the frame's
+    own prepared keypoints and stick figure, each conditioned on the previous output), no face residual,
+    with ``per_target`` in place of the target's own values."""
+    from train.evaluate import generate_prepared_frames
 
-    spec = target.bundle.generator_inputs
-    temporal = bool(list(spec.with_role(InputRole.STATE)))
-    width, height = target.canvas_size
-    previous = torch.zeros((1, 3, height, width), device=target.device)
-    out = []
-    for t in frames:
-        context = FrameContext(
-            torch.from_numpy(np.asarray(data.joints_px[t : t + 1], np.float32)).to(target.device),
-            torch.from_numpy(np.asarray(data.confidence[t : t + 1], np.float32)).to(target.device),
-            to_chw_float(data.stick_figures[t])[None].to(target.device),
-            per_target,
-        )
-        generated = target.generate(assemble_inputs(spec, context, previous)).clone()
-        if temporal:
-            previous = generated
-        out.append(to_uint8_hwc(generated[0]))
-    return out
+    return [generated for _, generated, _ in generate_prepared_frames(target, data, frames, per_target)]
 
 
 def drive_heldout(target: Target, data: PreparedData, garment: str, max_frames: int | None) -> Drive:

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -16,6 +17,11 @@ from realtime.targets import DEFAULT_TARGET, TARGETS_DIR
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 120.0
+
+
+def start(*argv: str) -> subprocess.Popen[str]:
+    """``argv`` running from the repository root, its output (stdout and stderr) readable as text."""
+    return subprocess.Popen(argv, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def free_port() -> int:
@@ -94,13 +100,7 @@ def test_help_and_argument_errors_import_no_heavy_module():
 
 def test_server_with_no_engine_serves_the_page_and_the_mannequin():
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "server.py", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    server = start(sys.executable, "server.py", "--host", "127.0.0.1", "--port", str(port))
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         targets = None
@@ -168,3 +168,54 @@ def test_a_target_with_an_unknown_pose_estimator_is_refused_at_start_up(tiny_eng
     engine.with_suffix(".json").write_text(json.dumps(sidecar))
     with pytest.raises(server_cli.TargetLoadError, match="unknown pose estimator 'openpose-plugin'"):
         server_cli.load_targets([engine], server_cli.pipeline_factory())
+
+
+def test_beyond_loopback_the_server_makes_a_token_and_prints_it_in_the_pages_url(tmp_path):
+    """``--host 0.0.0.0`` without ``--token``: a new token, printed in the page's URL; requests without it
+    are refused with 401 and one line, with it they are served (only loopback is spoken to here)."""
+    from fake_pipeline import server_command
+
+    engine = tmp_path / "fake.json"
+    engine.write_text("{}")
+    port = free_port()
+    server = start(*server_command("--engine", str(engine), "--host", "0.0.0.0", "--port", str(port)))
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        url = None
+        lines = []
+        while url is None:
+            assert time.monotonic() < deadline and server.poll() is None, "".join(lines)
+            line = server.stdout.readline()
+            lines.append(line)
+            if "open http://localhost:" in line:
+                url = line.split("open ", 1)[1].split()[0]
+        token = url.split("?token=", 1)[1]
+        assert len(token) >= 20 and any("need the token" in line for line in lines), lines
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/targets", timeout=5)
+        assert refused.value.code == 401 and b"token" in refused.value.read()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/targets?token={token}", timeout=5) as response:
+            assert json.load(response)["default"] == "fake"
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output = server.communicate(timeout=60)[0]
+    assert server.returncode == 0, output
+
+
+def test_a_virtual_camera_that_does_not_exist_stops_the_server_at_start_with_what_to_install(tmp_path):
+    """No v4l2loopback device (or no pyvirtualcam) here: exit status 3 and one line saying what to do."""
+    from fake_pipeline import server_command
+
+    engine = tmp_path / "fake.json"
+    engine.write_text("{}")
+    result = subprocess.run(
+        server_command("--engine", str(engine), "--port", "0", "--virtual-camera"),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == server_cli.EXIT_NO_VIRTUAL_CAMERA, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and ("v4l2loopback" in last or "pip install" in last), result.stderr
+    assert "Traceback" not in result.stderr

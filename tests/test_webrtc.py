@@ -161,3 +161,42 @@ def test_webrtc_end_to_end_tiny_engine(tiny_engine: Path, tmp_path: Path) -> Non
     check_summary(summary, canvas_size, seconds, min_frames=10)
     counters = summary["server_counters"]
     assert counters["frames_with_person"] >= 0.8 * counters["frames_out"], counters  # the dancer was seen
+
+
+def test_whip_publisher_and_whep_viewers_over_real_webrtc(source_video: Path, tmp_path: Path) -> None:
+    """A WHIP publisher (aiortc, as OBS would) and two WHEP viewers of its session, one of which vanishes
+    without a DELETE (``python -m bench.whip_aiortc``): both viewers get the target alone at the canvas
+    size, the vanished one is let go and leaves no viewer, session, task or thread behind, and the DELETEs
+    end the session."""
+    seconds = 9.0
+    server_argv = fake_server_argv(tmp_path, (96, 64), 20, "--test-stamp")
+    out = tmp_path / "whip.json"
+    client = [
+        sys.executable, "-m", "bench.whip_aiortc", "--url", f"http://{netns.NETNS_HOST}:{PORT}",
+        "--source", str(source_video), "--seconds", str(seconds), "--viewers", "2", "--stamp",
+        "--json", str(out),
+    ]  # fmt: skip
+    run = netns.run_server_and_client(server_argv, client, port=PORT)
+    assert run.client_rc == 0 and run.server_rc == 0, run.output
+    result = json.loads(out.read_text())
+    assert not result["errors"], result
+    first, second = result["viewers"]
+    for viewer in (first, second):
+        assert set(viewer["frame_sizes"]) == {"96x64"}, result  # the target alone
+        assert viewer["glass_to_glass_ms"]["count"] > 0 and viewer["glass_to_glass_ms"]["p95"] < 1000, result
+    assert first["fps"] > SOURCE_FPS * 0.6, result
+    assert abs(second["fps"] - first["fps"]) < 0.3 * first["fps"], result  # the same rate for both
+    one, both, after = (
+        result["status_one_viewer"],
+        result["status_all_viewers"],
+        result["status_after_vanish"],
+    )
+    assert (one["viewers"], both["viewers"], after["viewers"]) == (1, 2, 1), result
+    assert both["whip_sessions"] == 1 and after["whip_sessions"] == 1, result
+    assert result["vanished_viewer_released_after_s"] < 45, result
+    # The tasks go back to one viewer's; threads may not (aiortc encodes on asyncio's default thread pool,
+    # which keeps the threads it started, up to its bound), but never beyond the two viewers' count.
+    assert after["asyncio_tasks"] <= one["asyncio_tasks"] + 1 and after["threads"] <= both["threads"], result
+    assert (result["delete_viewer"], result["delete_session"], result["delete_again"]) == (200, 200, 404)
+    end = result["status_end"]
+    assert (end["sessions"], end["streams"], end["viewers"]) == (0, 0, 0), result

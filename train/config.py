@@ -432,10 +432,11 @@ class FitConfig:
 
 def student_config(config: FitConfig) -> FitConfig:
     """The config the ``student`` stage trains with, and that its checkpoint stores: ``config`` with the
-    student's generator (:class:`StudentConfig`'s kind, sizes, ``temporal`` and learned background; the teacher's extra inputs,
-    prior blend and composite), its L1 weight, a single global-stage run of ``student.steps`` steps, and
-    distillation at ``student.lambda_distill`` (the teacher itself is the finished stage's checkpoint, not an
-    engine file: :mod:`train.fit`). A student checkpoint thus loads, runs and exports like a global stage's.
+    student's generator (:class:`StudentConfig`'s kind, sizes, ``temporal`` and learned background; the
+    teacher's extra inputs, prior blend and composite), its L1 weight, a single global-stage run of
+    ``student.steps`` steps, and distillation at ``student.lambda_distill`` (the teacher itself is the
+    finished stage's checkpoint, not an engine file: :mod:`train.fit`). A student checkpoint thus loads, runs
+    and exports like a global stage's.
 
     Raises:
         ValueError: if the student cannot take the teacher's inputs (see :class:`GeneratorConfig`).

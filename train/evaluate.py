@@ -49,7 +49,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -320,6 +320,39 @@ def plot_training_curves(logs: Sequence[Path], out: Path) -> Path:
     return out
 
 
+def generate_prepared_frames(
+    target: Target,
+    data: PreparedData,
+    frames: Sequence[int],
+    per_target: Mapping[str, torch.Tensor] | None = None,
+) -> Iterator[tuple[int, np.ndarray, float]]:
+    """Generate frames ``frames`` (indices, in order) of a prepared target from their own prepared keypoints
+    and stick figures (no normalization: they are the target's own poses on its canvas), each conditioned on
+    the previous output when the model is temporal (zeros for the first), with ``per_target`` in place of
+    the target's own per-target inputs when given. Yields ``(t, generated, seconds)``: the frame index, the
+    generated frame as uint8 ``(H, W, 3)`` RGB, and the generator's wall time for it in seconds. What
+    :func:`evaluate_model` and ``bench.garment_colour --data`` score."""
+    spec = target.bundle.generator_inputs
+    temporal = bool(list(spec.with_role(InputRole.STATE)))
+    width, height = target.canvas_size
+    previous = torch.zeros((1, 3, height, width), device=target.device)
+    inputs_of_target = target.per_target if per_target is None else per_target
+    for t in frames:
+        context = FrameContext(
+            torch.from_numpy(np.asarray(data.joints_px[t : t + 1], np.float32)).to(target.device),
+            torch.from_numpy(np.asarray(data.confidence[t : t + 1], np.float32)).to(target.device),
+            to_chw_float(data.stick_figures[t])[None].to(target.device),
+            inputs_of_target,
+        )
+        inputs = assemble_inputs(spec, context, previous)
+        start = time.perf_counter()
+        out = target.generate(inputs).clone()
+        elapsed_s = time.perf_counter() - start
+        if temporal:
+            previous = out
+        yield t, to_uint8_hwc(out[0]), elapsed_s
+
+
 def evaluate_model(
     target: Target,
     data: PreparedData | str | Path,
@@ -359,9 +392,6 @@ def evaluate_model(
     if not heldout:
         raise ValueError(f"{data.root} holds out no frames (train_end = num_frames = {meta.num_frames})")
     picks = set(np.linspace(0, len(heldout) - 1, num=min(sheet_frames, len(heldout))).round().astype(int))
-    spec = target.bundle.generator_inputs
-    state_inputs = [item.name for item in spec.with_role(InputRole.STATE)]
-    previous = torch.zeros((1, 3, meta.canvas_height, meta.canvas_width), device=target.device)
     seconds: list[float] = []
     rows = []
     with FrameEvaluator(
@@ -370,20 +400,12 @@ def evaluate_model(
         estimator=estimator,
         pose_estimator=target.bundle.pose_estimator,
     ) as evaluator:
-        for i, t in enumerate(progress(heldout, desc=f"evaluate {label or target.name}", unit="frame")):
-            context = FrameContext(
-                torch.from_numpy(np.asarray(data.joints_px[t : t + 1], np.float32)).to(target.device),
-                torch.from_numpy(np.asarray(data.confidence[t : t + 1], np.float32)).to(target.device),
-                to_chw_float(data.stick_figures[t])[None].to(target.device),
-                target.per_target,
-            )
-            inputs = assemble_inputs(spec, context, previous)
-            start = time.perf_counter()
-            out = target.generate(inputs).clone()
-            seconds.append(time.perf_counter() - start)
-            if state_inputs:
-                previous = out
-            generated = to_uint8_hwc(out[0])
+        generated_frames = generate_prepared_frames(target, data, heldout)
+        frames = progress(
+            generated_frames, desc=f"evaluate {label or target.name}", unit="frame", total=len(heldout)
+        )
+        for i, (t, generated, frame_s) in enumerate(frames):
+            seconds.append(frame_s)
             real = np.asarray(data.frames[t])
             evaluator.add(
                 generated, real, data.joints_px[t], data.confidence[t], data.face_boxes[t],

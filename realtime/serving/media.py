@@ -157,7 +157,7 @@ class PublishedStream:
         settings: SessionSettings,
         *,
         send_back: bool,
-        on_failed: Callable[[], None] | None = None,
+        on_failed: Callable[[], object] | None = None,
         viewer_ids: itertools.count[int] | None = None,
     ) -> None:
         self.id = session_id

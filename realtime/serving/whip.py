@@ -146,6 +146,15 @@ class WhipWhep:
             )  # fmt: skip
         return web.Response(status=204, headers=headers)
 
+    def _admissible(self, request: web.BaseRequest, method: str, what: str) -> web.Response | None:
+        """None when ``request`` is ``method`` from an allowed origin with the token; else the answer: the
+        CORS preflight for ``OPTIONS``, 405 for another method, the refusal (403, 401)."""
+        if request.method == "OPTIONS":
+            return self._preflight(request)
+        if request.method != method:
+            return self._method_not_allowed(request, f"{method}, OPTIONS")
+        return self._check(request, what)
+
     def _check(self, request: web.BaseRequest, what: str) -> web.Response | None:
         """Origin and token; the refusal's response, or None when the request may go on."""
         try:
@@ -201,11 +210,7 @@ class WhipWhep:
     # -- WHIP ------------------------------------------------------------------------------------------------
 
     async def _whip(self, request: web.Request) -> web.StreamResponse:
-        if request.method == "OPTIONS":
-            return self._preflight(request)
-        if request.method != "POST":
-            return self._method_not_allowed(request, "POST, OPTIONS")
-        refused = self._check(request, "WHIP")
+        refused = self._admissible(request, "POST", "WHIP")
         if refused is not None:
             return refused
         name = request.match_info.get("target")
@@ -250,11 +255,7 @@ class WhipWhep:
         return self._answer(request, answer, f"/whip/sessions/{session_id}")
 
     async def _whip_session(self, request: web.Request) -> web.StreamResponse:
-        if request.method == "OPTIONS":
-            return self._preflight(request)
-        if request.method != "DELETE":
-            return self._method_not_allowed(request, "DELETE, OPTIONS")
-        refused = self._check(request, "WHIP")
+        refused = self._admissible(request, "DELETE", "WHIP")
         if refused is not None:
             return refused
         session_id = _int(request.match_info["session"])
@@ -283,11 +284,7 @@ class WhipWhep:
         return self._published.get(_int(request.match_info["session"]))
 
     async def _whep(self, request: web.Request) -> web.StreamResponse:
-        if request.method == "OPTIONS":
-            return self._preflight(request)
-        if request.method != "POST":
-            return self._method_not_allowed(request, "POST, OPTIONS")
-        refused = self._check(request, "WHEP")
+        refused = self._admissible(request, "POST", "WHEP")
         if refused is not None:
             return refused
         media = self._stream_of(request)
@@ -317,11 +314,7 @@ class WhipWhep:
         return self._answer(request, answer, f"/whep/{media.id}/viewers/{viewer.id}")
 
     async def _whep_viewer(self, request: web.Request) -> web.StreamResponse:
-        if request.method == "OPTIONS":
-            return self._preflight(request)
-        if request.method != "DELETE":
-            return self._method_not_allowed(request, "DELETE, OPTIONS")
-        refused = self._check(request, "WHEP")
+        refused = self._admissible(request, "DELETE", "WHEP")
         if refused is not None:
             return refused
         media = self._stream_of(request)

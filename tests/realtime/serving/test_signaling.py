@@ -820,6 +820,17 @@ def test_server_cli_checks_its_options(tmp_path: Path) -> None:
             str(engine),
         ],
         "--host must not be empty": ["--host", " "],
+        "--token must be 1-256 characters": ["--token", " padded "],
+        "--allow-origin 'evil.example': give an origin as scheme://host[:port]": [
+            "--allow-origin",
+            "evil.example",
+        ],
+        "--session-starts-per-minute must be >= 0 (0: no limit), got -1": [
+            "--session-starts-per-minute",
+            "-1",
+        ],
+        "--max-viewers must be >= 1, got 0": ["--max-viewers", "0"],
+        "argument --virtual-camera-size: ": ["--virtual-camera-size", "big"],
         f"cannot use the certificate {engine} with key {engine}": [
             "--cert",
             str(engine),
