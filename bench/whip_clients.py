@@ -44,11 +44,9 @@ import argparse
 import functools
 import http.server
 import json
-import os
 import re
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -62,13 +60,13 @@ from typing import Any
 
 from bench import netns
 from bench.browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
+    PORT,
     CameraVideo,
     _get_json,
-    _wait_for_port,
     glass_to_glass,
+    launch_chromium,
     make_camera_y4m,
+    serve_and_drive,
 )
 from bench.browser import skip_reason as browser_skip_reason
 from realtime.targets import DEFAULT_TARGET
@@ -77,8 +75,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 WHIP_DIR = REPO_ROOT / "bench" / "whip"
 """The harness page, the clients' npm manifest and (not committed) ``node_modules`` and ``build``."""
 BUNDLE = WHIP_DIR / "build" / "clients.bundle.js"
-SERVER_PORT = 8080
-HARNESS_PORT = 8081
+HARNESS_PORT = PORT + 1
+"""The harness's own origin's port (the server listens on :data:`bench.browser.PORT`)."""
 RESULT_PREFIX = "WHIP-CLIENTS-RESULT "
 STATUS_KEYS = ("sessions", "whip_sessions", "streams", "viewers", "asyncio_tasks", "threads", "rss_bytes")
 """The ``/status`` figures the result keeps at each step."""
@@ -206,10 +204,9 @@ def _drive(spec: dict[str, Any], result: dict[str, Any]) -> None:
     """Drive the harness pages with Playwright (server and harness already up); fills ``result``."""
     from playwright.sync_api import sync_playwright
 
-    args = [*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={spec['camera']}"]
     console: list[str] = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=args, headless=True)
+        browser = launch_chromium(playwright, spec["camera"])
         try:
             publisher = _open_page(browser, spec, console, "publisher")
             publisher.goto(_harness_url(spec, role="publish", view="target"))
@@ -295,45 +292,35 @@ def _drive(spec: dict[str, Any], result: dict[str, Any]) -> None:
             browser.close()
 
 
-def _inner(spec_json: str) -> int:
-    """Inside the namespace: server and harness up, pages driven, server stopped; prints the result line."""
-    spec = json.loads(spec_json)
-    result: dict[str, Any] = {"started_s": time.monotonic()}
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    host = netns.NETNS_HOST
-    spec["server_url"] = f"http://{host}:{SERVER_PORT}"
-    spec["harness_url"] = spec["server_url"] if spec["same_origin"] else f"http://{host}:{HARNESS_PORT}"
-    server_argv = [
-        sys.executable, *spec["server"], "--host", host, "--port", str(SERVER_PORT), "--test-stamp",
-    ]  # fmt: skip
-    if not spec["same_origin"]:
-        server_argv += ["--allow-origin", spec["harness_url"]]
-    if spec["token"]:
-        server_argv += ["--token", spec["token"]]
-    server = subprocess.Popen(server_argv, cwd=REPO_ROOT, env=env)
-    httpd = _serve_harness(host, HARNESS_PORT)
+def _drive_or_report(spec: dict[str, Any], result: dict[str, Any]) -> None:
+    """:func:`_drive`; where it fails, the server's ``/status`` at that moment joins the result."""
     try:
-        _wait_for_port(host, SERVER_PORT, server, 120.0)
         _drive(spec, result)
-    except Exception as exc:  # reported in the result line, with the traceback above it
-        import traceback
-
-        traceback.print_exc()
-        result["failure"] = f"{type(exc).__name__}: {exc}"
+    except Exception:
         try:
             result["status_at_failure"] = _status(spec)
         except OSError as status_error:
             result["status_at_failure"] = f"unreadable: {status_error}"
+        raise
+
+
+def _inner(spec_json: str) -> int:
+    """Inside the namespace: server and harness up, pages driven, server stopped; prints the result line."""
+    spec = json.loads(spec_json)
+    result: dict[str, Any] = {"started_s": time.monotonic()}
+    host = netns.NETNS_HOST
+    spec["server_url"] = f"http://{host}:{PORT}"
+    spec["harness_url"] = spec["server_url"] if spec["same_origin"] else f"http://{host}:{HARNESS_PORT}"
+    server_argv = [sys.executable, *spec["server"], "--host", host, "--port", str(PORT), "--test-stamp"]
+    if not spec["same_origin"]:
+        server_argv += ["--allow-origin", spec["harness_url"]]
+    if spec["token"]:
+        server_argv.append(f"--token={spec['token']}")  # a token_urlsafe() may begin with "-"
+    httpd = _serve_harness(host, HARNESS_PORT)
+    try:
+        serve_and_drive(server_argv, lambda out: _drive_or_report(spec, out), result)
     finally:
         httpd.shutdown()
-        stop_start_s = time.monotonic()
-        server.send_signal(signal.SIGTERM)
-        try:
-            result["server_rc"] = server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            result["server_rc"] = None
-        result["server_stop_s"] = round(time.monotonic() - stop_start_s, 2)
     sys.stdout.flush()
     print(RESULT_PREFIX + json.dumps(result), flush=True)
     return 0
