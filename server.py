@@ -290,7 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
         help=(
             "the bearer token the page (?token=), WHIP and WHEP clients (Authorization: Bearer) must give. "
             "Default: none when listening on loopback only; a new random one, printed in the page's URL at "
-            "start, when listening beyond loopback (--host 0.0.0.0 or a LAN address)"
+            "start, when listening beyond loopback (--host 0.0.0.0 or a LAN address). A token that begins "
+            "with '-' is given as --token=TOKEN"
         ),
     )
     parser.add_argument(
