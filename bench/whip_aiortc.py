@@ -124,9 +124,12 @@ async def run(
     token: str | None = None,
     stamp: bool = False,
     vanish_timeout_s: float = 60.0,
+    vanish_cycles: int = 0,
 ) -> dict[str, Any]:
     """Publish ``source`` by WHIP for ``seconds`` with ``viewers`` WHEP viewers (see the module docstring);
-    the summary. Failures are listed in ``errors``.
+    the summary. Failures are listed in ``errors``. ``vanish_cycles``: after the run, that many more viewers
+    each watch for 2 s and vanish, one after another, with ``/status`` after each is let go
+    (``vanish_cycles`` in the summary: whether memory, tasks and threads level off).
 
     Raises:
         FileNotFoundError, ValueError: if ``source`` is not a readable video.
@@ -174,6 +177,23 @@ async def run(
                 watchers[0].summary(start_s, end_s),
                 *(w.summary(joined_s, vanish_s) for w in watchers[1:]),
             ]
+            result["vanish_cycles"] = []
+            for _ in range(vanish_cycles):
+                extra = Viewer(camera)
+                watchers.append(extra)
+                extra.resource, _ = await post_offer(http, whep, extra.pc, token)
+                await asyncio.sleep(2.0)
+                gone_s = time.perf_counter()
+                await extra.pc.close()
+                while time.perf_counter() - gone_s < vanish_timeout_s:
+                    if (await _status(http, url, token))["viewers"] == 1:
+                        break
+                    await asyncio.sleep(0.5)
+                await asyncio.sleep(1.0)
+                status = await _status(http, url, token)
+                status["frames"] = extra.receiver.count
+                status["released_after_s"] = round(time.perf_counter() - gone_s - 1.0, 2)
+                result["vanish_cycles"].append(status)
             result["delete_viewer"] = await delete(http, first.resource or "", token)
             result["delete_session"] = await delete(http, session_url, token)
             result["delete_again"] = await delete(http, session_url, token)
@@ -205,6 +225,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", default=None, help="the target (default: the server's default)")
     parser.add_argument("--token", default=None, help="the server's token (default: none)")
     parser.add_argument("--stamp", action="store_true", help="stamp frames to measure glass-to-glass")
+    parser.add_argument(
+        "--vanish-cycles",
+        type=int,
+        default=0,
+        help="after the run, this many more viewers watch 2 s and vanish, one after another (default: 0)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the summary here")
     args = parser.parse_args(argv)
     if args.viewers < 1:
@@ -214,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     result = asyncio.run(
         run(args.url, args.source, args.seconds, viewers=args.viewers, target=args.target, token=args.token,
-            stamp=args.stamp)
+            stamp=args.stamp, vanish_cycles=args.vanish_cycles)
     )  # fmt: skip
     text = json.dumps(result, indent=2)
     print(text)

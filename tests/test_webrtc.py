@@ -174,7 +174,7 @@ def test_whip_publisher_and_whep_viewers_over_real_webrtc(source_video: Path, tm
     client = [
         sys.executable, "-m", "bench.whip_aiortc", "--url", f"http://{netns.NETNS_HOST}:{PORT}",
         "--source", str(source_video), "--seconds", str(seconds), "--viewers", "2", "--stamp",
-        "--json", str(out),
+        "--vanish-cycles", "3", "--json", str(out),
     ]  # fmt: skip
     run = netns.run_server_and_client(server_argv, client, port=PORT)
     assert run.client_rc == 0 and run.server_rc == 0, run.output
@@ -197,6 +197,10 @@ def test_whip_publisher_and_whep_viewers_over_real_webrtc(source_video: Path, tm
     # The tasks go back to one viewer's; threads may not (aiortc encodes on asyncio's default thread pool,
     # which keeps the threads it started, up to its bound), but never beyond the two viewers' count.
     assert after["asyncio_tasks"] <= one["asyncio_tasks"] + 1 and after["threads"] <= both["threads"], result
+    cycles = result["vanish_cycles"]  # three more viewers come and vanish: nothing piles up
+    assert [c["viewers"] for c in cycles] == [1, 1, 1] and all(c["frames"] > 0 for c in cycles), cycles
+    assert all(c["asyncio_tasks"] <= one["asyncio_tasks"] + 1 for c in cycles), cycles
+    assert max(c["threads"] for c in cycles) <= both["threads"] + 1, cycles
     assert (result["delete_viewer"], result["delete_session"], result["delete_again"]) == (200, 200, 404)
     end = result["status_end"]
     assert (end["sessions"], end["streams"], end["viewers"]) == (0, 0, 0), result
