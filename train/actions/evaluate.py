@@ -14,6 +14,7 @@ outputs: sampled sequences and a sheet of rendered frames.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -152,15 +153,18 @@ def score_run(
             fps,
         )
     )
-    # Diversity is a within-label figure: "all" takes the mean of the labels' values.
-    rows[-1] = LabelScores(
-        **{
-            **rows[-1].__dict__,
-            "diversity_real": float(np.nanmean([r.diversity_real for r in rows[:-1]])),
-            "diversity_generated": float(np.nanmean([r.diversity_generated for r in rows[:-1]])),
-        }
+    # Diversity is a within-label figure: "all" takes the mean of the labels' values (NaN where none has one).
+    rows[-1] = dataclasses.replace(
+        rows[-1],
+        diversity_real=_mean_of_finite([r.diversity_real for r in rows[:-1]]),
+        diversity_generated=_mean_of_finite([r.diversity_generated for r in rows[:-1]]),
     )
     return rows, generated
+
+
+def _mean_of_finite(values: list[float]) -> float:
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
 
 
 def _row(
@@ -221,7 +225,7 @@ def format_table(rows: list[LabelScores]) -> str:
 
 #: The part of the normalized joint space each figure of a sheet shows: ``(x0, y0, x1, y1)`` in canvas sides
 #: (the canonical figure with raised hands, its feet near the bottom).
-SHEET_VIEW = (0.1, 0.15, 0.9, 0.95)
+SHEET_VIEW = (0.1, 0.1, 0.9, 0.9)
 
 
 def render_sheet(

@@ -41,6 +41,9 @@ class PoseStatistics(nn.Module):
         mean_pose: float ``(NUM_JOINTS, 2)`` normalized joint space; scale: the spread (> 0, one number).
     """
 
+    mean_pose: torch.Tensor
+    scale: torch.Tensor
+
     def __init__(self, mean_pose: torch.Tensor | None = None, scale: float = 0.1) -> None:
         super().__init__()
         if mean_pose is None:

@@ -7,8 +7,8 @@ normalization, Chan et al., ICCV 2019, Sec. 3.4). The canonical target is the ma
 (:data:`train.synthetic.body.BODY`) standing at rest in the middle of the floor on a
 :data:`CANONICAL_CANVAS_PX` square canvas (:func:`canonical_stats`). Coordinates are then divided by the
 canvas side, so the **normalized joint space** is: x to the right and y down, in canvas sides, the canonical
-figure's feet at y = ``canonical_stats().far_foot_y_px / CANONICAL_CANVAS_PX`` (about 0.87) and its height
-about 0.6. Every sequence's body proportions, size and place on the floor are the canonical figure's; what
+figure's feet at y = ``canonical_stats().far_foot_y_px / CANONICAL_CANVAS_PX`` (about 0.85) and its height
+about 0.55. Every sequence's body proportions, size and place on the floor are the canonical figure's; what
 remains is its motion. A consumer draws a sequence on a target's canvas with
 :func:`realtime.pose.normalize.global_normalize` from :func:`canonical_stats` to the target's statistics.
 """
