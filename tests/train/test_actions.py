@@ -185,9 +185,12 @@ def test_two_step_fit_writes_a_checkpoint_that_resumes_and_samples(smoke_run, tm
     assert "unknown action label 'dance'" in capsys.readouterr().err
     resumed = tmp_path / "resumed"
     assert main(["fit", "synthetic", "--out", str(resumed), "steps=1", *SMOKE, "--no-progress"]) == 0
-    assert main(["fit", "synthetic", "--out", str(resumed), "steps=3", "--no-progress"]) == 0
+    argv = ["fit", "synthetic", "--out", str(resumed), "steps=3", "diversity_weight=0.1", "--no-progress"]
+    assert main(argv) == 0
     assert "resuming" in capsys.readouterr().out
     assert load_actions_checkpoint(resumed).step == 3
+    last = json.loads((resumed / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["step"] == 3 and last["pair_distance"] > 0  # the mode-seeking pair was made
 
 
 def test_evaluate_prints_every_column_and_writes_the_sheet(smoke_run, tmp_path, capsys):

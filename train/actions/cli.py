@@ -115,7 +115,12 @@ def fit_main(argv: list[str] | None = None, *, command_line: bool | None = None)
         help=f"YAML config (default: {DEFAULT_ACTIONS_CONFIG_PATH} for a new run, the checkpoint's when "
         "resuming)",
     )
-    parser.add_argument("--max-minutes", type=positive_float, default=None, help="training time budget")
+    parser.add_argument(
+        "--max-minutes",
+        type=positive_float,
+        default=None,
+        help="training time budget in minutes, summed over resumes (sets max_minutes)",
+    )
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bars")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. steps=500")
     add_log_level(parser, "info")

@@ -97,6 +97,9 @@ class ActionsConfig:
         lr_g, lr_d: Adam learning rates (betas 0.5, 0.999, as pix2pixHD).
         smooth_weight: weight of a generator term that matches the mean squared acceleration of the real
             batch (0: off).
+        diversity_weight: weight of the mode-seeking term (MSGAN, Mao et al., CVPR 2019): each step makes a
+            second sequence per label from other noise and the generator minimizes the inverse of the mean
+            distance between the two (0: off, one sequence per step).
         max_minutes: stop (with a checkpoint) after this much training wall time; 0: no limit.
         checkpoint_every: steps between checkpoints.
         seed: torch's seed.
@@ -112,6 +115,7 @@ class ActionsConfig:
     lr_g: float = 1e-3
     lr_d: float = 1e-3
     smooth_weight: float = 1.0
+    diversity_weight: float = 0.2
     max_minutes: float = 0.0
     checkpoint_every: int = 500
     seed: int = 0
@@ -124,8 +128,10 @@ class ActionsConfig:
             f"{self.batch_size}, {self.checkpoint_every}",
         )
         _require(
-            self.lr_g > 0 and self.lr_d > 0 and self.smooth_weight >= 0 and self.max_minutes >= 0,
-            "lr_g and lr_d must be > 0, smooth_weight and max_minutes >= 0",
+            self.lr_g > 0
+            and self.lr_d > 0
+            and min(self.smooth_weight, self.diversity_weight, self.max_minutes) >= 0,
+            "lr_g and lr_d must be > 0, smooth_weight, diversity_weight and max_minutes >= 0",
         )
 
 

@@ -1,5 +1,7 @@
 """Training of the action models, top to bottom: the action classifier on the real (training-split) labelled
-sequences, then PSGAN (Yang et al., ECCV 2018, Sec. 3.1) adversarially, conditioned on the label.
+sequences, then PSGAN (Yang et al., ECCV 2018, Sec. 3.1) adversarially, conditioned on the label, with a
+term that matches the real batch's acceleration (``smooth_weight``) and an optional mode-seeking term
+(``diversity_weight``, MSGAN).
 
 One run folder holds ``checkpoint.pt`` (:mod:`train.actions.checkpoint`), ``config.yaml`` (the resolved
 config) and ``metrics.jsonl`` (training scalars). A run stops at ``config.steps`` or after
@@ -185,6 +187,13 @@ def fit_actions(
                 - acceleration_energy(real, generator.stats).sqrt()
             ) ** 2
             loss_g = loss_adv + config.smooth_weight * smooth
+            gap = torch.zeros(())
+            if config.diversity_weight > 0:  # mode seeking: two noises of one label should differ
+                other = generator(y, t_frames)
+                stats = generator.stats
+                gap = (stats.standardize(fake) - stats.standardize(other)).abs().mean()
+                loss_adv_other = _adversarial(discriminator(other, y), True, config.loss)
+                loss_g = loss_g + loss_adv_other + config.diversity_weight / (gap + 1e-2)
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
@@ -196,6 +205,7 @@ def fit_actions(
                     "loss_d": loss_d.item(),
                     "loss_g_adv": loss_adv.item(),
                     "loss_smooth": smooth.item(),
+                    "pair_distance": gap.item(),
                     "elapsed_s": elapsed_s + time.perf_counter() - start,
                 }
                 metrics.write(json.dumps(row) + "\n")
