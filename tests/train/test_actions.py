@@ -189,6 +189,10 @@ def test_two_step_fit_writes_a_checkpoint_that_resumes_and_samples(smoke_run, tm
     assert main(argv) == 0
     assert "resuming" in capsys.readouterr().out
     assert load_actions_checkpoint(resumed).step == 3
+    other = tmp_path / "seqs.npz"
+    save_sequences(other, synthetic_sequences(ChoreographyConfig(sequences_per_label=2, heldout_every=2)))
+    assert main(["fit", str(other), "--out", str(resumed), "steps=4", "--no-progress"]) == 2
+    assert "was trained on 'synthetic'" in capsys.readouterr().err
     last = json.loads((resumed / "metrics.jsonl").read_text().splitlines()[-1])
     assert last["step"] == 3 and last["pair_distance"] > 0  # the mode-seeking pair was made
 

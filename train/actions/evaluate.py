@@ -1,4 +1,5 @@
-"""The evaluation of Yang et al. (ECCV 2018, Sec. 4, PSGAN's pose sequences) for an action run, and its
+"""The evaluation of PSGAN's pose sequences after Yang et al. ("Pose Guided Human Video Generation", ECCV
+2018: an action classifier trained on real sequences scores the generated ones) for an action run, and its
 outputs: sampled sequences and a sheet of rendered frames.
 
 - **Accuracy**: the run's action classifier (trained on the real training sequences only) classifies the

@@ -122,8 +122,8 @@ def fit_actions(
         the checkpoint's path.
 
     Raises:
-        FileNotFoundError, ValueError: for bad data; train.checkpoint.CheckpointError for a checkpoint whose
-            networks differ from ``config``'s.
+        FileNotFoundError, ValueError: for bad data, or a run folder trained on other data;
+            train.checkpoint.CheckpointError for a checkpoint whose networks differ from ``config``'s.
     """
     torch.manual_seed(config.seed)
     out = Path(out)
@@ -140,6 +140,11 @@ def fit_actions(
     step, classifier_steps, elapsed_s = 0, 0, 0.0
     if path.is_file():
         previous = load_actions_checkpoint(path)
+        if previous.data != data:
+            raise ValueError(
+                f"{path} was trained on {previous.data!r}, not {data!r}; resume it on that data or train "
+                "into a new run folder"
+            )
         generator = previous.build_generator().train()
         discriminator = previous.build_discriminator().train()
         classifier = previous.build_classifier()
