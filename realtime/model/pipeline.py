@@ -20,6 +20,13 @@ import numpy as np
 import torch
 
 from realtime.catalog import MODEL_CHOICES, POSE_ESTIMATORS, UnknownPoseEstimatorError, pose_estimator_names
+from realtime.model.actions import (
+    ActionParams,
+    ActionPlayer,
+    TargetActions,
+    load_action_model,
+    read_action_labels,
+)
 from realtime.model.appearance import (
     GARMENT_PARTS,
     REFERENCE_IMAGES,
@@ -283,6 +290,11 @@ class Retargeter:
     then eases into the target's neutral pose, and blends back when the person returns, so the generator is
     never fed a blank stick figure mid-stream (before the first person, the stick figure is blank).
 
+    Actions (issue 22, :mod:`realtime.model.actions`): :meth:`play_action` makes the target perform an action
+    in place of the source's poses, then blend back; with ``actions.idle_action`` set, the target performs
+    that action in a loop after ``actions.idle_after_s`` without a person (from the stream's start too), and
+    blends into the person's pose when they are found again (``docs/robustness.md``, section 4).
+
     Poses come from the pose estimator the target was prepared with (``target.bundle.pose_estimator``, a
     name in :data:`realtime.catalog.POSE_ESTIMATORS`), one instance per retargeter (per stream).
 
@@ -292,10 +304,14 @@ class Retargeter:
         one_euro: live keypoint filter settings; None turns the filter off.
         tracking: pose-loss and continuity settings (None: :class:`realtime.pose.tracking.TrackingParams`'s
             defaults).
+        actions: action settings (None: :class:`realtime.model.actions.ActionParams`'s defaults: no idle
+            action; the artifact is loaded on the first :meth:`play_action`).
 
     Raises:
         realtime.catalog.UnknownPoseEstimatorError: (a ``ValueError``) if the target's pose estimator is not
             registered in this process.
+        FileNotFoundError, realtime.model.actions.ActionError: for an idle action whose artifact is missing
+            or bad, or an unknown idle label.
     """
 
     def __init__(
@@ -305,6 +321,7 @@ class Retargeter:
         live: bool = True,
         one_euro: OneEuroParams | None = DEFAULT_ONE_EURO,
         tracking: TrackingParams | None = None,
+        actions: ActionParams | None = None,
     ) -> None:
         self.target = target
         self.live = live
@@ -340,6 +357,64 @@ class Retargeter:
         # This stream's per-target values: the target's, or a copy with a garment recoloured.
         self._per_target: Mapping[str, torch.Tensor] = target.per_target
         self._garment_colours: dict[str, tuple[float, float, float]] = {}
+        # Actions (realtime.model.actions): the artifact is loaded when first needed (shared by all streams).
+        self.action_params = actions or ActionParams()
+        self._target_actions: TargetActions | None = None
+        self._action_seed = 0
+        p = self.action_params
+        idle = None
+        if p.idle_action is not None:
+            idle = self.target_actions.clip(p.idle_action, p.idle_loop_s, seed=0, loop=True)
+        self._player = ActionPlayer(idle, 1e3 * p.idle_after_s, 1e3 * p.blend_s, self._threshold)
+
+    # -- actions --------------------------------------------------------------------------------------
+    @property
+    def target_actions(self) -> TargetActions:
+        """The action model mapped onto this stream's target (loaded on first use).
+
+        Raises:
+            FileNotFoundError, realtime.model.actions.ActionError: for a missing or bad artifact.
+        """
+        if self._target_actions is None:
+            model = load_action_model(self.action_params.artifact)
+            self._target_actions = TargetActions(model, self.target.bundle.stats, self.target.canvas_size)
+        return self._target_actions
+
+    @property
+    def action_labels(self) -> tuple[str, ...]:
+        """The actions :meth:`play_action` accepts (from the artifact's sidecar; () without an artifact)."""
+        if self._target_actions is not None:
+            return self._target_actions.labels
+        return read_action_labels(self.action_params.artifact)
+
+    @property
+    def playing_action(self) -> str | None:
+        """The action the target performs now (the idle one included), or None."""
+        return self._player.playing
+
+    def play_action(self, label: str, seconds: float, seed: int | None = None) -> float:
+        """Make the target perform ``label`` for ``seconds`` from the next frame on: its poses replace the
+        source's (blending in over ``actions.blend_s``), then the stream's pose comes back (blending too).
+        Generates and maps the sequence here (a few milliseconds; the first call loads the artifact, about
+        50 ms): call it off the event loop. Thread-safe with :meth:`generate`.
+
+        Args:
+            label: one of :attr:`action_labels`.
+            seconds: duration, > 0 (at least two frames of the artifact's frame rate).
+            seed: the noise seed; None: a new one per call (each press differs).
+
+        Returns:
+            the duration played in seconds (whole frames).
+
+        Raises:
+            realtime.model.actions.ActionError: (a ``ValueError``) for an unknown label or a bad duration.
+            FileNotFoundError: if the artifact is missing.
+        """
+        if seed is None:
+            seed, self._action_seed = self._action_seed, self._action_seed + 1
+        clip = self.target_actions.clip(label, seconds, seed=seed)
+        self._player.play(clip)
+        return clip.duration_ms / 1e3
 
     @property
     def has_appearance(self) -> bool:
@@ -466,8 +541,10 @@ class Retargeter:
         A pose without any joint at the confidence threshold (the person is lost), or any pose before the
         normalizer is fitted, counts as lost: :class:`realtime.pose.tracking.PoseHold` then gives the last
         pose shown, easing into the target's neutral pose, and blends back into the live poses when they
-        return. Only before the first normalized pose of the stream is the result empty. Call once per frame,
-        in time order (the hold and the clamp keep state, timed by ``pose.timestamp_ms``).
+        return. An action played (:meth:`play_action`) or the idle action then replaces that pose, blended in
+        and out (:class:`realtime.model.actions.ActionPlayer`). Only before the first normalized pose of the
+        stream (and with no action shown) is the result empty. Call once per frame, in time order (the hold,
+        the clamp and the actions keep state, timed by ``pose.timestamp_ms``).
         """
         width, height = self.target.canvas_size
         live = None
@@ -476,6 +553,7 @@ class Retargeter:
             joints = self._clamp(joints, pose.confidence, pose.timestamp_ms)
             live = (joints, pose.confidence.copy())
         shown = self._hold.update(live, pose.timestamp_ms)
+        shown = self._player.update(shown, live is not None, pose.timestamp_ms)
         if shown is None:
             return PoseFrame.empty(pose.timestamp_ms, (width, height))
         return PoseFrame(shown[0], shown[1], pose.timestamp_ms, (width, height))

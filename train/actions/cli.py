@@ -8,6 +8,8 @@
   (and ``seq.json``: its frame rate and space).
 - ``python -m train.actions evaluate RUN [--sheet OUT.png]``: the accuracy, diversity and smoothness table
   (:mod:`train.actions.evaluate`).
+- ``python -m train.actions export RUN --out realtime/targets/actions.onnx``: the generator as ONNX with its
+  sidecar ``actions.json``, the artifact the live code loads (:mod:`train.actions.export`).
 
 Light, as :mod:`train.cli`: each command parses its arguments before it imports PyTorch.
 """
@@ -220,12 +222,41 @@ def evaluate_main(argv: list[str] | None = None, *, command_line: bool | None = 
     return 0
 
 
+# -- export --------------------------------------------------------------------------------------------------
+def export_main(argv: list[str] | None = None, *, command_line: bool | None = None) -> int:
+    """``python -m train.actions export``: writes the runtime artifact; exit code 2 for a bad run or out."""
+    parser = argparse.ArgumentParser(
+        prog="python -m train.actions export",
+        description="Write a run's PSGAN generator as ONNX (inputs: label index, step and sequence noise; "
+        "output: (1, T, 23, 2) normalized keypoints, any T) and its .json sidecar (labels, fps, the reference "
+        "body's statistics, noise sizes, the checkpoint's sha256): what realtime.model.actions loads.",
+    )
+    parser.add_argument("run", type=Path, help="run folder or its checkpoint.pt")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="the .onnx to write (e.g. realtime/targets/actions.onnx)"
+    )
+    add_log_level(parser)
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level, command_line=argv is None if command_line is None else command_line)
+    from train.actions.export import export_actions
+    from train.checkpoint import CheckpointError
+
+    try:
+        onnx_path, sidecar = export_actions(args.run, args.out)
+    except (OSError, ValueError, RuntimeError, CheckpointError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {onnx_path} ({onnx_path.stat().st_size / 1e6:.2f} MB) and {sidecar}")
+    return 0
+
+
 #: ``python -m train.actions``'s commands, in the order of the data flow.
 COMMANDS = {
     "data": Command(data_main, "labelled sequences (real clips of a label file, synthetic) -> a .npz"),
     "fit": Command(fit_main, "train the action classifier and PSGAN (resumable)"),
     "sample": Command(sample_main, "one generated sequence of a label -> .npy (+ .json)"),
     "evaluate": Command(evaluate_main, "classifier accuracy, diversity, smoothness; --sheet PNG"),
+    "export": Command(export_main, "the generator as ONNX + sidecar: the live code's action artifact"),
 }
 
 
