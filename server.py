@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from realtime.catalog import (
+    DEFAULT_IDLE_ACTION,
+    DEFAULT_IDLE_AFTER_S,
     DEFAULT_MAX_SESSIONS,
     DEFAULT_MAX_VIEWERS,
     DEFAULT_POSE_THREADS,
@@ -99,23 +101,43 @@ class TargetFactory(Generic[TargetT]):
         load_target: an engine file -> a loaded target, shared by all its streams; raises (any exception,
             reported with the file's name) for a file it cannot load.
         make_retargeter: a loaded target -> one stream's own Retargeter (called off the event loop).
+        action_labels: the actions a stream's target can perform (``/targets`` lists them; the page shows a
+            button each).
     """
 
     load_target: Callable[[Path], TargetT]
     make_retargeter: Callable[[TargetT], RetargeterLike]
+    action_labels: tuple[str, ...] = ()
 
 
 def pipeline_factory(
-    generator_threads: int = DEFAULT_GENERATOR_THREADS, model: str = "auto"
+    generator_threads: int = DEFAULT_GENERATOR_THREADS,
+    model: str = "auto",
+    idle_action: str | None = None,
+    idle_after_s: float = DEFAULT_IDLE_AFTER_S,
 ) -> TargetFactory[Any]:
     """The real pipeline: :meth:`realtime.model.pipeline.Target.load` (``.onnx`` engines with
     ``generator_threads`` ONNX Runtime intra-op threads, 0 = all cores; ``model``: which of a bundle's models
     runs, :data:`realtime.catalog.MODEL_CHOICES`; a target whose pose estimator is not
     in :data:`realtime.catalog.POSE_ESTIMATORS` is refused) and a live
-    :class:`realtime.model.pipeline.Retargeter` per stream. Imports the pipeline (models, ML runtimes:
-    slow)."""
+    :class:`realtime.model.pipeline.Retargeter` per stream, which performs ``idle_action`` (None: none) after
+    ``idle_after_s`` with nobody found and plays the bundled actions on request
+    (:mod:`realtime.model.actions`). Imports the pipeline (models, ML runtimes: slow).
+
+    Raises:
+        TargetLoadError: for an idle action the action artifact does not have (or no artifact).
+    """
     from realtime.catalog import pose_estimator_entry
+    from realtime.model.actions import ActionParams, read_action_labels
     from realtime.model.pipeline import Retargeter, Target
+
+    actions = ActionParams(idle_action=idle_action, idle_after_s=idle_after_s)
+    labels = read_action_labels(actions.artifact)
+    if idle_action is not None and idle_action not in labels:
+        raise TargetLoadError(
+            f"--idle-action {idle_action!r} is not an action of {actions.artifact} "
+            f"({', '.join(labels) or 'no such artifact'}); choose one, or off"
+        )
 
     def load_target(path: Path) -> Target:
         options: dict[str, Any] = {"threads": generator_threads} if path.suffix.lower() == ONNX_SUFFIX else {}
@@ -126,9 +148,9 @@ def pipeline_factory(
         return target
 
     def live_retargeter(target: Target) -> Retargeter:
-        return Retargeter(target, live=True)
+        return Retargeter(target, live=True, actions=actions)
 
-    return TargetFactory(load_target=load_target, make_retargeter=live_retargeter)
+    return TargetFactory(load_target=load_target, make_retargeter=live_retargeter, action_labels=labels)
 
 
 class ListenError(Exception):
@@ -350,6 +372,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="the frame rate announced to the virtual camera (default: %(default)g)",
     )
     parser.add_argument(
+        "--idle-action",
+        default=DEFAULT_IDLE_ACTION,
+        metavar="LABEL|off",
+        help="the action the target performs in a loop while nobody is in frame (a label of the bundled "
+        "actions, realtime/targets/actions), or off to have it stand still (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--idle-after",
+        type=positive_float,
+        default=DEFAULT_IDLE_AFTER_S,
+        metavar="SECONDS",
+        help="seconds with nobody found before the idle action starts (default: %(default)g)",
+    )
+    parser.add_argument(
         "--log-level",
         default="info",
         choices=["debug", "info", "warning", "error"],
@@ -525,7 +561,9 @@ def load_targets(paths: Sequence[Path], factory: TargetFactory[Any]) -> list[Tar
             log.info("target %r loaded from %s (canvas %dx%d%s)", name, loaded_from, width, height, which)
             make = functools.partial(factory.make_retargeter, target)
             garments = tuple(GARMENTS) if has_reference_appearance(getattr(target, "per_target", {})) else ()
-            choices.append(TargetChoice(name, make, tuple(target.canvas_size), garments))
+            choices.append(
+                TargetChoice(name, make, tuple(target.canvas_size), garments, factory.action_labels)
+            )
     return choices
 
 
@@ -663,10 +701,11 @@ def main(argv: list[str] | None = None, factory: TargetFactory[Any] | None = Non
     import torch  # heavy: after --help and the option checks
 
     torch.set_num_threads(args.torch_threads)
+    idle_action = None if args.idle_action == "off" else args.idle_action
     try:
-        targets = load_targets(
-            args.engine or default_engines(), factory or pipeline_factory(args.generator_threads, args.model)
-        )
+        if factory is None:
+            factory = pipeline_factory(args.generator_threads, args.model, idle_action, args.idle_after)
+        targets = load_targets(args.engine or default_engines(), factory)
     except TargetLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_TARGET

@@ -227,6 +227,12 @@ GARMENTS: dict[str, tuple[str, ...]] = {
 #: Which of a target bundle's models to run (:meth:`realtime.model.pipeline.Target.load`): "auto" runs the
 #: real-time student where the generator runs on the CPU and the teacher on a GPU; "teacher" or "student"
 #: force one. A bundle without a student runs its one model whatever is asked, except "student".
+#: The action a live stream's target performs while nobody is in frame, unless ``server.py --idle-action``
+#: says otherwise (a label of the action artifact, :mod:`realtime.model.actions`).
+DEFAULT_IDLE_ACTION = "idle_sway"
+#: Seconds with nobody found before the idle action starts, by default (``server.py --idle-after``).
+DEFAULT_IDLE_AFTER_S = 5.0
+
 MODEL_CHOICES = ("auto", "teacher", "student")
 #: The ``--model`` option's help, the same in every command that runs a target.
 MODEL_HELP = (

@@ -33,6 +33,9 @@ import server
 from realtime.pose.estimators import PoseFrame
 from server import TargetFactory
 
+#: The actions the fake retargeter can "perform" (:meth:`FakeRetargeter.play_action`).
+FAKE_ACTIONS = ("wave", "idle_sway")
+
 
 def frame_value(rgb: np.ndarray) -> int:
     """The value the fake writes into its output for input ``rgb``: mean of the first row, rounded."""
@@ -126,6 +129,7 @@ class FakeRetargeter:
         self.overlapped = False
         self.close_count = 0
         self.closed = False
+        self.actions: list[tuple[str, float]] = []
         self._estimating = threading.Lock()
         self._generating = threading.Lock()
         FakeRetargeter.instances.append(self)
@@ -172,6 +176,24 @@ class FakeRetargeter:
         finally:
             self._generating.release()
 
+    @property
+    def action_labels(self) -> tuple[str, ...]:
+        """:data:`FAKE_ACTIONS`."""
+        return FAKE_ACTIONS
+
+    def play_action(self, label: str, seconds: float, seed: int | None = None) -> float:
+        """Record ``(label, seconds)`` in :attr:`actions`; returns ``seconds``.
+
+        Raises:
+            ValueError: for a label not in :data:`FAKE_ACTIONS` or seconds <= 0 (as the real one).
+        """
+        if label not in FAKE_ACTIONS:
+            raise ValueError(f"unknown action {label!r}; known: {', '.join(FAKE_ACTIONS)}")
+        if not seconds > 0:
+            raise ValueError(f"seconds must be a positive number, got {seconds!r}")
+        self.actions.append((label, seconds))
+        return seconds
+
     def process(self, rgb: np.ndarray, timestamp_ms: float) -> FakeResult:
         """Both stages for one frame."""
         return self.generate(self.estimate(rgb, timestamp_ms))
@@ -193,8 +215,11 @@ class FakeRetargeter:
 
 
 def fake_factory() -> TargetFactory[FakeTarget]:
-    """The server's target factory with the fakes: :meth:`FakeTarget.load` and ``FakeRetargeter(target)``."""
-    return TargetFactory(load_target=FakeTarget.load, make_retargeter=FakeRetargeter)
+    """The server's target factory with the fakes: :meth:`FakeTarget.load` and ``FakeRetargeter(target)``
+    (which performs :data:`FAKE_ACTIONS`)."""
+    return TargetFactory(
+        load_target=FakeTarget.load, make_retargeter=FakeRetargeter, action_labels=FAKE_ACTIONS
+    )
 
 
 def server_command(*args: str) -> list[str]:

@@ -6,9 +6,10 @@ generator, mapped onto a target's canvas, and blended over a live stream's poses
   and generates sequences in the normalized joint space (the reference body on a square canvas, in canvas
   sides).
 - :class:`TargetActions` maps them onto one target (Everybody Dance Now's bone-length retargeting and
-  global normalization, Chan et al., ICCV 2019, Sec. 3.4: :func:`realtime.pose.normalize.retarget_bone_lengths`
-  from the reference body's limb lengths to the target's, then :func:`realtime.pose.normalize.global_normalize`
-  from the reference body's statistics to the target's, then :class:`realtime.pose.normalize.CanvasClamp`):
+  global normalization, Chan et al., ICCV 2019, Sec. 3.4:
+  :func:`realtime.pose.normalize.retarget_bone_lengths` from the reference body's limb lengths to the
+  target's, then :func:`realtime.pose.normalize.global_normalize` from the reference body's statistics to
+  the target's, then :class:`realtime.pose.normalize.CanvasClamp`):
   :meth:`TargetActions.sample` gives :class:`realtime.pose.estimators.PoseFrame` s, :meth:`TargetActions.clip`
   an :class:`ActionClip` (optionally a seamless loop).
 - :class:`ActionPlayer` is one stream's action state (used by :class:`realtime.model.pipeline.Retargeter`):
@@ -35,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from realtime.catalog import DEFAULT_IDLE_ACTION, DEFAULT_IDLE_AFTER_S
 from realtime.pose.estimators import PoseFrame
 from realtime.pose.normalize import (
     BodyStats,
@@ -55,8 +57,6 @@ log = logging.getLogger(__name__)
 ACTIONS_ARTIFACT: Path = TARGETS_DIR / "actions" / "actions.onnx"
 #: The sidecar format this code reads (train.actions.export.ACTIONS_ARTIFACT_FORMAT_VERSION).
 ACTIONS_FORMAT_VERSION = 1
-#: The label the server plays when nobody is in frame unless told otherwise (``server.py --idle-action``).
-DEFAULT_IDLE_ACTION = "idle_sway"
 
 
 class ActionError(ValueError):
@@ -119,7 +119,8 @@ class ActionModel:
         for file in (path, sidecar):
             if not file.is_file():
                 raise FileNotFoundError(
-                    f"no action artifact {file}; make one with: python -m train.actions export RUN --out {path}"
+                    f"no action artifact {file}; make one with: "
+                    f"python -m train.actions export RUN --out {path}"
                 )
         try:
             meta = json.loads(sidecar.read_text())
@@ -342,7 +343,7 @@ class ActionParams:
     """
 
     idle_action: str | None = None
-    idle_after_s: float = 5.0
+    idle_after_s: float = DEFAULT_IDLE_AFTER_S
     blend_s: float = 0.5
     idle_loop_s: float = 4.0
     artifact: Path = ACTIONS_ARTIFACT

@@ -61,17 +61,24 @@ class TargetChoice:
         canvas_size: ``(width, height)`` of the generated frames in pixels, if known.
         garments: the garments whose colour a session may change (``realtime.catalog.GARMENTS``; empty for a
             target without a reference appearance).
+        actions: the actions a session may ask its target to perform (``action`` messages).
     """
 
     name: str
     make_retargeter: Callable[[], RetargeterLike]
     canvas_size: tuple[int, int] | None = None
     garments: tuple[str, ...] = ()
+    actions: tuple[str, ...] = ()
 
     def describe(self) -> dict[str, Any]:
         """JSON form for ``/targets``."""
         size = None if self.canvas_size is None else list(self.canvas_size)
-        return {"name": self.name, "canvas_size": size, "garments": list(self.garments)}
+        return {
+            "name": self.name,
+            "canvas_size": size,
+            "garments": list(self.garments),
+            "actions": list(self.actions),
+        }
 
 
 @dataclass(frozen=True)

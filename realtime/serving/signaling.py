@@ -47,6 +47,13 @@ the page's and WHIP's together):
   :meth:`realtime.model.pipeline.Retargeter.set_garment_colour`). Answered with the same message once applied;
   an error ``bad_message`` for a session without a stream yet, an unknown garment, a malformed colour or a
   target without a reference appearance.
+- client -> server ``{"type": "action", "label": "wave", "seconds": 4}``: this session's target performs the
+  action (one of the target's ``actions`` in ``/targets``; ``seconds`` > 0, at most
+  :data:`MAX_ACTION_SECONDS`, 4 when absent) in place of the camera's poses, then blends back to the live pose
+  (issue 22; :meth:`realtime.model.pipeline.Retargeter.play_action`). Answered ``{"type": "action", "label":
+  "wave", "seconds": S}`` (``S``: the duration played, whole frames of the action model) once it is queued
+  for the next frame; an error ``bad_message`` for a session without a stream yet, an unknown label or bad
+  seconds.
 - client -> server ``{"type": "bye"}`` or closing the WebSocket ends the session: the stream stops (tasks
   cancelled, Retargeter closed), its viewers end, the peer connection is closed, and the server closes the
   WebSocket.
@@ -97,6 +104,8 @@ MAX_FRAME_BYTES = 1 << 20
 MAX_MESSAGE_BYTES = 64 << 10
 """Messages bigger than this (but under ``MAX_FRAME_BYTES``) are answered with an error (SDP offers are a few
 KiB)."""
+MAX_ACTION_SECONDS = 30.0
+"""The longest action an ``action`` message may ask for."""
 CLOSE_TRY_AGAIN_LATER = 1013
 """WebSocket close code for a full server."""
 
@@ -242,10 +251,38 @@ class Session:
         if kind == "garment_colour":
             await self._handle_garment_colour(msg)
             return True
+        if kind == "action":
+            await self._handle_action(msg)
+            return True
         await self.send_error(
-            f"unknown message type {kind[:40]!r}; expected 'offer', 'garment_colour' or 'bye'"
+            f"unknown message type {kind[:40]!r}; expected 'offer', 'garment_colour', 'action' or 'bye'"
         )
         return True
+
+    async def _handle_action(self, msg: dict[str, Any]) -> None:
+        """Play an ``action`` message's action (see the module docstring) off the event loop."""
+        label, seconds = msg.get("label"), msg.get("seconds", 4.0)
+        retargeter = None if self._media is None else self._media.retargeter
+        if retargeter is None or not hasattr(retargeter, "play_action"):
+            await self.send_error("action needs a running session: send an offer first")
+            return
+        if (
+            not isinstance(label, str)
+            or isinstance(seconds, bool)
+            or not isinstance(seconds, int | float)
+            or not 0 < seconds <= MAX_ACTION_SECONDS
+        ):
+            await self.send_error(
+                f"action needs a string 'label' and a number 'seconds' in (0, {MAX_ACTION_SECONDS:g}]"
+            )
+            return
+        try:
+            played_s = await asyncio.to_thread(retargeter.play_action, label[:40], float(seconds))
+        except (ValueError, FileNotFoundError) as exc:
+            await self.send_error(f"action: {exc}")
+            return
+        log.info("session %d: action %s for %.2f s", self.id, label, played_s)
+        await self.send({"type": "action", "label": label, "seconds": round(float(played_s), 3)})
 
     async def _handle_garment_colour(self, msg: dict[str, Any]) -> None:
         """Apply a ``garment_colour`` message (see the module docstring) off the event loop."""

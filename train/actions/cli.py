@@ -228,8 +228,9 @@ def export_main(argv: list[str] | None = None, *, command_line: bool | None = No
     parser = argparse.ArgumentParser(
         prog="python -m train.actions export",
         description="Write a run's PSGAN generator as ONNX (inputs: label index, step and sequence noise; "
-        "output: (1, T, 23, 2) normalized keypoints, any T) and its .json sidecar (labels, fps, the reference "
-        "body's statistics, noise sizes, the checkpoint's sha256): what realtime.model.actions loads.",
+        "output: (1, T, 23, 2) normalized keypoints, any T) and its .json sidecar (labels, fps, the "
+        "reference body's statistics, noise sizes, the checkpoint's sha256): what realtime.model.actions "
+        "loads.",
     )
     parser.add_argument("run", type=Path, help="run folder or its checkpoint.pt")
     parser.add_argument(

@@ -10,6 +10,7 @@ printed (the acceptance figure).
 
 import numpy as np
 import pytest
+from test_robustness import JUMP_FACTOR, WARMUP_FRAMES, frame_steps
 
 from conftest import shared_video
 from realtime.model.actions import ActionParams
@@ -17,7 +18,6 @@ from realtime.model.pipeline import Retargeter, Target
 from realtime.pose.estimators import MediaPipePose, PoseFrame
 from realtime.targets import DEFAULT_TARGET
 from realtime.video import read_frames
-from test_robustness import JUMP_FACTOR, WARMUP_FRAMES, frame_steps
 
 NUM_FRAMES = 96
 #: The person leaves after this many frames...
@@ -111,7 +111,8 @@ def test_idle_action_starts_and_hands_back_without_a_jump(dance_poses, clean_bou
     worst = int(steps.argmax())
     print(
         f"idle handover: bound {bound:.2f}; action start (frame {idle_start}) worst step {start_step:.2f} "
-        f"(frame {start_frame}); person back (frame {back}) worst step {return_step:.2f} (frame {return_frame}); "
+        f"(frame {start_frame}); person back (frame {back}) worst step {return_step:.2f} "
+        f"(frame {return_frame}); "
         f"whole run worst {steps[worst]:.2f} (frame {worst + WARMUP_FRAMES})"
     )
     assert steps.max() <= bound, f"frame {worst + WARMUP_FRAMES} jumps by {steps[worst]:.2f} > {bound:.2f}"

@@ -80,7 +80,7 @@ async def serving(
         made.append(retargeter)
         return retargeter
 
-    choices = [TargetChoice(name, make_retargeter, (64, 48)) for name in targets]
+    choices = [TargetChoice(name, make_retargeter, (64, 48), actions=("wave",)) for name in targets]
     settings = settings or SessionSettings(stats_interval_s=0.1)
     server = SignalingServer(choices, workers, settings=settings, **kwargs)
     await server.start("127.0.0.1", 0)
@@ -528,8 +528,8 @@ def test_targets_and_status_are_served_as_json() -> None:
             targets = await asyncio.to_thread(http_get_json, h.server.port, "/targets")
             assert targets == {
                 "targets": [
-                    {"name": "alice", "canvas_size": [64, 48], "garments": []},
-                    {"name": "bob", "canvas_size": [64, 48], "garments": []},
+                    {"name": "alice", "canvas_size": [64, 48], "garments": [], "actions": ["wave"]},
+                    {"name": "bob", "canvas_size": [64, 48], "garments": [], "actions": ["wave"]},
                 ],
                 "default": "alice",
                 "test_stamp": False,
@@ -602,6 +602,35 @@ def test_garment_colour_messages_recolour_the_session_and_bad_ones_are_errors() 
                 assert (await receive(ws, "garment_colour"))["colour"] is None
                 (made,) = h.made
                 assert made.colours == [("upper", (1.0, 128 / 255, 0.0)), ("upper", None)]
+            await h.wait_no_sessions()
+
+    run(main())
+
+
+def test_action_messages_play_an_action_and_bad_ones_are_errors() -> None:
+    async def main() -> None:
+        async with serving() as h:
+            async with connect(h.url) as ws:
+                message = {"type": "action", "label": "wave", "seconds": 2.5}
+                await ws.send(json.dumps(message))  # before the offer: no stream to act
+                error = await receive(ws, "error")
+                assert error["code"] == "bad_message" and "send an offer first" in error["message"]
+                await offer_and_answer(ws)
+                for bad, words in (
+                    ({**message, "label": "dance"}, "unknown action 'dance'; known: wave, idle_sway"),
+                    ({**message, "label": 3}, "string 'label'"),
+                    ({**message, "seconds": 0}, "'seconds' in (0, 30]"),
+                    ({**message, "seconds": "4"}, "'seconds' in (0, 30]"),
+                ):
+                    await ws.send(json.dumps(bad))
+                    error = await receive(ws, "error")
+                    assert error["code"] == "bad_message" and words in error["message"], error
+                await ws.send(json.dumps(message))
+                assert await receive(ws, "action") == message
+                await ws.send(json.dumps({"type": "action", "label": "idle_sway"}))  # seconds default to 4
+                assert await receive(ws, "action") == {"type": "action", "label": "idle_sway", "seconds": 4.0}
+                (made,) = h.made
+                assert made.actions == [("wave", 2.5), ("idle_sway", 4.0)]
             await h.wait_no_sessions()
 
     run(main())
