@@ -1,6 +1,6 @@
 """The page's controls in Chromium, against the fake pipeline (fast, no model): the mirror option flips the
-camera preview only, a recording holds the camera beside the generated video (or not, when unticked), and
-Stop clears the live figures.
+camera preview only, a recording holds the camera beside the generated video (or not, when unticked), the
+action buttons are enabled while streaming and make the target perform, and Stop clears the live figures.
 
 The test runs ``tests/fake_pipeline.py`` (the server) and this file as a module
 (``python -m tests.test_page --drive OUT.json``: Chromium driven by Playwright, a generated y4m file as its
@@ -104,6 +104,10 @@ BOXES_JS = """() => Object.fromEntries(["stick", "target"].map((id) => {
 }))"""
 
 
+#: The action buttons: [id, disabled] in order.
+ACTIONS_JS = """() => [...document.querySelectorAll('#actions button')].map((b) => [b.id, b.disabled])"""
+
+
 def drive(url: str, camera: Path, source: Path) -> dict[str, Any]:
     """Open the page, check the mirror option, stream, record twice, stop, then stream a video file as the
     camera; what was seen."""
@@ -122,6 +126,7 @@ def drive(url: str, camera: Path, source: Path) -> dict[str, Any]:
             seen["mirror_default"] = page.is_checked("#mirror")
             seen["record_camera_default"] = page.is_checked("#record-camera")
             seen["mirror_on"] = {v: page.evaluate(transform, v) for v in ("local", "stick", "target")}
+            seen["actions_before"] = page.evaluate(ACTIONS_JS)
             page.uncheck("#mirror")
             seen["mirror_off"] = {v: page.evaluate(transform, v) for v in ("local", "stick", "target")}
             page.check("#mirror")
@@ -130,6 +135,10 @@ def drive(url: str, camera: Path, source: Path) -> dict[str, Any]:
             page.wait_for_function("document.getElementById('headline').textContent !== ''", timeout=10_000)
             seen["headline_streaming"] = page.text_content("#headline")
             seen["boxes_streaming"] = page.evaluate(BOXES_JS)
+            seen["actions_streaming"] = page.evaluate(ACTIONS_JS)
+            page.click("#action-wave")
+            page.wait_for_function("window.dance.actionsPlayed.length === 1", timeout=10_000)
+            seen["actions_played"] = page.evaluate("window.dance.actionsPlayed")
             for with_camera in (True, False):
                 page.set_checked("#record-camera", with_camera)
                 page.click("#record")
@@ -139,6 +148,7 @@ def drive(url: str, camera: Path, source: Path) -> dict[str, Any]:
                 seen[f"recording_with_camera_{with_camera}"] = page.evaluate(RECORDING_SIZE_JS)
             page.click("#start")  # Stop
             page.wait_for_function("window.dance.status === 'stopped'", timeout=10_000)
+            seen["actions_stopped"] = page.evaluate(ACTIONS_JS)
             time.sleep(1.5)  # a stats message sent before the stop must not bring the figures back
             seen["after_stop"] = page.evaluate(
                 "({headline: document.getElementById('headline').textContent,"
@@ -190,6 +200,11 @@ def test_page_mirror_recording_and_stop(tmp_path: Path) -> None:
     assert seen["mirror_on"]["stick"] == seen["mirror_on"]["target"] == "none", seen
     assert set(seen["mirror_off"].values()) == {"none"}, seen
     assert "fps" in seen["headline_streaming"], seen
+    # one button per action of the target (fake_pipeline.FAKE_ACTIONS), enabled only while streaming
+    ids = ["action-wave", "action-idle_sway"]
+    assert seen["actions_before"] == seen["actions_stopped"] == [[i, True] for i in ids], seen
+    assert seen["actions_streaming"] == [[i, False] for i in ids], seen
+    assert seen["actions_played"] == [{"label": "wave", "seconds": 4}], seen
     # the stick figure and the target are shown at the canvas's aspect, before the video arrives (from the
     # target list) and while it plays: a portrait canvas is not squashed into a square
     width, height = CANVAS

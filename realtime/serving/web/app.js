@@ -3,6 +3,7 @@
 // (on by default, like a selfie view; the stick figure and the target are never flipped) and recording (of the
 // generated video, with the camera beside it by default). A video file can stand in for the camera (no webcam,
 // or a remote machine): it plays, looped, through a hidden <video> and is sent as the camera track.
+// While streaming, a button per action of the target (/targets "actions") makes it perform that action.
 // Protocol: see realtime/serving/signaling.py. No trickle ICE: the offer is sent once ICE gathering is complete.
 // Test mode (server started with --test-stamp): frame-index barcodes (realtime/serving/stamp.py) are read from the
 // camera and the generated video as they are shown; window.dance.stamps keeps them for measurements.
@@ -28,6 +29,7 @@ const ui = {
   error: $("error"),
   recording: $("recording"),
   garments: $("garments"),
+  actions: $("actions"),
   outputs: $("outputs"),
 };
 
@@ -69,6 +71,7 @@ const dance = {
   glassToGlassMs: [], // [shown at (ms), latency (ms)] over the last seconds (test mode)
   garmentColours: {}, // garment -> "#rrggbb" asked for (sent again when a session starts)
   garmentApplied: {}, // garment -> "#rrggbb" or null, as the server confirmed
+  actionsPlayed: [], // {label, seconds} as the server confirmed
 };
 window.dance = dance;
 
@@ -210,6 +213,38 @@ async function loadTargets() {
     }),
   );
   showGarments();
+  showActions();
+}
+
+// -- actions (the target performs one for ACTION_SECONDS, then follows the camera again) --------------------
+
+const ACTION_SECONDS = 4;
+
+function showActions() {
+  const actions = (chosenTarget() || {}).actions || [];
+  const streaming = Boolean(dance.session && dance.session.answered);
+  ui.actions.replaceChildren(
+    ...actions.map((label) => {
+      const button = Object.assign(document.createElement("button"), { type: "button", textContent: label });
+      button.id = `action-${label}`;
+      button.disabled = !streaming;
+      button.title = `the target performs "${label.replace("_", " ")}" for ${ACTION_SECONDS} s`;
+      button.addEventListener("click", () => sendAction(label));
+      return button;
+    }),
+  );
+  ui.actions.hidden = actions.length === 0;
+}
+
+function enableActions(enabled) {
+  for (const button of ui.actions.querySelectorAll("button")) button.disabled = !enabled;
+}
+
+function sendAction(label) {
+  const ws = dance.session && dance.session.ws;
+  if (ws && ws.readyState === WebSocket.OPEN && dance.session.answered) {
+    ws.send(JSON.stringify({ type: "action", label, seconds: ACTION_SECONDS }));
+  }
 }
 
 // -- garment colours (targets with a reference appearance) ------------------------------------------------
@@ -422,6 +457,7 @@ async function onMessage(session, msg) {
     session.id = msg.session;
     showOutputs(msg.session);
     for (const [garment, colour] of Object.entries(dance.garmentColours)) sendGarmentColour(garment, colour);
+    enableActions(true);
   } else if (msg.type === "stats") {
     const browser = await browserStats(session.pc);
     if (dance.session !== session) return; // stopped while the browser's stats were read
@@ -434,6 +470,8 @@ async function onMessage(session, msg) {
     }
   } else if (msg.type === "garment_colour") {
     dance.garmentApplied[msg.garment] = msg.colour;
+  } else if (msg.type === "action") {
+    dance.actionsPlayed.push({ label: msg.label, seconds: msg.seconds });
   } else if (msg.type === "error") {
     showError(`server: ${msg.message}`);
     if (msg.code === "server_full" || msg.code === "unknown_target" || msg.code === "peer_failed") {
@@ -519,6 +557,7 @@ function stop(reason = "stopped") {
   ui.start.textContent = "Start";
   ui.record.disabled = true;
   ui.record.textContent = "Record";
+  enableActions(false);
   setStatus(reason);
 }
 
@@ -683,6 +722,7 @@ ui.cameras.addEventListener("change", () => switchCamera().catch((err) => showEr
 ui.targets.addEventListener("change", () => {
   fitHalvesToTarget();
   showGarments();
+  showActions();
   if (dance.session) restart();
 });
 ui.target.addEventListener("resize", fitHalves);
