@@ -1,6 +1,8 @@
 """The offline tool's command line: ``python -m realtime.offline [--engine T.onnx] --source S.mp4 --out
 R.mp4`` writes a video of the source, its normalized stick figure and the generated target side by side
-(:func:`realtime.offline.retarget.retarget_video`).
+(:func:`realtime.offline.retarget.retarget_video`); ``python -m realtime.offline --action wave --seconds 4
+--out wave.mp4`` writes the target performing an action, stick figure and generated target side by side, no
+source video needed (:func:`realtime.offline.action.render_action`).
 
 Light on purpose: it parses its arguments before it imports the pipeline (NumPy, PyTorch, MediaPipe), so that
 ``--help`` and argument errors answer at once (the pattern of :mod:`realtime.cli`).
@@ -13,7 +15,7 @@ import sys
 from pathlib import Path
 
 from realtime.catalog import ENGINE_SUFFIXES, GARMENTS, MODEL_CHOICES, MODEL_HELP
-from realtime.cli import add_log_level, existing_file, positive_int, rgb_colour, setup_logging
+from realtime.cli import add_log_level, existing_file, positive_float, positive_int, rgb_colour, setup_logging
 from realtime.targets import DEFAULT_TARGET
 
 
@@ -35,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m realtime.offline",
         description="Retarget a source video onto a trained target offline: writes a video with the source, "
         "its normalized stick figure and the generated target side by side, and prints the frames per second "
-        "achieved.",
+        "achieved. With --action instead of --source: the target performs an action (the bundled action "
+        "model), stick figure and generated target side by side.",
     )
     parser.add_argument(
         "--engine",
@@ -45,7 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
         f"synthetic mannequin, {DEFAULT_TARGET.name})",
     )
     parser.add_argument("--model", choices=MODEL_CHOICES, default="auto", help=MODEL_HELP)
-    parser.add_argument("--source", type=existing_file, required=True, help="source (driving) video")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--source", type=existing_file, help="source (driving) video")
+    what.add_argument(
+        "--action",
+        metavar="LABEL",
+        help="no source: the target performs this action (e.g. wave, clap, point, arm_pump, idle_sway, turn)",
+    )
+    parser.add_argument("--seconds", type=positive_float, default=4.0, help="--action's duration (default 4)")
+    parser.add_argument("--fps", type=positive_float, default=30.0, help="--action's frame rate (default 30)")
+    parser.add_argument("--seed", type=int, default=0, help="--action's noise seed (default 0)")
     parser.add_argument("--out", type=Path, required=True, help="output video (.mp4)")
     parser.add_argument(
         "--max-frames", type=positive_int, default=None, help="retarget only the first N frames"
@@ -77,9 +89,22 @@ def main(argv: list[str] | None = None, *, command_line: bool | None = None) -> 
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level, command_line=command_line)
     from realtime.model.pipeline import Target
+    from realtime.offline.action import render_action
     from realtime.offline.retarget import retarget_video
     from realtime.video import VideoError
 
+    if args.action is not None:
+        try:
+            target = Target.load(args.engine, model=args.model)
+            action = render_action(target, args.action, args.seconds, args.out, fps=args.fps, seed=args.seed)
+        except (FileNotFoundError, ValueError, RuntimeError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(
+            f"wrote {args.out}: {args.action} for {action.seconds:.2f} s, {action.num_frames} frames at "
+            f"{action.fps:g} fps; generate {action.generate_fps:.1f} fps"
+        )
+        return 0
     try:
         target = Target.load(args.engine, model=args.model)
         colours = {g: getattr(args, f"{g}_colour") for g in GARMENTS if getattr(args, f"{g}_colour")}
