@@ -33,8 +33,32 @@ def free_port() -> int:
 def test_the_bundled_folder_is_the_default_engine():
     assert server_cli.build_parser().parse_args([]).engine is None
     assert server_cli.default_engines() == [TARGETS_DIR]
-    first, *_ = server_cli.load_targets(server_cli.default_engines(), server_cli.pipeline_factory())
-    assert first.name == DEFAULT_TARGET.stem and first.canvas_size == (256, 256)
+    targets = server_cli.load_targets(server_cli.default_engines(), server_cli.pipeline_factory())
+    assert targets[0].name == DEFAULT_TARGET.stem and targets[0].canvas_size == (256, 256)
+    assert "actions" not in [t.name for t in targets]  # the action artifact's folder is not a target
+
+
+def test_the_idle_action_is_on_by_default_and_reaches_each_stream(capsys):
+    """``--idle-action`` (default idle_sway, or off) and ``--idle-after`` reach every stream's Retargeter;
+    ``/targets`` lists the bundled actions per target; an unknown idle action stops the server at start."""
+    from realtime.model.actions import read_action_labels
+
+    args = server_cli.build_parser().parse_args([])
+    assert (args.idle_action, args.idle_after) == ("idle_sway", 5.0)
+    factory = server_cli.pipeline_factory(idle_action="turn", idle_after_s=2.5)
+    (choice,) = server_cli.load_targets([DEFAULT_TARGET], factory)
+    assert choice.actions == read_action_labels() and "wave" in choice.actions
+    assert choice.describe()["actions"] == list(choice.actions)
+    retargeter = choice.make_retargeter()
+    try:
+        assert retargeter.action_params.idle_action == "turn" and retargeter.action_params.idle_after_s == 2.5
+    finally:
+        retargeter.close()
+    off = server_cli.pipeline_factory(idle_action=None)
+    assert off.make_retargeter(factory.load_target(DEFAULT_TARGET)).action_params.idle_action is None
+    argv = ["--idle-action", "dance", "--port", "0", "--log-level", "debug"]  # debug: stderr unfiltered
+    assert server_cli.main(argv) == server_cli.EXIT_BAD_TARGET
+    assert "--idle-action 'dance' is not an action" in capsys.readouterr().err
 
 
 def test_the_generator_threads_reach_onnx_runtime():

@@ -210,3 +210,42 @@ def test_evaluate_prints_every_column_and_writes_the_sheet(smoke_run, tmp_path, 
         assert len(cells) == len(TABLE_COLUMNS) and all(" / " in c for c in cells[1:])
     assert rows[0].split("|")[2].strip() == "1 / 3"  # one held-out real wave, three generated
     assert Image.open(sheet).size == (80 + 4 * 128, len(ACTION_LABELS) * 128)
+
+
+def test_export_writes_an_onnx_generator_that_matches_pytorch_and_its_sidecar(smoke_run, tmp_path, capsys):
+    import hashlib
+
+    import onnxruntime as ort
+
+    from realtime.model.actions import ActionModel
+
+    out = tmp_path / "actions" / "actions.onnx"
+    assert main(["export", str(smoke_run), "--out", str(out)]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    meta = json.loads(out.with_suffix(".json").read_text())
+    checkpoint = load_actions_checkpoint(smoke_run)
+    assert meta["labels"] == list(ACTION_LABELS) and meta["fps"] == 12.0 and meta["num_frames"] == 16
+    assert meta["checkpoint_sha256"] == hashlib.sha256(checkpoint.path.read_bytes()).hexdigest()
+    assert meta["step_noise_dim"] == checkpoint.config.generator.step_noise_dim
+    # any length; the same numbers as PyTorch for the same noise and label
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    step = rng.standard_normal((1, 40, meta["step_noise_dim"])).astype(np.float32)
+    sequence = rng.standard_normal((1, meta["sequence_noise_dim"])).astype(np.float32)
+    label = np.array([ACTION_LABELS.index("clap")], np.int64)
+    (got,) = session.run(None, {"label": label, "step_noise": step, "sequence_noise": sequence})
+    with torch.no_grad():
+        want = checkpoint.build_generator()(
+            torch.from_numpy(label),
+            40,
+            step_noise=torch.from_numpy(step),
+            sequence_noise=torch.from_numpy(sequence),
+        ).numpy()
+    assert got.shape == (1, 40, NUM_JOINTS, 2) and np.abs(got - want).max() < 1e-4
+    assert ActionModel.load(out).generate("turn", 20, seed=3).shape == (
+        20,
+        NUM_JOINTS,
+        2,
+    )  # the reader agrees
+    assert main(["export", str(smoke_run), "--out", str(tmp_path / "a.pt")]) == 2
+    assert "must be an .onnx file" in capsys.readouterr().err
