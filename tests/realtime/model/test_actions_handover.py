@@ -56,13 +56,12 @@ def with_absence(poses: list[PoseFrame]) -> tuple[list[PoseFrame], int, int]:
 
 
 def run(
-    target: Target, poses: list[PoseFrame], play_at: int | None = None
+    target: Target, poses: list[PoseFrame], play_at: int | None = None, blend_s: float = 0.5
 ) -> tuple[np.ndarray, list[str | None]]:
     """Generated frames (float32 ``(N, H, W, 3)``) of a live stream with the idle action on, and what it
-    played at each frame."""
-    retargeter = Retargeter(
-        target, live=True, actions=ActionParams(idle_action="idle_sway", idle_after_s=IDLE_AFTER_S)
-    )
+    played at each frame (``blend_s`` 0: no blends, to see what they avoid)."""
+    params = ActionParams(idle_action="idle_sway", idle_after_s=IDLE_AFTER_S, blend_s=blend_s)
+    retargeter = Retargeter(target, live=True, actions=params)
     frames, playing = [], []
     try:
         for i, pose in enumerate(poses):
@@ -86,8 +85,9 @@ def clean_bound(dance_poses) -> tuple[Target, float]:
     return target, JUMP_FACTOR * float(frame_steps(clean).max())
 
 
-def worst_near(steps: np.ndarray, frame: int, span: int = 30) -> tuple[float, int]:
-    """The largest step within ``span`` frames after ``frame`` (frame indices as in the stream)."""
+def worst_near(steps: np.ndarray, frame: int, span: int = 20) -> tuple[float, int]:
+    """The largest step within ``span`` frames after ``frame`` (frame indices as in the stream): the blend
+    (ActionParams.blend_s, 0.5 s = 15 frames) and a little more."""
     lo = frame - WARMUP_FRAMES
     window = steps[max(lo, 0) : lo + span]
     i = int(window.argmax())
