@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from realtime.catalog import MODEL_CHOICES, MODEL_HELP
 from realtime.cli import (
     add_log_level,
     canvas_size,
@@ -105,6 +106,7 @@ def _main_evaluate(argv: list[str], command_line: bool) -> int:
     parser.add_argument(
         "--engine", type=existing_file, default=None, help="mannequin target (default: the bundled one)"
     )
+    parser.add_argument("--model", choices=MODEL_CHOICES, default="auto", help=MODEL_HELP)
     parser.add_argument(
         "--source",
         type=existing_file,
@@ -132,12 +134,13 @@ def _main_evaluate(argv: list[str], command_line: bool) -> int:
         engine = DEFAULT_TARGET
     try:
         evaluation = evaluate_synthetic(
-            engine, args.source, args.out, max_frames=args.max_frames, median_window=args.median_window
-        )
+            engine, args.source, args.out, max_frames=args.max_frames, median_window=args.median_window,
+            model=args.model,
+        )  # fmt: skip
     except (FileNotFoundError, VideoError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"engine {engine}")
+    print(f"engine {engine} ({evaluation.model})")
     for s in evaluation.sources:
         print(
             f"{Path(s.source).name}: {s.num_frames} frames ({s.frames_with_person} with a person): "

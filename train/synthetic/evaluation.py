@@ -98,13 +98,19 @@ class SourceEvaluation:
 
 @dataclass(frozen=True)
 class SyntheticEvaluation:
-    """:func:`evaluate_synthetic`'s result: one :class:`SourceEvaluation` per source video."""
+    """:func:`evaluate_synthetic`'s result: one :class:`SourceEvaluation` per source video, and which of the
+    bundle's models drove them (``model``, as asked: "auto", "teacher" or "student")."""
 
     engine: str
     sources: tuple[SourceEvaluation, ...]
+    model: str = "auto"
 
     def to_json(self) -> dict[str, Any]:
-        return {"engine": self.engine, "sources": [_json_safe(asdict(s)) for s in self.sources]}
+        return {
+            "engine": self.engine,
+            "model": self.model,
+            "sources": [_json_safe(asdict(s)) for s in self.sources],
+        }
 
 
 def _json_safe(value: Any) -> Any:
@@ -167,6 +173,7 @@ def evaluate_source(
     max_frames: int | None = None,
     median_window: int = 5,
     sheet_frames: int = 6,
+    model: str = "auto",
 ) -> SourceEvaluation:
     """Drive a mannequin model with one real source video and compare with the rendered ground truth.
 
@@ -188,7 +195,7 @@ def evaluate_source(
     from realtime.pose.estimators import open_pose_estimator
     from train.metrics import LimbAgreementEvaluator, find_person_box
 
-    target = Target.load(engine_path)
+    target = Target.load(engine_path, model=model)
     width, height = target.canvas_size
     threshold = target.bundle.render.confidence_threshold
     source_video, out_dir = Path(source_video), Path(out_dir)
@@ -298,6 +305,7 @@ def evaluate_synthetic(
     *,
     max_frames: int | None = None,
     median_window: int = 5,
+    model: str = "auto",
 ) -> SyntheticEvaluation:
     """Generalization of a mannequin model to the unseen poses of real source videos, with exact ground truth.
 
@@ -311,6 +319,8 @@ def evaluate_synthetic(
         out_dir: output directory (created).
         max_frames: use only the first frames of each video.
         median_window: the offline temporal median's window (as ``python -m realtime.offline``).
+        model: which of a bundle's models to drive (:data:`realtime.catalog.MODEL_CHOICES`; "auto": the
+            student on a CPU).
 
     Returns:
         :class:`SyntheticEvaluation`.
@@ -323,9 +333,11 @@ def evaluate_synthetic(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     results = tuple(
-        evaluate_source(engine_path, video, out_dir, max_frames=max_frames, median_window=median_window)
+        evaluate_source(
+            engine_path, video, out_dir, max_frames=max_frames, median_window=median_window, model=model
+        )
         for video in source_videos
     )
-    evaluation = SyntheticEvaluation(engine=str(engine_path), sources=results)
+    evaluation = SyntheticEvaluation(engine=str(engine_path), sources=results, model=model)
     (out_dir / "metrics.json").write_text(json.dumps(evaluation.to_json(), indent=2))
     return evaluation
