@@ -89,10 +89,10 @@ def reference_inputs(target: Target, count: int = 8, seed: int = 0) -> list[dict
     """Generator inputs made the way the live pipeline makes them, from the target's own reference poses
     (``reference_keypoints``) jittered by a few pixels: each a dict of float32 ``(1, C, H, W)`` arrays in
     [0, 1] by the engine's input names (per-target inputs included; the previous frame, for a temporal
-    engine, is the frame before).
-
-    Raises:
-        ValueError: if the target has no reference poses (a generator without the appearance prior).
+    engine, is the frame before). A target without reference poses (a generator without the appearance
+    prior, e.g. the bundled mannequin) gets its neutral standing pose (:func:`realtime.pose.tracking.
+    neutral_pose`, from its limb statistics) at depths across its floor instead: fine for timing, a narrow
+    calibration set for int8 (the quality check then covers standing poses only).
     """
     import torch
 
@@ -102,10 +102,17 @@ def reference_inputs(target: Target, count: int = 8, seed: int = 0) -> list[dict
     from realtime.pose.estimators import PoseFrame
     from realtime.pose.skeleton import NUM_JOINTS
 
-    if REFERENCE_KEYPOINTS.name not in target.per_target:
-        raise ValueError(f"{target.path}: no reference poses to make inputs from (the target has no prior)")
-    stored = target.per_target[REFERENCE_KEYPOINTS.name].reshape(-1, NUM_JOINTS, KEYPOINT_FIELDS)
-    keypoints: np.ndarray = stored.cpu().numpy()
+    keypoints: np.ndarray
+    if REFERENCE_KEYPOINTS.name in target.per_target:
+        stored = target.per_target[REFERENCE_KEYPOINTS.name].reshape(-1, NUM_JOINTS, KEYPOINT_FIELDS)
+        keypoints = stored.cpu().numpy()
+    else:
+        from realtime.pose.tracking import neutral_pose
+
+        standing = [neutral_pose(target.bundle.stats, depth) for depth in np.linspace(0.0, 1.0, 4)]
+        keypoints = np.stack(
+            [np.concatenate([p, np.ones((NUM_JOINTS, 1), np.float32)], axis=1) for p in standing]
+        )
     retargeter = Retargeter(target, live=False)
     retargeter.fit_source(keypoints[:, :, :2], (keypoints[:, :, 2] > 0).astype(np.float32))
     width, height = target.canvas_size
@@ -202,7 +209,7 @@ def tune_cpu_engine(
         ``engine``.
 
     Raises:
-        ValueError: as :func:`reference_inputs`, or for an empty ``threads``.
+        ValueError: for an empty ``threads``.
     """
     engine = Path(engine)
     if not threads:

@@ -50,3 +50,18 @@ def test_a_target_is_timed_on_its_own_reference_poses(tmp_path: Path) -> None:
         ["t.int8.onnx", "t.onnx"] if report.int8_path else ["t.onnx"]
     )
     assert "| 1 | fp32 |" in report.table()
+
+
+def test_a_target_without_reference_poses_is_timed_on_its_neutral_stand(tiny_engine: Path) -> None:
+    """A generator without the appearance prior (like the bundled mannequin) has no reference poses: its
+    inputs are its neutral standing pose at depths across its floor, and the export's tuning runs."""
+    from realtime.model.pipeline import Target
+
+    target = Target.load(tiny_engine, device="cpu", threads=1)
+    assert "reference_keypoints" not in target.per_target
+    samples = reference_inputs(target, count=4)
+    figures = [s["stick_figure"] for s in samples]
+    assert all(f.shape[-2:] == (64, 64) and float(f.max()) > 0.5 for f in figures)  # a figure is drawn
+    assert not np.array_equal(figures[0], figures[1])  # other depths, other jitter
+    report = tune_cpu_engine(target, tiny_engine, threads=(1,), runs=2, try_int8=False)
+    assert [(c.threads, c.precision) for c in report.candidates] == [(1, "fp32")]
