@@ -147,10 +147,20 @@ def save_checkpoint(
         },
         "teacher_stage": teacher_stage,
     }
+    return save_atomic(payload, path)
+
+
+def save_atomic(data: Any, path: Path) -> Path:
+    """``torch.save(data)`` to ``path`` atomically: written to a temporary file beside it, flushed to disk,
+    then renamed over it (a crash leaves the old file or the new one, never half of one). Returns ``path``.
+
+    Raises:
+        OSError: if the folder cannot be written.
+    """
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as file:
-            torch.save(payload, file)
+            torch.save(data, file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp_name, path)

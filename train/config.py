@@ -514,6 +514,36 @@ def _merge(sources: Sequence[tuple[str, Any]]) -> FitConfig:
     return config
 
 
+def config_sources(
+    base: Any, path: str | os.PathLike[str] | None, overrides: Sequence[str], see: str
+) -> list[tuple[str, Any]]:
+    """The ``(description, OmegaConf node)`` layers of a config, in merge order: ``base`` (a dataclass, if
+    given), the YAML file at ``path`` (if given), then each ``key=value`` of ``overrides``. ``see``: where a
+    user finds the config files (named when ``path`` does not exist). Shared by :func:`load_config` and
+    :func:`train.actions.config.load_actions_config`.
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+        ValueError: for a file that is not valid YAML or an override without ``=``.
+    """
+    sources: list[tuple[str, Any]] = []
+    if base is not None:
+        sources.append(("base config", OmegaConf.structured(base)))
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {path} does not exist; see {see}")
+        try:
+            sources.append((f"config file {path}", OmegaConf.load(path)))
+        except yaml.YAMLError as error:
+            raise ValueError(f"config file {path} is not valid YAML: {error}") from error
+    for override in overrides:
+        if "=" not in override:
+            raise ValueError(f"override {override!r} is not of the form key=value (e.g. steps=500)")
+        sources.append((f"override {override!r}", OmegaConf.from_dotlist([override])))
+    return sources
+
+
 def load_config(
     path: str | os.PathLike[str] | None = None,
     overrides: Sequence[str] = (),
@@ -528,24 +558,7 @@ def load_config(
         ValueError: for an unknown key (listing the valid ones), a value of the wrong type, an out-of-range
             value, or an override without ``=``.
     """
-    sources: list[tuple[str, Any]] = []
-    if base is not None:
-        sources.append(("base config", OmegaConf.structured(base)))
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"config file {path} does not exist; see {CONFIG_DIR} for the packaged ones"
-            )
-        try:
-            sources.append((f"config file {path}", OmegaConf.load(path)))
-        except yaml.YAMLError as error:
-            raise ValueError(f"config file {path} is not valid YAML: {error}") from error
-    for override in overrides:
-        if "=" not in override:
-            raise ValueError(f"override {override!r} is not of the form key=value (e.g. steps=500)")
-        sources.append((f"override {override!r}", OmegaConf.from_dotlist([override])))
-    return _merge(sources)
+    return _merge(config_sources(base, path, overrides, f"{CONFIG_DIR} for the packaged ones"))
 
 
 def config_to_dict(config: FitConfig) -> dict[str, Any]:

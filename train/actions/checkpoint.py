@@ -17,7 +17,6 @@ and loaded strictly. On disk (``torch.save``)::
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ import torch
 
 from train.actions.config import ActionsConfig, actions_config_from_dict, actions_config_to_dict
 from train.actions.models import ActionClassifier, PoseSequenceDiscriminator, PoseSequenceGenerator
-from train.checkpoint import CheckpointError, load_weights_strict
+from train.checkpoint import CheckpointError, load_weights_strict, save_atomic
 
 ACTIONS_CHECKPOINT_FORMAT_VERSION = 1
 _KEYS = (
@@ -110,17 +109,7 @@ def save_actions_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any
         data[key] = value
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            torch.save(data, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
+    return save_atomic(data, path)
 
 
 def load_actions_checkpoint(path: str | os.PathLike[str]) -> ActionsCheckpoint:

@@ -10,15 +10,13 @@ import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from train.actions.choreography import ChoreographyConfig
-from train.config import CONFIG_DIR
+from train.config import CONFIG_DIR, config_sources
 
 DEFAULT_ACTIONS_CONFIG_PATH = CONFIG_DIR / "actions.yaml"
 #: Adversarial losses of :class:`ActionsConfig` (``loss``): least squares (Mao et al., ICCV 2017) or the
@@ -163,22 +161,7 @@ def load_actions_config(
         FileNotFoundError: if ``path`` does not exist.
         ValueError: for an unknown key, a value of the wrong type or range, or an override without ``=``.
     """
-    sources: list[tuple[str, Any]] = []
-    if base is not None:
-        sources.append(("base config", OmegaConf.structured(base)))
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"config file {path} does not exist; see {DEFAULT_ACTIONS_CONFIG_PATH}")
-        try:
-            sources.append((f"config file {path}", OmegaConf.load(path)))
-        except yaml.YAMLError as error:
-            raise ValueError(f"config file {path} is not valid YAML: {error}") from error
-    for override in overrides:
-        if "=" not in override:
-            raise ValueError(f"override {override!r} is not of the form key=value (e.g. steps=500)")
-        sources.append((f"override {override!r}", OmegaConf.from_dotlist([override])))
-    return _merge(sources)
+    return _merge(config_sources(base, path, overrides, str(DEFAULT_ACTIONS_CONFIG_PATH)))
 
 
 def actions_config_to_dict(config: ActionsConfig) -> dict[str, Any]:
