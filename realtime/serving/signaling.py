@@ -95,6 +95,7 @@ STATIC_FILES = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/index.html": ("index.html", "text/html; charset=utf-8"),
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/stamp.js": ("stamp.js", "text/javascript; charset=utf-8"),
     "/obs": ("obs.html", "text/html; charset=utf-8"),
     "/obs.js": ("obs.js", "text/javascript; charset=utf-8"),
 }
