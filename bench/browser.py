@@ -514,20 +514,7 @@ def run_browser(
         "check_full": check_full,
         "recording_out": str(recording_out.resolve()) if recording_out is not None else None,
     }
-    argv = netns.in_netns([sys.executable, "-m", "bench.browser", "--inner", json.dumps(spec)])
-    proc = subprocess.run(
-        argv,
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=seconds + 240,
-        check=False,
-    )
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith(RESULT_PREFIX):
-            return json.loads(line[len(RESULT_PREFIX) :]), proc.stdout
-    raise RuntimeError(f"the browser run printed no result (exit code {proc.returncode}):\n{proc.stdout}")
+    return netns.run_module("bench.browser", spec, RESULT_PREFIX, seconds + 240, "browser")
 
 
 def _per(

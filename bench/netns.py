@@ -147,6 +147,33 @@ def run_server_and_client(
     raise RuntimeError(f"the namespace run printed no result (exit code {proc.returncode}):\n{proc.stdout}")
 
 
+def run_module(
+    module: str, spec: dict[str, Any], result_prefix: str, timeout_s: float, what: str
+) -> tuple[dict[str, Any], str]:
+    """Run ``python -m MODULE --inner SPEC_JSON`` from the repository root inside a fresh namespace (the
+    measurements of :mod:`bench.browser`, :mod:`bench.obs_page`, :mod:`bench.whip_clients`); returns the JSON
+    of its last line starting with ``result_prefix``, and everything it printed.
+
+    Raises:
+        RuntimeError: where no namespace can be made, or if the run printed no result (``what`` names it).
+        subprocess.TimeoutExpired: after ``timeout_s`` seconds.
+    """
+    argv = in_netns([sys.executable, "-m", module, "--inner", json.dumps(spec)])
+    proc = subprocess.run(
+        argv,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(result_prefix):
+            return json.loads(line[len(result_prefix) :]), proc.stdout
+    raise RuntimeError(f"the {what} run printed no result (exit code {proc.returncode}):\n{proc.stdout}")
+
+
 def _wait_for_port(host: str, port: int, server: subprocess.Popen[bytes], timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and server.poll() is None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -90,18 +89,11 @@ def run_obs_page(engine: Path, source: Path, out: Path, seconds: float = 8.0) ->
             "out": str(out.resolve()),
             "seconds": seconds,
         }
-        argv = netns.in_netns([sys.executable, "-m", "bench.obs_page", "--inner", json.dumps(spec)])
         started_s = time.monotonic()
-        proc = subprocess.run(
-            argv, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            timeout=seconds * 3 + 300, check=False,
-        )  # fmt: skip
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith(RESULT_PREFIX):
-            result = json.loads(line[len(RESULT_PREFIX) :])
-            result["wall_s"] = round(time.monotonic() - started_s, 1)
-            return result, proc.stdout
-    raise RuntimeError(f"the OBS page run printed no result (exit code {proc.returncode}):\n{proc.stdout}")
+        timeout_s = seconds * 3 + 300
+        result, output = netns.run_module("bench.obs_page", spec, RESULT_PREFIX, timeout_s, "OBS page")
+    result["wall_s"] = round(time.monotonic() - started_s, 1)
+    return result, output
 
 
 def main(argv: list[str] | None = None) -> int:

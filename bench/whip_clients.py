@@ -365,22 +365,8 @@ def run_whip_clients(options: RunOptions, camera: CameraVideo) -> tuple[dict[str
         "whip_trickle": options.whip_trickle,
         "same_origin": options.same_origin,
     }
-    argv = netns.in_netns([sys.executable, "-m", "bench.whip_clients", "--inner", json.dumps(spec)])
-    proc = subprocess.run(
-        argv,
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=options.seconds + options.vanish_timeout_s + FIRST_FRAMES_TIMEOUT_S + VIEWER_TIMEOUT_S + 120,
-        check=False,
-    )
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith(RESULT_PREFIX):
-            return json.loads(line[len(RESULT_PREFIX) :]), proc.stdout
-    raise RuntimeError(
-        f"the WHIP clients run printed no result (exit code {proc.returncode}):\n{proc.stdout}"
-    )
+    timeout_s = options.seconds + options.vanish_timeout_s + FIRST_FRAMES_TIMEOUT_S + VIEWER_TIMEOUT_S + 120
+    return netns.run_module("bench.whip_clients", spec, RESULT_PREFIX, timeout_s, "WHIP clients")
 
 
 # -- the analysis --------------------------------------------------------------------------------------------
