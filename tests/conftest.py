@@ -199,3 +199,20 @@ def offer_with_extmap(sdp: str, extension_id: int, uri: str) -> str:
     at = max(i for i, line in enumerate(lines) if line.startswith("a=extmap:"))
     lines.insert(at + 1, f"a=extmap:{extension_id} {uri}")
     return "\r\n".join(lines)
+
+
+DANCE_POSE_FRAMES = 96
+"""Frames of ``source_dance.mp4`` in the :func:`dance_poses` fixture."""
+
+
+@pytest.fixture(scope="session")
+def dance_poses() -> list:
+    """MediaPipe's poses (video mode) of the first :data:`DANCE_POSE_FRAMES` frames of ``source_dance.mp4``,
+    estimated once per test session (the robustness and the action-handover acceptance tests drive the
+    bundled mannequin with them)."""
+    from realtime.pose.estimators import MediaPipePose
+    from realtime.video import read_frames
+
+    video = shared_video("source_dance.mp4")
+    with MediaPipePose(video_mode=True) as estimator:
+        return [estimator.estimate(rgb, ts) for rgb, ts in read_frames(video, DANCE_POSE_FRAMES)]

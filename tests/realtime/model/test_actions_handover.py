@@ -12,14 +12,13 @@ import numpy as np
 import pytest
 from test_robustness import JUMP_FACTOR, WARMUP_FRAMES, frame_steps
 
-from conftest import shared_video
+from conftest import DANCE_POSE_FRAMES
 from realtime.model.actions import ActionParams
 from realtime.model.pipeline import Retargeter, Target
-from realtime.pose.estimators import MediaPipePose, PoseFrame
+from realtime.pose.estimators import PoseFrame
 from realtime.targets import DEFAULT_TARGET
-from realtime.video import read_frames
 
-NUM_FRAMES = 96
+NUM_FRAMES = DANCE_POSE_FRAMES  # the dance_poses fixture (tests/conftest.py)
 #: The person leaves after this many frames...
 LEAVE_AT = 48
 #: ...for this long (idle_after 1.5 s: the idle action plays for about 1.5 s)...
@@ -31,13 +30,6 @@ FRAME_INTERVAL_MS = 1000 / 30
 PLAY_AT, PLAY_S = 30, 1.5
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def dance_poses() -> list[PoseFrame]:
-    video = shared_video("source_dance.mp4")
-    with MediaPipePose(video_mode=True) as estimator:
-        return [estimator.estimate(rgb, ts) for rgb, ts in read_frames(video, NUM_FRAMES)]
 
 
 def with_absence(poses: list[PoseFrame]) -> tuple[list[PoseFrame], int, int]:

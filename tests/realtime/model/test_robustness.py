@@ -11,16 +11,15 @@ step was 11.3 times that largest change.
 import numpy as np
 import pytest
 
-from conftest import shared_video
+from conftest import DANCE_POSE_FRAMES, shared_video
 from realtime.model.pipeline import Retargeter, Target
 from realtime.offline.retarget import estimate_source_poses, smooth_and_fit
-from realtime.pose.estimators import MediaPipePose, PoseFrame
+from realtime.pose.estimators import PoseFrame
 from realtime.pose.normalize import CANVAS_MARGIN_FRACTION
 from realtime.pose.skeleton import Joint
 from realtime.targets import DEFAULT_TARGET
-from realtime.video import read_frames
 
-NUM_FRAMES = 96
+NUM_FRAMES = DANCE_POSE_FRAMES  # the dance_poses fixture (tests/conftest.py)
 #: Frames (from, to) where the whole pose is removed: 1, 3 and 10 frames.
 POSE_DROPS = ((20, 21), (35, 38), (55, 65))
 #: Single joints removed for 5 frames from the given frame.
@@ -32,13 +31,6 @@ WARMUP_FRAMES = 3
 JUMP_FACTOR = 1.5
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def dance_poses() -> list[PoseFrame]:
-    video = shared_video("source_dance.mp4")
-    with MediaPipePose(video_mode=True) as estimator:
-        return [estimator.estimate(rgb, ts) for rgb, ts in read_frames(video, NUM_FRAMES)]
 
 
 def with_drops(poses: list[PoseFrame]) -> list[PoseFrame]:
