@@ -123,12 +123,14 @@ class Viewer:
         stats: frames this viewer's track sent and their server latencies.
     """
 
-    def __init__(self, viewer_id: int, view: str, pc: RTCPeerConnection, sink: BrowserTrackSink) -> None:
+    def __init__(
+        self, viewer_id: int, view: str, pc: RTCPeerConnection, sink: BrowserTrackSink, stats: StreamStats
+    ) -> None:
         self.id = viewer_id
         self.view = view
         self.pc = pc
         self.sink = sink
-        self.stats: StreamStats = sink.track._stats
+        self.stats = stats
         self.started_s = time.perf_counter()
 
     def describe(self) -> dict[str, Any]:
@@ -276,8 +278,9 @@ class PublishedStream:
             raise OfferError(f"session {self.id} already has {len(self.viewers)} viewers (the most)", "full")
         viewer_id = next(self._viewer_ids)
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        sink = BrowserTrackSink(StreamStats(), view)
-        viewer = Viewer(viewer_id, view, pc, sink)
+        stats = StreamStats()
+        sink = BrowserTrackSink(stats, view)
+        viewer = Viewer(viewer_id, view, pc, sink, stats)
         pc.on("track", lambda track: self._spawn(_drain(track), f"viewer-{viewer_id}-drain-{track.kind}"))
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
