@@ -233,18 +233,31 @@ class AugmentConfig:
     uniformly) is dropped from a random joint of it outward to its end (default 0.1).
     ``jitter_px``: standard deviation in canvas pixels of Gaussian noise added to every joint's x and y
     (default 1.0; 0 = none). When not ``enabled``, the stored stick figures are used unchanged.
+
+    Two more, for a short recording (:mod:`train.novel_poses`), also only when ``enabled``:
+    ``novel_pose_p``: with this probability per training pair, the pair is moved into a pose the recording
+    never showed (new arm directions, legs swung up to ``novel_leg_deg`` degrees), its ground truth made by
+    warping the frame's own body parts there (default 0: off; it needs the background plate).
+    ``garment_colour_p``: with this probability per pair, one garment gets a random colour in the reference
+    appearance and in the frames predicted, so that the colour control changes the garment and nothing else
+    (default 0: off; it needs the reference appearance).
     """
 
     enabled: bool = False
     joint_dropout_p: float = 0.05
     chain_dropout_p: float = 0.1
     jitter_px: float = 1.0
+    novel_pose_p: float = 0.0
+    novel_leg_deg: float = 20.0
+    garment_colour_p: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("joint_dropout_p", "chain_dropout_p"):
+        for name in ("joint_dropout_p", "chain_dropout_p", "novel_pose_p", "garment_colour_p"):
             value = getattr(self, name)
             _require(0 <= value <= 1, f"augment.{name} must be in [0, 1], got {value}")
         _require(self.jitter_px >= 0, f"augment.jitter_px must be >= 0, got {self.jitter_px}")
+        leg = self.novel_leg_deg
+        _require(0 <= leg <= 90, f"augment.novel_leg_deg must be in [0, 90], got {leg}")
 
 
 @dataclass(frozen=True)

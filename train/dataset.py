@@ -34,6 +34,13 @@ from torch.utils.data import Dataset
 
 from kernels.rasterize import RenderParams
 from realtime.catalog import DEFAULT_POSE_ESTIMATOR
+from realtime.model.appearance import (
+    REFERENCE_IMAGES,
+    REFERENCE_KEYPOINTS,
+    AppearancePrior,
+    has_reference_appearance,
+    recolor_garment,
+)
 from realtime.model.inputs import (
     STICK_FIGURE,
     TEMPORAL_INPUTS,
@@ -48,11 +55,13 @@ from realtime.model.inputs import (
     produce_target_input,
     target_value_shape,
 )
+from realtime.model.plate import BACKGROUND_PLATE
 from realtime.pose.normalize import BodyStats
 from realtime.pose.render import rasterize_stick_figure
 from realtime.pose.skeleton import NUM_JOINTS, SKELETON_NAME
 from train.augment import corrupt_pose
 from train.config import AugmentConfig
+from train.novel_poses import random_garment_colour, recolour_frames, sample_novel_pose, warp_to_novel_pose
 
 log = logging.getLogger(__name__)
 
@@ -312,24 +321,31 @@ def load_target_inputs(data: PreparedData, inputs: GeneratorInputs) -> dict[str,
     Raises:
         KeyError, ValueError: as :func:`realtime.model.inputs.produce_target_input`.
     """
-    out = {}
+    return {spec.name: load_target_value(data, spec) for spec in inputs.target_values}
+
+
+def load_target_value(data: PreparedData, spec: TensorSpec) -> np.ndarray:
+    """One per-target input or target datum of a prepared target, as :func:`load_target_inputs` loads it
+    (read from ``target_inputs/NAME.npy``, else made from the training frames and stored there).
+
+    Returns:
+        float32 ``(C, H, W)`` in [0, 1] for a per-target input, ``(C, ...)`` for target data.
+    """
     canvas_hw = (data.meta.canvas_height, data.meta.canvas_width)
-    for spec in inputs.target_values:
-        path = target_input_path(data.root, spec.name)
-        value = np.load(path).astype(np.float32) if path.is_file() else None
-        if value is not None:
-            try:
-                check_target_tensor(spec, value, canvas_hw)
-            except ValueError as error:
-                log.warning("%s: %s; making it again from the training frames", path, error)
-                value = None
-        if value is None:
-            log.info("per-target input %s: made from %d training frames into %s", spec.name,
-                     data.meta.train_end, path)  # fmt: skip
-            _write_target_input(data.root, spec, produce_target_input(spec, target_frames(data)))
-            value = np.load(path).astype(np.float32)  # as stored (float16), as every later run reads it
-        out[spec.name] = value.reshape(target_value_shape(spec, value.shape, canvas_hw))
-    return out
+    path = target_input_path(data.root, spec.name)
+    value = np.load(path).astype(np.float32) if path.is_file() else None
+    if value is not None:
+        try:
+            check_target_tensor(spec, value, canvas_hw)
+        except ValueError as error:
+            log.warning("%s: %s; making it again from the training frames", path, error)
+            value = None
+    if value is None:
+        log.info("per-target input %s: made from %d training frames into %s", spec.name,
+                 data.meta.train_end, path)  # fmt: skip
+        _write_target_input(data.root, spec, produce_target_input(spec, target_frames(data)))
+        value = np.load(path).astype(np.float32)  # as stored (float16), as every later run reads it
+    return value.reshape(target_value_shape(spec, value.shape, canvas_hw))
 
 
 def to_chw_float(images: np.ndarray) -> torch.Tensor:
@@ -359,12 +375,16 @@ class FramePairs(Dataset):
         augment: pose corruption (:class:`train.config.AugmentConfig`). When given and ``enabled``, the
             stick figures are drawn on the fly from ``keypoints.npz`` with ``meta.render`` after
             :func:`train.augment.corrupt_pose` (each frame of a pair independently, from torch's global RNG);
-            otherwise the stored stick figures are used.
+            otherwise the stored stick figures are used. Its ``novel_pose_p`` moves a share of the pairs into
+            poses the recording never showed and its ``garment_colour_p`` recolours a garment in a share of
+            them (:mod:`train.novel_poses`); ``frame``, ``mask`` and the stick figures then show the new pose
+            or colour, and the appearance prior is made from the recoloured references.
         require_face: keep only pairs whose two frames both have a face box (the face stage).
         inputs: the generator's inputs (default: Everybody Dance Now's stick figure and previous frame).
 
     Raises:
-        ValueError: if the split has fewer than two frames, or no pair is left.
+        ValueError: if the split has fewer than two frames, or no pair is left, or a garment colour is asked
+            of a model without the appearance prior.
     """
 
     def __init__(
@@ -394,6 +414,18 @@ class FramePairs(Dataset):
         fed = {spec.name for spec in inputs.with_role(InputRole.PER_TARGET)}
         self._fed_per_target = {name: value for name, value in self.per_target.items() if name in fed}
         self.augment = augment if augment is not None and augment.enabled else None
+        self._plate: torch.Tensor | None = None
+        if self.augment is not None and self.augment.novel_pose_p > 0:
+            self._plate = torch.from_numpy(load_target_value(data, BACKGROUND_PLATE)).reshape(
+                3, data.meta.canvas_height, data.meta.canvas_width
+            )
+        if self.augment is not None and self.augment.garment_colour_p > 0:
+            if not has_reference_appearance(self.per_target):
+                raise ValueError(
+                    "augment.garment_colour_p needs the appearance prior among the generator's inputs "
+                    "(generator.extra_inputs: [appearance_prior, ...]); set it to 0 for this model"
+                )
+        self._frame_labels = AppearancePrior()  # part labels of the frames recoloured (a cache of its own)
         self.indices = list(frames)[1:]
         if require_face:
             has_face = np.isfinite(data.face_boxes).all(axis=1)
@@ -407,21 +439,28 @@ class FramePairs(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def _frame_context(self, t: int) -> FrameContext:
-        """Poses and stick figures of frames ``t - 1`` and ``t`` (batch of 2), corrupted when augmenting."""
+    def _frame_context(
+        self,
+        t: int,
+        joints: np.ndarray,
+        confidence: np.ndarray,
+        per_target: dict[str, torch.Tensor],
+        stored_sticks: bool,
+    ) -> FrameContext:
+        """Poses and stick figures of frames ``t - 1`` and ``t`` (batch of 2): the stored stick figures for
+        the recording's own poses without augmentation, else drawn from the (corrupted) poses."""
         d = self.data
         frame_indices = torch.tensor([t - 1, t], dtype=torch.int64)
-        if self.augment is None:
-            joints = np.asarray(d.joints_px[t - 1 : t + 1], np.float32)
-            confidence = np.asarray(d.confidence[t - 1 : t + 1], np.float32)
+        if self.augment is None and stored_sticks:
             sticks = to_chw_float(d.stick_figures[t - 1 : t + 1])
             return FrameContext(
-                torch.from_numpy(joints), torch.from_numpy(confidence), sticks, self._per_target_batch(),
-                frame_indices,
-            )  # fmt: skip
-        poses = [corrupt_pose(d.joints_px[i], d.confidence[i], self.augment) for i in (t - 1, t)]
-        joints_t = torch.from_numpy(np.stack([p[0] for p in poses]).astype(np.float32))
-        confidence_t = torch.from_numpy(np.stack([p[1] for p in poses]).astype(np.float32))
+                torch.from_numpy(joints), torch.from_numpy(confidence), sticks, per_target, frame_indices
+            )
+        if self.augment is not None:
+            poses = [corrupt_pose(joints[i], confidence[i], self.augment) for i in range(2)]
+            joints = np.stack([p[0] for p in poses]).astype(np.float32)
+            confidence = np.stack([p[1] for p in poses]).astype(np.float32)
+        joints_t, confidence_t = torch.from_numpy(joints), torch.from_numpy(confidence)
         sticks = rasterize_stick_figure(
             joints_t,
             confidence_t,
@@ -429,15 +468,42 @@ class FramePairs(Dataset):
             width=d.meta.canvas_width,
             params=d.meta.render,
         )
-        return FrameContext(joints_t, confidence_t, sticks, self._per_target_batch(), frame_indices)
+        return FrameContext(joints_t, confidence_t, sticks, per_target, frame_indices)
 
     def _per_target_batch(self) -> dict[str, torch.Tensor]:
         return {name: value[None] for name, value in self.per_target.items()}
 
+    def _chance(self, p: float) -> bool:
+        return p > 0 and float(torch.rand(())) < p
+
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
         t = self.indices[item]
         d = self.data
-        context = self._frame_context(t)
+        joints = np.asarray(d.joints_px[t - 1 : t + 1], np.float32)
+        confidence = np.asarray(d.confidence[t - 1 : t + 1], np.float32)
+        frames = to_chw_float(d.frames[t - 1 : t + 1])
+        masks = torch.from_numpy(np.array(d.masks[t - 1 : t + 1], dtype=np.float32) / 255.0)[:, None]
+        per_target = self._per_target_batch()
+        stored_sticks = True
+        if self.augment is not None and self._chance(self.augment.garment_colour_p):
+            garment, rgb = random_garment_colour()
+            frames = recolour_frames(
+                frames, masks, torch.from_numpy(joints), torch.from_numpy(confidence), garment, rgb,
+                self._frame_labels,
+            )  # fmt: skip
+            references = per_target[REFERENCE_IMAGES.name][0]
+            keypoints = per_target[REFERENCE_KEYPOINTS.name][0]
+            recoloured = recolor_garment(references, keypoints, garment, rgb)
+            per_target = {**per_target, REFERENCE_IMAGES.name: recoloured[None]}
+        if self._plate is not None and self.augment is not None and self._chance(self.augment.novel_pose_p):
+            novel, moved = sample_novel_pose(joints, confidence, self.augment.novel_leg_deg)
+            if moved:
+                frames, masks = warp_to_novel_pose(
+                    frames, masks, torch.from_numpy(joints), torch.from_numpy(confidence),
+                    torch.from_numpy(novel), moved, self._plate,
+                )  # fmt: skip
+                joints, stored_sticks = novel, False
+        context = self._frame_context(t, joints, confidence, per_target, stored_sticks)
         produced = produce_frame_inputs(self.inputs, context)
         boxes = torch.from_numpy(np.array(d.face_boxes[t - 1 : t + 1], dtype=np.float32))
         centers = (boxes[:, :2] + boxes[:, 2:]) / 2
@@ -448,10 +514,10 @@ class FramePairs(Dataset):
             sticks = context.stick_figure  # the same (possibly corrupted) poses the inputs were made from
             batch[f"{STICK_FIGURE.name}_prev"], batch[STICK_FIGURE.name] = sticks[0], sticks[1]
         batch.update(
-            frame_prev=to_chw_float(d.frames[t - 1]),
-            frame=to_chw_float(d.frames[t]),
-            mask_prev=torch.from_numpy(np.array(d.masks[t - 1], dtype=np.float32) / 255.0)[None],
-            mask=torch.from_numpy(np.array(d.masks[t], dtype=np.float32) / 255.0)[None],
+            frame_prev=frames[0],
+            frame=frames[1],
+            mask_prev=masks[0],
+            mask=masks[1],
             face_center_prev=centers[0],
             face_center=centers[1],
         )

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -446,6 +447,7 @@ def recolor_garment(
     reference_keypoints: torch.Tensor,
     garment: str,
     rgb: Sequence[float],
+    prior: AppearancePrior | None = None,
 ) -> torch.Tensor:
     """The reference images with a garment recoloured (Yang et al.'s colour control, on the appearance).
 
@@ -458,6 +460,7 @@ def recolor_garment(
         reference_keypoints: float32 ``(R, NUM_JOINTS, 4)``.
         garment: ``"upper"`` or ``"lower"``.
         rgb: the requested colour, three values in [0, 1].
+        prior: whose part-label cache to use (:func:`garment_masks`; default the module's own).
 
     Returns:
         a new float32 ``(R, 4, H, W)`` tensor on the same device.
@@ -470,7 +473,7 @@ def recolor_garment(
     colour = np.asarray(rgb, np.float64).reshape(-1)
     if colour.shape != (3,) or not np.all((colour >= 0) & (colour <= 1)):
         raise ValueError(f"rgb must be three values in [0, 1], got {rgb!r}")
-    weights = garment_masks(reference_images, reference_keypoints, garment).cpu().numpy()
+    weights = garment_masks(reference_images, reference_keypoints, garment, prior).cpu().numpy()
     images = reference_images.detach().cpu().numpy().copy()
     target_lab = rgb2lab(colour[None, None])[0, 0]
     for r in range(images.shape[0]):
@@ -482,7 +485,9 @@ def recolor_garment(
         new = np.empty_like(lab)
         new[..., 0] = np.clip(lab[..., 0] * (target_lab[0] / max(median_l, 1.0)), 0, 100)
         new[..., 1], new[..., 2] = target_lab[1], target_lab[2]
-        recolored = lab2rgb(new).transpose(2, 0, 1)
+        with warnings.catch_warnings():  # out-of-gamut colours are clipped, as wanted; no warning each frame
+            warnings.filterwarnings("ignore", message="Conversion from CIE-LAB", category=UserWarning)
+            recolored = lab2rgb(new).transpose(2, 0, 1)
         w = weights[r][None]
         images[r, :3] = images[r, :3] * (1 - w) + recolored * w
     return torch.from_numpy(images.astype(np.float32)).to(reference_images.device)
