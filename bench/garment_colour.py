@@ -386,6 +386,7 @@ def table(rows: Sequence[ColourRow], *, with_real: bool) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from realtime.catalog import MODEL_CHOICES, MODEL_HELP
     from realtime.cli import rgb_colour
     from realtime.model.pipeline import Target
     from train.dataset import load_prepared
@@ -394,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m bench.garment_colour", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--engine", type=Path, required=True, help="target trained with the prior")
+    parser.add_argument("--model", choices=MODEL_CHOICES, default="auto", help=MODEL_HELP)
     drive_by = parser.add_mutually_exclusive_group(required=True)
     drive_by.add_argument("--source", type=Path, help="driving video")
     drive_by.add_argument(
@@ -414,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     colours = args.colour or [rgb_colour(c) for c in DEFAULT_COLOURS]
-    target = Target.load(args.engine)
+    target = Target.load(args.engine, model=args.model)
     if args.data is not None:
         data = load_prepared(args.data)
         drive = drive_heldout(target, data, args.garment, args.frames)
@@ -433,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
             return source_frames(target, args.source, args.garment, frames, colour)[0]
 
     print(
-        f"engine {args.engine}, {driving}, garment {args.garment}; "
+        f"engine {args.engine} ({target.role}), {driving}, garment {args.garment}; "
         f"garment region median {np.median([r.sum() for r in drive.garment]):.0f} px per frame"
     )
     rows = [measure(drive, drive.generated, None, colours[0])]
