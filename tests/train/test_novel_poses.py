@@ -15,7 +15,7 @@ from realtime.model.appearance import AppearancePrior
 from realtime.model.inputs import GeneratorInputs
 from realtime.pose.render import body_part_labels
 from realtime.pose.skeleton import BODY_PART_INDEX, NUM_JOINTS, Joint
-from train.config import AugmentConfig, load_config
+from train.config import DEFAULT_CONFIG_PATH, AugmentConfig, load_config
 from train.dataset import FramePairs, load_prepared
 from train.novel_poses import (
     random_garment_colour,
@@ -180,5 +180,5 @@ def test_config_ranges() -> None:
         load_config(None, ["augment.novel_pose_p=2"])
     with pytest.raises(ValueError, match=r"augment\.novel_leg_deg must be in \[0, 90\]"):
         load_config(None, ["augment.novel_leg_deg=120"])
-    packaged = load_config("train/configs/small.yaml")
+    packaged = load_config(DEFAULT_CONFIG_PATH)
     assert packaged.augment.novel_pose_p > 0 and packaged.augment.garment_colour_p > 0
