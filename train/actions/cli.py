@@ -86,9 +86,12 @@ def data_main(argv: list[str] | None = None, *, command_line: bool | None = None
         print(f"error: {error}", file=sys.stderr)
         return 2
     save_sequences(args.out, data)
+    clips = ~data.synthetic
     print(
         f"wrote {args.out}: {len(data.labels)} sequences of {data.num_frames} frames at {data.fps:g} fps "
-        f"({int(data.heldout.sum())} held out)"
+        f"({int(data.heldout.sum())} held out); real-clip windows: {int(clips.sum())} "
+        f"({int((clips & data.heldout).sum())} held out), synthetic: {int((~clips).sum())} "
+        f"({int((~clips & data.heldout).sum())} held out)"
     )
     return 0
 
