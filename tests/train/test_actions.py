@@ -292,3 +292,24 @@ def test_evaluate_scores_held_out_real_clips_apart_from_synthetic(tmp_path, caps
         classifier, held_synthetic.joints, held_synthetic.labels
     )
     assert np.isnan(scores[0].accuracy_clips) and scores[0].num_clips == 0
+
+
+def test_evaluate_scores_an_exported_generator_with_the_runs_classifier(smoke_run, tmp_path, capsys):
+    from realtime.model.actions import ActionModel
+    from train.actions.evaluate import score_run
+
+    out = tmp_path / "actions.onnx"
+    assert main(["export", str(smoke_run), "--out", str(out)]) == 0
+    rows, generated = score_run(load_actions_checkpoint(smoke_run), generated_per_label=3, artifact=out)
+    want = ActionModel.load(out).generate("clap", 16, seed=5 + 2)  # sequence 2 from seed 5 + 2
+    _, generated5 = score_run(load_actions_checkpoint(smoke_run), generated_per_label=3, seed=5, artifact=out)
+    np.testing.assert_array_equal(generated5["clap"][2], want)
+    assert generated["wave"].shape == (3, 16, NUM_JOINTS, 2)
+    assert rows[-1].num_generated == 3 * len(ACTION_LABELS)
+    capsys.readouterr()
+    assert main(["evaluate", str(smoke_run), "--generated", "3", "--onnx", str(out)]) == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith("| label | n clip/synth/gen |")
+    meta = json.loads(out.with_suffix(".json").read_text())
+    out.with_suffix(".json").write_text(json.dumps({**meta, "fps": 15.0}))
+    assert main(["evaluate", str(smoke_run), "--generated", "3", "--onnx", str(out)]) == 2
+    assert "at 15 fps; the run has" in capsys.readouterr().err

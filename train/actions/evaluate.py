@@ -127,7 +127,11 @@ def generate(
 
 
 def score_run(
-    checkpoint: ActionsCheckpoint, *, generated_per_label: int = 60, seed: int = 0
+    checkpoint: ActionsCheckpoint,
+    *,
+    generated_per_label: int = 60,
+    seed: int = 0,
+    artifact: str | os.PathLike[str] | None = None,
 ) -> tuple[list[LabelScores], dict[str, np.ndarray]]:
     """Score a run's generator against its held-out real sequences (module docstring).
 
@@ -135,22 +139,40 @@ def score_run(
         checkpoint: the run's checkpoint (its data is loaded again: ``synthetic`` is made from its config).
         generated_per_label: generated sequences per label (>= 2).
         seed: the generation seed.
+        artifact: score the generator of this exported ``.onnx`` (+ sidecar) instead of the run's, with the
+            run's classifier and held-out data (to compare an artifact with a run); it runs in
+            :class:`realtime.model.actions.ActionModel`, sequence ``i`` of a label from noise
+            seed ``seed + i``.
 
     Returns:
         ``(rows, generated)``: one :class:`LabelScores` per label then one for "all"; the generated
         sequences by label.
 
     Raises:
-        FileNotFoundError, ValueError: if the run's data cannot be loaded.
+        FileNotFoundError, ValueError: if the run's data or the artifact cannot be loaded, or the artifact's
+            labels or frame rate are not the run's.
     """
     heldout = load_training_data(checkpoint.data, checkpoint.config).held_out()
     generator, classifier = checkpoint.build_generator(), checkpoint.build_classifier()
     fps, t_frames = checkpoint.fps, checkpoint.num_frames
+    model = None
+    if artifact is not None:
+        from realtime.model.actions import ActionModel
+
+        model = ActionModel.load(artifact)
+        if model.labels != ACTION_LABELS or model.fps != checkpoint.fps:
+            raise ValueError(
+                f"{artifact}: labels {model.labels} at {model.fps:g} fps; the run has {ACTION_LABELS} at "
+                f"{checkpoint.fps:g} fps, so its classifier cannot score it"
+            )
     rows: list[LabelScores] = []
     generated: dict[str, np.ndarray] = {}
     gen_all: list[np.ndarray] = []
     for k, label in enumerate(ACTION_LABELS):
-        gen = generate(generator, label, generated_per_label, t_frames, seed)
+        if model is None:
+            gen = generate(generator, label, generated_per_label, t_frames, seed)
+        else:
+            gen = np.stack([model.generate(label, t_frames, seed + i) for i in range(generated_per_label)])
         generated[label] = gen
         gen_all.append(gen)
         real = heldout.subset(heldout.labels == k)
@@ -299,11 +321,13 @@ def evaluate_run(
     seed: int = 0,
     sheet: str | os.PathLike[str] | None = None,
     sheet_frames: int = 6,
+    artifact: str | os.PathLike[str] | None = None,
 ) -> tuple[str, list[LabelScores]]:
     """Score a run (:func:`score_run`) and optionally write its sheet (:func:`render_sheet`).
 
     Args:
         run: the run folder or its ``checkpoint.pt``.
+        artifact: an exported ``.onnx`` whose generator is scored instead of the run's (:func:`score_run`).
 
     Returns:
         ``(table, rows)``: :func:`format_table`'s text and the rows.
@@ -313,7 +337,9 @@ def evaluate_run(
             data.
     """
     checkpoint = load_actions_checkpoint(run)
-    rows, generated = score_run(checkpoint, generated_per_label=generated_per_label, seed=seed)
+    rows, generated = score_run(
+        checkpoint, generated_per_label=generated_per_label, seed=seed, artifact=artifact
+    )
     if sheet is not None:
         render_sheet(generated, sheet, frames=sheet_frames)
     return format_table(rows), rows
