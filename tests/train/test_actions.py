@@ -84,13 +84,16 @@ def test_sequence_file_round_trip(tmp_path):
 
 
 def test_label_file_is_read_and_checked(tmp_path):
-    (tmp_path / "labels.csv").write_text("video,start_s,end_s,label,split\nclip.mp4,1.0,3.5,wave,heldout\n")
-    (row,) = read_label_file(tmp_path / "labels.csv")
+    (tmp_path / "labels.csv").write_text(
+        "# how the ranges were chosen\n\nvideo,start_s,end_s,label,split\n# a comment\n"
+        "clip.mp4,1.0,3.5,wave,heldout\n"
+    )
+    (row,) = read_label_file(tmp_path / "labels.csv")  # comments and blank lines skipped
     assert row.video == tmp_path / "clip.mp4" and (row.start_s, row.end_s, row.label, row.heldout) == (
         1.0, 3.5, "wave", True,
     )  # fmt: skip
-    (tmp_path / "bad.csv").write_text("video,start_s,end_s,label\nclip.mp4,1.0,3.5,dance\n")
-    with pytest.raises(ValueError, match=r"bad.csv:2: unknown action label 'dance'"):
+    (tmp_path / "bad.csv").write_text("# comment\nvideo,start_s,end_s,label\nclip.mp4,1.0,3.5,dance\n")
+    with pytest.raises(ValueError, match=r"bad.csv:3: unknown action label 'dance'"):  # the file's line
         read_label_file(tmp_path / "bad.csv")
     (tmp_path / "nolabel.csv").write_text("video,start_s,end_s\n")
     with pytest.raises(ValueError, match="lacks"):
@@ -208,7 +211,8 @@ def test_evaluate_prints_every_column_and_writes_the_sheet(smoke_run, tmp_path, 
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert len(cells) == len(TABLE_COLUMNS) and all(" / " in c for c in cells[1:])
-    assert rows[0].split("|")[2].strip() == "1 / 3"  # one held-out real wave, three generated
+    assert rows[0].split("|")[2].strip() == "0 / 1 / 3"  # no real clip, one held-out synthetic wave, 3 made
+    assert rows[0].split("|")[3].strip().startswith("- / ")  # no accuracy on real clips without any
     assert Image.open(sheet).size == (80 + 4 * 128, len(ACTION_LABELS) * 128)
 
 
@@ -249,3 +253,63 @@ def test_export_writes_an_onnx_generator_that_matches_pytorch_and_its_sidecar(sm
     )  # the reader agrees
     assert main(["export", str(smoke_run), "--out", str(tmp_path / "a.pt")]) == 2
     assert "must be an .onnx file" in capsys.readouterr().err
+
+
+def test_evaluate_scores_held_out_real_clips_apart_from_synthetic(tmp_path, capsys):
+    from train.actions.evaluate import score_run
+    from train.actions.sequences import LabelledSequences, concatenate
+
+    synthetic = synthetic_sequences(ChoreographyConfig(sequences_per_label=2, num_frames=16, heldout_every=2))
+    turns = synthetic.subset(synthetic.labels == ACTION_LABELS.index("turn"))
+    # two "real clip" windows of turn (stand-ins: synthetic poses with a clip's source), one held out
+    clips = LabelledSequences(
+        joints=turns.joints,
+        confidence=turns.confidence,
+        labels=turns.labels,
+        heldout=np.array([True, False]),
+        fps=turns.fps,
+        sources=("clip.mp4@0.00-1.33", "clip.mp4@1.33-2.67"),
+    )
+    data = concatenate([clips, synthetic])
+    assert data.synthetic.tolist() == [False, False] + [True] * len(synthetic.labels)
+    path = save_sequences(tmp_path / "mixed.npz", data)
+    assert load_sequences(path).synthetic.tolist() == data.synthetic.tolist()  # kept apart in the file
+    run = tmp_path / "run"
+    assert main(["fit", str(path), "--out", str(run), "steps=1", *SMOKE[2:], "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--generated", "2"]) == 0
+    rows = {r.split("|")[1].strip(): r for r in capsys.readouterr().out.splitlines()[2:]}
+    assert rows["turn"].split("|")[2].strip() == "1 / 1 / 2"  # one held-out clip, one synthetic, two made
+    assert rows["wave"].split("|")[2].strip() == "0 / 1 / 2"
+    assert rows["all"].split("|")[2].strip() == f"1 / {len(ACTION_LABELS)} / {2 * len(ACTION_LABELS)}"
+    scores, _ = score_run(load_actions_checkpoint(run), generated_per_label=2)
+    turn = scores[ACTION_LABELS.index("turn")]
+    classifier = load_actions_checkpoint(run).build_classifier()
+    k = ACTION_LABELS.index("turn")
+    assert turn.accuracy_clips == classifier_accuracy(classifier, clips.joints[:1], np.array([k]))
+    held_synthetic = synthetic.held_out().subset(synthetic.held_out().labels == k)
+    assert turn.accuracy_synthetic == classifier_accuracy(
+        classifier, held_synthetic.joints, held_synthetic.labels
+    )
+    assert np.isnan(scores[0].accuracy_clips) and scores[0].num_clips == 0
+
+
+def test_evaluate_scores_an_exported_generator_with_the_runs_classifier(smoke_run, tmp_path, capsys):
+    from realtime.model.actions import ActionModel
+    from train.actions.evaluate import score_run
+
+    out = tmp_path / "actions.onnx"
+    assert main(["export", str(smoke_run), "--out", str(out)]) == 0
+    rows, generated = score_run(load_actions_checkpoint(smoke_run), generated_per_label=3, artifact=out)
+    want = ActionModel.load(out).generate("clap", 16, seed=5 + 2)  # sequence 2 from seed 5 + 2
+    _, generated5 = score_run(load_actions_checkpoint(smoke_run), generated_per_label=3, seed=5, artifact=out)
+    np.testing.assert_array_equal(generated5["clap"][2], want)
+    assert generated["wave"].shape == (3, 16, NUM_JOINTS, 2)
+    assert rows[-1].num_generated == 3 * len(ACTION_LABELS)
+    capsys.readouterr()
+    assert main(["evaluate", str(smoke_run), "--generated", "3", "--onnx", str(out)]) == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith("| label | n clip/synth/gen |")
+    meta = json.loads(out.with_suffix(".json").read_text())
+    out.with_suffix(".json").write_text(json.dumps({**meta, "fps": 15.0}))
+    assert main(["evaluate", str(smoke_run), "--generated", "3", "--onnx", str(out)]) == 2
+    assert "at 15 fps; the run has" in capsys.readouterr().err

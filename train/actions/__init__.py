@@ -8,7 +8,8 @@ sequences. Here everything lives in the project's normalized joint space (:mod:`
 
 - :mod:`train.actions.sequences`: the data format, the normalization and the label set.
 - :mod:`train.actions.choreography`: labelled synthetic sequences of the mannequin.
-- :mod:`train.actions.clips`: labelled real clips (a label file) through the project's pose estimator.
+- :mod:`train.actions.clips`: labelled real clips (a label file) through the project's pose estimator;
+  ``train/actions/labels/shared_clips.csv`` labels the shared real videos (``../shared/data``).
 - :mod:`train.actions.config`, :mod:`train.actions.models`, :mod:`train.actions.checkpoint`,
   :mod:`train.actions.fit`: PSGAN and the classifier, their config, checkpoint and training.
 - :mod:`train.actions.evaluate`: the classifier's accuracy, diversity and smoothness table, and a sheet.

@@ -25,6 +25,7 @@ import numpy as np
 from train.actions.sequences import (
     ACTION_LABELS,
     CANONICAL_CANVAS_PX,
+    SYNTHETIC_SOURCE_PREFIX,
     LabelledSequences,
     fill_missing,
     label_index,
@@ -256,7 +257,7 @@ def synthetic_sequences(config: ChoreographyConfig = ChoreographyConfig()) -> La
             confidence.append(c)
             labels.append(k)
             heldout.append(i % config.heldout_every == 0)
-            sources.append(f"synthetic:{label}:{seed}")
+            sources.append(f"{SYNTHETIC_SOURCE_PREFIX}{label}:{seed}")
     log.info("made %d synthetic sequences of %d frames", len(labels), config.num_frames)
     return LabelledSequences(
         joints=np.stack(joints),

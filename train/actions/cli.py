@@ -6,8 +6,8 @@
   classifier, then PSGAN (:mod:`train.actions.fit`); resumes a run folder with a checkpoint.
 - ``python -m train.actions sample RUN --label wave --seconds 4 --out seq.npy``: one generated sequence
   (and ``seq.json``: its frame rate and space).
-- ``python -m train.actions evaluate RUN [--sheet OUT.png]``: the accuracy, diversity and smoothness table
-  (:mod:`train.actions.evaluate`).
+- ``python -m train.actions evaluate RUN [--sheet OUT.png] [--onnx ACTIONS.onnx]``: the accuracy, diversity
+  and smoothness table (:mod:`train.actions.evaluate`), of the run's generator or an exported one.
 - ``python -m train.actions export RUN --out realtime/targets/actions.onnx``: the generator as ONNX with its
   sidecar ``actions.json``, the artifact the live code loads (:mod:`train.actions.export`).
 
@@ -86,9 +86,12 @@ def data_main(argv: list[str] | None = None, *, command_line: bool | None = None
         print(f"error: {error}", file=sys.stderr)
         return 2
     save_sequences(args.out, data)
+    clips = ~data.synthetic
     print(
         f"wrote {args.out}: {len(data.labels)} sequences of {data.num_frames} frames at {data.fps:g} fps "
-        f"({int(data.heldout.sum())} held out)"
+        f"({int(data.heldout.sum())} held out); real-clip windows: {int(clips.sum())} "
+        f"({int((clips & data.heldout).sum())} held out), synthetic: {int((~clips).sum())} "
+        f"({int((~clips & data.heldout).sum())} held out)"
     )
     return 0
 
@@ -196,6 +199,13 @@ def evaluate_main(argv: list[str] | None = None, *, command_line: bool | None = 
     parser.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     parser.add_argument("--sheet", type=Path, default=None, help="also write a PNG sheet of generated frames")
     parser.add_argument("--sheet-frames", type=positive_int, default=6, help="figures per label row")
+    parser.add_argument(
+        "--onnx",
+        type=existing_file,
+        default=None,
+        help="score this exported generator (.onnx + .json, e.g. realtime/targets/actions/actions.onnx) "
+        "instead of the run's, with the run's classifier and held-out data",
+    )
     add_log_level(parser)
     args = parser.parse_args(argv)
     setup_logging(args.log_level, command_line=argv is None if command_line is None else command_line)
@@ -212,6 +222,7 @@ def evaluate_main(argv: list[str] | None = None, *, command_line: bool | None = 
             seed=args.seed,
             sheet=args.sheet,
             sheet_frames=args.sheet_frames,
+            artifact=args.onnx,
         )
     except (OSError, ValueError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -3,7 +3,8 @@ into labelled sequences in the normalized joint space.
 
 The label file is CSV with a header row and the columns ``video,start_s,end_s,label`` and an optional
 ``split`` (``train`` or ``heldout``; default ``train``); a relative video path is relative to the label
-file's folder. For example::
+file's folder. Lines starting with ``#`` (comments: how the ranges were chosen) and blank lines are
+skipped. For example::
 
     video,start_s,end_s,label,split
     clips/alice.mp4,12.0,16.5,wave,train
@@ -57,14 +58,15 @@ def read_label_file(path: str | os.PathLike[str]) -> list[ClipLabel]:
     if not path.is_file():
         raise FileNotFoundError(f"no label file at {path}")
     with path.open(newline="") as file:
-        reader = csv.DictReader(file)
+        numbered = [(n, line) for n, line in enumerate(file, start=1) if line.strip() and line[0] != "#"]
+        reader = csv.DictReader(line for _, line in numbered)
         missing = [c for c in _COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
             raise ValueError(
                 f"{path}: the header lacks {missing}; columns: video,start_s,end_s,label[,split]"
             )
         rows = []
-        for line, row in enumerate(reader, start=2):
+        for (line, _), row in zip(numbered[1:], reader, strict=True):
             try:
                 start, end = float(row["start_s"]), float(row["end_s"])
                 label_index(row["label"])

@@ -5,6 +5,8 @@ outputs: sampled sequences and a sheet of rendered frames.
 - **Accuracy**: the run's action classifier (trained on the real training sequences only) classifies the
   held-out real sequences and as many generated ones per label; per label, the fraction classified as that
   label. Generated accuracy near the held-out one means the generator's motion is recognisable as its label.
+  The held-out sequences are scored apart by source (:attr:`train.actions.sequences.LabelledSequences.
+  synthetic`): windows of labelled real clips (:mod:`train.actions.clips`) and synthetic choreography.
 - **Diversity**: the mean distance between two sequences of one label (per joint and frame, in canvas
   sides of the normalized joint space, over all pairs), generated beside real: a collapsed generator gives
   much less than the real data.
@@ -27,7 +29,13 @@ import torch
 from train.actions.checkpoint import ActionsCheckpoint, load_actions_checkpoint
 from train.actions.fit import load_training_data
 from train.actions.models import ActionClassifier, PoseSequenceGenerator
-from train.actions.sequences import ACTION_LABELS, CANONICAL_CANVAS_PX, canonical_stats, label_index
+from train.actions.sequences import (
+    ACTION_LABELS,
+    CANONICAL_CANVAS_PX,
+    LabelledSequences,
+    canonical_stats,
+    label_index,
+)
 
 
 @dataclass(frozen=True)
@@ -36,8 +44,12 @@ class LabelScores:
 
     Attributes:
         label: the action label or "all".
-        num_real, num_generated: sequences scored.
-        accuracy_real, accuracy_generated: classifier accuracy in [0, 1].
+        num_real, num_generated: sequences scored (``num_real``: every held-out sequence, real clips' windows
+            and synthetic ones).
+        num_clips, num_synthetic: of ``num_real``, the real clips' windows and the synthetic sequences.
+        accuracy_real, accuracy_generated: classifier accuracy in [0, 1] (NaN without sequences).
+        accuracy_clips, accuracy_synthetic: ``accuracy_real`` on the real clips' windows and on the synthetic
+            sequences alone (NaN where there are none).
         diversity_real, diversity_generated: mean pairwise distance, canvas sides (NaN under 2 sequences).
         speed_real, speed_generated: (median, p95) joint speed, canvas sides per second.
         accel_real, accel_generated: (median, p95) joint acceleration, canvas sides per second squared.
@@ -48,6 +60,10 @@ class LabelScores:
     num_generated: int
     accuracy_real: float
     accuracy_generated: float
+    num_clips: int
+    num_synthetic: int
+    accuracy_clips: float
+    accuracy_synthetic: float
     diversity_real: float
     diversity_generated: float
     speed_real: tuple[float, float]
@@ -111,7 +127,11 @@ def generate(
 
 
 def score_run(
-    checkpoint: ActionsCheckpoint, *, generated_per_label: int = 60, seed: int = 0
+    checkpoint: ActionsCheckpoint,
+    *,
+    generated_per_label: int = 60,
+    seed: int = 0,
+    artifact: str | os.PathLike[str] | None = None,
 ) -> tuple[list[LabelScores], dict[str, np.ndarray]]:
     """Score a run's generator against its held-out real sequences (module docstring).
 
@@ -119,41 +139,46 @@ def score_run(
         checkpoint: the run's checkpoint (its data is loaded again: ``synthetic`` is made from its config).
         generated_per_label: generated sequences per label (>= 2).
         seed: the generation seed.
+        artifact: score the generator of this exported ``.onnx`` (+ sidecar) instead of the run's, with the
+            run's classifier and held-out data (to compare an artifact with a run); it runs in
+            :class:`realtime.model.actions.ActionModel`, sequence ``i`` of a label from noise
+            seed ``seed + i``.
 
     Returns:
         ``(rows, generated)``: one :class:`LabelScores` per label then one for "all"; the generated
         sequences by label.
 
     Raises:
-        FileNotFoundError, ValueError: if the run's data cannot be loaded.
+        FileNotFoundError, ValueError: if the run's data or the artifact cannot be loaded, or the artifact's
+            labels or frame rate are not the run's.
     """
     heldout = load_training_data(checkpoint.data, checkpoint.config).held_out()
     generator, classifier = checkpoint.build_generator(), checkpoint.build_classifier()
     fps, t_frames = checkpoint.fps, checkpoint.num_frames
+    model = None
+    if artifact is not None:
+        from realtime.model.actions import ActionModel
+
+        model = ActionModel.load(artifact)
+        if model.labels != ACTION_LABELS or model.fps != checkpoint.fps:
+            raise ValueError(
+                f"{artifact}: labels {model.labels} at {model.fps:g} fps; the run has {ACTION_LABELS} at "
+                f"{checkpoint.fps:g} fps, so its classifier cannot score it"
+            )
     rows: list[LabelScores] = []
     generated: dict[str, np.ndarray] = {}
-    pooled: dict[str, list[np.ndarray]] = {k: [] for k in ("real", "gen", "rl", "gl")}
+    gen_all: list[np.ndarray] = []
     for k, label in enumerate(ACTION_LABELS):
-        real = heldout.joints[heldout.labels == k]
-        gen = generate(generator, label, generated_per_label, t_frames, seed)
+        if model is None:
+            gen = generate(generator, label, generated_per_label, t_frames, seed)
+        else:
+            gen = np.stack([model.generate(label, t_frames, seed + i) for i in range(generated_per_label)])
         generated[label] = gen
-        pooled["real"].append(real)
-        pooled["gen"].append(gen)
-        pooled["rl"].append(np.full(len(real), k))
-        pooled["gl"].append(np.full(len(gen), k))
-        rows.append(_row(label, classifier, real, gen, np.full(len(real), k), np.full(len(gen), k), fps))
-    real_all, gen_all = np.concatenate(pooled["real"]), np.concatenate(pooled["gen"])
-    rows.append(
-        _row(
-            "all",
-            classifier,
-            real_all,
-            gen_all,
-            np.concatenate(pooled["rl"]),
-            np.concatenate(pooled["gl"]),
-            fps,
-        )
-    )
+        gen_all.append(gen)
+        real = heldout.subset(heldout.labels == k)
+        rows.append(_row(label, classifier, real, gen, np.full(len(gen), k), fps))
+    gen_labels = np.repeat(np.arange(len(ACTION_LABELS)), generated_per_label)
+    rows.append(_row("all", classifier, heldout, np.concatenate(gen_all), gen_labels, fps))
     # Diversity is a within-label figure: "all" takes the mean of the labels' values (NaN where none has one).
     rows[-1] = dataclasses.replace(
         rows[-1],
@@ -171,21 +196,26 @@ def _mean_of_finite(values: list[float]) -> float:
 def _row(
     label: str,
     classifier: ActionClassifier,
-    real: np.ndarray,
+    real: LabelledSequences,
     gen: np.ndarray,
-    real_labels: np.ndarray,
     gen_labels: np.ndarray,
     fps: float,
 ) -> LabelScores:
-    speed_r, accel_r = speed_and_acceleration(real, fps)
+    speed_r, accel_r = speed_and_acceleration(real.joints, fps)
     speed_g, accel_g = speed_and_acceleration(gen, fps)
+    clips = real.subset(~real.synthetic)
+    synthetic = real.subset(real.synthetic)
     return LabelScores(
         label=label,
-        num_real=len(real),
+        num_real=len(real.labels),
         num_generated=len(gen),
-        accuracy_real=classifier_accuracy(classifier, real, real_labels),
+        accuracy_real=classifier_accuracy(classifier, real.joints, real.labels),
         accuracy_generated=classifier_accuracy(classifier, gen, gen_labels),
-        diversity_real=diversity(real),
+        num_clips=len(clips.labels),
+        num_synthetic=len(synthetic.labels),
+        accuracy_clips=classifier_accuracy(classifier, clips.joints, clips.labels),
+        accuracy_synthetic=classifier_accuracy(classifier, synthetic.joints, synthetic.labels),
+        diversity_real=diversity(real.joints),
         diversity_generated=diversity(gen),
         speed_real=_median_p95(speed_r),
         speed_generated=_median_p95(speed_g),
@@ -194,26 +224,32 @@ def _row(
     )
 
 
-#: The printed table's columns (``real/generated`` pairs after the counts).
+#: The printed table's columns: counts and accuracies of held-out real clips' windows / held-out synthetic
+#: sequences / generated ones, then ``real/generated`` pairs (real: every held-out sequence).
 TABLE_COLUMNS: tuple[str, ...] = (
-    "label", "n real/gen", "acc real/gen", "diversity real/gen", "speed p50 real/gen", "speed p95 real/gen",
-    "accel p50 real/gen", "accel p95 real/gen",
+    "label", "n clip/synth/gen", "acc clip/synth/gen", "diversity real/gen", "speed p50 real/gen",
+    "speed p95 real/gen", "accel p50 real/gen", "accel p95 real/gen",
 )  # fmt: skip
 
 
 def format_table(rows: list[LabelScores]) -> str:
     """The rows as a Markdown table with :data:`TABLE_COLUMNS`; speeds in canvas sides per second,
-    accelerations per second squared, diversity in canvas sides."""
+    accelerations per second squared, diversity in canvas sides; "-" for a figure without sequences."""
+
+    def number(value: float, fmt: str) -> str:
+        return f"{value:{fmt}}" if np.isfinite(value) else "-"
 
     def pair(a: float, b: float, fmt: str) -> str:
-        return f"{a:{fmt}} / {b:{fmt}}"
+        return f"{number(a, fmt)} / {number(b, fmt)}"
 
     lines = ["| " + " | ".join(TABLE_COLUMNS) + " |", "|" + "---|" * len(TABLE_COLUMNS)]
     for r in rows:
         cells = [
             r.label,
-            f"{r.num_real} / {r.num_generated}",
-            pair(r.accuracy_real, r.accuracy_generated, ".2f"),
+            f"{r.num_clips} / {r.num_synthetic} / {r.num_generated}",
+            " / ".join(
+                number(a, ".2f") for a in (r.accuracy_clips, r.accuracy_synthetic, r.accuracy_generated)
+            ),
             pair(r.diversity_real, r.diversity_generated, ".3f"),
             pair(r.speed_real[0], r.speed_generated[0], ".3f"),
             pair(r.speed_real[1], r.speed_generated[1], ".3f"),
@@ -285,11 +321,13 @@ def evaluate_run(
     seed: int = 0,
     sheet: str | os.PathLike[str] | None = None,
     sheet_frames: int = 6,
+    artifact: str | os.PathLike[str] | None = None,
 ) -> tuple[str, list[LabelScores]]:
     """Score a run (:func:`score_run`) and optionally write its sheet (:func:`render_sheet`).
 
     Args:
         run: the run folder or its ``checkpoint.pt``.
+        artifact: an exported ``.onnx`` whose generator is scored instead of the run's (:func:`score_run`).
 
     Returns:
         ``(table, rows)``: :func:`format_table`'s text and the rows.
@@ -299,7 +337,9 @@ def evaluate_run(
             data.
     """
     checkpoint = load_actions_checkpoint(run)
-    rows, generated = score_run(checkpoint, generated_per_label=generated_per_label, seed=seed)
+    rows, generated = score_run(
+        checkpoint, generated_per_label=generated_per_label, seed=seed, artifact=artifact
+    )
     if sheet is not None:
         render_sheet(generated, sheet, frames=sheet_frames)
     return format_table(rows), rows

@@ -29,6 +29,9 @@ from realtime.pose.skeleton import NUM_JOINTS, as_pose_arrays
 ACTION_LABELS: tuple[str, ...] = ("wave", "clap", "point", "arm_pump", "idle_sway", "turn")
 #: Side in pixels of the canonical canvas that normalized coordinates are fractions of.
 CANONICAL_CANVAS_PX = 256
+#: How the ``sources`` of synthetic sequences start (``"synthetic:LABEL:SEED"``); any other source is a real
+#: clip's window (``"VIDEO@START-END"``).
+SYNTHETIC_SOURCE_PREFIX = "synthetic:"
 #: Format version of the sequence files written by :func:`save_sequences`.
 SEQUENCES_FORMAT_VERSION = 1
 
@@ -120,7 +123,8 @@ class LabelledSequences:
         labels: int64 ``(N,)`` indices into :data:`ACTION_LABELS`.
         heldout: bool ``(N,)``: True for the held-out sequences (never trained on).
         fps: frames per second of every sequence.
-        sources: ``(N,)`` where each sequence came from (``"synthetic:SEED"``, ``"VIDEO@START-END"``).
+        sources: ``(N,)`` where each sequence came from: ``"synthetic:LABEL:SEED"`` for the synthetic
+            choreography (:data:`SYNTHETIC_SOURCE_PREFIX`), ``"VIDEO@START-END"`` (seconds) for a real clip.
     """
 
     joints: np.ndarray
@@ -154,6 +158,11 @@ class LabelledSequences:
     def num_frames(self) -> int:
         """Frames per sequence (T)."""
         return int(self.joints.shape[1])
+
+    @property
+    def synthetic(self) -> np.ndarray:
+        """bool ``(N,)``: True for synthetic sequences, False for real clips' windows (by ``sources``)."""
+        return np.array([s.startswith(SYNTHETIC_SOURCE_PREFIX) for s in self.sources], bool).reshape(-1)
 
     def subset(self, mask: np.ndarray) -> LabelledSequences:
         """The sequences where the bool ``(N,)`` ``mask`` is True."""
