@@ -131,20 +131,8 @@ def run_server_and_client(
     }
     argv = in_netns([sys.executable, str(Path(__file__).resolve()), json.dumps(spec)])
     outer_timeout_s = start_timeout_s + client_timeout_s + stop_timeout_s + 30.0
-    proc = subprocess.run(
-        argv,
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=outer_timeout_s,
-        check=False,
-    )
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith(RESULT_PREFIX):
-            result = json.loads(line[len(RESULT_PREFIX) :])
-            return NetnsRun(output=proc.stdout, **result)
-    raise RuntimeError(f"the namespace run printed no result (exit code {proc.returncode}):\n{proc.stdout}")
+    result, output = _run_for_result(argv, RESULT_PREFIX, outer_timeout_s, "namespace")
+    return NetnsRun(output=output, **result)
 
 
 def run_module(
@@ -159,6 +147,19 @@ def run_module(
         subprocess.TimeoutExpired: after ``timeout_s`` seconds.
     """
     argv = in_netns([sys.executable, "-m", module, "--inner", json.dumps(spec)])
+    return _run_for_result(argv, result_prefix, timeout_s, what)
+
+
+def _run_for_result(
+    argv: list[str], result_prefix: str, timeout_s: float, what: str
+) -> tuple[dict[str, Any], str]:
+    """Run ``argv`` from the repository root; the JSON of its last output line starting with
+    ``result_prefix``, and everything it printed (stdout and stderr).
+
+    Raises:
+        RuntimeError: if it printed no such line (``what`` names the run).
+        subprocess.TimeoutExpired: after ``timeout_s`` seconds.
+    """
     proc = subprocess.run(
         argv,
         cwd=REPO_ROOT,
