@@ -17,10 +17,9 @@ transfer from many videos; one short video has to make its own pairs. Here, with
    the convex hull of the unmoved parts (the cloth behind an arm) and the background plate outside it.
    This is the pair's ground truth; its person mask follows. The filled pixels inside the hull are a guess
    (is it cloth, or background seen between an arm and the dress?), so they come back as an *unknown* mask:
-   the image terms take the generated frame there instead of the guess and the discriminator sees that
-   region hidden in the real and the generated frame alike (:func:`train.stages.known_or_generated`,
-   :func:`train.stages.hide_unknown`). Learned as ground truth, the guess taught the teacher dark blocks
-   along the dress's sides on the recording's own poses (issue 18: held-out body SSIM 0.857 -> 0.817).
+   the training losses take the generated frame there instead of the guess (:mod:`train.stages`). Learned
+   as ground truth, the guess taught the teacher dark blocks along the dress's sides on the recording's
+   own poses (issue 18: held-out body SSIM 0.857 -> 0.817).
 
 The generator then sees stick figures and warped appearance priors (made from the *other* reference frames,
 as always) in poses outside the recording, with a target that has the limbs there: it has to follow the
