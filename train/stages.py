@@ -338,14 +338,14 @@ class Teacher:
 
 
 def known_or_generated(real: Tensor, generated: Tensor | None, unknown: Tensor | None) -> Tensor:
-    """The ground truth where it is known, the generated image (detached) where it is a guess: the image
-    terms' target (their difference there is zero, so L1, VGG and the pose-mask L1 leave those pixels out).
+    """The ground truth where it is known, the generated image (detached) where it is a guess.
 
     A novel pose's training frame fills the place a moved arm left with a guess
     (:func:`train.novel_poses.warp_to_novel_pose`); learned as ground truth, the guess taught the generator
-    blocks along the body's sides. The discriminator must not see this composite as real (it would learn
-    the generator's own textures as real ones: a teacher trained so was speckled all over, held-out body
-    SSIM 0.780): it sees both images with the guess hidden (:func:`hide_unknown`).
+    blocks along the body's sides. Taking the generated pixels there instead leaves those pixels out of
+    every image term (L1, VGG, the pose-mask L1: their difference is zero) and gives the discriminator
+    the same pixels in the real and the generated pair, so no loss pulls the generator toward the guess or
+    away from what it drew; the rest of the frame still judges it.
 
     Args:
         real: float32 ``(B, C, H, W)``, the real frames (or person masks, ``C = 1``).
@@ -359,13 +359,6 @@ def known_or_generated(real: Tensor, generated: Tensor | None, unknown: Tensor |
     if unknown is None or generated is None:
         return real
     return real + unknown * (generated.detach() - real)
-
-
-def hide_unknown(images: Tensor, unknown: Tensor | None) -> Tensor:
-    """``images`` (float32 ``(B, C, H, W)``) zeroed where ``unknown`` (``(B, 1, H, W)`` in {0, 1}) is 1: what
-    the discriminator sees of a real and of a generated frame alike, so that a guessed ground truth neither
-    counts as real nor judges the generated pixels there. ``images`` itself when ``unknown`` is None."""
-    return images if unknown is None else images * (1 - unknown)
 
 
 def _alpha_of(generator: nn.Module) -> Tensor | None:
@@ -410,25 +403,20 @@ def main_stage_losses(
     Where the batch's ``unknown`` / ``unknown_prev`` mark a guessed ground truth, every term takes the
     generated frame (and alpha) there instead (:func:`known_or_generated`)."""
     gen_prev, gen = _unroll(generator, batch, generator_inputs(config.generator))
-    stick, unknown, unknown_prev = batch["stick_figure"], batch.get("unknown"), batch.get("unknown_prev")
-    frame = known_or_generated(batch["frame"], gen, unknown)
-    mask = known_or_generated(batch["mask"], _alpha_of(generator), unknown)
+    stick = batch["stick_figure"]
+    frame = known_or_generated(batch["frame"], gen, batch.get("unknown"))
+    mask = known_or_generated(batch["mask"], _alpha_of(generator), batch.get("unknown"))
     if gen_prev is not None:
         stick_prev = batch["stick_figure_prev"]
-        frame_prev = known_or_generated(batch["frame_prev"], gen_prev, unknown_prev)
-        real = torch.cat(
-            [stick_prev, stick, hide_unknown(frame_prev, unknown_prev), hide_unknown(frame, unknown)], dim=1
-        )
-        fake = torch.cat(
-            [stick_prev, stick, hide_unknown(gen_prev, unknown_prev), hide_unknown(gen, unknown)], dim=1
-        )
+        frame_prev = known_or_generated(batch["frame_prev"], gen_prev, batch.get("unknown_prev"))
+        real = torch.cat([stick_prev, stick, frame_prev, frame], dim=1)
+        fake = torch.cat([stick_prev, stick, gen_prev, gen], dim=1)
         generated = torch.cat([gen_prev, gen])
         targets = torch.cat([frame_prev, frame])
         masks = torch.cat([batch["mask_prev"], batch["mask"]])
         frames_per_item = 2.0
     else:
-        real = torch.cat([stick, hide_unknown(frame, unknown)], dim=1)
-        fake = torch.cat([stick, hide_unknown(gen, unknown)], dim=1)
+        real, fake = torch.cat([stick, frame], dim=1), torch.cat([stick, gen], dim=1)
         generated, targets, masks, frames_per_item = gen, frame, batch["mask"], 1.0
     loss_d, loss_d_real, loss_d_fake, loss_g_gan, loss_g_fm = _adversarial(
         discriminator, discriminator_raw, real, fake
@@ -511,8 +499,7 @@ def face_stage_losses(
         gen_prev, gen = _unroll(models.main, batch, generator_inputs(config.generator))
     if gen_prev is None:  # non-temporal: refine frame t only
         sticks, generated, centers = batch["stick_figure"], gen, batch["face_center"]
-        unknown = batch.get("unknown")
-        frames = known_or_generated(batch["frame"], gen, unknown)
+        frames = known_or_generated(batch["frame"], gen, batch.get("unknown"))
     else:
         sticks = torch.cat([batch["stick_figure_prev"], batch["stick_figure"]])
         generated = torch.cat([gen_prev, gen])
@@ -520,15 +507,13 @@ def face_stage_losses(
             known_or_generated(batch["frame_prev"], gen_prev, batch.get("unknown_prev")),
             known_or_generated(batch["frame"], gen, batch.get("unknown")),
         ])  # fmt: skip
-        unknown = torch.cat([batch["unknown_prev"], batch["unknown"]]) if "unknown" in batch else None
         centers = torch.cat([batch["face_center_prev"], batch["face_center"]])
     stick_crops = crop_faces(sticks, centers, size)
     generated_crops = crop_faces(generated, centers, size)
     real_crops = crop_faces(frames, centers, size)
     refined = (generated_crops + face(stick_crops, generated_crops)).clamp(0.0, 1.0)
-    unknown_crops = None if unknown is None else crop_faces(unknown, centers, size)
-    real = torch.cat([stick_crops, hide_unknown(real_crops, unknown_crops)], dim=1)
-    fake = torch.cat([stick_crops, hide_unknown(refined, unknown_crops)], dim=1)
+    real = torch.cat([stick_crops, real_crops], dim=1)
+    fake = torch.cat([stick_crops, refined], dim=1)
     loss_d, loss_d_real, loss_d_fake, loss_g_gan, loss_g_fm = _adversarial(
         discriminator, discriminator_raw, real, fake
     )
