@@ -363,9 +363,7 @@ class FramePairs(Dataset):
     for every ``per_frame`` input ``NAME`` of ``inputs``, ``NAME_prev`` and ``NAME`` ``(C, H, W)`` in [0, 1]
     made by its producer (``stick_figure_prev`` and ``stick_figure`` are always there: the discriminator
     judges them); ``frame_prev``, ``frame`` ``(3, H, W)`` in [0, 1], the real frames; ``mask_prev``, ``mask``
-    ``(1, H, W)`` in [0, 1] (the person's segmentation); ``unknown_prev``, ``unknown`` ``(1, H, W)`` in
-    {0, 1}, 1 where the real frame is a guess rather than ground truth (a novel pose's filled pixels,
-    :func:`train.novel_poses.warp_to_novel_pose`; zeros otherwise), which the losses leave out;
+    ``(1, H, W)`` in [0, 1] (the person's segmentation);
     ``face_center_prev``, ``face_center`` ``(2,)`` the face box centers x, y in canvas pixels (NaN where the
     frame has no face box); for every ``per_target`` input ``NAME`` of ``inputs``, ``NAME`` ``(C, H, W)`` in
     [0, 1], the same tensor in every item (:func:`load_target_inputs`: made from the training frames only,
@@ -487,7 +485,6 @@ class FramePairs(Dataset):
         masks = torch.from_numpy(np.array(d.masks[t - 1 : t + 1], dtype=np.float32) / 255.0)[:, None]
         per_target = self._per_target_batch()
         stored_sticks = True
-        unknown = torch.zeros_like(masks)
         if self.augment is not None and self._chance(self.augment.garment_colour_p):
             garment, rgb = random_garment_colour()
             frames = recolour_frames(
@@ -501,7 +498,7 @@ class FramePairs(Dataset):
         if self._plate is not None and self.augment is not None and self._chance(self.augment.novel_pose_p):
             novel, moved = sample_novel_pose(joints, confidence, self.augment.novel_leg_deg)
             if moved:
-                frames, masks, unknown = warp_to_novel_pose(
+                frames, masks = warp_to_novel_pose(
                     frames, masks, torch.from_numpy(joints), torch.from_numpy(confidence),
                     torch.from_numpy(novel), moved, self._plate,
                 )  # fmt: skip
@@ -521,8 +518,6 @@ class FramePairs(Dataset):
             frame=frames[1],
             mask_prev=masks[0],
             mask=masks[1],
-            unknown_prev=unknown[0],
-            unknown=unknown[1],
             face_center_prev=centers[0],
             face_center=centers[1],
         )

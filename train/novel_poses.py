@@ -15,11 +15,7 @@ transfer from many videos; one short video has to make its own pairs. Here, with
    part-warp op (:func:`realtime.pose.render.warp_body_parts`) and laid over the parts that did not move;
    where a moved part was and nothing covers now, the pixel becomes the nearest unmoved person pixel inside
    the convex hull of the unmoved parts (the cloth behind an arm) and the background plate outside it.
-   This is the pair's ground truth; its person mask follows. The filled pixels inside the hull are a guess
-   (is it cloth, or background seen between an arm and the dress?), so they come back as an *unknown* mask:
-   the training losses take the generated frame there instead of the guess (:mod:`train.stages`). Learned
-   as ground truth, the guess taught the teacher dark blocks along the dress's sides on the recording's
-   own poses (issue 18: held-out body SSIM 0.857 -> 0.817).
+   This is the pair's ground truth; its person mask follows.
 
 The generator then sees stick figures and warped appearance priors (made from the *other* reference frames,
 as always) in poses outside the recording, with a target that has the limbs there: it has to follow the
@@ -153,7 +149,7 @@ def warp_to_novel_pose(
     novel_joints_px: torch.Tensor,
     moved_parts: tuple[str, ...],
     plate: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The ground truth of a novel pose: the frames' moved body parts warped into it (module docstring).
 
     Args:
@@ -166,13 +162,11 @@ def warp_to_novel_pose(
         plate: float32 ``(3, H, W)`` in [0, 1], the target's background plate.
 
     Returns:
-        ``(frames, masks, unknown)``: the frames and masks in the novel pose, the same shapes and ranges
-        (the inputs themselves when no part moved), and float32 ``(F, 1, H, W)`` in {0, 1}, 1 where the
-        ground truth is a guess (the vacated pixels inside the hull that no warped part covers), zeros when
-        no part moved.
+        ``(frames, masks)`` in the novel pose, the same shapes and ranges; the inputs themselves when no part
+        moved.
     """
     if not moved_parts:
-        return frames, masks, torch.zeros_like(masks)
+        return frames, masks
     from scipy import ndimage
     from skimage.morphology import convex_hull_image
 
@@ -193,14 +187,13 @@ def warp_to_novel_pose(
         radius_px=radius, confidence_threshold=CONFIDENCE_THRESHOLD,
     )  # fmt: skip
     coverage = warped[:, 3:4].clamp(0, 1)
-    out_frames, out_masks, out_unknown = [], [], []
+    out_frames, out_masks = [], []
     plate_np = plate.numpy()
     for f in range(count):
         image = frames[f].numpy().copy()
         static = static_mask[f].numpy()
         vacated = (moved_mask[f].numpy() > 0.05) & (static < 0.5)
         new_mask = static.copy()
-        unknown = np.zeros_like(static)
         if vacated.any():
             static_bool = static >= 0.5
             hull = convex_hull_image(static_bool) if static_bool.any() else np.zeros_like(static_bool)
@@ -211,17 +204,11 @@ def warp_to_novel_pose(
                 _, (iy, ix) = ndimage.distance_transform_edt(~static_bool, return_indices=True)
                 image[:, inside] = image[:, iy[inside], ix[inside]]
                 new_mask[inside] = 1.0
-                unknown[inside] = 1.0
         base = torch.from_numpy(image)
         cover = coverage[f]
         out_frames.append(warped[f, :3] + (1 - cover) * base)
         out_masks.append(torch.maximum(torch.from_numpy(new_mask)[None], cover))
-        out_unknown.append(torch.from_numpy(unknown)[None] * (cover < 0.5).to(cover.dtype))
-    return (
-        torch.stack(out_frames).clamp(0, 1),
-        torch.stack(out_masks).clamp(0, 1),
-        torch.stack(out_unknown),
-    )
+    return torch.stack(out_frames).clamp(0, 1), torch.stack(out_masks).clamp(0, 1)
 
 
 def random_garment_colour(generator: torch.Generator | None = None) -> tuple[str, tuple[float, float, float]]:

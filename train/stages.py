@@ -337,35 +337,6 @@ class Teacher:
         return _unroll(self, batch, self.inputs, self.target.per_target)
 
 
-def known_or_generated(real: Tensor, generated: Tensor | None, unknown: Tensor | None) -> Tensor:
-    """The ground truth where it is known, the generated image (detached) where it is a guess.
-
-    A novel pose's training frame fills the place a moved arm left with a guess
-    (:func:`train.novel_poses.warp_to_novel_pose`); learned as ground truth, the guess taught the generator
-    blocks along the body's sides. Taking the generated pixels there instead leaves those pixels out of
-    every image term (L1, VGG, the pose-mask L1: their difference is zero) and gives the discriminator
-    the same pixels in the real and the generated pair, so no loss pulls the generator toward the guess or
-    away from what it drew; the rest of the frame still judges it.
-
-    Args:
-        real: float32 ``(B, C, H, W)``, the real frames (or person masks, ``C = 1``).
-        generated: float32 ``(B, C, H, W)``, the generator's output for them (its alpha for masks), or None.
-        unknown: float32 ``(B, 1, H, W)`` in {0, 1}, 1 where ``real`` is a guess, or None (all known).
-
-    Returns:
-        ``real`` itself when ``unknown`` or ``generated`` is None, else
-        ``real * (1 - unknown) + generated.detach() * unknown``.
-    """
-    if unknown is None or generated is None:
-        return real
-    return real + unknown * (generated.detach() - real)
-
-
-def _alpha_of(generator: nn.Module) -> Tensor | None:
-    """A compositing generator's alpha of its last frame (``(B, 1, H, W)``), or None (DDP: ``.module``'s)."""
-    return getattr(getattr(generator, "module", generator), "last_alpha", None)
-
-
 def _adversarial(
     discriminator: nn.Module, discriminator_raw: nn.Module, real: Tensor, fake: Tensor
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
@@ -399,25 +370,20 @@ def main_stage_losses(
     G minimizes LSGAN + ``lambda_feature_matching`` x feature matching + ``lambda_vgg`` x VGG (when loaded)
     + ``lambda_pose_mask_l1`` x PG2's pose-mask L1 + ``lambda_l1`` x L1 + ``distill.lambda_l1`` x the L1 to
     the ``teacher``'s frames (when given), the image terms summed over both unrolled frames, + for a
-    compositing generator ``lambda_alpha_mask`` x the L1 between frame ``t``'s alpha and its person mask.
-    Where the batch's ``unknown`` / ``unknown_prev`` mark a guessed ground truth, every term takes the
-    generated frame (and alpha) there instead (:func:`known_or_generated`)."""
+    compositing generator ``lambda_alpha_mask`` x the L1 between frame ``t``'s alpha and its person mask."""
     gen_prev, gen = _unroll(generator, batch, generator_inputs(config.generator))
-    stick = batch["stick_figure"]
-    frame = known_or_generated(batch["frame"], gen, batch.get("unknown"))
-    mask = known_or_generated(batch["mask"], _alpha_of(generator), batch.get("unknown"))
+    stick, frame, mask = batch["stick_figure"], batch["frame"], batch["mask"]
     if gen_prev is not None:
         stick_prev = batch["stick_figure_prev"]
-        frame_prev = known_or_generated(batch["frame_prev"], gen_prev, batch.get("unknown_prev"))
-        real = torch.cat([stick_prev, stick, frame_prev, frame], dim=1)
+        real = torch.cat([stick_prev, stick, batch["frame_prev"], frame], dim=1)
         fake = torch.cat([stick_prev, stick, gen_prev, gen], dim=1)
         generated = torch.cat([gen_prev, gen])
-        targets = torch.cat([frame_prev, frame])
-        masks = torch.cat([batch["mask_prev"], batch["mask"]])
+        targets = torch.cat([batch["frame_prev"], frame])
+        masks = torch.cat([batch["mask_prev"], mask])
         frames_per_item = 2.0
     else:
         real, fake = torch.cat([stick, frame], dim=1), torch.cat([stick, gen], dim=1)
-        generated, targets, masks, frames_per_item = gen, frame, batch["mask"], 1.0
+        generated, targets, masks, frames_per_item = gen, frame, mask, 1.0
     loss_d, loss_d_real, loss_d_fake, loss_g_gan, loss_g_fm = _adversarial(
         discriminator, discriminator_raw, real, fake
     )
@@ -435,7 +401,7 @@ def main_stage_losses(
         loss_vgg = frames_per_item * vgg(generated, targets)
         loss_g = loss_g + weights.lambda_vgg * loss_vgg
         logged["loss_g_vgg"] = loss_vgg
-    alpha = _alpha_of(generator)
+    alpha = getattr(getattr(generator, "module", generator), "last_alpha", None)  # frame t's (DDP: .module)
     if weights.lambda_alpha_mask > 0 and alpha is not None:
         loss_alpha = l1_loss(alpha, mask)
         loss_g = loss_g + weights.lambda_alpha_mask * loss_alpha
@@ -498,15 +464,11 @@ def face_stage_losses(
     with torch.no_grad():
         gen_prev, gen = _unroll(models.main, batch, generator_inputs(config.generator))
     if gen_prev is None:  # non-temporal: refine frame t only
-        sticks, generated, centers = batch["stick_figure"], gen, batch["face_center"]
-        frames = known_or_generated(batch["frame"], gen, batch.get("unknown"))
+        sticks, generated, frames, centers = batch["stick_figure"], gen, batch["frame"], batch["face_center"]
     else:
         sticks = torch.cat([batch["stick_figure_prev"], batch["stick_figure"]])
         generated = torch.cat([gen_prev, gen])
-        frames = torch.cat([
-            known_or_generated(batch["frame_prev"], gen_prev, batch.get("unknown_prev")),
-            known_or_generated(batch["frame"], gen, batch.get("unknown")),
-        ])  # fmt: skip
+        frames = torch.cat([batch["frame_prev"], batch["frame"]])
         centers = torch.cat([batch["face_center_prev"], batch["face_center"]])
     stick_crops = crop_faces(sticks, centers, size)
     generated_crops = crop_faces(generated, centers, size)

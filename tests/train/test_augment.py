@@ -92,7 +92,7 @@ def test_frame_pairs_render_augmented_stick_figures_on_the_fly(tiny_prepared: Pa
     item = stored[2]
     assert set(item) == {
         "stick_figure_prev", "stick_figure", "frame_prev", "frame", "mask_prev", "mask",
-        "unknown_prev", "unknown", "face_center_prev", "face_center",
+        "face_center_prev", "face_center",
     }  # fmt: skip
     np.testing.assert_allclose(item["face_center"].numpy(), data.face_boxes[3].reshape(2, 2).mean(axis=0))
     # Without corruption, the on-the-fly drawing is the stored stick figure (up to its uint8 rounding).
