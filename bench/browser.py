@@ -268,9 +268,9 @@ def glass_to_glass(
     in_browser: list[tuple[float, float]] = []  # (shown_ms, shown - received: jitter buffer, decode, render)
     seen: set[int] = set()
     for index, shown_ms, received_ms in remote:
-        # the loop whose frame ``index`` lies nearest before the display: rounded, not floored, so a generated
-        # frame shown sooner after capture than the early preview frames were (a quicker path, or the preview
-        # slow at the start) is not put one whole loop earlier (it read ~12 s instead of ~50 ms)
+        # the loop whose frame ``index``, shown with the early preview's delay, lies nearest the display
+        # (either side): rounded, not floored, so a generated frame shown sooner after capture than the early
+        # preview frames were is not put one whole loop earlier (it read ~12 s instead of ~50 ms)
         loops_before = int(np.round((shown_ms - t0_ref_ms - index * period_ms) / loop_ms))
         a = index + loops_before * frames
         if a in seen:
